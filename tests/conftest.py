@@ -1,0 +1,75 @@
+"""Shared fixtures: headless Qt, isolated python-can config, and a leak check on every test."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import can
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data: real third-party DBCs and logs. Missing data is a failure, not a skip."""
+    assert SHARED_DATA.is_dir(), f"test data missing: {SHARED_DATA}"
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_can_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    # python-can merges ~/.canrc and CAN_* variables even into explicit can.Bus(...) calls.
+    monkeypatch.setattr(can.util, "CONFIG_FILES", [])
+    for key in list(os.environ):
+        if key.startswith("CAN_"):
+            monkeypatch.delenv(key)
+
+
+# Every python-can bus ever constructed, so the leak check needs no scan of the whole heap.
+_BUSES: weakref.WeakSet[can.BusABC] = weakref.WeakSet()
+_bus_init = can.BusABC.__init__
+
+
+def _tracking_init(self: can.BusABC, *args: object, **kwargs: object) -> None:
+    _bus_init(self, *args, **kwargs)
+    _BUSES.add(self)
+
+
+can.BusABC.__init__ = _tracking_init
+
+
+def _open_buses() -> set[int]:
+    return {id(b) for b in list(_BUSES) if not b._is_shutdown}
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks(request: pytest.FixtureRequest) -> None:
+    """Fail a test that leaves a thread running or a python-can bus open."""
+    threads_before = set(threading.enumerate())
+    buses_before = _open_buses()
+    yield
+    deadline = time.monotonic() + 3.0
+    leaked: list[threading.Thread] = []
+    while time.monotonic() < deadline:
+        leaked = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        # Qt's and pytest-timeout's own helper threads are not ours.
+        leaked = [t for t in leaked if not t.name.startswith(("QDBus", "pytest_timeout", "Dummy-"))]
+        if not leaked:
+            break
+        time.sleep(0.02)
+    buses = _open_buses() - buses_before
+    problems = []
+    if leaked:
+        problems.append("threads left running: " + ", ".join(t.name for t in leaked))
+    if buses:
+        problems.append(f"{len(buses)} python-can bus(es) left open")
+    if problems:
+        pytest.fail(f"{request.node.nodeid} leaked " + "; ".join(problems), pytrace=False)

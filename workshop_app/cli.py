@@ -1,0 +1,134 @@
+"""The ``workshop`` command line. Every sub-command is a thin shell over the core."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from workshop_app import __version__
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.sources.factory import SOCKETCAND_PORT
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("connection (default: the built-in simulated vehicle)")
+    g.add_argument("-i", "--interface", help="python-can interface: socketcand, pcan, kvaser, vector, ...")
+    g.add_argument("-c", "--channel", help="channel of the interface (e.g. can0, PCAN_USBBUS1)")
+    g.add_argument("-b", "--bitrate", type=int, help="nominal bitrate in bit/s")
+    g.add_argument("--data-bitrate", type=int, help="CAN FD data bitrate in bit/s (implies --fd)")
+    g.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
+    g.add_argument("--host", help="socketcand server host (default 127.0.0.1)")
+    g.add_argument("--port", type=int, help=f"socketcand server port (default {SOCKETCAND_PORT})")
+    g.add_argument("--replay", type=Path, metavar="LOG", help="replay a log file instead of a live bus")
+    g.add_argument("--speed", type=float, default=1.0, help="replay speed factor (0 = as fast as possible)")
+    _add_dbc_option(p)
+
+
+def _add_dbc_option(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument(
+        "--dbc",
+        action="append",
+        default=[],
+        required=required,
+        metavar="FILE[@CHANNEL]",
+        help="signal database (DBC, KCD, SYM, ARXML); repeat for several; @CHANNEL assigns it to one channel"
+        + ("" if required else " (default: the demo vehicle's database)"),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workshop",
+        description="Workshop tool for cars: CAN capture, signal decoding, logs. "
+        "Without a connection option every command uses the built-in simulated vehicle.",
+    )
+    parser.add_argument("--version", action="version", version=f"workshop {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("gui", help="open the workshop window (default: on the simulated vehicle)")
+    _add_source_options(p)
+    p.add_argument("--quit-after", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--screenshot", type=Path, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("simulate", help="run the demo vehicle on a bus, optionally shared over socketcand")
+    p.add_argument(
+        "-i", "--interface", default="virtual", help="python-can interface to drive (default virtual)"
+    )
+    p.add_argument("-c", "--channel", default="workshop-sim", help="channel to drive (default workshop-sim)")
+    p.add_argument(
+        "-b", "--bitrate", type=int, default=500_000, help="pace frames at this bitrate (0 = unpaced)"
+    )
+    p.add_argument("--serve", choices=["socketcand"], help="share the bus with other programs")
+    p.add_argument("--host", default="127.0.0.1", help="socketcand listen address (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=SOCKETCAND_PORT, help=f"socketcand port (default {SOCKETCAND_PORT})"
+    )
+    p.add_argument("--time-scale", type=float, default=1.0, help="speed up the car's physics (warm-up etc.)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--fault", action="append", default=[], metavar="NAME", help="inject a fault (see --list-faults)"
+    )
+    p.add_argument("--list-faults", action="store_true", help="list the faults that can be injected")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+
+    p = sub.add_parser("interfaces", help="list the CAN adapters python-can detects")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("monitor", help="show live decoded values in the terminal")
+    _add_source_options(p)
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--interval", type=float, default=0.5, help="refresh period in seconds")
+    p.add_argument("--filter", help="only messages whose name or hex id contains this text")
+
+    p = sub.add_parser("record", help="record frames to a log file (format from the extension)")
+    p.add_argument(
+        "output", type=Path, help="e.g. drive.blf, drive.asc, drive.log, drive.trc, drive.mf4, drive.csv"
+    )
+    _add_source_options(p)
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+
+    p = sub.add_parser("decode", help="decode the signals of a log file to CSV")
+    p.add_argument("log", type=Path)
+    _add_dbc_option(p, required=True)
+    p.add_argument("-o", "--output", type=Path, help="CSV file to write (default: standard output)")
+
+    p = sub.add_parser("info", help="describe a signal database and every loading warning")
+    p.add_argument("database", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--signals", action="store_true", help="list every signal of every message")
+    return parser
+
+
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    # Sub-commands import their modules lazily: `workshop info` must not pay for Qt or numpy.
+    from importlib import import_module
+
+    module = import_module(f"workshop_app.commands.{name}")
+    return module.run
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv or [])])
+    # SIGTERM ends a capture like Ctrl-C does: files are closed and summaries printed.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return _command(args.command)(args)
+    except WorkshopError as exc:
+        print(f"workshop {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,1 @@
+"""One module per `workshop` sub-command; each exposes run(args) -> exit code."""

@@ -1,0 +1,75 @@
+"""Helpers shared by the sub-commands: databases from --dbc, running a capture loop."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.session import CaptureSession
+from workshop_app.core.sources.base import SourceState
+from workshop_app.core.sources.factory import SourceSpec
+from workshop_app.paths import demo_dbc_path
+
+
+def source_spec(args: argparse.Namespace) -> SourceSpec:
+    """The connection options every capturing command shares (see cli._add_source_options)."""
+    return SourceSpec(
+        interface=args.interface,
+        channel=args.channel,
+        bitrate=args.bitrate,
+        data_bitrate=args.data_bitrate,
+        fd=args.fd,
+        host=args.host,
+        port=args.port,
+        replay=args.replay,
+        speed=args.speed,
+    )
+
+
+def split_dbc_arg(text: str) -> tuple[Path, str | None]:
+    """``file.dbc@can1`` → (file.dbc, "can1"); ``file.dbc`` → (file.dbc, None)."""
+    path, sep, channel = text.rpartition("@")
+    if sep and path and channel and "/" not in channel:
+        return Path(path), channel
+    return Path(text), None
+
+
+def load_databases(dbc_args: list[str], *, default_demo: bool = True) -> DatabaseSet:
+    """Load every --dbc; loading warnings go to stderr, failures raise DatabaseError."""
+    dbs = DatabaseSet()
+    specs = [split_dbc_arg(a) for a in dbc_args]
+    if not specs and default_demo:
+        specs = [(demo_dbc_path(), None)]
+    for path, channel in specs:
+        loaded = dbs.add(path, channel=channel)
+        for warning in loaded.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    return dbs
+
+
+def run_capture(
+    session: CaptureSession,
+    duration: float | None,
+    on_tick: Callable[[], None] | None = None,
+    interval: float = 0.1,
+) -> None:
+    """Tick the session until ``duration`` passes, Ctrl-C/SIGTERM, or the source ends."""
+    stop = threading.Event()
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while not stop.is_set():
+            session.tick()
+            if on_tick is not None:
+                on_tick()
+            if session.source.state in (SourceState.FAILED, SourceState.FINISHED):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            stop.wait(interval)
+    except KeyboardInterrupt:
+        pass

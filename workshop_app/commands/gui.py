@@ -1,0 +1,15 @@
+"""`workshop gui`: the window, connected to the simulated vehicle unless told otherwise."""
+
+from __future__ import annotations
+
+import argparse
+
+from workshop_app.commands.common import load_databases, source_spec
+from workshop_app.core.sources.factory import make_source
+
+
+def run(args: argparse.Namespace) -> int:
+    from workshop_app.gui.app import run_gui  # Qt is imported only for this command
+
+    source = make_source(source_spec(args))
+    return run_gui(source, load_databases(args.dbc), quit_after=args.quit_after, screenshot=args.screenshot)

@@ -1,0 +1,85 @@
+"""`workshop simulate`: run the demo vehicle on a bus; `--serve socketcand` shares it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+
+import can
+
+from workshop_app.core.errors import SourceError
+from workshop_app.core.sim.demo_vehicle import DemoVehicle
+from workshop_app.core.sim.faults import available_faults
+from workshop_app.core.sim.socketcand_server import SocketcandServer
+from workshop_app.core.sources.adapter import open_bus
+from workshop_app.core.types import BusConfig
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_faults:
+        for name, description in available_faults().items():
+            print(f"{name:<28} {description}")
+        return 0
+    unknown = [f for f in args.fault if f not in available_faults()]
+    if unknown:
+        raise SourceError(f"unknown fault {unknown[0]!r}; see `workshop simulate --list-faults`")
+    bitrate = args.bitrate or None
+    bus = open_bus(
+        BusConfig(args.interface, args.channel, bitrate=bitrate if args.interface != "virtual" else None)
+    )
+    server_bus: can.BusABC | None = None
+    server: SocketcandServer | None = None
+    vehicle = DemoVehicle(bus, pace_bitrate=bitrate, time_scale=args.time_scale, seed=args.seed)
+    try:
+        if args.serve == "socketcand":
+            # The server listens on its own handle of the same virtual channel, so it sees the
+            # car's frames and the car sees what clients send.
+            if args.interface != "virtual":
+                raise SourceError("--serve socketcand shares the simulator's virtual bus; use -i virtual")
+            server_bus = can.Bus(interface="virtual", channel=args.channel)
+            server = SocketcandServer(server_bus, host=args.host, port=args.port, channel="can0")
+            try:
+                server.start()
+            except OSError as exc:
+                raise SourceError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+            print(
+                f"socketcand server on {args.host}:{server.address[1]} channel can0 "
+                f"(e.g. `workshop monitor -i socketcand --port {server.address[1]}`)",
+                file=sys.stderr,
+            )
+        for fault in args.fault:
+            vehicle.inject_fault(fault)
+        vehicle.start()
+        print(f"demo vehicle running on {args.interface} {args.channel} (Ctrl-C to stop)", file=sys.stderr)
+        _wait(vehicle, server, args.duration)
+    finally:
+        vehicle.stop()
+        if server is not None:
+            server.stop()
+        for b in (server_bus, bus):
+            if b is not None:
+                b.shutdown()
+    print(f"{vehicle.frames_sent} frames sent", file=sys.stderr)
+    return 0
+
+
+def _wait(vehicle: DemoVehicle, server: SocketcandServer | None, duration: float | None) -> None:
+    stop = threading.Event()
+    deadline = None if duration is None else time.monotonic() + duration
+    tty = sys.stderr.isatty()
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if stop.wait(1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))):
+                break
+            if tty:
+                clients = f", {server.clients} client(s)" if server is not None else ""
+                sys.stderr.write(
+                    f"\r{vehicle.frames_sent} frames sent, bus load {vehicle.bus_load * 100:4.1f}%{clients}   "
+                )
+                sys.stderr.flush()
+    except KeyboardInterrupt:
+        pass
+    if tty:
+        sys.stderr.write("\n")

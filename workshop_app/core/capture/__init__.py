@@ -1,0 +1,1 @@
+"""Capture: the ring shared between threads, the message store, signal series and recording."""

@@ -1,0 +1,74 @@
+"""SignalSeries: fixed-capacity numpy ring buffers of decoded values for plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+
+class SignalSeries:
+    """Time/value ring buffer; appends are O(1) amortised, reads return ordered copies."""
+
+    def __init__(self, name: str, capacity: int = 100_000, unit: str = "") -> None:
+        if capacity <= 0:
+            raise ValueError("capacity must be positive")
+        self.name = name
+        self.unit = unit
+        self.capacity = capacity
+        self._t = np.empty(capacity, dtype=np.float64)
+        self._v = np.empty(capacity, dtype=np.float64)
+        self._head = 0  # next write position
+        self._size = 0
+        self.total = 0  # values ever appended (including overwritten ones)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, t: float, v: float) -> None:
+        self._t[self._head] = t
+        self._v[self._head] = v
+        self._head = (self._head + 1) % self.capacity
+        self._size = min(self._size + 1, self.capacity)
+        self.total += 1
+
+    def extend(self, t: npt.ArrayLike, v: npt.ArrayLike) -> None:
+        ts = np.asarray(t, dtype=np.float64)
+        vs = np.asarray(v, dtype=np.float64)
+        if ts.shape != vs.shape or ts.ndim != 1:
+            raise ValueError("times and values must be 1-D arrays of equal length")
+        n = len(ts)
+        self.total += n
+        if n >= self.capacity:
+            self._t[:] = ts[-self.capacity :]
+            self._v[:] = vs[-self.capacity :]
+            self._head = 0
+            self._size = self.capacity
+            return
+        end = self._head + n
+        if end <= self.capacity:
+            self._t[self._head : end] = ts
+            self._v[self._head : end] = vs
+        else:
+            first = self.capacity - self._head
+            self._t[self._head :] = ts[:first]
+            self._v[self._head :] = vs[:first]
+            self._t[: n - first] = ts[first:]
+            self._v[: n - first] = vs[first:]
+        self._head = end % self.capacity
+        self._size = min(self._size + n, self.capacity)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(times, values) oldest first, as new arrays."""
+        if self._size < self.capacity:
+            return self._t[: self._size].copy(), self._v[: self._size].copy()
+        return np.roll(self._t, -self._head), np.roll(self._v, -self._head)
+
+    def last(self) -> tuple[float, float] | None:
+        if not self._size:
+            return None
+        i = (self._head - 1) % self.capacity
+        return float(self._t[i]), float(self._v[i])
+
+    def clear(self) -> None:
+        self._head = 0
+        self._size = 0

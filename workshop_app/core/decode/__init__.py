@@ -1,0 +1,1 @@
+"""Signal databases (tolerant loading) and decoding."""

@@ -1,0 +1,104 @@
+"""Decoding of live frames: the latest values of a message, and subscribed signal series.
+
+Runs on the consumer thread. Only messages someone subscribed to are decoded per frame; the
+trace and monitor decode a message's latest payload on demand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cantools.database.can as cdb
+
+from workshop_app.core.capture.series import SignalSeries
+from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.types import Frame
+
+
+@dataclass(frozen=True, slots=True)
+class SignalValue:
+    """One decoded signal: numeric value, its value-table label if any, and unit."""
+
+    name: str
+    value: float
+    label: str | None
+    unit: str
+
+    def text(self) -> str:
+        if self.label is not None:
+            return f"{self.label} ({self.value:g})"
+        return f"{self.value:g} {self.unit}".rstrip()
+
+
+def decode_payload(message: cdb.Message, data: bytes) -> list[SignalValue]:
+    """Decode one payload; raises ``cantools`` errors for short or invalid payloads."""
+    raw = message.decode(data, decode_choices=False, allow_truncated=False)
+    out: list[SignalValue] = []
+    for name, value in raw.items():
+        signal = message.get_signal_by_name(name)
+        label: str | None = None
+        if signal.choices and not isinstance(value, str):
+            choice = signal.choices.get(int(value)) if float(value).is_integer() else None
+            label = None if choice is None else str(choice)
+        numeric = float(value) if not isinstance(value, str) else float("nan")
+        out.append(SignalValue(name, numeric, label, signal.unit or ""))
+    return out
+
+
+class LiveDecoder:
+    """Feeds SignalSeries for subscribed signals from batches of frames."""
+
+    def __init__(self, databases: DatabaseSet) -> None:
+        self.databases = databases
+        # Subscriptions per cantools message object: signal name -> series.
+        self._subs: dict[int, tuple[cdb.Message, dict[str, SignalSeries]]] = {}
+        self.decode_errors = 0
+
+    def find_message(self, name: str) -> cdb.Message:
+        for loaded in self.databases.databases:
+            try:
+                return loaded.db.get_message_by_name(name)
+            except KeyError:
+                continue
+        raise KeyError(f"no message named {name!r} in the loaded databases")
+
+    def subscribe(self, message_name: str, signal_name: str, capacity: int = 100_000) -> SignalSeries:
+        """Start collecting one signal; returns its series (the same one if already subscribed)."""
+        message = self.find_message(message_name)
+        signal = message.get_signal_by_name(signal_name)
+        _, series_by_name = self._subs.setdefault(id(message), (message, {}))
+        series = series_by_name.get(signal_name)
+        if series is None:
+            series = SignalSeries(f"{message_name}.{signal_name}", capacity, signal.unit or "")
+            series_by_name[signal_name] = series
+        return series
+
+    def unsubscribe(self, message_name: str, signal_name: str) -> None:
+        message = self.find_message(message_name)
+        entry = self._subs.get(id(message))
+        if entry is not None:
+            entry[1].pop(signal_name, None)
+            if not entry[1]:
+                del self._subs[id(message)]
+
+    def process(self, frames: list[Frame]) -> None:
+        if not self._subs:
+            return
+        lookup = self.databases.lookup
+        subs = self._subs
+        for frame in frames:
+            message = lookup(frame.channel, frame.arbitration_id, frame.is_extended)
+            if message is None:
+                continue
+            entry = subs.get(id(message))
+            if entry is None:
+                continue
+            try:
+                values = message.decode(frame.data, decode_choices=False, allow_truncated=False)
+            except Exception:
+                self.decode_errors += 1
+                continue
+            for name, series in entry[1].items():
+                value = values.get(name)  # absent when another multiplexer page was sent
+                if value is not None:
+                    series.append(frame.timestamp, float(value))

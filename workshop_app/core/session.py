@@ -1,0 +1,92 @@
+"""CaptureSession: one source, its ring, the store, live decoding and recording, ticked together.
+
+The GUI calls ``tick`` from a ~30 Hz timer, the CLI from its loop; both see the same numbers.
+Construct sources with :func:`make_source` so every entry point opens them the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workshop_app.core.capture.recorder import Recorder, RecordingSummary
+from workshop_app.core.capture.store import FrameStore
+from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.decode.live import LiveDecoder
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.sources.base import FrameSource
+from workshop_app.core.types import Frame
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureStats:
+    frames: int  # frames taken from the ring so far
+    dropped: int  # frames the ring refused (consumer too slow)
+    backlog: int  # frames waiting in the ring
+    frames_per_second: float  # over the last ~second
+    recorded: int
+    record_dropped: int
+
+
+class CaptureSession:
+    """Ties a FrameSource to the store, the live decoder and an optional recorder."""
+
+    def __init__(self, source: FrameSource, databases: DatabaseSet | None = None) -> None:
+        self.source = source
+        self.ring = source.ring
+        self.databases = databases if databases is not None else DatabaseSet()
+        self.store = FrameStore()
+        self.decoder = LiveDecoder(self.databases)
+        self.recorder: Recorder | None = None
+        self._rate_t0 = time.monotonic()
+        self._rate_n0 = 0
+        self._fps = 0.0
+
+    def start(self) -> None:
+        self.source.start()
+
+    def stop(self) -> RecordingSummary | None:
+        """Stop the source, take in what it delivered, and close any recording."""
+        self.source.stop()
+        self.tick()
+        return self.stop_recording()
+
+    def tick(self, max_frames: int | None = None) -> list[Frame]:
+        """Drain the ring into the store, decoder and recorder; returns the batch."""
+        frames = self.ring.drain(max_frames)
+        if frames:
+            self.store.ingest(frames)
+            self.decoder.process(frames)
+            if self.recorder is not None:
+                self.recorder.write(frames)
+        now = time.monotonic()
+        if now - self._rate_t0 >= 1.0:
+            self._fps = (self.store.total_frames - self._rate_n0) / (now - self._rate_t0)
+            self._rate_t0, self._rate_n0 = now, self.store.total_frames
+        return frames
+
+    def start_recording(self, path: str | Path) -> Recorder:
+        if self.recorder is not None:
+            raise WorkshopError(f"already recording to {self.recorder.path}")
+        self.recorder = Recorder(path)
+        return self.recorder
+
+    def stop_recording(self) -> RecordingSummary | None:
+        if self.recorder is None:
+            return None
+        summary = self.recorder.stop()
+        self.recorder = None
+        return summary
+
+    @property
+    def stats(self) -> CaptureStats:
+        rec = self.recorder
+        return CaptureStats(
+            self.store.total_frames,
+            self.ring.dropped,
+            self.ring.backlog,
+            self._fps,
+            rec.frames_written if rec else 0,
+            rec.frames_dropped if rec else 0,
+        )

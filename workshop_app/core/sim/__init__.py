@@ -1,0 +1,1 @@
+"""The simulated demo vehicle and the socketcand server that shares its bus."""

@@ -1,0 +1,1 @@
+"""Frame sources: every way frames reach the workshop (adapter, replay, simulator)."""

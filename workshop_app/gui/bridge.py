@@ -1,0 +1,45 @@
+"""CaptureBridge: the only place the GUI drives the core's capture loop.
+
+A QTimer on the GUI thread ticks the CaptureSession (~30 Hz): drain the ring, update the store,
+decode subscribed signals, feed the recorder; then one ``ticked`` signal tells views to repaint.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from workshop_app.core.session import CaptureSession
+
+TICK_MS = 33
+
+
+class CaptureBridge(QObject):
+    ticked = Signal(int)  # frames taken in this tick
+    source_failed = Signal(str)
+
+    def __init__(self, session: CaptureSession, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.last_tick_seconds = 0.0
+        self._failed_reported = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(TICK_MS)
+        self._timer.timeout.connect(self._on_timeout)
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _on_timeout(self) -> None:
+        t0 = time.perf_counter()
+        frames = self.session.tick()
+        self.ticked.emit(len(frames))
+        self.last_tick_seconds = time.perf_counter() - t0
+        error = self.session.source.error
+        if error and not self._failed_reported:
+            self._failed_reported = True
+            self.source_failed.emit(error)
