@@ -6,12 +6,14 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import FrameSource
 from workshop_app.gui.main_window import MainWindow
+from workshop_app.paths import resources_dir
 
 
 def run_gui(
@@ -24,6 +26,7 @@ def run_gui(
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Workshop")
     app.setOrganizationName("workshop_app")
+    app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "workshop.svg")))
     window = MainWindow(CaptureSession(source, databases))
     window.show()
     window.start()
