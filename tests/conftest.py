@@ -25,6 +25,14 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _isolated_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # History, recordings and settings go to a throwaway folder, never the user's home.
+    home = tmp_path_factory.mktemp("workshop-home")
+    monkeypatch.setenv("WORKSHOP_HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+
+
+@pytest.fixture(autouse=True)
 def _isolated_can_config(monkeypatch: pytest.MonkeyPatch) -> None:
     # python-can merges ~/.canrc and CAN_* variables even into explicit can.Bus(...) calls.
     monkeypatch.setattr(can.util, "CONFIG_FILES", [])

@@ -89,6 +89,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_source_options(p)
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--history",
+        type=Path,
+        metavar="PATH",
+        help="history database to index the recording in (default: "
+        "$WORKSHOP_HOME/history.db or ~/.local/share/workshop/history.db)",
+    )
+    g.add_argument("--no-history", action="store_true", help="do not index the recording in the history")
+
+    p = sub.add_parser("history", help="list the recordings or vehicles in the workshop history")
+    p.add_argument(
+        "what",
+        nargs="?",
+        choices=["recordings", "vehicles"],
+        default="recordings",
+        help="default: recordings",
+    )
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--history", type=Path, metavar="PATH", help="history database (default: as for record)")
+    p.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="show at most N rows, most recent first (0: all)"
+    )
+    p.add_argument("--vin", help="only the recordings of the vehicle with this VIN")
 
     p = sub.add_parser("decode", help="decode the signals of a log file to CSV")
     p.add_argument("log", type=Path)

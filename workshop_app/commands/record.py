@@ -1,4 +1,8 @@
-"""`workshop record OUT`: capture to any python-can log format chosen by the file extension."""
+"""`workshop record OUT`: capture to any python-can log format chosen by the file extension.
+
+Every finished recording is indexed in the workshop history (``--history PATH`` or the default
+location; ``--no-history`` skips it), and its history id is printed.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,24 @@ import argparse
 import sys
 
 from workshop_app.commands.common import load_databases, run_capture, source_spec
+from workshop_app.commands.history import history_path
+from workshop_app.core.history import HistoryStore
 from workshop_app.core.session import CaptureSession
-from workshop_app.core.sources.factory import make_source
+from workshop_app.core.sources.factory import SourceSpec, make_source
 
 
 def run(args: argparse.Namespace) -> int:
     spec = source_spec(args)
+    # Opened first: an unusable history file fails before anything is captured.
+    history = None if getattr(args, "no_history", False) else HistoryStore(history_path(args))
+    try:
+        return _record(args, spec, history)
+    finally:
+        if history is not None:
+            history.close()
+
+
+def _record(args: argparse.Namespace, spec: SourceSpec, history: HistoryStore | None) -> int:
     session = CaptureSession(make_source(spec), load_databases(args.dbc))
     session.start_recording(args.output)  # fails early on a bad path or format
     try:
@@ -31,6 +47,16 @@ def run(args: argparse.Namespace) -> int:
             f"{summary.frames_dropped + session.ring.dropped} dropped, "
             f"{summary.duration:.1f} s, {summary.path}"
         )
+        if summary.warning:
+            print(f"workshop record: warning: {summary.warning}", file=sys.stderr)
+        if summary.error:
+            failed = failed or summary.error
+        if history is not None:
+            # The ring's drops happened during this recording: the session records from its start.
+            rid = history.index_recording(
+                summary, session.source.describe(), extra_dropped=session.ring.dropped
+            )
+            print(f"recording id {rid} in {history.path}")
     if failed:
         print(f"workshop record: error: {failed}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workshop_app.core.bittiming import frame_bits
 from workshop_app.core.capture.recorder import Recorder, RecordingSummary
 from workshop_app.core.capture.store import FrameStore
 from workshop_app.core.decode.database import DatabaseSet
@@ -27,6 +28,7 @@ class CaptureStats:
     frames_per_second: float  # over the last ~second
     recorded: int
     record_dropped: int
+    bus_load: float | None  # busy fraction of the last ~second; None when the bitrate is unknown
 
 
 class CaptureSession:
@@ -42,6 +44,25 @@ class CaptureSession:
         self._rate_t0 = time.monotonic()
         self._rate_n0 = 0
         self._fps = 0.0
+        self._busy_s = 0.0  # bus time of the frames taken since _rate_t0
+        self._load: float | None = None
+
+    def set_source(self, source: FrameSource) -> None:
+        """Switch to another source (stopping the current one); the store starts afresh.
+
+        The new source must push into this session's ring (``make_source(spec, session.ring)``),
+        so every panel keeps working on the same session object.
+        """
+        if source.ring is not self.ring:
+            raise ValueError("the new source must use the session's ring")
+        self.source.stop()
+        self.ring.drain()
+        self.source = source
+        self.store.clear()
+        self._rate_n0 = 0
+        self._fps = 0.0
+        self._busy_s = 0.0
+        self._load = None
 
     def start(self) -> None:
         self.source.start()
@@ -55,15 +76,20 @@ class CaptureSession:
     def tick(self, max_frames: int | None = None) -> list[Frame]:
         """Drain the ring into the store, decoder and recorder; returns the batch."""
         frames = self.ring.drain(max_frames)
+        bitrate = self.source.bitrate
         if frames:
             self.store.ingest(frames)
             self.decoder.process(frames)
             if self.recorder is not None:
                 self.recorder.write(frames)
+            if bitrate:
+                self._busy_s += _bus_seconds(frames, bitrate, self.source.data_bitrate)
         now = time.monotonic()
         if now - self._rate_t0 >= 1.0:
-            self._fps = (self.store.total_frames - self._rate_n0) / (now - self._rate_t0)
-            self._rate_t0, self._rate_n0 = now, self.store.total_frames
+            elapsed = now - self._rate_t0
+            self._fps = (self.store.total_frames - self._rate_n0) / elapsed
+            self._load = self._busy_s / elapsed / self.source.channel_count if bitrate else None
+            self._rate_t0, self._rate_n0, self._busy_s = now, self.store.total_frames, 0.0
         return frames
 
     def start_recording(self, path: str | Path) -> Recorder:
@@ -89,4 +115,19 @@ class CaptureSession:
             self._fps,
             rec.frames_written if rec else 0,
             rec.frames_dropped if rec else 0,
+            self._load,
         )
+
+
+def _bus_seconds(frames: list[Frame], bitrate: int, data_bitrate: int | None) -> float:
+    """Time the frames occupied the bus (ISO 11898-1 lengths with stuff bits, own tx included)."""
+    nominal = data = 0
+    for f in frames:
+        if f.is_error:
+            continue
+        n, d = frame_bits(
+            f.arbitration_id, f.is_extended, f.data, is_fd=f.is_fd, bitrate_switch=f.bitrate_switch
+        )
+        nominal += n
+        data += d
+    return nominal / bitrate + data / (data_bitrate or bitrate)

@@ -11,6 +11,8 @@ import time
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from workshop_app.core.session import CaptureSession
+from workshop_app.core.sources.base import SourceState
+from workshop_app.core.types import Frame
 
 TICK_MS = 33
 
@@ -23,6 +25,7 @@ class CaptureBridge(QObject):
         super().__init__(parent)
         self.session = session
         self.last_tick_seconds = 0.0
+        self.last_batch: list[Frame] = []  # the frames of the latest tick, for the scrolling trace
         self._failed_reported = False
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
@@ -34,12 +37,19 @@ class CaptureBridge(QObject):
     def stop(self) -> None:
         self._timer.stop()
 
+    def reset_failure(self) -> None:
+        """Report the next failure again (after a reconnect or a new source)."""
+        self._failed_reported = False
+
     def _on_timeout(self) -> None:
         t0 = time.perf_counter()
         frames = self.session.tick()
+        self.last_batch = frames
         self.ticked.emit(len(frames))
         self.last_tick_seconds = time.perf_counter() - t0
-        error = self.session.source.error
-        if error and not self._failed_reported:
+        source = self.session.source
+        if source.state is SourceState.RUNNING:
+            self._failed_reported = False  # back after a reconnect: report the next loss too
+        elif source.error and not self._failed_reported:
             self._failed_reported = True
-            self.source_failed.emit(error)
+            self.source_failed.emit(source.error)

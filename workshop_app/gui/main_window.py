@@ -1,92 +1,509 @@
-"""MainWindow: the trace of every message and a status bar, over one CaptureSession."""
+"""MainWindow: trace, bit view, signals, plots, transmit and recording over one CaptureSession.
+
+The window owns no capture logic: a CaptureBridge ticks the session ~30 times a second and
+every panel repaints from the session's store, series and recorder on that tick.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtGui import QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QMainWindow, QTableView, QVBoxLayout, QWidget
+from dataclasses import replace
+from pathlib import Path
 
+from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QTabWidget,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workshop_app.core.capture.store import MessageStats
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.history.store import HistoryStore
 from workshop_app.core.session import CaptureSession
+from workshop_app.core.sources.base import SourceState
+from workshop_app.core.sources.factory import SourceSpec, make_source
+from workshop_app.core.transmit import TransmitScheduler
+from workshop_app.gui.bit_view import BitView
 from workshop_app.gui.bridge import CaptureBridge
-from workshop_app.gui.trace_model import TraceModel
+from workshop_app.gui.chrono_model import ChronoModel
+from workshop_app.gui.connect_dialog import ConnectDialog
+from workshop_app.gui.data_delegate import PayloadDelegate
+from workshop_app.gui.plot_panel import PlotPanel
+from workshop_app.gui.record_panel import RecordPanel
+from workshop_app.gui.signal_browser import SignalBrowser
+from workshop_app.gui.theme import THEMES, apply_theme
+from workshop_app.gui.trace_model import COL_DATA, COL_NAME, STATS_ROLE, TraceModel
+from workshop_app.gui.transmit_panel import TransmitPanel
+
+MAX_RECENT = 8
+LOG_FILTER = "CAN logs (*.blf *.asc *.log *.trc *.csv *.db *.mf4 *.gz);;All files (*)"
+DB_FILTER = "Signal databases (*.dbc *.kcd *.sym *.arxml);;All files (*)"
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, session: CaptureSession) -> None:
+    def __init__(
+        self,
+        session: CaptureSession,
+        *,
+        settings: QSettings | None = None,
+        history: HistoryStore | None = None,
+    ) -> None:
         super().__init__()
         self.session = session
-        self.setWindowTitle(f"Workshop — {session.source.describe()}")
-        self.resize(1280, 760)
+        self.settings = settings if settings is not None else QSettings()
+        self.history = history
+        self.setObjectName("MainWindow")
+        self.resize(1440, 900)
+        self._update_title()
 
-        self.trace_model = TraceModel(session)
-        self.trace_view = QTableView()
+        self.bridge = CaptureBridge(session, self)
+        self._build_trace()
+        self._build_docks()
+        self._build_menus()
+        self._build_status_bar()
+
+        self.bridge.ticked.connect(self._on_ticked)
+        self.bridge.source_failed.connect(self._on_source_failed)
+        self._restore_settings()
+
+    # -- construction -------------------------------------------------------------------------
+    def _build_trace(self) -> None:
+        self.trace_model = TraceModel(self.session)
+        self.trace_view = QTreeView()
+        self.trace_view.setObjectName("TraceView")
         self.trace_view.setModel(self.trace_model)
+        self.trace_view.setUniformRowHeights(True)
         self.trace_view.setAlternatingRowColors(True)
-        self.trace_view.verticalHeader().setVisible(False)
-        self.trace_view.verticalHeader().setDefaultSectionSize(22)
-        self.trace_view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        header = self.trace_view.horizontalHeader()
+        self.trace_view.setAllColumnsShowFocus(True)
+        self.trace_view.setRootIsDecorated(True)
+        self.payload_delegate = PayloadDelegate(lambda: self.session.store.last_ts)
+        self.trace_view.setItemDelegateForColumn(COL_DATA, self.payload_delegate)
+        header = self.trace_view.header()
         header.setStretchLastSection(True)
-        for col, width in enumerate((60, 80, 190, 80, 80, 80, 40, 200)):
+        for col, width in enumerate((70, 90, 240, 90, 80, 85, 45)):
             header.resizeSection(col, width)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.trace_view.selectionModel().currentRowChanged.connect(self._on_trace_row_changed)
 
         self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("Filter by id or message name (Ctrl+F)")
+        self.filter_edit.setObjectName("TraceFilter")
+        self.filter_edit.setPlaceholderText("Filter by id, message or signal name  (Ctrl+F)")
+        self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.textChanged.connect(self._on_filter_changed)
-        find = self.addAction("Find")
-        find.setShortcut(QKeySequence.StandardKey.Find)
-        find.triggered.connect(self.filter_edit.setFocus)
+
+        self.chrono_model = ChronoModel(self.session)
+        self.chrono_view = QTableView()
+        self.chrono_view.setModel(self.chrono_model)
+        self.chrono_view.verticalHeader().setVisible(False)
+        self.chrono_view.verticalHeader().setDefaultSectionSize(20)
+        self.chrono_view.horizontalHeader().setStretchLastSection(True)
+        self.chrono_view.setAlternatingRowColors(True)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setToolTip("Freeze the chronological trace (Space); capture goes on")
+        self.pause_button.toggled.connect(self._on_pause_toggled)
+        self.paused_label = QLabel()
+
+        chrono = QWidget()
+        chrono_layout = QVBoxLayout(chrono)
+        chrono_layout.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        bar.addWidget(self.pause_button)
+        bar.addWidget(self.paused_label, 1)
+        chrono_layout.addLayout(bar)
+        chrono_layout.addWidget(self.chrono_view)
+
+        self.trace_tabs = QTabWidget()
+        self.trace_tabs.addTab(self.trace_view, "Messages")
+        self.trace_tabs.addTab(chrono, "Chronological")
 
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
         layout.addWidget(self.filter_edit)
-        layout.addWidget(self.trace_view)
+        layout.addWidget(self.trace_tabs)
         self.setCentralWidget(central)
 
-        self.source_label = QLabel(session.source.describe())
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{title.replace(' ', '')}Dock")  # saveState() needs names
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        self.bit_view = BitView()
+        self.signal_browser = SignalBrowser(self.session.databases)
+        self.signal_browser.signal_activated.connect(self._on_signal_activated)
+        self.plot_panel = PlotPanel(self.session)
+        self.scheduler = TransmitScheduler(self.session.source, self.session.databases)
+        self.transmit_panel = TransmitPanel(self.scheduler, self.session.databases)
+        self.record_panel = RecordPanel(self.session, self.history)
+        self.record_panel.recording_activated.connect(self._on_recording_activated)
+
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        self.signals_dock = self._dock("Signals", self.signal_browser, left)
+        self.bits_dock = self._dock("Bits", self.bit_view, left)
+        self.plots_dock = self._dock("Plots", self.plot_panel, right)
+        self.transmit_dock = self._dock("Transmit", self.transmit_panel, bottom)
+        self.record_dock = self._dock("Record", self.record_panel, bottom)
+        self.tabifyDockWidget(self.transmit_dock, self.record_dock)
+        self.transmit_dock.raise_()
+        self.resizeDocks([self.signals_dock, self.plots_dock], [300, 560], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.transmit_dock], [230], Qt.Orientation.Vertical)
+        self._default_state = self.saveState()
+
+    def _action(self, menu: QMenu, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:  # noqa: ANN001
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        return action
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Connect…", self.show_connect_dialog, "Ctrl+K")
+        self._action(file_menu, "Connect to &simulated vehicle", self.connect_simulator, "Ctrl+Shift+K")
+        self._action(file_menu, "&Open log for replay…", self._on_open_log, QKeySequence.StandardKey.Open)
+        self.recent_logs_menu = file_menu.addMenu("Recent &logs")
+        file_menu.addSeparator()
+        self._action(file_menu, "Add &database…", self._on_add_database, "Ctrl+D")
+        self.recent_dbs_menu = file_menu.addMenu("Recent data&bases")
+        file_menu.addSeparator()
+        self._action(file_menu, "Save plot layout…", self._on_save_plot_layout)
+        self._action(file_menu, "Load plot layout…", self._on_load_plot_layout)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        capture = self.menuBar().addMenu("&Capture")
+        self.pause_action = self._action(
+            capture, "&Pause chronological trace", self.pause_button.toggle, "Space"
+        )
+        self._action(capture, "C&lear trace", self.clear_trace, "Ctrl+L")
+        self._action(capture, "Start/stop &recording", self.record_panel.toggle_recording, "Ctrl+R")
+        self._action(capture, "&Disconnect", self.disconnect_source, "Ctrl+Shift+D")
+
+        view = self.menuBar().addMenu("&View")
+        find = self._action(view, "&Find", self.filter_edit.setFocus, QKeySequence.StandardKey.Find)
+        find.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        for dock in (
+            self.signals_dock,
+            self.bits_dock,
+            self.plots_dock,
+            self.transmit_dock,
+            self.record_dock,
+        ):
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        self._action(view, "Expand all messages", self.trace_view.expandAll, "Ctrl+E")
+        self._action(view, "Collapse all messages", self.trace_view.collapseAll, "Ctrl+Shift+E")
+        view.addSeparator()
+        theme_menu = view.addMenu("&Theme")
+        for name in THEMES:
+            self._action(theme_menu, name.capitalize(), lambda _=False, n=name: self.set_theme(n))
+        self._action(view, "&Reset window layout", self.reset_layout)
+        self._refresh_recent_menus()
+
+    def _build_status_bar(self) -> None:
+        self.source_label = QLabel()
+        self.load_label = QLabel()
         self.rate_label = QLabel()
         self.dropped_label = QLabel()
-        for label in (self.source_label, self.rate_label, self.dropped_label):
+        for label in (self.source_label, self.load_label, self.rate_label, self.dropped_label):
+            label.setContentsMargins(8, 0, 8, 0)
             self.statusBar().addPermanentWidget(label)
+        self._update_source_label()
 
-        self.bridge = CaptureBridge(session, self)
-        self.bridge.ticked.connect(self._on_ticked)
-        self.bridge.source_failed.connect(self._on_source_failed)
+    # -- settings -----------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self.set_theme(str(self.settings.value("window/theme", "light")))
 
+    def _save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    def recent(self, kind: str) -> list[str]:
+        value = self.settings.value(f"recent/{kind}", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _remember(self, kind: str, path: Path) -> None:
+        items = [str(path)] + [p for p in self.recent(kind) if p != str(path)]
+        self.settings.setValue(f"recent/{kind}", items[:MAX_RECENT])
+        self._refresh_recent_menus()
+
+    def _refresh_recent_menus(self) -> None:
+        for menu, kind, slot in (
+            (self.recent_logs_menu, "logs", self.open_log),
+            (self.recent_dbs_menu, "databases", self.add_database),
+        ):
+            menu.clear()
+            paths = self.recent(kind)
+            for p in paths:
+                menu.addAction(p, lambda checked=False, p=p, slot=slot: slot(Path(p)))
+            menu.setEnabled(bool(paths))
+
+    def set_theme(self, name: str) -> None:
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and name in THEMES:
+            apply_theme(app, name)
+            self.settings.setValue("window/theme", name)
+            self.theme = name
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state)
+
+    # -- connection ---------------------------------------------------------------------------
     def start(self) -> None:
-        self.session.start()
+        """Start capturing from the session's source (shows a plain error if it can't)."""
+        try:
+            self.session.start()
+        except WorkshopError as exc:
+            self._show_error("Could not connect", str(exc))
         self.bridge.start()
+        self._update_source_label()
 
+    def connect_spec(self, spec: SourceSpec) -> bool:
+        """Switch to another source; on failure the window stays up and says why."""
+        if spec.interface is not None:
+            # A workshop window keeps trying when an adapter is unplugged or a server restarts.
+            spec = replace(spec, auto_reconnect=True)
+        source = make_source(spec, self.session.ring)
+        self.session.stop_recording()
+        self.scheduler.set_source(source)
+        self.session.set_source(source)
+        self.chrono_model.clear()
+        self._update_title()
+        try:
+            self.session.start()
+        except WorkshopError as exc:
+            self._show_error("Could not connect", str(exc))
+            self._update_source_label()
+            return False
+        self.bridge.reset_failure()
+        self._update_source_label()
+        return True
+
+    def connect_simulator(self) -> bool:
+        return self.connect_spec(SourceSpec())
+
+    def disconnect_source(self) -> None:
+        self.scheduler.stop_all()
+        self.session.source.stop()
+        self._update_source_label()
+
+    def show_connect_dialog(self) -> None:
+        dialog = ConnectDialog(recent_dbcs=[Path(p) for p in self.recent("databases")], parent=self)
+        if dialog.exec() != ConnectDialog.DialogCode.Accepted:
+            return
+        for path, channel in dialog.result_databases():
+            self.add_database(path, channel)
+        spec = dialog.result_spec()
+        if spec.replay is not None:
+            self._remember("logs", spec.replay)
+        self.connect_spec(spec)
+
+    def open_log(self, path: Path) -> None:
+        self._remember("logs", path)
+        self.connect_spec(SourceSpec(replay=path))
+
+    def add_database(self, path: Path, channel: str | None = None) -> None:
+        try:
+            loaded = self.session.databases.add(path, channel=channel)
+        except WorkshopError as exc:
+            self._show_error("Could not load the database", str(exc))
+            return
+        self._remember("databases", path)
+        self.trace_model.forget_databases()
+        self.signal_browser.reload()
+        if loaded.warnings:
+            text = "\n".join(str(w) for w in loaded.warnings[:20])
+            more = len(loaded.warnings) - 20
+            if more > 0:
+                text += f"\n… and {more} more (see `workshop info {path}`)"
+            self.statusBar().showMessage(f"{path.name}: loaded with {len(loaded.warnings)} warning(s)", 15000)
+            if self.isVisible() and QApplication.platformName() != "offscreen":
+                QMessageBox.information(self, f"{path.name} loaded with warnings", text)
+
+    # -- tick and events ----------------------------------------------------------------------
     def _on_ticked(self, _frames: int) -> None:
         self.trace_model.refresh()
-        self._apply_filter()
-        st = self.session.stats
-        self.rate_label.setText(f"{st.frames_per_second:,.0f} frames/s · {st.frames:,} frames")
-        self.dropped_label.setText(f"backlog {st.backlog} · dropped {st.dropped}")
+        self._refresh_expanded()
+        self.chrono_model.append(self.bridge.last_batch)
+        if self.chrono_model.paused:
+            self.paused_label.setText(f"paused — {self.chrono_model.skipped_while_paused:,} frames not shown")
+        elif self.chrono_view.isVisible():
+            self.chrono_view.scrollToBottom()
+        if self.bit_view.isVisible():
+            self.bit_view.update()
+        self.plot_panel.refresh()
+        self.transmit_panel.refresh()
+        self.record_panel.refresh()
+        self._apply_filter(only_new=True)
+        self._update_status()
 
-    def _on_filter_changed(self, _text: str) -> None:
-        self._apply_filter()
-
-    def _apply_filter(self) -> None:
-        text = self.filter_edit.text().strip().lower()
-        model = self.trace_model
+    def _refresh_expanded(self) -> None:
+        view, model = self.trace_view, self.trace_model
         for row in range(model.rowCount()):
-            if not text:
-                hidden = False
-            else:
-                ident = str(model.index(row, 1).data()).lower()
-                name = str(model.index(row, 2).data()).lower()
-                hidden = text not in ident and text not in name
-            if self.trace_view.isRowHidden(row) != hidden:
-                self.trace_view.setRowHidden(row, hidden)
+            if view.isExpanded(model.index(row, 0)):
+                model.repaint_children(row)
+
+    def _update_status(self) -> None:
+        st = self.session.stats
+        self.load_label.setText("bus load —" if st.bus_load is None else f"bus load {st.bus_load * 100:.1f}%")
+        self.rate_label.setText(f"{st.frames_per_second:,.0f} frames/s · {st.frames:,} frames")
+        decode_errors = self.session.decoder.decode_errors
+        text = f"backlog {st.backlog:,} · dropped {st.dropped:,}"
+        if decode_errors:
+            text += f" · decode errors {decode_errors:,}"
+        self.dropped_label.setText(text)
+        self.dropped_label.setStyleSheet("color: #d1242f" if st.dropped else "")
+        state = self.session.source.state
+        if state is not self._shown_state:
+            self._update_source_label()
+
+    def _update_source_label(self) -> None:
+        source = self.session.source
+        state = source.state
+        self._shown_state = state
+        text = source.describe()
+        colour = ""
+        if state is SourceState.FAILED:
+            text += " — disconnected"
+            colour = "#d1242f"
+        elif state is SourceState.STOPPED:
+            text += " — stopped"
+            colour = "#8c959f"
+        elif state is SourceState.FINISHED:
+            text += " — end of log"
+        elif state.value == "reconnecting":
+            text += " — reconnecting…"
+            colour = "#b26a00"
+        self.source_label.setText(text)
+        self.source_label.setStyleSheet(f"color: {colour}" if colour else "")
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"Workshop — {self.session.source.describe()}")
 
     def _on_source_failed(self, message: str) -> None:
+        self.scheduler.stop_all()
         self.statusBar().showMessage(f"Connection lost: {message}")
-        self.source_label.setText(f"{self.session.source.describe()} (disconnected)")
-        self.source_label.setStyleSheet("color: #b42318")
+        self._update_source_label()
+
+    def _on_trace_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            self.bit_view.set_message(None)
+            return
+        top = current.parent() if current.parent().isValid() else current
+        stats = self.trace_model.index(top.row(), COL_DATA).data(STATS_ROLE)
+        self.bit_view.set_message(stats if isinstance(stats, MessageStats) else None)
+
+    def _on_filter_changed(self, text: str) -> None:
+        self.chrono_model.name_filter = text.strip().lower()
+        self._apply_filter(only_new=False)
+
+    def _apply_filter(self, only_new: bool) -> None:
+        text = self.filter_edit.text().strip().lower()
+        if only_new and not text:
+            return
+        model, view = self.trace_model, self.trace_view
+        root = QModelIndex()
+        for row in range(model.rowCount()):
+            hidden = bool(text) and not self._row_matches(row, text)
+            if view.isRowHidden(row, root) != hidden:
+                view.setRowHidden(row, root, hidden)
+
+    def _row_matches(self, row: int, text: str) -> bool:
+        model = self.trace_model
+        if (
+            text in str(model.index(row, 1).data()).lower()
+            or text in str(model.index(row, COL_NAME).data()).lower()
+        ):
+            return True
+        parent = model.index(row, 0)
+        return any(
+            text in str(model.index(r, COL_NAME, parent).data()).lower()
+            for r in range(model.rowCount(parent))
+        )
+
+    def _on_pause_toggled(self, paused: bool) -> None:
+        self.chrono_model.paused = paused
+        self.chrono_model.skipped_while_paused = 0
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.paused_label.setText("")
+
+    def _on_signal_activated(self, message: str, signal: str) -> None:
+        self.plot_panel.add_signal(message, signal)
+        self.plots_dock.show()
+
+    def _on_recording_activated(self, path: str) -> None:
+        self.open_log(Path(path))
+
+    def clear_trace(self) -> None:
+        self.session.store.clear()
+        self.chrono_model.clear()
+        self.trace_model.refresh()
+
+    # -- file dialogs -------------------------------------------------------------------------
+    def _on_open_log(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open log", "", LOG_FILTER)
+        if path:
+            self.open_log(Path(path))
+
+    def _on_add_database(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add signal database", "", DB_FILTER)
+        if path:
+            self.add_database(Path(path))
+
+    def _on_save_plot_layout(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save plot layout", "plots.json", "Plot layouts (*.json)")
+        if path:
+            try:
+                self.plot_panel.save_layout(Path(path))
+            except (OSError, WorkshopError) as exc:
+                self._show_error("Could not save the plot layout", str(exc))
+
+    def _on_load_plot_layout(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load plot layout", "", "Plot layouts (*.json)")
+        if path:
+            try:
+                self.plot_panel.load_layout(Path(path))
+            except (OSError, WorkshopError) as exc:
+                self._show_error("Could not load the plot layout", str(exc))
+
+    def _show_error(self, title: str, text: str) -> None:
+        self.statusBar().showMessage(f"{title}: {text}", 15000)
+        if self.isVisible() and QApplication.platformName() != "offscreen":
+            QMessageBox.warning(self, title, text)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._save_settings()
         self.bridge.stop()
+        self.scheduler.stop_all()
+        self.plot_panel.clear()
         self.session.stop()
         super().closeEvent(event)

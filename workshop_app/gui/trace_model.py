@@ -1,29 +1,70 @@
-"""TraceModel: one row per message stream of the FrameStore, refreshed on the bridge's tick."""
+"""TraceModel: one row per message stream, its decoded signals as expandable children.
+
+Rows come from the FrameStore and are refreshed once per bridge tick, never per frame.
+Top-level rows have internal id 0; a signal row's internal id is 1 + a stable number given to
+its message when first seen, so expanded rows stay expanded while new ids are inserted above.
+"""
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QFont
 
 from workshop_app.core.capture.store import MessageStats
-from workshop_app.core.decode.live import decode_payload
+from workshop_app.core.decode.live import SignalValue, decode_payload
 from workshop_app.core.session import CaptureSession
 
-COLUMNS = ("Channel", "ID", "Message", "Count", "Rate (Hz)", "Jitter (ms)", "DLC", "Data", "Signals")
+COLUMNS = ("Channel", "ID", "Message / signal", "Count", "Rate (Hz)", "Jitter (ms)", "DLC", "Data / value")
+COL_CHANNEL, COL_ID, COL_NAME, COL_COUNT, COL_RATE, COL_JITTER, COL_DLC, COL_DATA = range(len(COLUMNS))
+# Role carrying the MessageStats of a row, for the data delegate and the bit view.
+STATS_ROLE = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex
+_UNKNOWN = QColor("#b26a00")
 
 
-class TraceModel(QAbstractTableModel):
+class TraceModel(QAbstractItemModel):
     def __init__(self, session: CaptureSession) -> None:
         super().__init__()
         self.session = session
         self._rows: list[MessageStats] = []
+        self._keys: list[tuple[str, int, bool]] = []  # row order: sorted by _sort_key
+        self._sort: list[tuple[str, bool, int]] = []
+        self._stable: dict[tuple[str, int, bool], int] = {}  # key -> number given when first seen
+        self._by_stable: list[tuple[str, int, bool]] = []
         self._names: dict[tuple[str, int, bool], str | None] = {}
+        # Signal names per message (fixed by the database) and their latest decoded values.
+        self._signal_names: dict[tuple[str, int, bool], list[str]] = {}
+        self._values: dict[tuple[str, int, bool], dict[str, SignalValue] | str] = {}
+        self._italic = QFont()
+        self._italic.setItalic(True)
+
+    # -- structure --------------------------------------------------------------------------
+    def index(self, row: int, column: int, parent: _Index = QModelIndex()) -> QModelIndex:  # noqa: B008
+        if parent.isValid():
+            if parent.internalId() != 0:
+                return QModelIndex()
+            return self.createIndex(row, column, self._stable[self._keys[parent.row()]] + 1)
+        if 0 <= row < len(self._rows):
+            return self.createIndex(row, column, 0)
+        return QModelIndex()
+
+    def parent(self, child: _Index = QModelIndex()) -> QModelIndex:  # type: ignore[override]  # noqa: B008
+        if not child.isValid() or child.internalId() == 0:
+            return QModelIndex()
+        return self.createIndex(self._row_of(self._by_stable[child.internalId() - 1]), 0, 0)
+
+    def _row_of(self, key: tuple[str, int, bool]) -> int:
+        return bisect.bisect_left(self._sort, (key[0], key[2], key[1]))
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt override
-        return 0 if parent.isValid() else len(self._rows)
+        if not parent.isValid():
+            return len(self._rows)
+        if parent.internalId() != 0 or parent.column() != 0:
+            return 0
+        return len(self._signals_of(self._keys[parent.row()]))
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt override
         return len(COLUMNS)
@@ -35,59 +76,150 @@ class TraceModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
-    def message_name(self, stats: MessageStats) -> str | None:
-        key = stats.key
+    # -- content ----------------------------------------------------------------------------
+    def stats_at(self, row: int) -> MessageStats:
+        return self._rows[row]
+
+    def message_name(self, key: tuple[str, int, bool]) -> str | None:
         if key not in self._names:
             message = self.session.databases.lookup(*key)
             self._names[key] = None if message is None else message.name
         return self._names[key]
 
+    def _signals_of(self, key: tuple[str, int, bool]) -> list[str]:
+        names = self._signal_names.get(key)
+        if names is None:
+            message = self.session.databases.lookup(*key)
+            names = [] if message is None else [s.name for s in message.signals]
+            self._signal_names[key] = names
+        return names
+
+    def decoded(self, key: tuple[str, int, bool]) -> dict[str, SignalValue] | str:
+        """Latest decoded values of a message (decoded once per tick, on demand), or an error text."""
+        cached = self._values.get(key)
+        if cached is not None:
+            return cached
+        message = self.session.databases.lookup(*key)
+        stats = self.session.store.messages.get(key)
+        if message is None or stats is None:
+            return {}
+        try:
+            result: dict[str, SignalValue] | str = {v.name: v for v in decode_payload(message, stats.data)}
+        except Exception as exc:
+            result = f"cannot decode: {exc}"
+        self._values[key] = result
+        return result
+
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
+        if index.internalId() != 0:
+            return self._signal_data(index, role)
         s = self._rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
+            if col == COL_CHANNEL:
                 return s.channel
-            if col == 1:
+            if col == COL_ID:
                 return f"{s.arbitration_id:08X}" if s.is_extended else f"{s.arbitration_id:03X}"
-            if col == 2:
-                return self.message_name(s) or "(unknown)"
-            if col == 3:
+            if col == COL_NAME:
+                name = self.message_name(s.key)
+                tx = "" if s.is_rx else "  [tx]"
+                return (name or "(unknown id)") + tx
+            if col == COL_COUNT:
                 return f"{s.count:,}"
-            if col == 4:
+            if col == COL_RATE:
                 return f"{s.rate(self.session.store.last_ts):.1f}"
-            if col == 5:
+            if col == COL_JITTER:
                 return f"{s.jitter * 1000:.2f}"
-            if col == 6:
+            if col == COL_DLC:
                 return str(s.dlc)
-            if col == 7:
+            if col == COL_DATA:
                 return s.data.hex(" ").upper()
-            if col == 8:
-                return self._signals_text(s)
-        if role == Qt.ItemDataRole.ForegroundRole and col == 2 and self.message_name(s) is None:
-            return QBrush(QColor("#9a6700"))
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (3, 4, 5, 6):
+        elif role == STATS_ROLE:
+            return s
+        elif role == Qt.ItemDataRole.ForegroundRole and col == COL_NAME and self.message_name(s.key) is None:
+            return QBrush(_UNKNOWN)
+        elif role == Qt.ItemDataRole.FontRole and col == COL_NAME and self.message_name(s.key) is None:
+            return self._italic
+        elif role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_COUNT, COL_RATE, COL_JITTER, COL_DLC):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        elif role == Qt.ItemDataRole.ToolTipRole and col == COL_NAME:
+            return self._tooltip(s)
         return None
 
-    def _signals_text(self, s: MessageStats) -> str:
-        message = self.session.databases.lookup(*s.key)
-        if message is None:
-            return ""
-        try:
-            return ", ".join(f"{v.name}={v.text()}" for v in decode_payload(message, s.data))
-        except Exception as exc:
-            return f"(cannot decode: {exc})"
+    def _signal_data(self, index: _Index, role: int) -> Any:
+        key = self._by_stable[index.internalId() - 1]
+        names = self._signals_of(key)
+        if index.row() >= len(names):
+            return None
+        name = names[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if index.column() == COL_NAME:
+                return name
+            if index.column() == COL_DATA:
+                values = self.decoded(key)
+                if isinstance(values, str):
+                    return values
+                value = values.get(name)
+                return "—" if value is None else value.text()  # other multiplexer page
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == COL_NAME:
+            return QBrush(QColor("#5b7083"))
+        return None
 
+    def _tooltip(self, s: MessageStats) -> str:
+        lines = [
+            f"{s.count:,} frames, cycle {s.mean_interval * 1000:.1f} ms "
+            f"(min {s.min_interval * 1000 if s.count > 1 else 0:.1f}, max {s.max_interval * 1000:.1f})",
+        ]
+        values = self.decoded(s.key)
+        if isinstance(values, str):
+            lines.append(values)
+        return "\n".join(lines)
+
+    # -- refresh ----------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Pick up new streams and repaint changed cells (called once per tick)."""
-        rows = self.session.store.sorted_messages()
-        if len(rows) != len(self._rows):
+        """Pick up new streams and repaint changed rows (called once per tick)."""
+        self._values.clear()
+        messages = self.session.store.messages
+        if len(messages) < len(self._rows):  # the store was cleared (new source)
             self.beginResetModel()
-            self._rows = rows
+            self._rows, self._keys, self._sort = [], [], []
             self.endResetModel()
-        elif rows:
-            self._rows = rows
-            self.dataChanged.emit(self.index(0, 3), self.index(len(rows) - 1, len(COLUMNS) - 1))
+        if len(messages) > len(self._rows):
+            for key in [k for k in messages if k not in self._stable or self._missing(k)]:
+                self._insert(key, messages[key])
+        if self._rows:
+            # The MessageStats objects update in place, so only repaint.
+            self.dataChanged.emit(self.index(0, COL_NAME), self.index(len(self._rows) - 1, COL_DATA))
+
+    def _missing(self, key: tuple[str, int, bool]) -> bool:
+        row = self._row_of(key)
+        return row >= len(self._keys) or self._keys[row] != key
+
+    def _insert(self, key: tuple[str, int, bool], stats: MessageStats) -> None:
+        if key not in self._stable:
+            self._stable[key] = len(self._by_stable)
+            self._by_stable.append(key)
+        sort_key = (key[0], key[2], key[1])
+        row = bisect.bisect_left(self._sort, sort_key)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._sort.insert(row, sort_key)
+        self._keys.insert(row, key)
+        self._rows.insert(row, stats)
+        self.endInsertRows()
+
+    def repaint_children(self, parent_row: int) -> None:
+        """Repaint the signal rows of an expanded message."""
+        parent = self.index(parent_row, 0)
+        n = self.rowCount(parent)
+        if n:
+            self.dataChanged.emit(self.index(0, COL_DATA, parent), self.index(n - 1, COL_DATA, parent))
+
+    def forget_databases(self) -> None:
+        """Names and signal lists change when databases are added or removed."""
+        self.beginResetModel()
+        self._names.clear()
+        self._signal_names.clear()
+        self._values.clear()
+        self.endResetModel()

@@ -52,6 +52,8 @@ class LiveDecoder:
         self.databases = databases
         # Subscriptions per cantools message object: signal name -> series.
         self._subs: dict[int, tuple[cdb.Message, dict[str, SignalSeries]]] = {}
+        # Several views may plot the same signal: the series lives until the last one lets go.
+        self._refs: dict[tuple[int, str], int] = {}
         self.decode_errors = 0
 
     def find_message(self, name: str) -> cdb.Message:
@@ -71,10 +73,19 @@ class LiveDecoder:
         if series is None:
             series = SignalSeries(f"{message_name}.{signal_name}", capacity, signal.unit or "")
             series_by_name[signal_name] = series
+        ref = (id(message), signal_name)
+        self._refs[ref] = self._refs.get(ref, 0) + 1
         return series
 
     def unsubscribe(self, message_name: str, signal_name: str) -> None:
+        """Release one subscription; decoding stops when nobody holds the signal any more."""
         message = self.find_message(message_name)
+        ref = (id(message), signal_name)
+        left = self._refs.get(ref, 0) - 1
+        if left > 0:
+            self._refs[ref] = left
+            return
+        self._refs.pop(ref, None)
         entry = self._subs.get(id(message))
         if entry is not None:
             entry[1].pop(signal_name, None)

@@ -25,6 +25,7 @@ class SourceState(enum.Enum):
     RUNNING = "running"
     FINISHED = "finished"  # a replay that reached its end
     FAILED = "failed"  # the adapter, server or file went away; ``error`` says why
+    RECONNECTING = "reconnecting"  # connection lost; a source thread is reopening it (``error`` says why)
 
 
 class FrameSource(ABC):
@@ -38,6 +39,7 @@ class FrameSource(ABC):
         self._error: str | None = None
         self._lock = threading.Lock()
         self.frames_sent = 0
+        self.reconnects = 0  # successful reopenings after a lost connection
 
     # -- public API ---------------------------------------------------------------------------
     @property
@@ -58,17 +60,38 @@ class FrameSource(ABC):
         """The python-can bus, for diagnostics to share (None for sources without one)."""
         return None
 
+    @property
+    def channel_count(self) -> int:
+        """Buses this source captures (bus load is averaged over them)."""
+        return 1
+
+    @property
+    def bitrate(self) -> int | None:
+        """Nominal bitrate when known (for bus load); None otherwise."""
+        return None
+
+    @property
+    def data_bitrate(self) -> int | None:
+        """CAN FD data-phase bitrate when known."""
+        return None
+
     @abstractmethod
     def describe(self) -> str:
         """One line for the status bar, e.g. ``"pcan PCAN_USBBUS1 @ 500 kbit/s"``."""
 
     def start(self) -> None:
         with self._lock:
-            if self._state is SourceState.RUNNING:
+            if self._state in (SourceState.RUNNING, SourceState.RECONNECTING):
                 return
             self._error = None
-            self._open()
+            # RUNNING before the threads start: a fast replay may reach FINISHED (or a dead
+            # adapter FAILED) before _open() returns, and that must not be overwritten.
             self._state = SourceState.RUNNING
+            try:
+                self._open()
+            except BaseException:
+                self._state = SourceState.STOPPED
+                raise
 
     def stop(self) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ class SourceSpec:
     loop: bool = False
     sim_bitrate: int | None = 500_000
     sim_time_scale: float = 1.0
+    auto_reconnect: bool = False  # reopen a lost adapter or server every second until it is back
 
     @property
     def is_simulator(self) -> bool:
@@ -66,4 +67,4 @@ def make_source(spec: SourceSpec, ring: FrameRing | None = None) -> FrameSource:
         return ReplaySource(ring, spec.replay, speed=spec.speed, loop=spec.loop)
     if spec.interface is None:
         return SimulatorSource(ring, pace_bitrate=spec.sim_bitrate, time_scale=spec.sim_time_scale)
-    return AdapterSource(ring, spec.bus_config())
+    return AdapterSource(ring, spec.bus_config(), auto_reconnect=spec.auto_reconnect)

@@ -33,6 +33,7 @@ class SimulatorSource(AdapterSource):
         seed: int = 0,
         serve_socketcand: tuple[str, int] | None = None,
         channel_label: str = "can0",
+        extra_load: float = 0.0,
     ) -> None:
         self.virtual_channel = f"workshop-sim-{uuid.uuid4().hex[:8]}"
         super().__init__(
@@ -46,6 +47,7 @@ class SimulatorSource(AdapterSource):
         self.time_scale = time_scale
         self.seed = seed
         self.serve_socketcand = serve_socketcand
+        self.extra_load = extra_load  # filler traffic, as a fraction of the bus (benchmarks)
         self.vehicle: DemoVehicle | None = None
         self.server: SocketcandServer | None = None
         self._vehicle_bus: can.BusABC | None = None
@@ -71,6 +73,7 @@ class SimulatorSource(AdapterSource):
                 pace_bitrate=self.pace_bitrate,
                 time_scale=self.time_scale,
                 seed=self.seed,
+                extra_load=self.extra_load,
             )
             if self.serve_socketcand is not None:
                 host, port = self.serve_socketcand

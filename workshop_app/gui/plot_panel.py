@@ -1,0 +1,832 @@
+"""PlotPanel: stacked live plots of decoded signals over one shared time axis.
+
+Every curve reads a SignalSeries the session's LiveDecoder fills; the panel only subscribes,
+copies arrays and draws. ``refresh`` (connected to ``CaptureBridge.ticked``) touches only
+curves whose series grew, so an idle plot costs almost nothing per tick.
+
+Time is seconds since the first frame of the session (the earliest first-seen timestamp in
+the FrameStore when the panel first finds data); the origin never moves afterwards, so a
+saved cursor time or a paused view keeps pointing at the same moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QPalette
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workshop_app.core.capture.series import SignalSeries
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.plot_layout import PlotLayout, PlotSpec, PlotTrace
+from workshop_app.core.session import CaptureSession
+from workshop_app.gui.signal_browser import SIGNAL_MIME_TYPE
+
+if TYPE_CHECKING:
+    from cantools.database.can import Signal as DbcSignal
+    from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
+
+# Mid-luminance colours: each keeps enough contrast on white and on near-black backgrounds.
+# Neighbours in the sequence differ in hue, so the first curves of a plot are easy to tell apart.
+PALETTE = (
+    "#3b82f6",  # blue
+    "#f97316",  # orange
+    "#22a355",  # green
+    "#e11d48",  # crimson
+    "#8b5cf6",  # violet
+    "#ca8a04",  # gold
+    "#0d9488",  # teal
+    "#d946ef",  # magenta
+    "#64748b",  # slate
+)
+WINDOWS: tuple[tuple[str, float | None], ...] = (
+    ("10 s", 10.0),
+    ("30 s", 30.0),
+    ("60 s", 60.0),
+    ("5 min", 300.0),
+    ("All", None),
+)
+SERIES_CAPACITY = 100_000  # samples kept per signal: ~17 min of a 10 ms message
+_AXIS_WIDTH = 76  # fixed left-axis width so stacked plots line up
+_MIN_PLOT_HEIGHT = 90
+
+
+@dataclass(eq=False)
+class _Curve:
+    message: str
+    signal: str
+    colour: str
+    unit: str
+    series: SignalSeries
+    item: pg.PlotDataItem
+    states: dict[float, str]  # physical value -> value-table label; empty for plain signals
+    state_span: tuple[float, float] | None  # y extent of the states worth showing at all times
+    seen_total: int = -1  # series.total at the last setData
+    t: np.ndarray = field(default_factory=lambda: np.empty(0))
+    v: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def title(self) -> str:
+        return f"{self.signal} ({self.unit})" if self.unit else self.signal
+
+    def value_at(self, t: float) -> float | None:
+        """Sample-and-hold: the newest sample at or before ``t`` (a CAN value holds until the next frame)."""
+        i = int(np.searchsorted(self.t, t, side="right")) - 1
+        return None if i < 0 else float(self.v[i])
+
+    def describe(self, value: float) -> str:
+        """A value as the legend shows it: state name and number, or number and unit."""
+        label = self.states.get(value)
+        if label is not None:
+            return f"{label} ({value:g})"
+        return f"{value:.6g} {self.unit}".rstrip()
+
+
+class _StateSpan(pg.GraphicsObject):
+    """Draws nothing; its y bounds make auto-range include every named state of a plot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.span: tuple[float, float] | None = None
+
+    def boundingRect(self) -> QRectF:
+        return QRectF()
+
+    def paint(self, *_args: object) -> None:
+        pass
+
+    def dataBounds(
+        self, axis: int, frac: float = 1.0, orthoRange: tuple[float, float] | None = None
+    ) -> tuple[float | None, float | None]:
+        if axis == 1 and self.span is not None:
+            return self.span
+        return (None, None)
+
+
+@dataclass(eq=False)
+class _Plot:
+    item: pg.PlotItem
+    cursor: pg.InfiniteLine
+    state_span: _StateSpan
+    curves: list[_Curve] = field(default_factory=list)
+    ticks: list[tuple[float, str]] = field(default_factory=list)  # state labels on the y axis
+
+
+class _PlotCanvas(pg.GraphicsLayoutWidget):
+    """The one graphics view holding every plot; turns signal drops into panel calls."""
+
+    def __init__(self, panel: PlotPanel) -> None:
+        super().__init__()
+        self._panel = panel
+        self.setAcceptDrops(True)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasFormat(SIGNAL_MIME_TYPE):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        # Not forwarded to the scene: no plot item handles drops itself.
+        if event.mimeData().hasFormat(SIGNAL_MIME_TYPE):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        payload = bytes(event.mimeData().data(SIGNAL_MIME_TYPE).data()).decode("utf-8", "replace")
+        message, sep, signal = payload.partition("\t")
+        if not sep or not message or not signal:
+            event.ignore()
+            return
+        scene_pos = self.mapToScene(event.position().toPoint())
+        if self._panel._on_signal_dropped(scene_pos, message, signal.strip()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+
+def _physical(definition: DbcSignal, raw: float) -> float:
+    return float(raw) * definition.scale + definition.offset
+
+
+def _state_span(definition: DbcSignal) -> tuple[float, float] | None:
+    """The y extent of a signal's value table, leaving out an all-ones "invalid" marker.
+
+    DBCs commonly name the all-ones raw value ("Invalid", "SNA") far above the real states;
+    keeping it in the span would squash the states it is meant to label.
+    """
+    raws = sorted(int(raw) for raw in (definition.choices or {}))
+    if not raws:
+        return None
+    if len(raws) > 2 and raws[-1] == (1 << definition.length) - 1 and raws[-1] - raws[-2] > 1:
+        raws.pop()
+    ends = (_physical(definition, raws[0]), _physical(definition, raws[-1]))
+    return (min(ends), max(ends))
+
+
+class PlotPanel(QWidget):
+    """Stacked plots of live signals sharing one time axis, with follow-live, cursor and layouts.
+
+    Example::
+
+        panel = PlotPanel(session)
+        panel.add_signal("ENGINE_DATA", "EngineSpeed")     # a new plot at the bottom: returns 0
+        panel.add_signal("ENGINE_DATA", "EngineLoad", 0)   # into the same plot
+        bridge.ticked.connect(panel.refresh)
+    """
+
+    live_changed = Signal(bool)  # following the newest data (True) or paused (False)
+    cursor_moved = Signal(float)  # cursor time in seconds since the session's first frame
+    plots_changed = Signal()  # plots or signals were added or removed
+
+    def __init__(self, session: CaptureSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._plots: list[_Plot] = []
+        self._t0: float | None = None
+        self._live = True
+        self._window: float | None = 30.0
+        self._cursor_time: float | None = None
+        self._moving_cursor = False  # guards the cursor-line sync against re-entry
+        self._applied_x: tuple[float, float] | None = None
+
+        self.canvas = _PlotCanvas(self)
+        self.canvas.ci.setSpacing(2)
+        self.canvas.ci.setContentsMargins(4, 4, 8, 4)
+        self.canvas.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self._hint = pg.LabelItem(justify="center")
+
+        self.add_plot_button = self._tool_button("+ Plot", "Add an empty plot at the bottom")
+        self.add_plot_button.clicked.connect(self._on_add_plot_clicked)
+        self.window_combo = QComboBox()
+        self.window_combo.setToolTip("Time span shown while following live data")
+        for text, seconds in WINDOWS:
+            self.window_combo.addItem(text, seconds)
+        self.window_combo.setCurrentIndex(1)
+        self.window_combo.currentIndexChanged.connect(self._on_window_chosen)
+        self.live_button = self._tool_button("Live", "Follow the newest data (panning or zooming pauses)")
+        self.live_button.setCheckable(True)
+        self.live_button.setChecked(True)
+        self.live_button.toggled.connect(self._on_live_toggled)
+        self.cursor_button = self._tool_button("Cursor", "Show a cursor that reads every curve's value")
+        self.cursor_button.setCheckable(True)
+        self.cursor_button.toggled.connect(self._on_cursor_toggled)
+        self.clear_button = self._tool_button("Clear", "Remove every plot")
+        self.clear_button.clicked.connect(self.clear)
+        self.layout_button = self._tool_button("Layout", "Save or load the plot layout")
+        self.layout_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        layout_menu = QMenu(self.layout_button)
+        layout_menu.addAction("Save layout…", self._on_save_layout_chosen)
+        layout_menu.addAction("Load layout…", self._on_load_layout_chosen)
+        self.layout_button.setMenu(layout_menu)
+        self.cursor_label = QLabel()
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 2)
+        bar.setSpacing(6)
+        bar.addWidget(self.add_plot_button)
+        bar.addWidget(QLabel("Window"))
+        bar.addWidget(self.window_combo)
+        bar.addWidget(self.live_button)
+        bar.addWidget(self.cursor_button)
+        bar.addWidget(self.cursor_label)
+        bar.addStretch(1)
+        bar.addWidget(self.layout_button)
+        bar.addWidget(self.clear_button)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addLayout(bar)
+        box.addWidget(self.canvas, 1)
+
+        self._relayout()
+        self._apply_theme()
+
+    # --- structure ---------------------------------------------------------------------------
+
+    @property
+    def plot_count(self) -> int:
+        return len(self._plots)
+
+    def plot_items(self) -> list[pg.PlotItem]:
+        """The pyqtgraph PlotItems, top to bottom."""
+        return [plot.item for plot in self._plots]
+
+    def signals(self) -> list[list[tuple[str, str]]]:
+        """(message, signal) of every curve, per plot from top to bottom."""
+        return [[(c.message, c.signal) for c in plot.curves] for plot in self._plots]
+
+    def add_plot(self) -> int:
+        """Append an empty plot at the bottom; returns its index."""
+        item = pg.PlotItem()
+        item.setMenuEnabled(enableMenu=False, enableViewBoxMenu=True)  # no FFT/log options for a time plot
+        item.hideButtons()  # the auto-range button would fight follow-live
+        item.setMinimumHeight(_MIN_PLOT_HEIGHT)
+        item.showGrid(x=True, y=True)
+        # PlotItem.addItem copies these onto every curve it receives, so set them here too.
+        item.setDownsampling(auto=True, mode="peak")
+        item.setClipToView(True)
+        item.addLegend(offset=(6, 4), verSpacing=-6, labelTextSize="9pt")
+        for name in ("left", "bottom"):
+            # Translucent grid lines take the raster engine's slow path (~4 ms per plot per
+            # repaint, a fifth of the frame): draw opaque, pre-blended ones (tickAlpha 1.0,
+            # colour in _apply_theme_to), and no sub-minor level, which adds little.
+            item.getAxis(name).setStyle(maxTickLevel=1, tickAlpha=1.0)
+            item.getAxis(name).setZValue(-1000)  # opaque grid lines go under curves and legend
+        left = item.getAxis("left")
+        left.setWidth(_AXIS_WIDTH)
+        left.enableAutoSIPrefix(False)
+        item.getAxis("bottom").enableAutoSIPrefix(False)
+        view = item.getViewBox()
+        view.setAutoVisible(y=True)  # y fits what is in the time window, not the whole history
+        view.enableAutoRange(axis=pg.ViewBox.YAxis)
+        view.sigRangeChangedManually.connect(self._on_range_changed_manually)
+        cursor = pg.InfiniteLine(angle=90, movable=True)
+        cursor.setZValue(50)
+        cursor.setVisible(self._cursor_time is not None)
+        if self._cursor_time is not None:
+            cursor.setValue(self._cursor_time)
+        cursor.sigPositionChanged.connect(self._on_cursor_dragged)
+        item.addItem(cursor, ignoreBounds=True)
+        state_span = _StateSpan()
+        item.addItem(state_span)
+        plot = _Plot(item, cursor, state_span)
+        self._add_menu_actions(plot)
+        if self._plots:
+            item.setXLink(self._plots[0].item)
+        else:
+            self._applied_x = None
+        self._plots.append(plot)
+        self._relayout()
+        self._apply_theme_to(plot)
+        self._apply_x_range(force=True)
+        self.plots_changed.emit()
+        return len(self._plots) - 1
+
+    def remove_plot(self, index: int) -> None:
+        """Remove a plot and its curves (unsubscribing signals no other curve uses)."""
+        before = self._subscribed_keys()
+        plot = self._plots.pop(index)
+        for curve in plot.curves:
+            plot.item.removeItem(curve.item)
+        plot.curves.clear()
+        self._release_unused(before)
+        self.canvas.ci.removeItem(plot.item)
+        if index == 0 and self._plots:
+            # The survivors were linked to the removed plot: link them to the new top one.
+            head = self._plots[0].item
+            head.setXLink(None)
+            for other in self._plots[1:]:
+                other.item.setXLink(head)
+            self._applied_x = None
+        self._relayout()
+        self._apply_x_range(force=True)
+        self.plots_changed.emit()
+
+    def clear(self) -> None:
+        """Remove every plot and unsubscribe their signals."""
+        while self._plots:
+            self.remove_plot(len(self._plots) - 1)
+
+    def add_signal(
+        self, message: str, signal: str, plot_index: int | None = None, colour: str | None = None
+    ) -> int:
+        """Plot ``message.signal`` in plot ``plot_index`` (None: a new plot at the bottom).
+
+        Returns the plot's index. Adding a signal a plot already shows changes nothing.
+        Raises ``KeyError`` if no loaded database has the message or signal, ``IndexError``
+        for a plot index that does not exist.
+        """
+        definition = self.session.decoder.find_message(message).get_signal_by_name(signal)
+        if plot_index is not None and not 0 <= plot_index < len(self._plots):
+            raise IndexError(f"no plot {plot_index} (there are {len(self._plots)})")
+        if plot_index is not None and any(
+            (c.message, c.signal) == (message, signal) for c in self._plots[plot_index].curves
+        ):
+            return plot_index
+        if plot_index is None:
+            plot_index = self.add_plot()
+        plot = self._plots[plot_index]
+        series = self.session.decoder.subscribe(message, signal, SERIES_CAPACITY)
+        choices: dict[int, object] = dict(definition.choices or {})
+        # A value table on a wide signal (e.g. 0xFFFF = "Invalid") marks a sentinel, not states.
+        is_state = bool(choices) and (definition.length <= 8 or len(choices) > 2)
+        states = (
+            {_physical(definition, raw): str(label) for raw, label in choices.items()} if is_state else {}
+        )
+        colour = colour or self._next_colour(plot)
+        item = pg.PlotDataItem(
+            pen=pg.mkPen(colour, width=1),
+            name=f"{signal} ({definition.unit})" if definition.unit else signal,
+            # Discrete signals hold their value until the next frame: draw steps, not ramps.
+            stepMode="right" if is_state or definition.length == 1 else None,
+            skipFiniteCheck=True,
+        )
+        curve = _Curve(
+            message, signal, colour, definition.unit or "", series, item, states, _state_span(definition)
+        )
+        plot.item.addItem(item)
+        # Long histories: draw min/max per pixel column, and only the visible span.
+        item.setDownsampling(auto=True, method="peak")
+        item.setClipToView(True)
+        plot.curves.append(curve)
+        self._update_axis(plot)
+        self._update_curve(curve)
+        self._update_readouts()
+        self.plots_changed.emit()
+        return plot_index
+
+    def remove_signal(self, message: str, signal: str, plot_index: int | None = None) -> None:
+        """Remove the signal's curve from one plot (None: from every plot). Empty plots stay."""
+        before = self._subscribed_keys()
+        targets = self._plots if plot_index is None else [self._plots[plot_index]]
+        for plot in targets:
+            for curve in [c for c in plot.curves if (c.message, c.signal) == (message, signal)]:
+                plot.item.removeItem(curve.item)
+                plot.curves.remove(curve)
+            self._update_axis(plot)
+        self._release_unused(before)
+        self._update_readouts()
+        self.plots_changed.emit()
+
+    def curve_item(self, message: str, signal: str, plot_index: int = 0) -> pg.PlotDataItem:
+        """The PlotDataItem drawing ``message.signal`` in a plot (KeyError if not there)."""
+        for curve in self._plots[plot_index].curves:
+            if (curve.message, curve.signal) == (message, signal):
+                return curve.item
+        raise KeyError(f"{message}.{signal} is not in plot {plot_index}")
+
+    def axis_labels(self, plot_index: int) -> list[tuple[float, str]]:
+        """The value-table ticks on a plot's y axis (empty when it shows plain numbers)."""
+        return list(self._plots[plot_index].ticks)
+
+    # --- live data ---------------------------------------------------------------------------
+
+    @property
+    def time_origin(self) -> float | None:
+        """Absolute timestamp shown as 0 s (None until the first frame arrives)."""
+        return self._t0
+
+    def refresh(self, _frames: int = 0) -> None:
+        """Redraw curves whose series changed and follow the newest data (call once per tick)."""
+        moved = [c for p in self._plots for c in p.curves if c.series.total != c.seen_total]
+        copies = [(c, c.series.total, *c.series.arrays()) for c in moved]
+        if self._t0 is None:
+            self._t0 = self._first_frame_time(copies)
+            if self._t0 is None:
+                return
+        for curve, total, t, v in copies:
+            self._take(curve, total, t, v)
+        # Follow first: setData then reduces each curve once, for the view it will be drawn in.
+        self._apply_x_range()
+        for curve in moved:
+            curve.item.setData(curve.t, curve.v)
+        if copies and self._cursor_time is not None:
+            self._update_readouts()
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def set_live(self, live: bool) -> None:
+        """Follow the newest data (True) or keep the current view (False)."""
+        if live == self._live:
+            return
+        self._live = live
+        self.live_button.setChecked(live)
+        if live:
+            self._applied_x = None  # the user may have moved the view since the last apply
+            self._apply_x_range(force=True)
+        self.live_changed.emit(live)
+
+    @property
+    def window_seconds(self) -> float | None:
+        return self._window
+
+    def set_window(self, seconds: float | None) -> None:
+        """Time span shown while following (None: everything since the first frame); resumes live."""
+        if seconds is not None and seconds <= 0:
+            raise ValueError("the window must be positive")
+        self._window = seconds
+        position = next((i for i, (_, s) in enumerate(WINDOWS) if s == seconds), -1)
+        if position < 0:
+            self.window_combo.addItem(f"{seconds:g} s", seconds)
+            position = self.window_combo.count() - 1
+        self.window_combo.blockSignals(True)
+        self.window_combo.setCurrentIndex(position)
+        self.window_combo.blockSignals(False)
+        self._applied_x = None
+        self.set_live(True)
+        self._apply_x_range(force=True)
+
+    def x_range(self) -> tuple[float, float]:
+        """The visible time span (seconds since the first frame), shared by every plot."""
+        if not self._plots:
+            return (0.0, 0.0)
+        lo, hi = self._plots[0].item.getViewBox().viewRange()[0]
+        return (float(lo), float(hi))
+
+    # --- cursor ------------------------------------------------------------------------------
+
+    def cursor_time(self) -> float | None:
+        return self._cursor_time
+
+    def set_cursor(self, t: float | None) -> None:
+        """Show the cursor at ``t`` seconds (None hides it); the legends then show values there."""
+        self._cursor_time = None if t is None else float(t)
+        self._moving_cursor = True
+        try:
+            for plot in self._plots:
+                plot.cursor.setVisible(t is not None)
+                if t is not None:
+                    plot.cursor.setValue(float(t))
+        finally:
+            self._moving_cursor = False
+        self.cursor_button.blockSignals(True)
+        self.cursor_button.setChecked(t is not None)
+        self.cursor_button.blockSignals(False)
+        self._update_readouts()
+        if t is not None:
+            self.cursor_moved.emit(float(t))
+
+    def cursor_values(self) -> dict[tuple[str, str], float | None]:
+        """Each curve's value at the cursor (the last sample at or before it); {} without a cursor."""
+        if self._cursor_time is None:
+            return {}
+        t = self._cursor_time
+        return {(c.message, c.signal): c.value_at(t) for plot in self._plots for c in plot.curves}
+
+    def legend_texts(self, plot_index: int) -> list[str]:
+        """The legend lines of a plot as shown (name, unit and the value at the cursor)."""
+        legend = self._plots[plot_index].item.legend
+        return [label.text for _, label in legend.items] if legend is not None else []
+
+    # --- layouts -----------------------------------------------------------------------------
+
+    def plot_layout_state(self) -> PlotLayout:
+        """The plots, their signals and colours, fixed y ranges and the time window."""
+        specs = []
+        for plot in self._plots:
+            view = plot.item.getViewBox()
+            y_range = None
+            if not view.autoRangeEnabled()[1]:
+                lo, hi = view.viewRange()[1]
+                y_range = (float(lo), float(hi))
+            traces = tuple(PlotTrace(c.message, c.signal, c.colour) for c in plot.curves)
+            specs.append(PlotSpec(traces, y_range))
+        return PlotLayout(tuple(specs), self._window)
+
+    def restore_plot_layout(self, layout: PlotLayout) -> list[str]:
+        """Replace the plots with ``layout``; returns "message.signal" of traces not in the databases."""
+        self.clear()
+        missing: list[str] = []
+        for spec in layout.plots:
+            index = self.add_plot()
+            for trace in spec.traces:
+                try:
+                    self.add_signal(trace.message, trace.signal, index, trace.colour)
+                except KeyError:
+                    missing.append(f"{trace.message}.{trace.signal}")
+            if spec.y_range is not None:
+                self._plots[index].item.getViewBox().setYRange(*spec.y_range, padding=0)
+        self.set_window(layout.window_seconds)
+        return missing
+
+    def save_layout(self, path: str | Path) -> None:
+        self.plot_layout_state().save(path)
+
+    def load_layout(self, path: str | Path) -> list[str]:
+        """Load a layout file (``PlotLayoutError`` naming the file if it is unusable)."""
+        return self.restore_plot_layout(PlotLayout.load(path))
+
+    # --- internals: data ---------------------------------------------------------------------
+
+    def _first_frame_time(self, copies: list[tuple[_Curve, int, np.ndarray, np.ndarray]]) -> float | None:
+        """The session's first frame time; from the series themselves if the store has none."""
+        firsts = [s.first_ts for s in self.session.store.messages.values() if s.count]
+        if not firsts:  # series filled without the store (scripts, benchmarks)
+            firsts = [float(t[0]) for _, _, t, _ in copies if len(t)]
+        return float(min(firsts)) if firsts else None
+
+    def _update_curve(self, curve: _Curve) -> None:
+        if self._t0 is not None and curve.series.total != curve.seen_total:
+            self._take(curve, curve.series.total, *curve.series.arrays())
+            curve.item.setData(curve.t, curve.v)
+
+    def _take(self, curve: _Curve, total: int, t: np.ndarray, v: np.ndarray) -> None:
+        assert self._t0 is not None
+        t -= self._t0  # arrays() returned fresh copies: shift in place
+        curve.seen_total = total
+        curve.t, curve.v = t, v
+
+    def _newest_time(self) -> float:
+        newest = self.session.store.last_ts - self._t0 if self._t0 is not None else 0.0
+        for plot in self._plots:
+            for curve in plot.curves:
+                if len(curve.t):
+                    newest = max(newest, float(curve.t[-1]))
+        return max(newest, 0.0)
+
+    def _apply_x_range(self, force: bool = False) -> None:
+        # Paused views stay where the user put them; a structural change may still need a
+        # first range (force) when none was ever applied.
+        if not self._plots or not (self._live or (force and self._applied_x is None)):
+            return
+        newest = self._newest_time()
+        if self._window is None:
+            lo, hi = 0.0, max(newest, 1.0)
+        else:
+            hi = max(newest, self._window)
+            lo = hi - self._window
+        if (lo, hi) != self._applied_x:
+            self._applied_x = (lo, hi)
+            self._plots[0].item.getViewBox().setXRange(lo, hi, padding=0)
+
+    def _subscribed_keys(self) -> Counter[tuple[str, str]]:
+        return Counter((c.message, c.signal) for p in self._plots for c in p.curves)
+
+    def _release_unused(self, before: Counter[tuple[str, str]]) -> None:
+        # Every curve holds one LiveDecoder subscription: release one per curve removed.
+        gone = before - self._subscribed_keys()
+        for (message, signal), n in gone.items():
+            for _ in range(n):
+                with contextlib.suppress(KeyError):  # the database was removed meanwhile
+                    self.session.decoder.unsubscribe(message, signal)
+
+    def _next_colour(self, plot: _Plot) -> str:
+        # Distinct within the plot first, then across the panel.
+        in_plot = [c.colour for c in plot.curves]
+        used = [c.colour for p in self._plots for c in p.curves]
+        return min(
+            PALETTE, key=lambda colour: (in_plot.count(colour), used.count(colour), PALETTE.index(colour))
+        )
+
+    # --- internals: drawing --------------------------------------------------------------------
+
+    def _relayout(self) -> None:
+        ci = self.canvas.ci
+        for item in list(ci.items):
+            ci.removeItem(item)
+        for row, plot in enumerate(self._plots):
+            ci.addItem(plot.item, row=row, col=0)
+            is_bottom = row == len(self._plots) - 1
+            bottom = plot.item.getAxis("bottom")
+            # One set of time labels, under the bottom plot; the others keep their grid lines.
+            bottom.setStyle(showValues=is_bottom)
+            bottom.setLabel("Time since first frame", units="s" if is_bottom else None)
+            bottom.showLabel(is_bottom)
+        if self._plots:
+            self._hint.setText("Drop a signal here for a new plot", size="8pt")
+            self._hint.setMaximumHeight(20)
+        else:
+            self._hint.setText("Drag signals here from the signal browser", size="11pt")
+            self._hint.setMaximumHeight(16_777_215)
+        ci.addItem(self._hint, row=len(self._plots), col=0)
+
+    def _update_axis(self, plot: _Plot) -> None:
+        left = plot.item.getAxis("left")
+        curves = plot.curves
+        units = {c.unit for c in curves}
+        left.setLabel(units.pop() if len(units) == 1 else "")
+        left.showLabel(bool(left.labelText))
+        # Name the states on the axis when every curve has a value table and the tables agree
+        # (a gear lever's "P" and a gearbox's "Neutral" on one tick would mislead).
+        merged: dict[float, str] = {}
+        agree = bool(curves) and all(c.states for c in curves)
+        for curve in curves if agree else ():
+            for value, label in curve.states.items():
+                agree = agree and merged.setdefault(value, label) == label
+        ticks = sorted(merged.items()) if agree else []
+        plot.ticks = ticks
+        left.setTicks([ticks] if ticks else None)
+        # Auto-range spans the named states (plus any value the data actually takes).
+        spans = [c.state_span for c in curves if c.state_span is not None]
+        plot.state_span.span = (
+            (min(lo for lo, _ in spans) - 0.4, max(hi for _, hi in spans) + 0.4) if ticks and spans else None
+        )
+        plot.item.getViewBox().updateAutoRange()
+
+    def _update_readouts(self) -> None:
+        t = self._cursor_time
+        for plot in self._plots:
+            legend = plot.item.legend
+            if legend is None:
+                continue
+            for curve in plot.curves:
+                label = legend.getLabel(curve.item)
+                if label is None:
+                    continue
+                if t is None:
+                    text = curve.title
+                else:
+                    value = curve.value_at(t)
+                    text = f"{curve.signal}: " + ("—" if value is None else curve.describe(value))
+                if label.text != text:
+                    label.setText(text)
+        self.cursor_label.setText("" if t is None else f"t = {t:.3f} s")
+
+    def _apply_theme(self) -> None:
+        palette = self.palette()
+        self.canvas.setBackground(palette.color(QPalette.ColorRole.Base))
+        self._hint.setAttr("color", self._muted_colour().name())
+        self._hint.setText(self._hint.text)
+        for plot in self._plots:
+            self._apply_theme_to(plot)
+
+    def _muted_colour(self, weight: float = 0.5) -> QColor:
+        """The text colour blended into the background (opaque): ``weight`` 1 is the text colour."""
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.Text)
+        base = palette.color(QPalette.ColorRole.Base)
+        return QColor(
+            round(base.red() + (text.red() - base.red()) * weight),
+            round(base.green() + (text.green() - base.green()) * weight),
+            round(base.blue() + (text.blue() - base.blue()) * weight),
+        )
+
+    def _apply_theme_to(self, plot: _Plot) -> None:
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.Text)
+        base = palette.color(QPalette.ColorRole.Base)
+        for name in ("left", "bottom"):
+            axis = plot.item.getAxis(name)
+            axis.setPen(pg.mkPen(self._muted_colour()))
+            axis.setTickPen(pg.mkPen(self._muted_colour(0.13)))  # also the grid lines
+            axis.setTextPen(pg.mkPen(text))
+        legend = plot.item.legend
+        if legend is not None:
+            legend.setLabelTextColor(text)
+            fill = QColor(base)
+            fill.setAlpha(200)  # curves stay faintly visible behind the legend
+            legend.setBrush(fill)
+            legend.setPen(pg.mkPen(self._muted_colour()))
+        plot.cursor.setPen(pg.mkPen(text, width=1, style=Qt.PenStyle.DashLine))
+        plot.cursor.setHoverPen(pg.mkPen(palette.color(QPalette.ColorRole.Highlight), width=2))
+
+    def _add_menu_actions(self, plot: _Plot) -> None:
+        menu = plot.item.getViewBox().menu
+        if menu is None:
+            return
+        menu.addSeparator()
+        remove_signal = menu.addMenu("Remove signal")
+        remove_plot = QAction("Remove this plot", menu)
+        remove_plot.triggered.connect(lambda: self._on_remove_plot_chosen(plot))
+        menu.addAction(remove_plot)
+
+        def fill() -> None:
+            remove_signal.clear()
+            for curve in plot.curves:
+                action = remove_signal.addAction(f"{curve.message}.{curve.signal}")
+                action.triggered.connect(lambda _=False, c=curve: self._on_remove_curve_chosen(plot, c))
+            remove_signal.setEnabled(bool(plot.curves))
+
+        menu.aboutToShow.connect(fill)
+
+    @staticmethod
+    def _tool_button(text: str, tip: str) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setAutoRaise(True)
+        return button
+
+    # --- event handlers ------------------------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_theme()
+        super().changeEvent(event)
+
+    def _on_signal_dropped(self, scene_pos: QPointF, message: str, signal: str) -> bool:
+        target = next(
+            (i for i, p in enumerate(self._plots) if p.item.sceneBoundingRect().contains(scene_pos)), None
+        )
+        try:
+            self.add_signal(message, signal, target)
+        except KeyError:
+            return False
+        return True
+
+    def _on_range_changed_manually(self, mask: list[bool]) -> None:
+        if mask[0]:
+            self.set_live(False)
+
+    def _on_live_toggled(self, checked: bool) -> None:
+        self.set_live(checked)
+
+    def _on_window_chosen(self, position: int) -> None:
+        self.set_window(self.window_combo.itemData(position))
+
+    def _on_cursor_toggled(self, checked: bool) -> None:
+        if not checked:
+            self.set_cursor(None)
+            return
+        lo, hi = self.x_range()
+        self.set_cursor((lo + hi) / 2)
+
+    def _on_cursor_dragged(self, line: pg.InfiniteLine) -> None:
+        if self._moving_cursor:
+            return
+        self.set_cursor(float(line.value()))
+
+    def _on_scene_clicked(self, event: MouseClickEvent) -> None:
+        # A left click in a plot moves a shown cursor there.
+        if self._cursor_time is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        for plot in self._plots:
+            view = plot.item.getViewBox()
+            if view.sceneBoundingRect().contains(event.scenePos()):
+                self.set_cursor(float(view.mapSceneToView(event.scenePos()).x()))
+                return
+
+    def _on_add_plot_clicked(self) -> None:
+        self.add_plot()
+
+    def _on_remove_plot_chosen(self, plot: _Plot) -> None:
+        if plot in self._plots:
+            self.remove_plot(self._plots.index(plot))
+
+    def _on_remove_curve_chosen(self, plot: _Plot, curve: _Curve) -> None:
+        if plot in self._plots and curve in plot.curves:
+            self.remove_signal(curve.message, curve.signal, self._plots.index(plot))
+
+    def _on_save_layout_chosen(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save plot layout", "", "Plot layouts (*.json)")
+        if not path:
+            return
+        try:
+            self.save_layout(path)
+        except WorkshopError as exc:
+            QMessageBox.warning(self, "Save plot layout", str(exc))
+
+    def _on_load_layout_chosen(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load plot layout", "", "Plot layouts (*.json)")
+        if not path:
+            return
+        try:
+            missing = self.load_layout(path)
+        except WorkshopError as exc:
+            QMessageBox.warning(self, "Load plot layout", str(exc))
+            return
+        if missing:
+            QMessageBox.information(
+                self, "Load plot layout", "Not in the loaded databases:\n" + "\n".join(missing)
+            )

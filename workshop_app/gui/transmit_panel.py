@@ -1,0 +1,650 @@
+"""TransmitPanel: send raw frames or DBC messages, once or periodically, and watch the jobs.
+
+The panel only edits and displays; the TransmitScheduler (core) owns the jobs and the one
+transmit thread. :meth:`TransmitPanel.refresh` re-reads the jobs; the lead window calls it
+from the GUI tick, so the table follows the scheduler without any signal per frame.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QRegularExpression, Qt
+from PySide6.QtGui import QBrush, QColor, QFontDatabase, QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.transmit import (
+    JobStatus,
+    SignalValue,
+    TransmitJob,
+    TransmitScheduler,
+    frame_signals,
+    signal_default,
+)
+from workshop_app.core.types import Frame
+
+if TYPE_CHECKING:
+    from cantools.database.can import Message
+    from cantools.database.can import Signal as DbcSignal
+
+COLUMNS = ("Job", "ID", "Ext", "FD", "Data / signals", "Period", "Sent", "Status")
+COL_JOB, COL_ID, COL_EXT, COL_FD, COL_CONTENT, COL_PERIOD, COL_SENT, COL_STATUS = range(len(COLUMNS))
+TAB_RAW, TAB_DBC = range(2)
+_JOB_ROLE = Qt.ItemDataRole.UserRole
+_STATUS_COLOURS = {
+    JobStatus.RUNNING: QColor("#1a7f37"),
+    JobStatus.DISCONNECTED: QColor("#d1242f"),
+    JobStatus.FAILED: QColor("#d1242f"),
+    JobStatus.STOPPED: QColor("#8c959f"),
+}
+_HEX_SEPARATORS = re.compile(r"[\s,:;-]+")
+_NOTICE_STYLE = "QLabel { background: #fff1e5; color: #8a4600; border: 1px solid #f0b37e; border-radius: 3px; padding: 6px; }"
+
+
+def _hex_bytes(data: bytes) -> str:
+    return data.hex(" ").upper()
+
+
+def parse_hex_data(text: str) -> bytes:
+    """Payload from ``"02 01 0C"``, ``"02010C"`` or ``"2,1,c"``; ValueError in plain words."""
+    parts = [p for p in _HEX_SEPARATORS.split(text.strip()) if p]
+    if len(parts) == 1 and len(parts[0]) > 2:
+        token = parts[0]
+        if len(token) % 2:
+            raise ValueError("data needs two hex digits per byte, e.g. 02 01 0C")
+        parts = [token[i : i + 2] for i in range(0, len(token), 2)]
+    try:
+        values = [int(p, 16) for p in parts]
+    except ValueError:
+        raise ValueError("data must be hex bytes, e.g. 02 01 0C") from None
+    if any(not 0 <= v <= 0xFF for v in values):
+        raise ValueError("each data byte is two hex digits (00 to FF)")
+    return bytes(values)
+
+
+def _decimals(scale: float) -> int:
+    if scale <= 0 or scale >= 1:
+        return 0
+    return min(6, math.ceil(-math.log10(scale) - 1e-9))
+
+
+def _signal_range(signal: DbcSignal) -> tuple[float, float]:
+    """The DBC's minimum/maximum, or what the raw bits can hold where the DBC gives none."""
+    if signal.is_signed:
+        raw_low, raw_high = -(1 << (signal.length - 1)), (1 << (signal.length - 1)) - 1
+    else:
+        raw_low, raw_high = 0, (1 << signal.length) - 1
+    ends = sorted((raw_low * signal.scale + signal.offset, raw_high * signal.scale + signal.offset))
+    low = signal.minimum if signal.minimum is not None else ends[0]
+    high = signal.maximum if signal.maximum is not None else ends[1]
+    if low >= high:  # "[0|0]" in a DBC means "not given"
+        low, high = ends
+    return float(low), float(high)
+
+
+class _SignalEditor:
+    """One row of the signal form: a spin box, or a combo for a value table."""
+
+    def __init__(self, signal: DbcSignal) -> None:
+        self.signal = signal
+        self.combo: QComboBox | None = None
+        self.spin: QDoubleSpinBox | None = None
+        default = signal_default(signal)
+        choices = signal.choices or {}
+        if len(choices) >= 2:
+            self.combo = QComboBox()
+            self.combo.setMinimumWidth(170)
+            for raw in sorted(choices):
+                scaled = raw * signal.scale + signal.offset
+                self.combo.addItem(f"{choices[raw]} ({raw})", scaled)
+            index = self.combo.findData(default)
+            self.combo.setCurrentIndex(max(index, 0))
+            self.widget: QWidget = self.combo
+        else:
+            self.spin = QDoubleSpinBox()
+            low, high = _signal_range(signal)
+            self.spin.setRange(low, high)
+            self.spin.setDecimals(_decimals(signal.scale))
+            self.spin.setSingleStep(signal.scale if signal.scale > 0 else 1.0)
+            if signal.unit:
+                self.spin.setSuffix(f" {signal.unit}")
+            self.spin.setValue(default)
+            self.spin.setMinimumWidth(170)
+            self.widget = self.spin
+        self.field = QWidget()
+        row = QHBoxLayout(self.field)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.widget)
+        hint = QLabel(self._hint())
+        hint.setEnabled(False)  # drawn in the palette's muted text colour
+        row.addWidget(hint)
+        row.addStretch(1)
+
+    def _hint(self) -> str:
+        signal = self.signal
+        if self.combo is not None:
+            return "value table"
+        low, high = _signal_range(signal)
+        unit = f" {signal.unit}" if signal.unit else ""
+        return f"{low:g} … {high:g}{unit}"
+
+    def value(self) -> SignalValue:
+        if self.combo is not None:
+            data = self.combo.currentData()
+            return int(data) if float(data).is_integer() else float(data)
+        assert self.spin is not None
+        number = self.spin.value()
+        return round(number) if self.spin.decimals() == 0 else number
+
+    def set_value(self, value: SignalValue) -> None:
+        if self.combo is not None:
+            index = self.combo.findData(value)
+            if index < 0 and isinstance(value, str):
+                index = next(
+                    (i for i in range(self.combo.count()) if self.combo.itemText(i).startswith(f"{value} (")),
+                    -1,
+                )
+            if index >= 0:
+                self.combo.setCurrentIndex(index)
+        elif self.spin is not None and isinstance(value, (int, float)):
+            self.spin.setValue(float(value))
+
+
+class TransmitPanel(QWidget):
+    """Jobs table on top, the frame/message editor below."""
+
+    def __init__(
+        self, scheduler: TransmitScheduler, databases: DatabaseSet, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.scheduler = scheduler
+        self.databases = databases
+        self._editors: dict[str, _SignalEditor] = {}
+        self._message: Message | None = None
+        self._shown: dict[int, tuple[object, ...]] = {}
+
+        self.notice_label = QLabel()
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setStyleSheet(_NOTICE_STYLE)
+        self.notice_label.hide()
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        for column, width in ((COL_JOB, 44), (COL_ID, 86), (COL_EXT, 36), (COL_FD, 66)):
+            header.resizeSection(column, width)
+        header.setSectionResizeMode(COL_CONTENT, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((COL_PERIOD, 78), (COL_SENT, 64), (COL_STATUS, 150)):
+            header.resizeSection(column, width)
+        self.table.cellClicked.connect(self._on_row_clicked)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+
+        self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume")
+        self.send_again_button = QPushButton("Send again")
+        self.apply_button = QPushButton("Apply edits")
+        self.apply_button.setToolTip("Put the editor's data or signal values into the selected job")
+        self.remove_button = QPushButton("Remove")
+        self.stop_button.clicked.connect(self._on_stop)
+        self.resume_button.clicked.connect(self._on_resume)
+        self.send_again_button.clicked.connect(self._on_send_again)
+        self.apply_button.clicked.connect(self._on_apply)
+        self.remove_button.clicked.connect(self._on_remove)
+        job_buttons = QHBoxLayout()
+        for button in (
+            self.stop_button,
+            self.resume_button,
+            self.send_again_button,
+            self.apply_button,
+            self.remove_button,
+        ):
+            job_buttons.addWidget(button)
+        job_buttons.addStretch(1)
+
+        self.editor_tabs = QTabWidget()
+        self.editor_tabs.addTab(self._build_raw_editor(), "Raw frame")
+        self.editor_tabs.addTab(self._build_dbc_editor(), "DBC message")
+
+        self.period_spin = QSpinBox()
+        self.period_spin.setRange(1, 600_000)
+        self.period_spin.setValue(100)
+        self.period_spin.setSuffix(" ms")
+        self.period_spin.setMinimumWidth(110)
+        self.send_once_button = QPushButton("Send once")
+        self.start_button = QPushButton("Start periodic")
+        self.send_once_button.clicked.connect(self._on_send_once)
+        self.start_button.clicked.connect(self._on_start_periodic)
+        send_row = QHBoxLayout()
+        send_row.addWidget(QLabel("Period:"))
+        send_row.addWidget(self.period_spin)
+        send_row.addStretch(1)
+        send_row.addWidget(self.send_once_button)
+        send_row.addWidget(self.start_button)
+
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #d1242f")
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.hide()
+
+        editor_group = QGroupBox("New frame")
+        editor_layout = QVBoxLayout(editor_group)
+        editor_layout.addWidget(self.editor_tabs)
+        editor_layout.addLayout(send_row)
+        editor_layout.addWidget(self.error_label)
+
+        jobs_part = QWidget()
+        jobs_layout = QVBoxLayout(jobs_part)
+        jobs_layout.setContentsMargins(0, 0, 0, 0)
+        jobs_layout.addWidget(self.notice_label)
+        jobs_layout.addWidget(self.table, 1)
+        jobs_layout.addLayout(job_buttons)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(jobs_part)
+        self.splitter.addWidget(editor_group)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.splitter)
+
+        self.reload_databases()
+        self.refresh()
+
+    # -- editors -------------------------------------------------------------------------------------
+    def _build_raw_editor(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self.id_edit = QLineEdit()
+        self.id_edit.setPlaceholderText("7DF")
+        self.id_edit.setFont(mono)
+        self.id_edit.setValidator(
+            QRegularExpressionValidator(QRegularExpression(r"(0[xX])?[0-9A-Fa-f]{0,8}"))
+        )
+        self.id_edit.setMaximumWidth(140)
+        self.ext_check = QCheckBox("Extended (29-bit)")
+        self.fd_check = QCheckBox("CAN FD")
+        self.brs_check = QCheckBox("Bit rate switch")
+        self.brs_check.setEnabled(False)
+        self.fd_check.toggled.connect(self._on_fd_toggled)
+        id_row = QHBoxLayout()
+        id_row.addWidget(self.id_edit)
+        id_row.addWidget(self.ext_check)
+        id_row.addWidget(self.fd_check)
+        id_row.addWidget(self.brs_check)
+        id_row.addStretch(1)
+        form.addRow("ID (hex):", id_row)
+        self.data_edit = QLineEdit()
+        self.data_edit.setPlaceholderText("02 01 0C")
+        self.data_edit.setFont(mono)
+        form.addRow("Data (hex):", self.data_edit)
+        hint = QLabel("Classic CAN: up to 8 bytes. CAN FD: 0–8, 12, 16, 20, 24, 32, 48 or 64 bytes.")
+        hint.setEnabled(False)
+        form.addRow("", hint)
+        return page
+
+    def _build_dbc_editor(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.message_combo = QComboBox()
+        self.message_combo.setMaxVisibleItems(20)
+        self.message_combo.currentIndexChanged.connect(self._on_message_changed)
+        top = QFormLayout()
+        top.addRow("Message:", self.message_combo)
+        layout.addLayout(top)
+        self.signal_form_host = QWidget()
+        self.signal_form = QFormLayout(self.signal_form_host)
+        self.signal_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.signal_form_host)
+        scroll.setMinimumHeight(140)
+        layout.addWidget(scroll, 1)
+        return page
+
+    def reload_databases(self) -> None:
+        """Fill the message list again (after databases were added or removed)."""
+        current = self.message_combo.currentData()
+        self.message_combo.blockSignals(True)
+        self.message_combo.clear()
+        seen: set[str] = set()
+        messages = [m for entry in self.databases.databases for m in entry.db.messages]
+        for message in sorted(messages, key=lambda m: m.name.lower()):
+            if message.name in seen:
+                continue  # the scheduler resolves a name to the first database that has it
+            seen.add(message.name)
+            width = 8 if message.is_extended_frame else 3
+            self.message_combo.addItem(f"{message.name}  (0x{message.frame_id:0{width}X})", message.name)
+        self.message_combo.blockSignals(False)
+        index = self.message_combo.findData(current)
+        self.message_combo.setCurrentIndex(max(index, 0) if self.message_combo.count() else -1)
+        self._on_message_changed()
+
+    def _find_message(self, name: str) -> Message | None:
+        for entry in self.databases.databases:
+            try:
+                return entry.db.get_message_by_name(name)
+            except KeyError:
+                continue
+        return None
+
+    def _on_message_changed(self, _index: int = 0) -> None:
+        while self.signal_form.rowCount():
+            self.signal_form.removeRow(0)
+        self._editors = {}
+        name = self.message_combo.currentData()
+        self._message = self._find_message(name) if name else None
+        if self._message is None:
+            self.signal_form.addRow(QLabel("No database loaded: add a DBC when connecting."))
+            return
+        for signal in self._message.signals:
+            editor = _SignalEditor(signal)
+            self._editors[signal.name] = editor
+            label = QLabel(signal.name)
+            if signal.comment:
+                label.setToolTip(signal.comment)
+                editor.widget.setToolTip(signal.comment)
+            self.signal_form.addRow(label, editor.field)
+            if signal.is_multiplexer:
+                # only the signals of the selected multiplexer page are sent
+                widget = editor.widget
+                if isinstance(widget, QComboBox):
+                    widget.currentIndexChanged.connect(self._update_multiplexed)
+                elif isinstance(widget, QDoubleSpinBox):
+                    widget.valueChanged.connect(self._update_multiplexed)
+        self._update_multiplexed()
+
+    def _update_multiplexed(self) -> None:
+        if self._message is None or not self._message.is_multiplexed():
+            return
+        try:
+            active = {s.name for s in frame_signals(self._message, self._signal_values(all_signals=True))}
+        except WorkshopError:
+            active = {s.name for s in self._message.signals if s.is_multiplexer}
+        for name, editor in self._editors.items():
+            # rows of other multiplexer pages are hidden: they are not in this frame
+            self.signal_form.setRowVisible(editor.field, name in active)
+
+    def _signal_values(self, all_signals: bool = False) -> dict[str, SignalValue]:
+        values = {name: editor.value() for name, editor in self._editors.items()}
+        if all_signals or self._message is None:
+            return values
+        active = {s.name for s in frame_signals(self._message, values)}
+        return {name: value for name, value in values.items() if name in active}
+
+    def _on_fd_toggled(self, on: bool) -> None:
+        self.brs_check.setEnabled(on)
+        if not on:
+            self.brs_check.setChecked(False)
+
+    def _raw_frame(self) -> Frame:
+        text = self.id_edit.text().strip().removeprefix("0x").removeprefix("0X")
+        if not text:
+            raise WorkshopError("enter the frame id in hex, e.g. 7DF")
+        arbitration_id = int(text, 16)  # the validator lets only hex digits through
+        try:
+            data = parse_hex_data(self.data_edit.text())
+        except ValueError as exc:
+            raise WorkshopError(str(exc)) from None
+        return Frame(
+            0.0,
+            arbitration_id,
+            data,
+            self.scheduler.default_channel,
+            self.ext_check.isChecked(),
+            self.fd_check.isChecked(),
+            self.brs_check.isChecked(),
+        )
+
+    def _editor_job(self, period: float | None) -> TransmitJob:
+        if self.editor_tabs.currentIndex() == TAB_RAW:
+            return TransmitJob(frame=self._raw_frame(), period=period)
+        if self._message is None:
+            raise WorkshopError("no DBC message chosen")
+        return TransmitJob(message=self._message.name, values=self._signal_values(), period=period)
+
+    # -- table ---------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Show the scheduler's jobs and notice (cheap when nothing changed)."""
+        jobs = self.scheduler.jobs()
+        notice = self.scheduler.notice
+        if notice:
+            self.notice_label.setText(f"⚠ {notice}. Reconnect, then select the jobs and press Resume.")
+        self.notice_label.setVisible(bool(notice))
+        selected = self.selected_job_ids()
+        if [j.job_id for j in jobs] != [self._row_job(r) for r in range(self.table.rowCount())]:
+            self.table.setRowCount(len(jobs))
+            self._shown = {}
+        for row, job in enumerate(jobs):
+            key = (
+                job.job_id,
+                job.count,
+                job.status,
+                job.last_error,
+                job.period,
+                job.last_data,
+                str(job.values),
+            )
+            if self._shown.get(job.job_id) != key:
+                self._fill_row(row, job)
+                self._shown[job.job_id] = key
+        if selected != self.selected_job_ids():
+            self._select(selected)
+        self._update_buttons()
+
+    def _row_job(self, row: int) -> int | None:
+        item = self.table.item(row, COL_JOB)
+        return item.data(_JOB_ROLE) if item is not None else None
+
+    def _fill_row(self, row: int, job: TransmitJob) -> None:
+        width = 8 if job.is_extended else 3
+        if job.message is not None:
+            values = ", ".join(f"{k}={v}" for k, v in job.values.items())
+            content = f"{job.message}: {values}" if values else job.message
+        else:
+            content = _hex_bytes(job.frame.data) if job.frame is not None else ""
+        fd = ("FD+BRS" if job.bitrate_switch else "FD") if job.is_fd else ""
+        period = f"{job.period * 1000:g} ms" if job.period is not None else "once"
+        cells = (
+            str(job.job_id),
+            f"{job.arbitration_id:0{width}X}",
+            "✓" if job.is_extended else "",
+            fd,
+            content,
+            period,
+            f"{job.count:,}",
+            job.status.value,
+        )
+        for column, text in enumerate(cells):
+            item = self.table.item(row, column)
+            if item is None:
+                item = QTableWidgetItem()
+                self.table.setItem(row, column, item)
+            item.setText(text)
+            if column in (COL_PERIOD, COL_SENT):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.table.item(row, COL_JOB).setData(_JOB_ROLE, job.job_id)
+        status = self.table.item(row, COL_STATUS)
+        colour = _STATUS_COLOURS.get(job.status)
+        status.setForeground(QBrush(colour) if colour is not None else QBrush())
+        status.setToolTip(job.last_error or "")
+        last = _hex_bytes(job.last_data) if job.last_data is not None else "nothing sent yet"
+        self.table.item(row, COL_CONTENT).setToolTip(f"last data: {last}")
+
+    def selected_job_ids(self) -> list[int]:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        return [job_id for row in rows if (job_id := self._row_job(row)) is not None]
+
+    def _select(self, job_ids: list[int]) -> None:
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for row in range(self.table.rowCount()):
+            if self._row_job(row) in job_ids:
+                self.table.selectRow(row)
+        self.table.setSelectionMode(mode)
+
+    def _update_buttons(self) -> None:
+        jobs = {j.job_id: j for j in self.scheduler.jobs()}
+        chosen = [jobs[i] for i in self.selected_job_ids() if i in jobs]
+        self.stop_button.setEnabled(any(j.status is JobStatus.RUNNING for j in chosen))
+        self.resume_button.setEnabled(
+            any(j.is_periodic and j.status is not JobStatus.RUNNING for j in chosen)
+        )
+        self.send_again_button.setEnabled(bool(chosen))
+        self.apply_button.setEnabled(len(chosen) == 1)
+        self.remove_button.setEnabled(bool(chosen))
+
+    def _on_row_clicked(self, row: int, _column: int) -> None:
+        """Load the clicked job into the editor, so it can be changed and applied."""
+        job_id = self._row_job(row)
+        if job_id is None:
+            return
+        try:
+            job = self.scheduler.job(job_id)
+        except WorkshopError:
+            return
+        if job.period is not None:
+            self.period_spin.setValue(max(1, round(job.period * 1000)))
+        if job.frame is not None:
+            self.editor_tabs.setCurrentIndex(TAB_RAW)
+            self.id_edit.setText(f"{job.frame.arbitration_id:X}")
+            self.ext_check.setChecked(job.frame.is_extended)
+            self.fd_check.setChecked(job.frame.is_fd)
+            self.brs_check.setChecked(job.frame.bitrate_switch)
+            self.data_edit.setText(_hex_bytes(job.frame.data))
+        elif job.message is not None:
+            self.editor_tabs.setCurrentIndex(TAB_DBC)
+            index = self.message_combo.findData(job.message)
+            if index >= 0:
+                self.message_combo.setCurrentIndex(index)
+            for name, value in job.values.items():
+                if name in self._editors:
+                    self._editors[name].set_value(value)
+            self._update_multiplexed()
+
+    # -- actions -------------------------------------------------------------------------------------
+    def _act(self, action: str, fn: object) -> bool:
+        """Run a scheduler call; show a failure in plain words below the editor."""
+        try:
+            fn()  # type: ignore[operator]
+        except (WorkshopError, ValueError) as exc:
+            self.error_label.setText(f"{action}: {exc}")
+            self.error_label.show()
+            return False
+        self.error_label.hide()
+        self.refresh()
+        return True
+
+    def _on_send_once(self) -> None:
+        def send() -> None:
+            job = self._editor_job(None)
+            same = self._same_one_shot(job)
+            if same is not None:
+                self.scheduler.trigger(same)  # one row per distinct frame, its count goes up
+            elif job.frame is not None:
+                self.scheduler.send_once(job.frame)
+            else:
+                assert job.message is not None
+                self.scheduler.send_signals_once(job.message, job.values)
+
+        self._act("Send failed", send)
+
+    def _same_one_shot(self, job: TransmitJob) -> int | None:
+        for existing in self.scheduler.jobs():
+            if existing.is_periodic:
+                continue
+            if job.frame is not None and existing.frame == job.frame:
+                return existing.job_id
+            if job.message is not None and (existing.message, existing.values) == (job.message, job.values):
+                return existing.job_id
+        return None
+
+    def _on_start_periodic(self) -> None:
+        period = self.period_spin.value() / 1000.0
+        self._act("Could not start", lambda: self.scheduler.add_periodic(self._editor_job(period)))
+
+    def _on_stop(self) -> None:
+        def stop() -> None:
+            for job_id in self.selected_job_ids():
+                self.scheduler.stop(job_id)
+
+        self._act("Could not stop", stop)
+
+    def _on_resume(self) -> None:
+        def resume() -> None:
+            for job in self.scheduler.jobs():
+                if job.job_id in self.selected_job_ids() and job.is_periodic:
+                    self.scheduler.resume(job.job_id)
+
+        self._act("Could not resume", resume)
+
+    def _on_send_again(self) -> None:
+        def send() -> None:
+            for job_id in self.selected_job_ids():
+                self.scheduler.trigger(job_id)
+
+        self._act("Send failed", send)
+
+    def _on_apply(self) -> None:
+        ids = self.selected_job_ids()
+        if len(ids) != 1:
+            return
+
+        def apply() -> None:
+            job = self.scheduler.job(ids[0])
+            period = self.period_spin.value() / 1000.0 if job.is_periodic else None
+            if job.frame is not None:
+                frame = self._raw_frame()
+                if (frame.arbitration_id, frame.is_extended, frame.is_fd) != (
+                    job.arbitration_id,
+                    job.is_extended,
+                    job.is_fd,
+                ):
+                    raise WorkshopError("only the data and period can change; start a new job for another id")
+                self.scheduler.update(job.job_id, data=frame.data, period=period)
+            else:
+                if self._message is None or self._message.name != job.message:
+                    raise WorkshopError(f"choose message {job.message} in the editor to change its values")
+                self.scheduler.update(job.job_id, self._signal_values(), period=period)
+
+        self._act("Could not apply", apply)
+
+    def _on_remove(self) -> None:
+        def remove() -> None:
+            for job_id in self.selected_job_ids():
+                self.scheduler.remove(job_id)
+
+        self._act("Could not remove", remove)
