@@ -57,7 +57,7 @@ class BitView(QWidget):
                 rect = QRectF(CELL * (col + 1) + 1, y + 1, CELL - 2, CELL - 2)
                 if flips and busiest:
                     heat = flips / busiest
-                    colour = QColor.fromHsvF(0.6 - 0.6 * heat, 0.75, 0.95)
+                    colour = QColor.fromHsvF(0.6 - 0.6 * heat, 0.45, 1.0)  # light enough for dark digits
                 else:
                     colour = neutral
                 p.fillRect(rect, colour)

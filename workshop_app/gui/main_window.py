@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.trace_view.setItemDelegateForColumn(COL_DATA, self.payload_delegate)
         header = self.trace_view.header()
         header.setStretchLastSection(True)
-        for col, width in enumerate((70, 90, 240, 90, 80, 85, 45)):
+        for col, width in enumerate((56, 84, 230, 78, 72, 80, 40)):
             header.resizeSection(col, width)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.trace_view.selectionModel().currentRowChanged.connect(self._on_trace_row_changed)
@@ -155,18 +155,19 @@ class MainWindow(QMainWindow):
         self.record_panel = RecordPanel(self.session, self.history)
         self.record_panel.recording_activated.connect(self._on_recording_activated)
 
-        right = Qt.DockWidgetArea.RightDockWidgetArea
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
         left = Qt.DockWidgetArea.LeftDockWidgetArea
+        # Time series want width: plots share the bottom with transmit and record, full width.
         self.signals_dock = self._dock("Signals", self.signal_browser, left)
         self.bits_dock = self._dock("Bits", self.bit_view, left)
-        self.plots_dock = self._dock("Plots", self.plot_panel, right)
+        self.plots_dock = self._dock("Plots", self.plot_panel, bottom)
         self.transmit_dock = self._dock("Transmit", self.transmit_panel, bottom)
         self.record_dock = self._dock("Record", self.record_panel, bottom)
+        self.tabifyDockWidget(self.plots_dock, self.transmit_dock)
         self.tabifyDockWidget(self.transmit_dock, self.record_dock)
-        self.transmit_dock.raise_()
-        self.resizeDocks([self.signals_dock, self.plots_dock], [300, 560], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.transmit_dock], [230], Qt.Orientation.Vertical)
+        self.plots_dock.raise_()
+        self.resizeDocks([self.signals_dock], [290], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.plots_dock], [400], Qt.Orientation.Vertical)
         self._default_state = self.saveState()
 
     def _action(self, menu: QMenu, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:  # noqa: ANN001
@@ -338,6 +339,7 @@ class MainWindow(QMainWindow):
             self._show_error("Could not load the database", str(exc))
             return
         self._remember("databases", path)
+        self.session.decoder.databases_changed()
         self.trace_model.forget_databases()
         self.signal_browser.reload()
         if loaded.warnings:

@@ -714,6 +714,9 @@ class PlotPanel(QWidget):
         legend = plot.item.legend
         if legend is not None:
             legend.setLabelTextColor(text)
+            for _, label in legend.items:  # existing labels only take the colour when re-rendered
+                label.setAttr("color", text)
+                label.setText(label.text)
             fill = QColor(base)
             fill.setAlpha(200)  # curves stay faintly visible behind the legend
             legend.setBrush(fill)

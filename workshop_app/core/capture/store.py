@@ -9,15 +9,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from workshop_app.core.types import Frame
 
 # Weight of the newest interval in the running mean/variance of the cycle time.
 _EMA_ALPHA = 0.05
 
 
+# Change records are folded into per-bit counts in batches of this many (numpy, not per bit).
+_FOLD_AT = 512
+
+
 @dataclass(slots=True)
 class MessageStats:
-    """Running statistics of one message stream."""
+    """Running statistics of one message stream.
+
+    Per-bit flip counts and per-byte change times are what the bit view and the fading trace
+    show; counting them bit by bit per frame costs more than everything else in capture, so
+    each frame only records its XOR with the previous payload, and the records are folded
+    into the counts with numpy when someone reads them (or every ``_FOLD_AT`` changes).
+    """
 
     channel: str
     arbitration_id: int
@@ -36,10 +48,11 @@ class MessageStats:
     changed_mask: int = 0
     # Every bit that has changed at least once since the stream started.
     ever_changed: int = 0
-    # How often each bit flipped; the bit view colours by this.
-    bit_flips: list[int] = field(default_factory=list)
-    # Timestamp of the last change of each byte, for fading highlights.
-    byte_changed_at: list[float] = field(default_factory=list)
+    _value: int = 0
+    _pending_ts: list[float] = field(default_factory=list)
+    _pending_xor: list[int] = field(default_factory=list)
+    _flips: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _changed_at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
 
     @property
     def key(self) -> tuple[str, int, bool]:
@@ -54,6 +67,18 @@ class MessageStats:
         """Standard deviation of the cycle time (seconds)."""
         return math.sqrt(self.var_interval) if self.var_interval > 0 else 0.0
 
+    @property
+    def bit_flips(self) -> list[int]:
+        """How often each bit flipped (bit i = byte i // 8, bit i % 8)."""
+        self._fold()
+        return self._flips.tolist()
+
+    @property
+    def byte_changed_at(self) -> list[float]:
+        """Timestamp of the last change of each byte, for fading highlights."""
+        self._fold()
+        return self._changed_at.tolist()
+
     def rate(self, now: float | None = None) -> float:
         """Frames per second; falls to 0 once the stream has been silent for 3 cycles."""
         if self.mean_interval <= 0:
@@ -67,8 +92,8 @@ class MessageStats:
         data = frame.data
         if self.count == 0:
             self.first_ts = ts
-            self.bit_flips = [0] * (len(data) * 8)
-            self.byte_changed_at = [ts] * len(data)
+            self._grow(len(data), ts)
+            self._value = int.from_bytes(data, "little")
         else:
             dt = ts - self.last_ts
             if dt >= 0:
@@ -78,41 +103,51 @@ class MessageStats:
                     diff = dt - self.mean_interval
                     self.mean_interval += _EMA_ALPHA * diff
                     self.var_interval = (1 - _EMA_ALPHA) * (self.var_interval + _EMA_ALPHA * diff * diff)
-                self.min_interval = min(self.min_interval, dt)
-                self.max_interval = max(self.max_interval, dt)
-            self._track_changes(self.data, data, ts)
+                if dt < self.min_interval:
+                    self.min_interval = dt
+                if dt > self.max_interval:
+                    self.max_interval = dt
+            if data != self.data:
+                value = int.from_bytes(data, "little")
+                xor = value ^ self._value
+                self._value = value
+                if len(data) > len(self._changed_at):
+                    self._fold()
+                    self._grow(len(data), ts)
+                self.changed_mask = xor
+                self.ever_changed |= xor
+                self._pending_ts.append(ts)
+                self._pending_xor.append(xor)
+                if len(self._pending_xor) >= _FOLD_AT:
+                    self._fold()
+            else:
+                self.changed_mask = 0
         self.count += 1
         self.last_ts = ts
         self.data = data
         self.is_fd = frame.is_fd
         self.is_rx = frame.is_rx
 
-    def _track_changes(self, old: bytes, new: bytes, ts: float) -> None:
-        if len(new) != len(old):
-            # A length change makes every byte new; grow the per-bit tables.
-            n = len(new)
-            if n * 8 > len(self.bit_flips):
-                self.bit_flips.extend([0] * (n * 8 - len(self.bit_flips)))
-                self.byte_changed_at.extend([ts] * (n - len(self.byte_changed_at)))
-            old = old.ljust(n, b"\0")[:n]
-        xor = int.from_bytes(old, "little") ^ int.from_bytes(new, "little")
-        self.changed_mask = xor
-        if not xor:
+    def _grow(self, n_bytes: int, ts: float) -> None:
+        old = len(self._changed_at)
+        self._flips = np.concatenate([self._flips, np.zeros(n_bytes * 8 - len(self._flips), dtype=np.int64)])
+        self._changed_at = np.concatenate([self._changed_at, np.full(n_bytes - old, ts)])
+
+    def _fold(self) -> None:
+        if not self._pending_xor:
             return
-        self.ever_changed |= xor
-        flips = self.bit_flips
-        changed_at = self.byte_changed_at
-        x = xor
-        last_byte = -1
-        while x:
-            low = x & -x
-            bit = low.bit_length() - 1
-            flips[bit] += 1
-            byte = bit >> 3
-            if byte != last_byte:
-                changed_at[byte] = ts
-                last_byte = byte
-            x ^= low
+        n = len(self._changed_at)
+        raw = b"".join(x.to_bytes(n, "little") for x in self._pending_xor)
+        rows = np.frombuffer(raw, dtype=np.uint8).reshape(-1, n)
+        self._flips += np.unpackbits(rows, axis=1, bitorder="little").sum(axis=0, dtype=np.int64)
+        changed = rows != 0
+        any_change = changed.any(axis=0)
+        # Last record in which each byte changed.
+        last = len(rows) - 1 - np.argmax(changed[::-1], axis=0)
+        ts = np.asarray(self._pending_ts)
+        self._changed_at[any_change] = ts[last[any_change]]
+        self._pending_ts.clear()
+        self._pending_xor.clear()
 
 
 class FrameStore:

@@ -54,6 +54,9 @@ class LiveDecoder:
         self._subs: dict[int, tuple[cdb.Message, dict[str, SignalSeries]]] = {}
         # Several views may plot the same signal: the series lives until the last one lets go.
         self._refs: dict[tuple[int, str], int] = {}
+        # Per stream: the subscription its frames feed, or None (most streams): one dict
+        # look-up per frame instead of a database look-up. Cleared when subscriptions change.
+        self._routes: dict[tuple[str, int, bool], tuple[cdb.Message, dict[str, SignalSeries]] | None] = {}
         self.decode_errors = 0
 
     def find_message(self, name: str) -> cdb.Message:
@@ -75,6 +78,7 @@ class LiveDecoder:
             series_by_name[signal_name] = series
         ref = (id(message), signal_name)
         self._refs[ref] = self._refs.get(ref, 0) + 1
+        self._routes.clear()
         return series
 
     def unsubscribe(self, message_name: str, signal_name: str) -> None:
@@ -86,6 +90,7 @@ class LiveDecoder:
             self._refs[ref] = left
             return
         self._refs.pop(ref, None)
+        self._routes.clear()
         entry = self._subs.get(id(message))
         if entry is not None:
             entry[1].pop(signal_name, None)
@@ -95,21 +100,26 @@ class LiveDecoder:
     def process(self, frames: list[Frame]) -> None:
         if not self._subs:
             return
-        lookup = self.databases.lookup
-        subs = self._subs
+        routes = self._routes
         for frame in frames:
-            message = lookup(frame.channel, frame.arbitration_id, frame.is_extended)
-            if message is None:
-                continue
-            entry = subs.get(id(message))
+            key = (frame.channel, frame.arbitration_id, frame.is_extended)
+            entry = routes.get(key, False)
+            if entry is False:
+                message = self.databases.lookup(*key)
+                entry = routes[key] = None if message is None else self._subs.get(id(message))
             if entry is None:
                 continue
+            message, series_by_name = entry
             try:
                 values = message.decode(frame.data, decode_choices=False, allow_truncated=False)
             except Exception:
                 self.decode_errors += 1
                 continue
-            for name, series in entry[1].items():
+            for name, series in series_by_name.items():
                 value = values.get(name)  # absent when another multiplexer page was sent
                 if value is not None:
                     series.append(frame.timestamp, float(value))
+
+    def databases_changed(self) -> None:
+        """Forget cached routes (call after adding or removing a database)."""
+        self._routes.clear()

@@ -1,0 +1,83 @@
+"""Render the README's screenshots of the window on the simulated vehicle into docs/.
+
+Run: QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from workshop_app.core.capture.ring import FrameRing
+from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.session import CaptureSession
+from workshop_app.core.sources.simulator import SimulatorSource
+from workshop_app.gui.app import make_app
+from workshop_app.gui.connect_dialog import ConnectDialog
+from workshop_app.gui.main_window import MainWindow
+from workshop_app.gui.trace_model import COL_NAME
+from workshop_app.paths import demo_dbc_path
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def pump(app: QApplication, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> int:
+    DOCS.mkdir(exist_ok=True)
+    app = make_app()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
+        dbs = DatabaseSet()
+        dbs.add(demo_dbc_path())
+        # Start a minute into the drive, sped up, so the plots show acceleration and shifts.
+        source = SimulatorSource(FrameRing(), time_scale=1.0)
+        window = MainWindow(CaptureSession(source, dbs), settings=settings, history=None)
+        window.resize(1600, 960)
+        window.show()
+        window.start()
+        panel = window.plot_panel
+        panel.add_signal("ENGINE_DATA", "EngineSpeed")
+        panel.add_signal("ABS_STATUS", "VehicleSpeed")
+        panel.add_signal("WHEEL_SPEEDS", "WheelSpeedFL", 1)
+        panel.add_signal("TRANSMISSION", "GearSelector")
+        panel.add_signal("BRAKE_STATUS", "BrakePressure")
+        pump(app, 1.0)
+        model = window.trace_model
+        for r in range(model.rowCount()):
+            if model.index(r, COL_NAME).data() in ("ENGINE_DATA", "TRANSMISSION"):
+                window.trace_view.expand(model.index(r, 0))
+            if model.index(r, COL_NAME).data() == "ENGINE_DATA":
+                window.trace_view.setCurrentIndex(model.index(r, 0))
+        pump(app, 14.0)
+        window.grab().save(str(DOCS / "main_window.png"))
+        window.set_theme("dark")
+        pump(app, 1.0)
+        window.grab().save(str(DOCS / "main_window_dark.png"))
+        window.set_theme("light")
+        dialog = ConnectDialog(parent=window)
+        dialog.set_page(1)
+        dialog.show()
+        pump(app, 0.5)
+        dialog.grab().save(str(DOCS / "connect_dialog.png"))
+        dialog.close()
+        window.close()
+    print(f"screenshots written to {DOCS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
