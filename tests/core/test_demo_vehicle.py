@@ -696,7 +696,10 @@ def test_unpaced_filler_rate(buses):
     finally:
         car.stop()
     filler = [f for f in frames if 0x580 <= f.arbitration_id < 0x5C0]
-    assert len(filler) == pytest.approx(5000, rel=0.1)
+    # Rate over the frames' own time span: a loaded machine delays the whole run, not the rate.
+    span = filler[-1].timestamp - filler[0].timestamp
+    assert len(filler) > 1000
+    assert (len(filler) - 1) / span == pytest.approx(5000, rel=0.1)
 
 
 def test_stop_is_idempotent_and_leaves_nothing(buses):

@@ -160,6 +160,10 @@ def test_python_can_client_receives_bus_frames_exactly(server, clients, car):
         assert have.dlc == len(want.data)
         assert not (have.is_error_frame or have.is_remote_frame or have.is_fd)
         assert have.timestamp == pytest.approx(want.timestamp, abs=1e-6)
+    # The writer thread counts after sendall() returns, which may be after the client read it.
+    deadline = time.monotonic() + 2
+    while server.stats.frames_sent < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.005)
     assert server.stats.frames_sent == len(sent)
 
 
@@ -412,6 +416,10 @@ def test_rawmode_ok_arrives_alone_on_a_busy_bus(server, car):
         assert raw.read() == "< hi >"
         assert raw.ask("< open can0 >") == "< ok >"
         raw.send("< rawmode >")
+        # The bus gets busy the moment the server has switched this client to raw mode.
+        deadline = time.monotonic() + 5
+        while not any(c.mode == "raw" for c in server.client_stats()) and time.monotonic() < deadline:
+            time.sleep(0.002)
         for n in range(20):
             car.send(std(n, b"\x00"))
         time.sleep(0.05)  # a late client
