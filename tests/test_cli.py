@@ -194,3 +194,42 @@ def test_simulate_serve_socketcand_and_monitor_in_another_process(tmp_path):
 def test_version(argv):
     result = subprocess.run(_workshop(*argv), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "workshop 0.1.0" in result.stdout
+
+
+def test_decode_summary_matches_cantools_statistics(capsys, shared_data):
+    log = shared_data / "logs" / "savvycan_tesla_model_s_candump.log"
+    dbc = shared_data / "dbc" / "tesla_powertrain.dbc"
+    code, out, err = _run(capsys, "decode", str(log), "--dbc", str(dbc), "--summary", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["frames"] == 12974 and info["decoded_frames"] == 2423
+    assert info["unknown_frames"] == 12974 - 2423 and info["undecodable_frames"] == 0
+    db = cantools.database.load_file(dbc, strict=False)
+    values: dict[tuple[str, str], list[float]] = {}
+    for msg in can.LogReader(log):
+        try:
+            m = db.get_message_by_frame_id(msg.arbitration_id)
+        except KeyError:
+            continue
+        for name, value in m.decode(bytes(msg.data), decode_choices=False).items():
+            values.setdefault((m.name, name), []).append(float(value))
+    got = {(r["message"], r["signal"]): r for r in info["signals"]}
+    assert set(got) == set(values)
+    for key, vals in values.items():
+        row = got[key]
+        assert row["values"] == len(vals)
+        assert row["min"] == min(vals) and row["max"] == max(vals)
+        assert row["mean"] == pytest.approx(sum(vals) / len(vals), rel=1e-12)
+
+
+def test_decode_summary_of_a_truncated_log_names_the_line(capsys, tmp_path):
+    log = tmp_path / "cut.log"
+    log.write_text(
+        "(1.000000) can0 0C0#0102030405060708\n(1.010000) can0 0C0#01020304050607\n(1.02) can0 0C0#0G\n"
+    )
+    code, _, err = _run(
+        capsys, "decode", str(log), "--dbc", str(REPO / "dbc" / "demo_vehicle.dbc"), "--summary"
+    )
+    assert code == 1
+    assert "cut.log" in err and "3" in err
+    assert "kept the 2 frames" in err

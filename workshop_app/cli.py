@@ -118,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", type=Path)
     _add_dbc_option(p, required=True)
     p.add_argument("-o", "--output", type=Path, help="CSV file to write (default: standard output)")
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="decode the whole log and print per signal: values, min, max, mean (no CSV)",
+    )
+    p.add_argument("--json", action="store_true", help="with --summary: machine-readable output")
 
     p = sub.add_parser("info", help="describe a signal database and every loading warning")
     p.add_argument("database", type=Path)

@@ -1,0 +1,412 @@
+"""A bulk reader for Vector BLF logs, straight into FrameColumns.
+
+Layout (as python-can reads it): a ``LOGG`` file header, then ``LOBJ`` objects; LOG_CONTAINER
+objects hold zlib-compressed runs of further ``LOBJ`` objects, which may straddle containers.
+The decompressed stream is handled in batches: object positions are found by scanning for the
+``LOBJ`` signature with numpy and checking that they chain (each object starts within 4 bytes of
+where the previous one ends); the frame fields are then read for all objects of one type at once
+through a structured dtype laid over every byte offset of the buffer. Sizes are checked before
+they are trusted, so a zero-size or truncated header is an error, never an endless loop.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from workshop_app.core.errors import LogFileError
+from workshop_app.core.logs.columns import (
+    BRS,
+    ERROR,
+    ESI,
+    EXTENDED,
+    FD,
+    REMOTE,
+    TX,
+    Cancel,
+    FrameColumns,
+    Progress,
+    ReadCancelled,
+    log_error,
+)
+
+# signature, header size, 4 x application, 4 x binlog version, file size, uncompressed size,
+# object count, objects read, start SYSTEMTIME, stop SYSTEMTIME
+FILE_HEADER = struct.Struct("<4sLBBBBBBBBQQLL8H8H")
+OBJ_BASE = struct.Struct("<4sHHLL")  # signature, header size, header version, object size, type
+CONTAINER = struct.Struct("<H6xL4x")  # compression method, uncompressed size
+
+LOG_CONTAINER = 10
+CAN_MESSAGE = 1
+CAN_ERROR_EXT = 73
+CAN_MESSAGE2 = 86
+CAN_FD_MESSAGE = 100
+CAN_FD_MESSAGE_64 = 101
+NO_COMPRESSION = 0
+ZLIB_DEFLATE = 2
+
+# Decompressed bytes gathered before a parse step (~85k classic frames).
+BATCH_BYTES = 4 << 20
+# Where the object-specific part starts after the common header, by header version.
+BODY_OFFSET = {1: 32, 2: 40}
+DLC_TO_LEN = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64], np.uint8)
+_LOBJ = np.frombuffer(b"LOBJ", np.uint8)
+
+
+class _BadObject(Exception):
+    """A damaged object at ``offset`` of a decompressed buffer, with what came before it."""
+
+    def __init__(self, offset: int, reason: str, positions: np.ndarray | None = None) -> None:
+        super().__init__(reason)
+        self.offset = offset
+        self.reason = reason
+        self.positions = positions if positions is not None else np.zeros(0, np.int64)
+        self.good = FrameColumns.empty()
+
+
+def _systemtime(fields: tuple[int, ...]) -> float:
+    """Unix time of a SYSTEMTIME (year, month, weekday, day, h, m, s, ms); 0 when unset."""
+    year, month, _, day, hour, minute, second, ms = fields
+    try:
+        stamp = datetime.datetime(year, month, day, hour, minute, second, ms * 1000, tzinfo=datetime.UTC)
+    except ValueError:
+        return 0.0
+    return stamp.timestamp()
+
+
+def _records(
+    buf: bytes, positions: np.ndarray, fields: dict[str, tuple[str | tuple[str, int], int]], itemsize: int
+) -> np.ndarray:
+    """The records of ``itemsize`` bytes starting at ``positions``, as a structured array.
+
+    The bytes are gathered through a view with one record per byte offset (plain bytes copy
+    fast; unaligned structured copies do not), then reinterpreted with the field layout.
+    """
+    dtype = np.dtype(
+        {
+            "names": list(fields),
+            "formats": [f for f, _ in fields.values()],
+            "offsets": [o for _, o in fields.values()],
+            "itemsize": itemsize,
+        }
+    )
+    count = max(len(buf) - itemsize + 1, 0)
+    raw = np.ndarray((count,), (np.uint8, (itemsize,)), buffer=buf, offset=0, strides=(1,))[positions]
+    return raw.view(dtype).reshape(len(positions))
+
+
+def read_blf(
+    path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
+) -> FrameColumns:
+    """All CAN / CAN FD / error frames of a BLF file as columns.
+
+    Problems raise LogFileError with the byte offset (``offset``: in the file, or of the
+    container holding the bad object) and the frames read before it in ``partial``.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise log_error(f"{p}: cannot read ({exc.strerror or exc})", FrameColumns.empty()) from exc
+    size = len(data)
+    if size == 0:
+        return FrameColumns.empty()
+    if size < FILE_HEADER.size or data[:4] != b"LOGG":
+        raise log_error(f"{p}: not a BLF file (no LOGG header)", FrameColumns.empty(), offset=0)
+    header = FILE_HEADER.unpack_from(data)
+    start_time = _systemtime(header[14:22])
+
+    parts: list[FrameColumns] = []
+    pending: list[bytes] = []
+    pending_size = 0
+    tail = b""
+    # (stream offset where a container's data starts, its file offset), to place inner errors.
+    containers: list[tuple[int, int]] = []
+    stream_pos = 0  # stream offset of the first byte of ``tail``
+
+    def flush(final: bool) -> None:
+        nonlocal tail, stream_pos, pending_size
+        buf = b"".join([tail, *pending])
+        pending.clear()
+        pending_size = 0
+        try:
+            cols, used = _parse_stream(buf, start_time, final)
+        except _BadObject as bad:
+            where = stream_pos + bad.offset
+            at = bisect.bisect_right([s for s, _ in containers], where) - 1
+            file_offset = containers[max(at, 0)][1] if containers else 0
+            raise log_error(
+                f"{p}: {bad.reason} at byte {where} of the decompressed data "
+                f"(container at file offset {file_offset})",
+                FrameColumns.concat([*parts, bad.good]),
+                offset=file_offset,
+                stream_offset=where,
+            ) from None
+        parts.append(cols)
+        tail = buf[used:]
+        stream_pos += used
+
+    def fail(offset: int, reason: str) -> LogFileError:
+        try:
+            flush(final=False)
+        except LogFileError as exc:
+            return exc
+        return log_error(f"{p}: {reason} at file offset {offset}", FrameColumns.concat(parts), offset=offset)
+
+    pos = max(header[1], FILE_HEADER.size)
+    if pos > size:
+        raise log_error(f"{p}: truncated file header ({size} of {pos} bytes)", FrameColumns.empty(), offset=0)
+    stream_end = 0
+    while pos < size:
+        if cancel is not None and cancel():
+            flush(final=False)
+            raise ReadCancelled(f"{p}: reading cancelled at file offset {pos}", FrameColumns.concat(parts))
+        if size - pos < OBJ_BASE.size:
+            if not data[pos:].strip(b"\x00"):
+                break  # trailing padding
+            raise fail(pos, f"truncated object header ({size - pos} bytes)")
+        signature, _, _, obj_size, obj_type = OBJ_BASE.unpack_from(data, pos)
+        if signature != b"LOBJ":
+            raise fail(pos, "no LOBJ object signature")
+        if obj_size < OBJ_BASE.size + (CONTAINER.size if obj_type == LOG_CONTAINER else 0):
+            raise fail(pos, f"object header with size {obj_size}")
+        if pos + obj_size > size:
+            raise fail(pos, f"truncated object: {obj_size} bytes announced, {size - pos} left in the file")
+        if obj_type == LOG_CONTAINER:
+            method, _ = CONTAINER.unpack_from(data, pos + OBJ_BASE.size)
+            body = data[pos + OBJ_BASE.size + CONTAINER.size : pos + obj_size]
+            inner: bytes | None = None
+            if method == ZLIB_DEFLATE:
+                try:
+                    inner = zlib.decompressobj().decompress(body)
+                except zlib.error as exc:
+                    raise fail(pos, f"corrupt compressed container ({exc})") from None
+            elif method == NO_COMPRESSION:
+                inner = body
+            if inner is not None:  # unknown compression: skipped, as python-can does
+                containers.append((stream_end, pos))
+                stream_end += len(inner)
+                pending.append(inner)
+                pending_size += len(inner)
+                if pending_size >= BATCH_BYTES:
+                    flush(final=False)
+                    if progress is not None:
+                        progress(pos + obj_size, size)
+        pos += obj_size + obj_size % 4  # python-can's padding rule
+    flush(final=True)
+    if progress is not None:
+        progress(size, size)
+    return FrameColumns.concat(parts)
+
+
+def _chain(buf: bytes) -> tuple[np.ndarray, int]:
+    """Positions of the complete objects at the start of ``buf`` and where the rest begins."""
+    b = np.frombuffer(buf, np.uint8)
+    n = len(b)
+    if n < 4:
+        return np.zeros(0, np.int64), 0
+    cand = np.flatnonzero(b[: n - 3] == _LOBJ[0])
+    for j in (1, 2, 3):
+        cand = cand[b[cand + j] == _LOBJ[j]]
+    full = cand[cand + OBJ_BASE.size <= n]
+    sizes = _records(buf, full, {"size": ("<u4", 8)}, OBJ_BASE.size)["size"].astype(np.int64)
+    ends = full + sizes
+    # Common case: every signature found is an object and each follows the previous one.
+    if len(full) and full[0] <= 4 and (sizes >= OBJ_BASE.size).all():
+        gaps = full[1:] - ends[:-1]
+        if ((gaps >= 0) & (gaps <= 4)).all():
+            k = len(full) - int(ends[-1] > n)
+            rest = int(ends[k - 1]) if k else 0
+            after = cand[cand >= rest]
+            if len(after) or n - rest < 8:
+                return full[:k], rest
+    # Otherwise (a signature inside a payload, or damage): walk object by object.
+    starts = full.tolist()
+    size_of = dict(zip(starts, sizes.tolist(), strict=True))
+    cand_list = cand.tolist()
+    chain: list[int] = []
+    pos = 0
+    while True:
+        i = bisect.bisect_left(cand_list, pos)
+        if i == len(cand_list) or cand_list[i] > pos + 4:
+            if pos + 8 > n:
+                return np.array(chain, np.int64), pos
+            raise _BadObject(pos, "no LOBJ object signature", np.array(chain, np.int64))
+        obj = cand_list[i]
+        if obj + OBJ_BASE.size > n:
+            return np.array(chain, np.int64), pos
+        obj_size = size_of[obj]
+        if obj_size < OBJ_BASE.size:
+            raise _BadObject(obj, f"object header with size {obj_size}", np.array(chain, np.int64))
+        if obj + obj_size > n:
+            return np.array(chain, np.int64), pos
+        chain.append(obj)
+        pos = obj + obj_size
+
+
+def _parse_stream(buf: bytes, start_time: float, final: bool) -> tuple[FrameColumns, int]:
+    """Frames of the complete objects in ``buf``; returns them and the bytes consumed."""
+    try:
+        positions, used = _chain(buf)
+        if final and len(buf) - used >= OBJ_BASE.size and b"LOBJ" in buf[used : used + 8]:
+            raise _BadObject(used, "file ends inside an object", positions)
+        return _extract(buf, positions, start_time), used
+    except _BadObject as bad:
+        bad.good = _extract(buf, bad.positions, start_time)
+        raise
+
+
+def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColumns:
+    """Decode the frame objects at ``positions`` (other object types are skipped)."""
+    m = len(positions)
+    if m == 0:
+        return FrameColumns.empty()
+    heads = _records(
+        buf,
+        positions,
+        {"hsize": ("<u2", 4), "version": ("<u2", 6), "size": ("<u4", 8), "type": ("<u4", 12)},
+        16,
+    )
+    types = heads["type"]
+    versions = heads["version"]
+    timestamp = np.zeros(m, np.float64)
+    chan = np.zeros(m, np.int32)
+    ident = np.zeros(m, np.uint32)
+    flags = np.zeros(m, np.uint8)
+    length = np.zeros(m, np.uint8)
+    # Classic-only batches stay 8 bytes wide: allocating 64 per row would dominate the time.
+    has_fd = bool(np.isin(types, (CAN_FD_MESSAGE, CAN_FD_MESSAGE_64)).any())
+    payload = np.zeros((m, 64 if has_fd else 8), np.uint8)
+    keep = np.zeros(m, bool)
+    width = 8
+
+    for version, body in BODY_OFFSET.items():
+        common = {"tflags": ("<u4", 16), "ts": ("<u8", 24)}
+        groups = {
+            CAN_MESSAGE: (
+                {
+                    "ch": ("<u2", body),
+                    "mf": ("u1", body + 2),
+                    "dlc": ("u1", body + 3),
+                    "id": ("<u4", body + 4),
+                    "data": (("u1", 8), body + 8),
+                },
+                body + 16,
+            ),
+            CAN_ERROR_EXT: (
+                {
+                    "ch": ("<u2", body),
+                    "dlc": ("u1", body + 10),
+                    "id": ("<u4", body + 16),
+                    "data": (("u1", 8), body + 24),
+                },
+                body + 32,
+            ),
+            CAN_FD_MESSAGE: (
+                {
+                    "ch": ("<u2", body),
+                    "mf": ("u1", body + 2),
+                    "dlc": ("u1", body + 3),
+                    "id": ("<u4", body + 4),
+                    "fdf": ("u1", body + 13),
+                    "valid": ("u1", body + 14),
+                    "data": (("u1", 64), body + 20),
+                },
+                body + 84,
+            ),
+        }
+        for obj_type, (fields, itemsize) in groups.items():
+            match = types == obj_type
+            if obj_type == CAN_MESSAGE:
+                match |= types == CAN_MESSAGE2  # same leading layout
+            rows = np.flatnonzero(match & (versions == version))
+            if not len(rows):
+                continue
+            short = heads["size"][rows] < itemsize
+            if short.any():
+                raise _BadObject(int(positions[rows[short.argmax()]]), "object too small for its type")
+            rec = _records(buf, positions[rows], {**common, **fields}, itemsize)
+            raw_ts = rec["ts"].astype(np.float64)
+            # Object flag 1 means units of 10 µs, anything else nanoseconds (python-can's rule).
+            timestamp[rows] = np.where(rec["tflags"] == 1, raw_ts / 1e5, raw_ts / 1e9) + start_time
+            chan[rows] = rec["ch"].astype(np.int32) - 1
+            ident[rows] = rec["id"] & np.uint32(0x1FFFFFFF)
+            fl = np.where(rec["id"] & np.uint32(0x80000000), EXTENDED, 0).astype(np.uint8)
+            if obj_type == CAN_ERROR_EXT:
+                fl |= ERROR
+                length[rows] = np.minimum(rec["dlc"], 8)
+                payload[rows, :8] = rec["data"]
+            elif obj_type == CAN_MESSAGE:
+                remote = (rec["mf"] & 0x80) != 0
+                fl |= np.where(remote, REMOTE, 0).astype(np.uint8)
+                fl |= np.where(rec["mf"] & 1, TX, 0).astype(np.uint8)
+                length[rows] = np.minimum(rec["dlc"], 8)
+                payload[rows, :8] = np.where(remote[:, None], 0, rec["data"])
+            else:
+                remote = (rec["mf"] & 0x80) != 0
+                fdf = rec["fdf"]
+                fl |= np.where(remote, REMOTE, 0).astype(np.uint8)
+                fl |= np.where(rec["mf"] & 1, TX, 0).astype(np.uint8)
+                fl |= np.where(fdf & 1, FD, 0).astype(np.uint8)
+                fl |= np.where(fdf & 2, BRS, 0).astype(np.uint8)
+                fl |= np.where(fdf & 4, ESI, 0).astype(np.uint8)
+                valid = np.minimum(rec["valid"], 64)
+                length[rows] = np.where(remote, DLC_TO_LEN[rec["dlc"] & 15], valid)
+                data = np.where((np.arange(64) < valid[:, None]) & ~remote[:, None], rec["data"], 0)
+                payload[rows] = data
+                width = max(width, int(valid.max()))
+            flags[rows] = fl
+            keep[rows] = True
+
+    # CAN_FD_MESSAGE_64 has a variable size: rare enough for a per-object loop.
+    for row in np.flatnonzero(types == CAN_FD_MESSAGE_64).tolist():
+        version = int(versions[row])
+        if version not in BODY_OFFSET:
+            continue
+        pos = int(positions[row])
+        body = pos + BODY_OFFSET[version]
+        hsize, obj_size = int(heads["hsize"][row]), int(heads["size"][row])
+        if obj_size < BODY_OFFSET[version] + 40:
+            raise _BadObject(pos, "object too small for its type")
+        tflags, raw = struct.unpack_from("<L4xQ", buf, pos + 16)
+        ch, dlc, valid, _, can_id, _, fdf = struct.unpack_from("<BBBBLLL", buf, body)
+        direction, ext_offset = struct.unpack_from("<BB", buf, body + 34)
+        valid = min(valid, 64)
+        avail = max(min(valid, (ext_offset or obj_size) - hsize - 40), 0)
+        remote = bool(fdf & 0x10)
+        timestamp[row] = (raw / 1e5 if tflags == 1 else raw / 1e9) + start_time
+        chan[row] = ch - 1
+        ident[row] = can_id & 0x1FFFFFFF
+        flags[row] = (
+            (EXTENDED if can_id & 0x80000000 else 0)
+            | (REMOTE if remote else 0)
+            | (FD if fdf & 0x1000 else 0)
+            | (BRS if fdf & 0x2000 else 0)
+            | (ESI if fdf & 0x4000 else 0)
+            | (TX if direction else 0)
+        )
+        length[row] = DLC_TO_LEN[dlc & 15] if remote else valid
+        if not remote:
+            chunk = buf[body + 40 : body + 40 + avail]
+            payload[row, : len(chunk)] = np.frombuffer(chunk, np.uint8)
+            width = max(width, valid)
+        keep[row] = True
+
+    rows = np.flatnonzero(keep)
+    numbers, chan_index = np.unique(chan[rows], return_inverse=True)
+    if len(numbers) > 256:
+        raise _BadObject(int(positions[0]), "more than 256 channels")
+    return FrameColumns(
+        timestamp=timestamp[rows],
+        channel=chan_index.astype(np.uint8).ravel(),
+        arbitration_id=ident[rows],
+        flags=flags[rows],
+        length=length[rows],
+        payload=payload[rows, :width],
+        channels=tuple(str(c) for c in numbers.tolist()),
+    )
