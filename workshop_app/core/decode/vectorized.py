@@ -83,6 +83,27 @@ def _raw_values(padded: np.ndarray, signal: cdb.Signal, offset: int) -> np.ndarr
     return raw
 
 
+def _raw_values_8(payload: np.ndarray, signals: list[cdb.Signal]) -> dict[str, np.ndarray]:
+    """Raw values of every signal of a message of at most 8 bytes, from two words per frame."""
+    n, width = payload.shape
+    block = np.zeros((n, 8), dtype=np.uint8)
+    block[:, :width] = payload
+    little = block.view("<u8")[:, 0]
+    big = block.view(">u8")[:, 0].astype(np.uint64)
+    out: dict[str, np.ndarray] = {}
+    for s in signals:
+        if s.byte_order == "little_endian":
+            raw = little >> np.uint64(s.start)
+        else:
+            msb_byte, msb_bit = divmod(s.start, 8)
+            lsb_pos = msb_byte * 8 + (7 - msb_bit) + s.length - 1  # big-endian bit order
+            raw = big >> np.uint64(63 - lsb_pos)
+        if s.length < 64:
+            raw = raw & np.uint64((1 << s.length) - 1)
+        out[s.name] = raw
+    return out
+
+
 def _integers(raw: np.ndarray, signal: cdb.Signal) -> np.ndarray:
     """Raw field values as integers: uint64, or int64 (two's complement) for signed signals."""
     if not signal.is_signed:
@@ -189,9 +210,12 @@ def _decode_group(
 ) -> int:
     """Decode one stream's frames; returns how many were refused (unknown multiplexer values)."""
     n, width = payload.shape
-    padded = np.zeros((n, width + 16), dtype=np.uint8)
-    padded[:, 8 : 8 + width] = payload
-    raws = {s.name: _raw_values(padded, s, 8) for s in message.signals}
+    if width <= 8:
+        raws = _raw_values_8(payload, message.signals)
+    else:
+        padded = np.zeros((n, width + 16), dtype=np.uint8)
+        padded[:, 8 : 8 + width] = payload
+        raws = {s.name: _raw_values(padded, s, 8) for s in message.signals}
     masks: dict[str, np.ndarray | None] = {}
     keep: np.ndarray | None = None
     refused = 0
@@ -254,16 +278,25 @@ def decode_columns(
     idx = np.flatnonzero(data_rows)
     frames = len(idx)
     ext = (columns.flags[idx] & EXTENDED) != 0
-    # One integer key per stream: channel (8 bits) | extended (1 bit) | id (29 bits).
-    keys = (columns.channel[idx].astype(np.uint64) << np.uint64(30)) | (
-        ext.astype(np.uint64) << np.uint64(29)
-    )
-    keys |= columns.arbitration_id[idx].astype(np.uint64)
-    order = np.argsort(keys, kind="stable")  # stable: each stream stays in time order
-    sorted_keys = keys[order]
+    channel = columns.channel[idx]
+    if not ext.any() and (len(columns.channels) <= 32):
+        # Standard ids on few channels: a 16-bit stream code, which numpy sorts by radix (fast).
+        keys = channel.astype(np.uint16) << np.uint16(11) | columns.arbitration_id[idx].astype(np.uint16)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order].astype(np.uint64)
+        sorted_keys = ((sorted_keys >> np.uint64(11)) << np.uint64(30)) | (sorted_keys & np.uint64(0x7FF))
+    else:
+        # One integer key per stream: channel (8 bits) | extended (1 bit) | id (29 bits).
+        keys = (channel.astype(np.uint64) << np.uint64(30)) | (ext.astype(np.uint64) << np.uint64(29))
+        keys |= columns.arbitration_id[idx].astype(np.uint64)
+        order = np.argsort(keys, kind="stable")  # stable: each stream stays in time order
+        sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     ends = np.r_[starts[1:], len(sorted_keys)]
     labels = [channel_label(channel_value(name)) for name in columns.channels] or ["can0"]
+    # Gathering whole rows as one opaque item each is several times faster than a 2-D gather.
+    width = columns.payload.shape[1]
+    packed = np.ascontiguousarray(columns.payload).view(np.dtype((np.void, width))).ravel()
 
     chunks: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
     decoded = unknown = undecodable = done = 0
@@ -284,7 +317,7 @@ def decode_columns(
             rows = rows[long_enough]
             if len(rows):
                 ts = columns.timestamp[rows]
-                payload = columns.payload[rows]
+                payload = packed[rows].view(np.uint8).reshape(len(rows), width)
                 if payload.shape[1] < message.length:
                     payload = np.pad(payload, ((0, 0), (0, message.length - payload.shape[1])))
                 payload = payload[:, : max(message.length, 1)]
