@@ -237,9 +237,13 @@ def test_decode_summary_of_a_truncated_log_names_the_line(capsys, tmp_path):
 
 def test_decode_csv_of_a_damaged_log_keeps_the_rows_before_the_damage(capsys, tmp_path):
     log = tmp_path / "bad.log"
-    log.write_text("(1.000000) can0 0C0#0102030405060708\n(1.010000) can0 0C0#0102030405060708\n(1.02) can0 XYZ\n")
+    log.write_text(
+        "(1.000000) can0 0C0#0102030405060708\n(1.010000) can0 0C0#0102030405060708\n(1.02) can0 XYZ\n"
+    )
     out_csv = tmp_path / "out.csv"
-    code, _, err = _run(capsys, "decode", str(log), "--dbc", str(REPO / "dbc" / "demo_vehicle.dbc"), "-o", str(out_csv))
+    code, _, err = _run(
+        capsys, "decode", str(log), "--dbc", str(REPO / "dbc" / "demo_vehicle.dbc"), "-o", str(out_csv)
+    )
     assert code == 1
     assert "bad.log:3" in err and "kept the 2 frames" in err
     with out_csv.open() as f:

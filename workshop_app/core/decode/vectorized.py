@@ -133,13 +133,10 @@ def _scaled(raw: np.ndarray, signal: cdb.Signal) -> np.ndarray:
             raise _Unsupported
     else:
         ints = _integers(raw, signal)
-        if (
-            isinstance(scale, int)
-            and isinstance(offset, int)
-            and signal.length + abs(scale).bit_length() > 52
-        ):
-            # cantools scales integers exactly (Python ints) when scale and offset are integers;
-            # past 2**53 a double product rounds differently, so this rare wide case is exact too.
+        if isinstance(scale, int) and signal.length + abs(scale).bit_length() > 52:
+            # With an integer scale cantools multiplies exact Python ints (the offset is added
+            # after); past 2**53 a double product rounds differently, so this rare wide case
+            # is computed the same way.
             return np.array([float(v * scale + offset) for v in ints.tolist()], dtype=np.float64)
         values = ints.astype(np.float64)
     if scale == 1 and offset == 0:

@@ -1,0 +1,917 @@
+"""LogAnalysisView: open a whole log, browse its messages and signals, plot, measure, mark.
+
+Loading and decoding run in a JobWorker (``core.logs.analysis.load_and_decode``); this widget
+only renders what that returns. Every time this view shows or takes (``set_cursor``,
+``set_range``, ``add_marker``...) is seconds since the log's first frame; markers are stored
+in the log's own time base so they stay valid whatever the view does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QColor, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.decode.vectorized import DecodedSignal
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.logs.analysis import (
+    PHASE_READ,
+    LoadedLog,
+    Marker,
+    MarkerSet,
+    RangeStats,
+    load_and_decode,
+    message_summary,
+    range_statistics,
+)
+from workshop_app.gui.plot_panel import PALETTE
+from workshop_app.gui.workers import JobWorker
+
+if TYPE_CHECKING:
+    from cantools.database.can import Signal as DbcSignal
+    from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
+
+_AXIS_WIDTH = 76  # same fixed left-axis width as the live plots, so stacked plots line up
+_MIN_PLOT_HEIGHT = 110
+
+Key = tuple[str, str]  # (message, signal)
+
+
+@dataclass(eq=False)
+class _Trace:
+    signal: DecodedSignal
+    colour: str
+    states: dict[float, str]  # physical value -> value-table name; empty for plain signals
+    plot: pg.PlotItem
+    item: pg.PlotDataItem
+    cursor: pg.InfiniteLine
+    region: pg.LinearRegionItem
+
+    @property
+    def title(self) -> str:
+        return f"{self.signal.name} ({self.signal.unit})" if self.signal.unit else self.signal.name
+
+    def value_at(self, t_log: float) -> float | None:
+        """Sample-and-hold: a CAN value holds until the next frame carrying it."""
+        i = int(np.searchsorted(self.signal.timestamps, t_log, side="right")) - 1
+        return None if i < 0 else float(self.signal.values[i])
+
+    def describe(self, value: float) -> str:
+        label = self.states.get(value)
+        if label is not None:
+            return f"{label} ({value:g})"
+        return f"{value:.6g} {self.signal.unit}".rstrip()
+
+
+def _numeric_item(value: float | int, text: str) -> QTableWidgetItem:
+    """A right-aligned cell that sorts by number, not by its text."""
+    item = QTableWidgetItem(text)
+    item.setData(Qt.ItemDataRole.UserRole, value)
+    item.setData(Qt.ItemDataRole.DisplayRole, text)
+    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
+
+
+def _cell(table: QTableWidget, row: int, column: int) -> QTableWidgetItem:
+    item = table.item(row, column)
+    assert item is not None, f"empty cell {row},{column}"  # every cell is filled when a log is shown
+    return item
+
+
+def _readonly_table(headers: list[str]) -> QTableWidget:
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(22)
+    table.horizontalHeader().setDefaultSectionSize(64)  # numbers are short; the name column stretches
+    table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    table.setAlternatingRowColors(True)
+    return table
+
+
+def _rate_text(done: int, seconds: float, phase: str) -> str:
+    if seconds <= 0 or done <= 0:
+        return ""
+    rate = done / seconds
+    if phase == PHASE_READ:  # the readers count bytes, not frames, while reading
+        return f"{rate / 1e6:.1f} MB/s"
+    return f"{rate / 1e6:.2f} M frames/s" if rate >= 1e6 else f"{rate / 1e3:.0f} k frames/s"
+
+
+class LogAnalysisView(QWidget):
+    """A whole log: message table, signal list, stacked plots, cursor, range statistics, markers."""
+
+    loaded = Signal(object)  # LoadedLog
+    load_failed = Signal(str)  # message as shown
+    playback_requested = Signal(object)  # FrameColumns of the loaded log
+
+    def __init__(self, databases: DatabaseSet, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.databases = databases
+        self.log: LoadedLog | None = None
+        self.markers: MarkerSet | None = None
+        self.last_error: str | None = None
+        self._worker: JobWorker | None = None
+        self._phase_started: dict[str, tuple[float, int]] = {}  # phase -> (time, done) at its start
+        self._load_started = 0.0
+        self._traces: dict[Key, _Trace] = {}
+        self._origin = 0.0
+        self._cursor: float | None = None
+        self._range: tuple[float, float] | None = None
+        self._marker_lines: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []
+        self._syncing = False
+        self._cancelled = False
+        self._build()
+        self._apply_theme()
+
+    # --- layout -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        top = QHBoxLayout()
+        self.title_label = QLabel("No log loaded")
+        self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fit_button = QPushButton("Fit all")
+        self.fit_button.setToolTip("Show the whole log in every plot")
+        self.fit_button.clicked.connect(self.fit_all)
+        self.range_button = QPushButton("Select range")
+        self.range_button.setCheckable(True)
+        self.range_button.setToolTip(
+            "Show a draggable time range and statistics of each plotted signal in it"
+        )
+        self.range_button.toggled.connect(self._on_range_toggled)
+        self.clear_button = QPushButton("Clear plots")
+        self.clear_button.clicked.connect(self.clear_plots)
+        self.play_button = QPushButton("Play in trace")
+        self.play_button.setToolTip("Replay this log into the live trace")
+        self.play_button.clicked.connect(self._on_play_clicked)
+        top.addWidget(self.title_label, 1)
+        for button in (self.fit_button, self.range_button, self.clear_button, self.play_button):
+            button.setEnabled(False)
+            top.addWidget(button)
+
+        progress_row = QHBoxLayout()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.cancel_button)
+        self._progress_widget = QWidget()
+        self._progress_widget.setLayout(progress_row)
+        progress_row.setContentsMargins(0, 0, 0, 0)
+        self._progress_widget.hide()
+
+        self.message_label = QLabel()
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_label.hide()
+
+        # Left: messages, signals (searchable), markers.
+        self.message_table = _readonly_table(["Message", "ID", "Count", "Rate (Hz)"])
+        self.message_table.setSortingEnabled(True)
+        self.signal_filter = QLineEdit()
+        self.signal_filter.setPlaceholderText("Search signals…")
+        self.signal_filter.setClearButtonEnabled(True)
+        self.signal_filter.textChanged.connect(self._apply_filter)
+        self.signal_table = _readonly_table(["Signal", "Message", "Count", "Unit"])
+        self.signal_table.setSortingEnabled(True)
+        self.signal_table.setToolTip("Double-click (or Enter) to plot a signal")
+        self.signal_table.itemActivated.connect(self._on_signal_activated)
+        signals_box = QWidget()
+        signals_layout = QVBoxLayout(signals_box)
+        signals_layout.setContentsMargins(0, 0, 0, 0)
+        signals_layout.addWidget(self.signal_filter)
+        signals_layout.addWidget(self.signal_table)
+
+        self.marker_list = QListWidget()
+        self.marker_list.setToolTip("Double-click a marker to jump to it")
+        self.marker_list.itemActivated.connect(self._on_marker_activated)
+        self.add_marker_button = QPushButton("Add marker…")
+        self.add_marker_button.setToolTip("Add a note at the cursor (or the middle of the view)")
+        self.add_marker_button.clicked.connect(self._on_add_marker_clicked)
+        self.remove_marker_button = QPushButton("Remove")
+        self.remove_marker_button.clicked.connect(self._on_remove_marker_clicked)
+        for button in (self.add_marker_button, self.remove_marker_button):
+            button.setEnabled(False)
+        markers_box = QWidget()
+        markers_layout = QVBoxLayout(markers_box)
+        markers_layout.setContentsMargins(0, 0, 0, 0)
+        markers_buttons = QHBoxLayout()
+        markers_buttons.addWidget(QLabel("Markers"), 1)
+        markers_buttons.addWidget(self.add_marker_button)
+        markers_buttons.addWidget(self.remove_marker_button)
+        markers_layout.addLayout(markers_buttons)
+        markers_layout.addWidget(self.marker_list)
+
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.addWidget(self.message_table)
+        left.addWidget(signals_box)
+        left.addWidget(markers_box)
+        left.setSizes([220, 320, 120])
+
+        # Right: stacked plots with a shared time axis, then the readouts.
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self._hint = pg.LabelItem("", size="11pt")
+        self._show_hint()
+        self.cursor_label = QLabel()
+        self.stats_table = _readonly_table(["Signal", "Count", "Min", "Max", "Mean"])
+        self.stats_table.hide()
+        for column in range(1, 5):
+            self.stats_table.setColumnWidth(column, 96)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.canvas, 1)
+        right_layout.addWidget(self.cursor_label)
+        right_layout.addWidget(self.stats_table)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([340, 760])
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self._progress_widget)
+        layout.addWidget(self.message_label)
+        layout.addWidget(split, 1)
+
+    # --- loading ------------------------------------------------------------------------------
+
+    @property
+    def loading(self) -> bool:
+        return self._worker is not None
+
+    def open_log(self, path: str | Path) -> None:
+        """Start loading ``path`` in the background (a load in progress is cancelled first)."""
+        self._stop_worker()
+        p = Path(path)
+        self._reset()
+        self.title_label.setText(f"Loading {p.name}…")
+        self.message_label.hide()
+        self.last_error = None
+        databases = self.databases
+        worker = JobWorker(
+            lambda progress, cancel: load_and_decode(p, databases, progress=progress, cancel=cancel),
+            name="log-load",
+            parent=self,
+        )
+        worker.progressed.connect(self._on_progressed)
+        worker.finished.connect(self._on_loaded)
+        worker.failed.connect(self._on_failed)
+        self._worker = worker
+        self._phase_started = {}
+        self._load_started = time.monotonic()
+        self._cancelled = False
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("Opening…")
+        self.cancel_button.setEnabled(True)
+        self._progress_widget.show()
+        worker.start()
+
+    def cancel(self) -> None:
+        """Stop the load in progress; what was read stays available (see ``failed``)."""
+        if self._worker is not None:
+            self._cancelled = True
+            self._worker.cancel()
+            self.cancel_button.setEnabled(False)
+            self.progress_bar.setFormat("Cancelling…")
+
+    def _stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            worker.wait(5.0)
+            for sig in (worker.progressed, worker.finished, worker.failed):
+                sig.disconnect()
+            worker.deleteLater()
+
+    def _on_progressed(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        # Rates count from the phase's start: the open for the first phase, else its first report.
+        if phase not in self._phase_started:
+            self._phase_started[phase] = (now, done) if self._phase_started else (self._load_started, 0)
+        started, done_at_start = self._phase_started[phase]
+        fraction = done / total if total > 0 else 0.0
+        elapsed = now - started
+        parts = [f"{phase.capitalize()} {fraction:.0%}"]
+        rate = _rate_text(done - done_at_start, elapsed, phase)
+        if rate:
+            parts.append(rate)
+        progressed = (done - done_at_start) / total if total > 0 else 0.0
+        if 0 < fraction < 1 and progressed > 0 and elapsed > 0.2:  # the first instants give noise
+            parts.append(f"{elapsed * (1 - fraction) / progressed:.0f} s left")
+        self.progress_bar.setValue(round(fraction * 1000))
+        self.progress_bar.setFormat(" · ".join(parts))
+
+    def _on_loaded(self, log: LoadedLog) -> None:
+        self._worker = None
+        self._progress_widget.hide()
+        self._show(log)
+        r = log.result
+        self.title_label.setText(
+            f"{log.path.name} — {len(log.columns):,} frames, {r.decoded_frames:,} decoded, "
+            f"{r.unknown_frames:,} unknown · read in {log.load_seconds * 1e3:,.0f} ms, "
+            f"decoded in {log.decode_seconds * 1e3:,.0f} ms"
+        )
+        self.loaded.emit(log)
+
+    def _on_failed(self, message: str, partial: object) -> None:
+        self._worker = None
+        self._progress_widget.hide()
+        cancelled = self._cancelled
+        self.last_error = message
+        kept = ""
+        if isinstance(partial, LoadedLog):
+            self._show(partial)
+            kept = f" Showing the {len(partial.columns):,} frames read before it stopped."
+        if cancelled:
+            text = f"Loading was cancelled.{kept}"
+        else:
+            text = f"The log could not be read: {message}.{kept}"
+        self.title_label.setText(partial.path.name if isinstance(partial, LoadedLog) else "No log loaded")
+        self.message_label.setText(text)
+        self.message_label.setToolTip(message)
+        self.message_label.show()
+        self.load_failed.emit(message)
+
+    # --- showing a log -----------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self.log = None
+        self.markers = None
+        self.clear_plots()
+        self.message_table.setRowCount(0)
+        self.signal_table.setRowCount(0)
+        self.marker_list.clear()
+        for button in (
+            self.fit_button,
+            self.range_button,
+            self.clear_button,
+            self.play_button,
+            self.add_marker_button,
+            self.remove_marker_button,
+        ):
+            button.setEnabled(False)
+
+    def _show(self, log: LoadedLog) -> None:
+        self.log = log
+        self._origin = float(log.columns.timestamp.min()) if len(log.columns) else 0.0
+        self._fill_messages(log)
+        self._fill_signals(log)
+        try:
+            self.markers = MarkerSet.load(log.path)
+        except WorkshopError as exc:
+            # A damaged marker file must not hide the log; start empty and say why.
+            self.markers = MarkerSet(log.path)
+            self.message_label.setText(f"Markers not loaded: {exc}")
+            self.message_label.show()
+        self._refresh_markers()
+        if not self._traces:
+            self._show_hint()
+        for button in (
+            self.fit_button,
+            self.range_button,
+            self.clear_button,
+            self.play_button,
+            self.add_marker_button,
+            self.remove_marker_button,
+        ):
+            button.setEnabled(True)
+
+    def _fill_messages(self, log: LoadedLog) -> None:
+        rows = message_summary(log.columns, self.databases)
+        table = self.message_table
+        table.setSortingEnabled(False)  # sorting while inserting scrambles the rows
+        table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            id_text = f"{row.arbitration_id:08X}" if row.extended else f"{row.arbitration_id:03X}"
+            name = QTableWidgetItem(row.name or f"({id_text})")
+            name.setToolTip(
+                f"{row.channel} · {row.first - self._origin:.3f} s – {row.last - self._origin:.3f} s"
+            )
+            table.setItem(i, 0, name)
+            table.setItem(i, 1, _numeric_item(row.arbitration_id, id_text))
+            table.setItem(i, 2, _numeric_item(row.count, f"{row.count:,}"))
+            table.setItem(i, 3, _numeric_item(row.rate_hz, f"{row.rate_hz:.1f}"))
+        table.setSortingEnabled(True)
+        table.sortByColumn(1, Qt.SortOrder.AscendingOrder)  # by id, as a trace lists them
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+    def _fill_signals(self, log: LoadedLog) -> None:
+        table = self.signal_table
+        table.setSortingEnabled(False)
+        signals = sorted(log.result.signals.values(), key=lambda s: (s.name.lower(), s.message))
+        table.setRowCount(len(signals))
+        for i, s in enumerate(signals):
+            name = QTableWidgetItem(s.name)
+            name.setData(Qt.ItemDataRole.UserRole, (s.message, s.name))
+            table.setItem(i, 0, name)
+            table.setItem(i, 1, QTableWidgetItem(s.message))
+            table.setItem(i, 2, _numeric_item(len(s), f"{len(s):,}"))
+            table.setItem(i, 3, QTableWidgetItem(s.unit))
+        table.setSortingEnabled(True)
+        table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self._apply_filter(self.signal_filter.text())
+
+    def _apply_filter(self, text: str) -> None:
+        words = text.lower().split()
+        table = self.signal_table
+        for row in range(table.rowCount()):
+            hay = f"{_cell(table, row, 0).text()} {_cell(table, row, 1).text()}".lower()
+            table.setRowHidden(row, not all(w in hay for w in words))
+
+    def visible_signals(self) -> list[Key]:
+        """The signals the search leaves in the list, top to bottom."""
+        table = self.signal_table
+        return [
+            _cell(table, row, 0).data(Qt.ItemDataRole.UserRole)
+            for row in range(table.rowCount())
+            if not table.isRowHidden(row)
+        ]
+
+    # --- plotting -----------------------------------------------------------------------------
+
+    @property
+    def time_origin(self) -> float:
+        """The log timestamp of time 0 in this view (the first frame)."""
+        return self._origin
+
+    @property
+    def plotted(self) -> list[Key]:
+        return list(self._traces)
+
+    def curve_item(self, message: str, signal: str) -> pg.PlotDataItem:
+        return self._traces[(message, signal)].item
+
+    def plot_items(self) -> list[pg.PlotItem]:
+        return [trace.plot for trace in self._traces.values()]
+
+    def plot_signal(self, message: str, signal: str) -> pg.PlotItem:
+        """Plot a decoded signal over the whole log in its own plot, below the others."""
+        if self.log is None:
+            raise RuntimeError("no log loaded")
+        key = (message, signal)
+        if key in self._traces:
+            return self._traces[key].plot
+        decoded = self.log.result.signals.get(key)
+        if decoded is None:
+            raise KeyError(f"signal {message}.{signal} not decoded in this log")
+        definition = self._definition(message, signal)
+        length = definition.length if definition is not None else 64
+        # A value table on a wide signal (0xFFFF = "SNA") marks a sentinel, not states.
+        is_state = bool(decoded.choices) and (length <= 8 or len(decoded.choices) > 2)
+        states: dict[float, str] = {}
+        if is_state and definition is not None:
+            states = {
+                float(raw * definition.scale + definition.offset): label
+                for raw, label in decoded.choices.items()
+            }
+
+        plot = pg.PlotItem()
+        plot.setMenuEnabled(enableMenu=False, enableViewBoxMenu=True)
+        plot.hideButtons()
+        plot.setMinimumHeight(_MIN_PLOT_HEIGHT)
+        plot.showGrid(x=True, y=True)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setClipToView(True)
+        plot.addLegend(offset=(6, 4), verSpacing=-6, labelTextSize="9pt")
+        for name in ("left", "bottom"):
+            plot.getAxis(name).setStyle(maxTickLevel=1, tickAlpha=1.0)
+            plot.getAxis(name).setZValue(-1000)
+            plot.getAxis(name).enableAutoSIPrefix(False)
+        left = plot.getAxis("left")
+        left.setWidth(_AXIS_WIDTH)
+        if decoded.unit:
+            left.setLabel(decoded.unit)
+        if states:
+            left.setTicks([sorted(states.items())])
+        view = plot.getViewBox()
+        view.setAutoVisible(y=True)  # y fits the visible time span
+        # Wheel and drag act on time only; y follows what is visible, so zooming never loses the curve.
+        view.setMouseEnabled(x=True, y=False)
+        view.enableAutoRange(axis=pg.ViewBox.YAxis)
+        colour = PALETTE[len(self._traces) % len(PALETTE)]
+        item = pg.PlotDataItem(
+            pen=pg.mkPen(colour, width=1),
+            name=f"{signal} ({decoded.unit})" if decoded.unit else signal,
+            stepMode="right"
+            if is_state or length == 1
+            else None,  # discrete values hold until the next frame
+            skipFiniteCheck=True,
+        )
+        plot.addItem(item)
+        item.setDownsampling(auto=True, method="peak")
+        item.setClipToView(True)
+        item.setData(decoded.timestamps - self._origin, decoded.values)
+
+        cursor = pg.InfiniteLine(angle=90, movable=True)
+        cursor.setZValue(50)
+        cursor.setVisible(self._cursor is not None)
+        if self._cursor is not None:
+            cursor.setValue(self._cursor)
+        cursor.sigPositionChanged.connect(self._on_cursor_dragged)
+        plot.addItem(cursor, ignoreBounds=True)
+        region = pg.LinearRegionItem(orientation="vertical")
+        region.setZValue(-10)
+        region.setVisible(self._range is not None)
+        if self._range is not None:
+            region.setRegion(self._range)
+        region.sigRegionChanged.connect(self._on_region_dragged)
+        plot.addItem(region, ignoreBounds=True)
+
+        first = next(iter(self._traces.values()), None)
+        trace = _Trace(decoded, colour, states, plot, item, cursor, region)
+        self._traces[key] = trace
+        if first is None:
+            self.canvas.ci.removeItem(self._hint)
+        self.canvas.ci.addItem(plot, row=len(self._traces) - 1, col=0)
+        if first is not None:
+            plot.setXLink(first.plot)
+        else:
+            self.fit_all()
+        self._apply_theme_to(trace)
+        self._refresh_marker_lines()
+        self._update_bottom_axes()
+        self._update_readouts()
+        self._update_stats()
+        return plot
+
+    def _definition(self, message: str, signal: str) -> DbcSignal | None:
+        for loaded in self.databases.databases:
+            for m in loaded.db.messages:
+                if m.name == message:
+                    for s in m.signals:
+                        if s.name == signal:
+                            return s
+        return None
+
+    def clear_plots(self) -> None:
+        self.canvas.ci.clear()
+        self._traces.clear()
+        self._marker_lines.clear()
+        self._show_hint()
+        self._update_readouts()
+        self._update_stats()
+
+    def _show_hint(self) -> None:
+        text = "Double-click a signal to plot it" if self.log is not None else "Open a log to analyse it"
+        self._hint.setText(text, color=self._muted_colour().name())
+        if self._hint.scene() is None:
+            self.canvas.ci.addItem(self._hint, row=0, col=0)
+
+    def fit_all(self) -> None:
+        """Show the whole log: x spans every frame, y each plot's data."""
+        if self.log is None or not len(self.log.columns):
+            return
+        span = float(self.log.columns.timestamp.max()) - self._origin
+        for trace in self._traces.values():
+            trace.plot.getViewBox().setXRange(0.0, max(span, 1e-3), padding=0.01)
+            trace.plot.getViewBox().enableAutoRange(axis=pg.ViewBox.YAxis)
+
+    def x_range(self) -> tuple[float, float] | None:
+        trace = next(iter(self._traces.values()), None)
+        if trace is None:
+            return None
+        lo, hi = trace.plot.getViewBox().viewRange()[0]
+        return (float(lo), float(hi))
+
+    def _update_bottom_axes(self) -> None:
+        # One time axis, at the bottom: the plots are x-linked, the others would repeat it.
+        traces = list(self._traces.values())
+        for i, trace in enumerate(traces):
+            last = i == len(traces) - 1
+            trace.plot.showAxis("bottom", last)
+            if last:
+                trace.plot.setLabel("bottom", "time since first frame", units="s")
+
+    # --- cursor -------------------------------------------------------------------------------
+
+    def set_cursor(self, t: float | None) -> None:
+        """Place the cursor at ``t`` seconds since the first frame (None hides it)."""
+        self._cursor = None if t is None else float(t)
+        self._syncing = True
+        try:
+            for trace in self._traces.values():
+                trace.cursor.setVisible(t is not None)
+                if t is not None:
+                    trace.cursor.setValue(t)
+        finally:
+            self._syncing = False
+        self._update_readouts()
+
+    def cursor_time(self) -> float | None:
+        return self._cursor
+
+    def cursor_values(self) -> dict[Key, float | None]:
+        """Each plotted signal's value at the cursor (sample-and-hold); empty without a cursor."""
+        if self._cursor is None:
+            return {}
+        t_log = self._cursor + self._origin
+        return {key: trace.value_at(t_log) for key, trace in self._traces.items()}
+
+    def _update_readouts(self) -> None:
+        t = self._cursor
+        for trace in self._traces.values():
+            legend = trace.plot.legend
+            label = legend.getLabel(trace.item) if legend is not None else None
+            if label is None:
+                continue
+            if t is None:
+                text = trace.title
+            else:
+                value = trace.value_at(t + self._origin)
+                text = f"{trace.signal.name}: " + ("—" if value is None else trace.describe(value))
+            if label.text != text:
+                label.setText(text)
+        self._update_status_line()
+
+    def _update_status_line(self) -> None:
+        t = self._cursor
+        parts = ["Click a plot to place the cursor" if t is None else f"Cursor at {t:.3f} s"]
+        if self._range is not None:
+            t0, t1 = self._range
+            parts.append(f"range {t0:.3f} s – {t1:.3f} s ({t1 - t0:.3f} s)")
+        self.cursor_label.setText(" · ".join(parts))
+
+    # --- range --------------------------------------------------------------------------------
+
+    def set_range(self, t0: float, t1: float) -> None:
+        """Select ``t0``–``t1`` (seconds since the first frame) and show statistics for it."""
+        self._range = (min(t0, t1), max(t0, t1))
+        self._syncing = True
+        try:
+            for trace in self._traces.values():
+                trace.region.setRegion(self._range)
+                trace.region.setVisible(True)
+        finally:
+            self._syncing = False
+        if not self.range_button.isChecked():
+            self.range_button.blockSignals(True)
+            self.range_button.setChecked(True)
+            self.range_button.blockSignals(False)
+        self._update_stats()
+
+    def clear_range(self) -> None:
+        self._range = None
+        for trace in self._traces.values():
+            trace.region.setVisible(False)
+        self.range_button.blockSignals(True)
+        self.range_button.setChecked(False)
+        self.range_button.blockSignals(False)
+        self._update_stats()
+
+    def selected_range(self) -> tuple[float, float] | None:
+        return self._range
+
+    def range_stats(self) -> dict[Key, RangeStats]:
+        """Statistics of each plotted signal in the selected range (empty without a range)."""
+        if self._range is None:
+            return {}
+        t0, t1 = (t + self._origin for t in self._range)
+        return {key: range_statistics(trace.signal, t0, t1) for key, trace in self._traces.items()}
+
+    def _update_stats(self) -> None:
+        stats = self.range_stats()
+        table = self.stats_table
+        table.setVisible(bool(stats))
+        table.setRowCount(len(stats))
+
+        def number(value: float | None) -> QTableWidgetItem:
+            return _numeric_item(np.nan if value is None else value, "—" if value is None else f"{value:.6g}")
+
+        for i, (key, s) in enumerate(stats.items()):
+            trace = self._traces[key]
+            name = QTableWidgetItem(trace.title)
+            name.setForeground(QColor(trace.colour))
+            table.setItem(i, 0, name)
+            table.setItem(i, 1, _numeric_item(s.count, f"{s.count:,}"))
+            table.setItem(i, 2, number(s.min))
+            table.setItem(i, 3, number(s.max))
+            table.setItem(i, 4, number(s.mean))
+        # Exactly as tall as its rows: the plots keep the rest of the height.
+        rows_height = sum(table.rowHeight(r) for r in range(table.rowCount()))
+        table.setFixedHeight(table.horizontalHeader().height() + rows_height + 2 * table.frameWidth())
+        self._update_status_line()
+
+    # --- markers ------------------------------------------------------------------------------
+
+    def add_marker(self, t: float, note: str) -> Marker:
+        """Add a note at ``t`` seconds since the first frame; saved beside the log at once."""
+        if self.markers is None:
+            raise RuntimeError("no log loaded")
+        marker = self.markers.add(t + self._origin, note)
+        self._save_markers()
+        self._refresh_markers()
+        return marker
+
+    def remove_marker(self, marker: Marker) -> None:
+        if self.markers is None:
+            return
+        self.markers.remove(marker)
+        self._save_markers()
+        self._refresh_markers()
+
+    def jump_to(self, t: float) -> None:
+        """Centre the view on ``t`` (keeping the zoom) and put the cursor there."""
+        span = self.x_range()
+        if span is not None:
+            half = (span[1] - span[0]) / 2
+            first = next(iter(self._traces.values()))
+            first.plot.getViewBox().setXRange(t - half, t + half, padding=0)
+        self.set_cursor(t)
+
+    def _save_markers(self) -> None:
+        if self.markers is None:
+            return
+        try:
+            self.markers.save()
+        except WorkshopError as exc:
+            self.message_label.setText(f"Markers not saved: {exc}")
+            self.message_label.show()
+
+    def _refresh_markers(self) -> None:
+        self.marker_list.clear()
+        for marker in self.markers.list() if self.markers is not None else []:
+            t = marker.t - self._origin
+            item = QListWidgetItem(f"{t:10.3f} s   {marker.note}")
+            item.setData(Qt.ItemDataRole.UserRole, marker)
+            self.marker_list.addItem(item)
+        self._refresh_marker_lines()
+
+    def _refresh_marker_lines(self) -> None:
+        for plot, line in self._marker_lines:
+            plot.removeItem(line)
+        self._marker_lines = []
+        if self.markers is None:
+            return
+        colour = self._muted_colour(0.6)
+        traces = list(self._traces.values())
+        for i, trace in enumerate(traces):
+            for marker in self.markers.list():
+                line = pg.InfiniteLine(
+                    marker.t - self._origin,
+                    angle=90,
+                    movable=False,
+                    pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DotLine),
+                    # The note shows once, in the top plot, rather than in every plot.
+                    label=marker.note if i == 0 and marker.note else None,
+                    labelOpts={"position": 0.92, "color": colour, "anchors": [(0, 0), (0, 0)]},
+                )
+                line.setZValue(40)
+                trace.plot.addItem(line, ignoreBounds=True)
+                self._marker_lines.append((trace.plot, line))
+
+    # --- theme --------------------------------------------------------------------------------
+
+    def _muted_colour(self, weight: float = 0.5) -> QColor:
+        """The text colour blended into the background: ``weight`` 1 is the text colour."""
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.Text)
+        base = palette.color(QPalette.ColorRole.Base)
+        return QColor(
+            round(base.red() + (text.red() - base.red()) * weight),
+            round(base.green() + (text.green() - base.green()) * weight),
+            round(base.blue() + (text.blue() - base.blue()) * weight),
+        )
+
+    def _apply_theme(self) -> None:
+        self.canvas.setBackground(self.palette().color(QPalette.ColorRole.Base))
+        if not self._traces:
+            self._show_hint()
+        for trace in self._traces.values():
+            self._apply_theme_to(trace)
+        self._refresh_marker_lines()
+
+    def _apply_theme_to(self, trace: _Trace) -> None:
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.Text)
+        base = palette.color(QPalette.ColorRole.Base)
+        highlight = palette.color(QPalette.ColorRole.Highlight)
+        for name in ("left", "bottom"):
+            axis = trace.plot.getAxis(name)
+            axis.setPen(pg.mkPen(self._muted_colour()))
+            axis.setTickPen(pg.mkPen(self._muted_colour(0.13)))  # also the grid lines
+            axis.setTextPen(pg.mkPen(text))
+        legend = trace.plot.legend
+        if legend is not None:
+            legend.setLabelTextColor(text)
+            for _, label in legend.items:
+                label.setAttr("color", text)
+                label.setText(label.text)
+            fill = QColor(base)
+            fill.setAlpha(200)
+            legend.setBrush(fill)
+            legend.setPen(pg.mkPen(self._muted_colour()))
+        trace.cursor.setPen(pg.mkPen(text, width=1, style=Qt.PenStyle.DashLine))
+        trace.cursor.setHoverPen(pg.mkPen(highlight, width=2))
+        fill = QColor(highlight)
+        fill.setAlpha(40)
+        hover = QColor(highlight)
+        hover.setAlpha(70)
+        trace.region.setBrush(pg.mkBrush(fill))
+        trace.region.setHoverBrush(pg.mkBrush(hover))
+        edge = QColor(highlight)
+        for line in trace.region.lines:
+            line.setPen(pg.mkPen(edge, width=1))
+            line.setHoverPen(pg.mkPen(edge, width=3))
+
+    # --- event handlers -----------------------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_theme()
+        super().changeEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._stop_worker()  # never leave a loader thread behind a closed window
+        super().closeEvent(event)
+
+    def _on_signal_activated(self, item: QTableWidgetItem) -> None:
+        key = _cell(self.signal_table, item.row(), 0).data(Qt.ItemDataRole.UserRole)
+        self.plot_signal(*key)
+
+    def _on_cursor_dragged(self, line: pg.InfiniteLine) -> None:
+        if not self._syncing:
+            self.set_cursor(float(line.value()))
+
+    def _on_region_dragged(self, region: pg.LinearRegionItem) -> None:
+        if not self._syncing:
+            t0, t1 = region.getRegion()
+            self.set_range(float(t0), float(t1))
+
+    def _on_range_toggled(self, checked: bool) -> None:
+        if not checked:
+            self.clear_range()
+            return
+        span = self.x_range()
+        if span is None:
+            self.range_button.blockSignals(True)
+            self.range_button.setChecked(False)
+            self.range_button.blockSignals(False)
+            return
+        width = span[1] - span[0]
+        self.set_range(span[0] + width / 3, span[0] + 2 * width / 3)  # the middle third, to drag from
+
+    def _on_scene_clicked(self, event: MouseClickEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or event.double():
+            return
+        for trace in self._traces.values():
+            view = trace.plot.getViewBox()
+            if view.sceneBoundingRect().contains(event.scenePos()):
+                self.set_cursor(float(view.mapSceneToView(event.scenePos()).x()))
+                return
+
+    def _on_marker_activated(self, item: QListWidgetItem) -> None:
+        marker: Marker = item.data(Qt.ItemDataRole.UserRole)
+        self.jump_to(marker.t - self._origin)
+
+    def _on_add_marker_clicked(self) -> None:
+        t = self._cursor
+        if t is None:
+            span = self.x_range()
+            t = 0.0 if span is None else (span[0] + span[1]) / 2
+        note, ok = QInputDialog.getText(self, "Add marker", f"Note at {t:.3f} s:")
+        if ok:
+            self.add_marker(t, note.strip())
+
+    def _on_remove_marker_clicked(self) -> None:
+        item = self.marker_list.currentItem()
+        if item is not None:
+            self.remove_marker(item.data(Qt.ItemDataRole.UserRole))
+
+    def _on_play_clicked(self) -> None:
+        if self.log is not None:
+            self.playback_requested.emit(self.log.columns)
