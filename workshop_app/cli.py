@@ -125,6 +125,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="with --summary: machine-readable output")
 
+    p = sub.add_parser("replay", help="send a log's frames onto a CAN bus with their original timing")
+    p.add_argument("log", type=Path)
+    g = p.add_argument_group("bus to send to (required)")
+    g.add_argument("-i", "--interface", help="python-can interface: socketcand, pcan, kvaser, virtual, ...")
+    g.add_argument("-c", "--channel", help="channel of the interface (e.g. can0, PCAN_USBBUS1)")
+    g.add_argument("-b", "--bitrate", type=int, help="nominal bitrate in bit/s")
+    g.add_argument("--data-bitrate", type=int, help="CAN FD data bitrate in bit/s (implies --fd)")
+    g.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
+    g.add_argument("--host", help="socketcand server host (default 127.0.0.1)")
+    g.add_argument("--port", type=int, help=f"socketcand server port (default {SOCKETCAND_PORT})")
+    p.add_argument("--speed", type=float, default=1.0, help="speed factor (0 = as fast as the bus takes)")
+    p.add_argument("--start", type=float, metavar="S", help="start S seconds after the log's first frame")
+    p.add_argument("--end", type=float, metavar="S", help="end S seconds after the log's first frame")
+    p.add_argument("--loop", action="store_true", help="repeat until Ctrl-C")
+    p.add_argument(
+        "--channel-map",
+        nargs="+",
+        default=[],
+        metavar="LOG=BUS",
+        help="send log channel LOG to bus channel BUS (e.g. 0=can1); unmapped channels are not sent",
+    )
+
+    p = sub.add_parser("export", help="export part of a log: decoded signals (CSV) or raw frames")
+    p.add_argument("log", type=Path)
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="signals: OUT.csv (with --dbc); frames: .blf, .asc, .log, .trc, .mf4, ... (format by suffix)",
+    )
+    p.add_argument(
+        "--dbc", action="append", default=[], metavar="FILE[@CHANNEL]", help="export decoded signals"
+    )
+    p.add_argument("--start", type=float, metavar="S", help="from S seconds after the log's first frame")
+    p.add_argument("--end", type=float, metavar="S", help="until S seconds after the log's first frame")
+    p.add_argument(
+        "--signal", action="append", default=[], metavar="MSG.SIG", help="only this signal (repeatable)"
+    )
+
     p = sub.add_parser("info", help="describe a signal database and every loading warning")
     p.add_argument("database", type=Path)
     p.add_argument("--json", action="store_true")

@@ -9,6 +9,7 @@ from PySide6.QtCore import QSettings
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.history.store import HistoryStore
+from workshop_app.core.logs.playback import PlaybackSource
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec
@@ -165,3 +166,22 @@ def test_window_screenshot(qtbot, window, tmp_path):
     path = tmp_path / "main.png"
     assert window.grab().save(str(path))
     assert path.stat().st_size > 20_000
+
+
+def test_open_log_analyses_it_and_plays_it_into_the_trace(qtbot, window, shared_data):
+    log = shared_data / "logs" / "savvycan_tesla_model_s_candump.log"
+    window.add_database(shared_data / "dbc" / "tesla_powertrain.dbc")
+    window.open_log(log)
+    qtbot.waitUntil(lambda: isinstance(window.session.source, PlaybackSource), timeout=10_000)
+    bar = window.playback_bar
+    assert bar.isVisible() and window.session.source.duration > 7.9
+    assert window.session.store.total_frames == 0  # paused at the start
+    bar.step_button.click()
+    qtbot.waitUntil(lambda: window.session.store.total_frames == 1, timeout=3000)
+    bar.speed_combo.setCurrentIndex(bar.speed_combo.count() - 1)  # 100x
+    bar.play_button.click()
+    qtbot.waitUntil(lambda: window.session.source.finished.is_set(), timeout=10_000)
+    qtbot.waitUntil(lambda: window.session.store.total_frames == 12_974, timeout=3000)
+    qtbot.waitUntil(lambda: window.trace_model.rowCount() == 180, timeout=3000)
+    names = {window.trace_model.index(r, COL_NAME).data() for r in range(window.trace_model.rowCount())}
+    assert "DI_torque2" in names

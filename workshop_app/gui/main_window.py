@@ -33,6 +33,9 @@ from PySide6.QtWidgets import (
 from workshop_app.core.capture.store import MessageStats
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.history.store import HistoryStore
+from workshop_app.core.logs.analysis import LoadedLog
+from workshop_app.core.logs.columns import FrameColumns
+from workshop_app.core.logs.playback import PlaybackSource
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec, make_source
@@ -42,6 +45,8 @@ from workshop_app.gui.bridge import CaptureBridge
 from workshop_app.gui.chrono_model import ChronoModel
 from workshop_app.gui.connect_dialog import ConnectDialog
 from workshop_app.gui.data_delegate import PayloadDelegate
+from workshop_app.gui.log_view import LogAnalysisView
+from workshop_app.gui.playback_bar import PlaybackBar
 from workshop_app.gui.plot_panel import PlotPanel
 from workshop_app.gui.record_panel import RecordPanel
 from workshop_app.gui.signal_browser import SignalBrowser
@@ -134,6 +139,8 @@ class MainWindow(QMainWindow):
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
+        self.playback_bar = PlaybackBar()
+        layout.addWidget(self.playback_bar)
         layout.addWidget(self.filter_edit)
         layout.addWidget(self.trace_tabs)
         self.setCentralWidget(central)
@@ -152,6 +159,9 @@ class MainWindow(QMainWindow):
         self.plot_panel = PlotPanel(self.session)
         self.scheduler = TransmitScheduler(self.session.source, self.session.databases)
         self.transmit_panel = TransmitPanel(self.scheduler, self.session.databases)
+        self.log_view = LogAnalysisView(self.session.databases)
+        self.log_view.loaded.connect(self._on_log_loaded)
+        self.log_view.playback_requested.connect(self.play_columns)
         self.record_panel = RecordPanel(self.session, self.history)
         self.record_panel.recording_activated.connect(self._on_recording_activated)
 
@@ -163,7 +173,9 @@ class MainWindow(QMainWindow):
         self.plots_dock = self._dock("Plots", self.plot_panel, bottom)
         self.transmit_dock = self._dock("Transmit", self.transmit_panel, bottom)
         self.record_dock = self._dock("Record", self.record_panel, bottom)
-        self.tabifyDockWidget(self.plots_dock, self.transmit_dock)
+        self.log_dock = self._dock("Log analysis", self.log_view, bottom)
+        self.tabifyDockWidget(self.plots_dock, self.log_dock)
+        self.tabifyDockWidget(self.log_dock, self.transmit_dock)
         self.tabifyDockWidget(self.transmit_dock, self.record_dock)
         self.plots_dock.raise_()
         self.resizeDocks([self.signals_dock], [290], Qt.Orientation.Horizontal)
@@ -181,7 +193,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Connect…", self.show_connect_dialog, "Ctrl+K")
         self._action(file_menu, "Connect to &simulated vehicle", self.connect_simulator, "Ctrl+Shift+K")
-        self._action(file_menu, "&Open log for replay…", self._on_open_log, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "&Open log…", self._on_open_log, QKeySequence.StandardKey.Open)
         self.recent_logs_menu = file_menu.addMenu("Recent &logs")
         file_menu.addSeparator()
         self._action(file_menu, "Add &database…", self._on_add_database, "Ctrl+D")
@@ -294,6 +306,7 @@ class MainWindow(QMainWindow):
             # A workshop window keeps trying when an adapter is unplugged or a server restarts.
             spec = replace(spec, auto_reconnect=True)
         source = make_source(spec, self.session.ring)
+        self.playback_bar.set_source(None)
         self.session.stop_recording()
         self.scheduler.set_source(source)
         self.session.set_source(source)
@@ -329,8 +342,27 @@ class MainWindow(QMainWindow):
         self.connect_spec(spec)
 
     def open_log(self, path: Path) -> None:
+        """Load a log in the background into the analysis view; it then plays into the trace."""
         self._remember("logs", path)
-        self.connect_spec(SourceSpec(replay=path))
+        self.log_dock.show()
+        self.log_dock.raise_()
+        self.log_view.open_log(path)
+
+    def _on_log_loaded(self, loaded: LoadedLog) -> None:
+        self.play_columns(loaded.columns, name=loaded.path.name)
+
+    def play_columns(self, columns: FrameColumns, name: str = "log") -> None:
+        """Feed a loaded log to the trace and plots, paused at its start (Play starts it)."""
+        source = PlaybackSource(self.session.ring, columns, name=name, paused=True)
+        self.session.stop_recording()
+        self.scheduler.set_source(source)
+        self.session.set_source(source)
+        self.chrono_model.clear()
+        self.session.start()
+        self.playback_bar.set_source(source)
+        self.bridge.reset_failure()
+        self._update_title()
+        self._update_source_label()
 
     def add_database(self, path: Path, channel: str | None = None) -> None:
         try:
@@ -365,6 +397,7 @@ class MainWindow(QMainWindow):
         self.plot_panel.refresh()
         self.transmit_panel.refresh()
         self.record_panel.refresh()
+        self.playback_bar.refresh()
         self._apply_filter(only_new=True)
         self._update_status()
 
@@ -507,5 +540,6 @@ class MainWindow(QMainWindow):
         self.bridge.stop()
         self.scheduler.stop_all()
         self.plot_panel.clear()
+        self.log_view.close()  # cancels a load in progress and joins its thread
         self.session.stop()
         super().closeEvent(event)

@@ -6,9 +6,12 @@ from pathlib import Path
 
 from workshop_app.core.errors import LogFileError
 from workshop_app.core.logfiles import READABLE_SUFFIXES, iter_log, log_suffix
+from workshop_app.core.logs.asc_reader import read_asc
 from workshop_app.core.logs.blf_reader import read_blf
 from workshop_app.core.logs.candump_reader import read_candump
 from workshop_app.core.logs.columns import Cancel, FrameColumns, Progress
+from workshop_app.core.logs.mf4_reader import read_mf4
+from workshop_app.core.logs.trc_reader import read_trc
 
 
 def read_columns(
@@ -16,8 +19,8 @@ def read_columns(
 ) -> FrameColumns:
     """Every frame of a log file as columns.
 
-    BLF and candump files go straight to arrays; the other formats (ASC, TRC, CSV, SQLite,
-    MF4) are read through python-can's readers. Errors name the file and the position; the
+    BLF, candump, ASC and TRC (also gzipped) and MF4 files go straight to arrays; CSV and SQLite
+    are read through python-can's readers. Errors name the file and the position; the
     frames read before a problem are on the exception's ``partial`` attribute.
     """
     p = Path(path)
@@ -32,4 +35,10 @@ def read_columns(
         return read_blf(p, progress=progress, cancel=cancel)
     if suffix == ".log":
         return read_candump(p, progress=progress, cancel=cancel)
+    if suffix == ".asc":
+        return read_asc(p, progress=progress, cancel=cancel)
+    if suffix == ".trc":
+        return read_trc(p, progress=progress, cancel=cancel)
+    if suffix == ".mf4" and p.suffix.lower() == ".mf4":
+        return read_mf4(p, progress=progress, cancel=cancel)
     return FrameColumns.from_messages(iter_log(p))

@@ -1,0 +1,205 @@
+"""A bulk reader for ASAM MDF4 bus-logging files (CANedge loggers, python-can's MF4Writer).
+
+asammdf hands over each CAN channel group (``CAN_DataFrame``, ``CAN_RemoteFrame``,
+``CAN_ErrorFrame``) as one structured record array, so the frames of a group become columns
+with a few numpy operations. The groups are then merged by timestamp the way python-can's
+``MF4Reader`` merges them (a stable merge, earlier groups first on ties), and timestamps are
+absolute: the file's start time plus the record's relative time, as python-can computes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workshop_app.core.logs.columns import (
+    BRS,
+    ERROR,
+    ESI,
+    EXTENDED,
+    FD,
+    REMOTE,
+    TX,
+    Cancel,
+    FrameColumns,
+    Progress,
+    ReadCancelled,
+    log_error,
+)
+
+_KINDS = ("CAN_DataFrame", "CAN_ErrorFrame", "CAN_RemoteFrame")
+
+
+def read_mf4(
+    path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
+) -> FrameColumns:
+    """All CAN frames of an MF4 bus-logging file as columns (LIN and other groups are skipped).
+
+    A file asammdf cannot open raises LogFileError with an empty ``partial``; a group that
+    cannot be decoded raises it with the frames of the groups before it.
+    """
+    p = Path(path)
+    if p.stat().st_size == 0:
+        return FrameColumns.empty()
+    # Local import: asammdf is heavy and only MF4 needs it.
+    from asammdf import MDF
+    from asammdf.blocks.source_utils import Source
+    from asammdf.blocks.v4_constants import FLAG_CG_BUS_EVENT
+
+    try:
+        # process_bus_logging=False: asammdf would otherwise read every frame up front just to
+        # index the CAN ids, doubling the work.
+        mdf = MDF(p, process_bus_logging=False)
+    except Exception as exc:  # asammdf raises many kinds on a damaged file
+        raise log_error(f"{p}: cannot open as MF4 ({exc})", FrameColumns.empty()) from exc
+    parts: list[FrameColumns] = []
+    try:
+        start = mdf.header.start_time.timestamp()
+        wanted: list[tuple[int, str, int]] = []
+        for index, group in enumerate(mdf.groups):
+            cg = group.channel_group
+            source = cg.acq_source
+            # The same group filter as python-can's MF4Reader, so both see the same frames.
+            if not cg.flags & FLAG_CG_BUS_EVENT or cg.cycles_nr == 0 or source is None:
+                continue
+            if not source.source_type & Source.SOURCE_BUS or source.bus_type != Source.BUS_TYPE_CAN:
+                continue
+            names = {ch.name for ch in group.channels}
+            kind = next((k for k in _KINDS if k in names), None)
+            if kind is not None:
+                wanted.append((index, kind, int(cg.cycles_nr)))
+        total = sum(n for _, _, n in wanted)
+        done = 0
+        for index, kind, count in wanted:
+            if cancel is not None and cancel():
+                raise ReadCancelled(f"{p}: reading cancelled at group {index}", _merge(parts))
+            try:
+                # raw=False: value conversions (e.g. DataLength tables, "Rx"/"Tx" texts) applied,
+                # exactly what python-can's reader sees.
+                signal = mdf.get(kind, index, raw=False)
+                parts.append(_group_columns(kind, signal.samples, signal.timestamps + start))
+            except Exception as exc:
+                raise log_error(
+                    f"{p}: cannot decode channel group {index} ({kind}): {exc}", _merge(parts), group=index
+                ) from exc
+            done += count
+            if progress is not None:
+                progress(done, total)
+    finally:
+        mdf.close()
+    return _merge(parts)
+
+
+def _field(samples: np.ndarray, kind: str, name: str) -> np.ndarray | None:
+    key = f"{kind}.{name}"
+    names = samples.dtype.names or ()
+    return samples[key] if key in names else None
+
+
+def _set_flag(flags: np.ndarray, values: np.ndarray | None, bit: int, default: bool = False) -> None:
+    """OR ``bit`` into ``flags`` where ``values`` is non-zero (everywhere if absent and ``default``)."""
+    if values is None:
+        if default:
+            flags |= np.uint8(bit)
+        return
+    np.bitwise_or(flags, np.uint8(bit), out=flags, where=values.astype(bool, copy=False))
+
+
+def _group_columns(kind: str, samples: np.ndarray, timestamps: np.ndarray) -> FrameColumns:
+    n = len(timestamps)
+    flags = np.zeros(n, np.uint8)
+    direction = _field(samples, kind, "Dir")
+    if direction is not None:
+        # A text-converted Dir: python-can takes only b"Rx" as received.
+        _set_flag(flags, direction != b"Rx" if direction.dtype.kind == "S" else direction, TX)
+    # python-can's Message defaults to an extended id when IDE is not recorded.
+    _set_flag(flags, _field(samples, kind, "IDE"), EXTENDED, default=True)
+
+    ident = _field(samples, kind, "ID")
+    if ident is None:
+        arbitration_id = np.zeros(n, np.uint32)
+    else:
+        arbitration_id = ident.astype(np.uint32) & np.uint32(0x1FFFFFFF)
+    length = np.zeros(n, np.uint8)
+    payload = np.zeros((n, 8), np.uint8)
+    if kind == "CAN_RemoteFrame":
+        flags |= np.uint8(REMOTE)
+        length = _field(samples, kind, "DLC").astype(np.uint8)
+    else:
+        if kind == "CAN_ErrorFrame":
+            flags |= np.uint8(ERROR)
+            _set_flag(flags, _field(samples, kind, "RTR"), REMOTE)
+        _set_flag(flags, _field(samples, kind, "EDL"), FD)
+        _set_flag(flags, _field(samples, kind, "BRS"), BRS)
+        _set_flag(flags, _field(samples, kind, "ESI"), ESI)
+        data_length = _field(samples, kind, "DataLength")
+        data = _field(samples, kind, "DataBytes")
+        if data_length is not None and data is not None:
+            raw = _bytes_2d(data, n)
+            length = np.minimum(data_length, raw.shape[1]).astype(np.uint8)
+            # python-can's layout stores 64 bytes per frame; copy only as wide as the frames are.
+            width = min(raw.shape[1], max(8, int(length.max(initial=0))))
+            if width >= 8:
+                payload = np.array(raw[:, :width], np.uint8, order="C")
+            else:
+                payload[:, :width] = raw
+            # Bytes past the length are zero in our columns; only short rows need the mask.
+            short = np.flatnonzero(length < payload.shape[1])
+            if len(short):
+                part = payload[short]
+                part[np.arange(payload.shape[1]) >= length[short, None]] = 0
+                payload[short] = part
+
+    channel_values = _field(samples, kind, "BusChannel")
+    if channel_values is None:
+        names: tuple[str, ...] = ("",)
+        channel = np.zeros(n, np.uint8)
+    else:
+        values = channel_values.astype(np.int64)
+        low, high = (int(values.min()), int(values.max())) if n else (0, 0)
+        if low >= 0 and high < 4096:  # bus numbers: a lookup table beats np.unique's sort
+            present = np.flatnonzero(np.bincount(values, minlength=1))
+            if len(present) > 256:
+                raise ValueError("more than 256 channels")
+            table = np.zeros(high + 1, np.uint8)
+            table[present] = np.arange(len(present), dtype=np.uint8)
+            found = present
+            channel = table[values]
+        else:
+            found, inverse = np.unique(values, return_inverse=True)
+            channel = inverse.ravel().astype(np.uint8)
+        if len(found) > 256:
+            raise ValueError("more than 256 channels")
+        names = tuple(str(v) for v in found.tolist())
+    return FrameColumns(
+        timestamp=np.ascontiguousarray(timestamps, np.float64),
+        channel=channel,
+        arbitration_id=arbitration_id,
+        flags=flags,
+        length=length,
+        payload=payload,
+        channels=names,
+    )
+
+
+def _bytes_2d(data: Any, n: int) -> np.ndarray:
+    """DataBytes as (n, width) uint8, whether stored as a u1 sub-array or an opaque ``V`` field."""
+    arr = np.asarray(data)
+    if arr.dtype.kind == "V":
+        return np.ascontiguousarray(arr).view(np.uint8).reshape(n, arr.dtype.itemsize)
+    return arr.astype(np.uint8, copy=False).reshape(n, -1)
+
+
+def _merge(parts: list[FrameColumns]) -> FrameColumns:
+    """Groups interleaved by timestamp; a stable sort keeps python-can's tie order."""
+    if not parts:
+        return FrameColumns.empty()
+    joined = FrameColumns.concat(parts)
+    if len(parts) == 1 or len(joined) == 0:
+        return joined
+    order = np.argsort(joined.timestamp, kind="stable")
+    if (np.diff(order) == 1).all():
+        return joined
+    return joined.select(order)
