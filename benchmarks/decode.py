@@ -25,6 +25,9 @@ import can
 import cantools
 import numpy as np
 
+from workshop_app.core.capture.recorder import open_writer
+from workshop_app.core.types import Frame
+
 SAMPLE = 200_000
 
 
@@ -61,20 +64,19 @@ def write_log(path: Path, messages: list[tuple[int, int, float]], n: int, seed: 
     which = rng.choice(len(messages), size=n, p=rates / rates.sum())
     t = 1_700_000_000.0 + np.cumsum(rng.exponential(1 / rates.sum(), size=n))
     state = rng.integers(0, 256, size=(len(messages), 8)).astype(np.int64)
-    with can.Logger(path) as writer:
-        for i in range(n):
-            m = which[i]
-            if i % 7 == 0:  # drift a few bytes, as real signals do
-                state[m] = (state[m] + rng.integers(-2, 3, size=8)) % 256
-            writer.on_message_received(
-                can.Message(
-                    timestamp=float(t[i]),
-                    arbitration_id=messages[m][0],
-                    is_extended_id=False,
-                    data=bytes(state[m].astype(np.uint8)),
-                    channel=0,
-                )
-            )
+    # Written through the recorder's writers (batched MF4; python-can's for the others).
+    writer = open_writer(path)
+    batch: list[Frame] = []
+    for i in range(n):
+        m = which[i]
+        if i % 7 == 0:  # drift a few bytes, as real signals do
+            state[m] = (state[m] + rng.integers(-2, 3, size=8)) % 256
+        batch.append(Frame(float(t[i]), messages[m][0], bytes(state[m].astype(np.uint8)), "can0", False))
+        if len(batch) == 10_000:
+            writer.write_frames(batch)
+            batch = []
+    writer.write_frames(batch)
+    writer.close()
 
 
 def baseline(log: Path, dbc: Path, n: int) -> float:
