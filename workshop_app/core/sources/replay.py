@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import can
+
 from workshop_app.core.capture.ring import FrameRing
-from workshop_app.core.errors import WorkshopError
-from workshop_app.core.logfiles import iter_log
+from workshop_app.core.errors import LogFileError, WorkshopError
+from workshop_app.core.logs.reader import read_columns
 from workshop_app.core.sources.base import FrameSource, SourceState
 from workshop_app.core.types import Frame, SourceCaps
+
+
+def _messages(path: Path) -> Iterator[can.Message]:
+    """Frames of a log through the guarded fast readers (python-can's BLF reader can hang).
+
+    A damaged file yields the frames before the damage, then raises its error.
+    """
+    try:
+        columns, error = read_columns(path), None
+    except LogFileError as exc:
+        partial = getattr(exc, "partial", None)
+        if partial is None:
+            raise
+        columns, error = partial, exc
+    for start in range(0, len(columns), 50_000):
+        yield from columns.to_messages(start, min(len(columns), start + 50_000))
+    if error is not None:
+        raise error
 
 
 class ReplaySource(FrameSource):
@@ -69,7 +90,7 @@ class ReplaySource(FrameSource):
         high = int(ring.capacity * 0.9)
         first_ts: float | None = None
         wall0 = time.perf_counter()
-        for msg in iter_log(self.path):
+        for msg in _messages(self.path):
             if self._stop.is_set():
                 return
             if self.speed > 0:
