@@ -336,9 +336,12 @@ def decode_columns(
             for s in m.signals:
                 units.setdefault((m.name, s.name), s)
     for key, parts in chunks.items():
-        t = np.concatenate([p[0] for p in parts])
-        v = np.concatenate([p[1] for p in parts])
-        if len(parts) > 1:  # the same message from several streams (channels, J1939 sources)
+        if len(parts) == 1:
+            # The common case: no copy, and the signals of a message share one timestamp array.
+            t, v = parts[0]
+        else:  # the same message from several streams (channels, J1939 sources)
+            t = np.concatenate([p[0] for p in parts])
+            v = np.concatenate([p[1] for p in parts])
             o = np.argsort(t, kind="stable")
             t, v = t[o], v[o]
         definition = units.get(key)
