@@ -36,6 +36,7 @@ from workshop_app.core.logs.columns import (
     ReadCancelled,
     log_error,
 )
+from workshop_app.core.logs.text_tokens import tokenize
 
 CHUNK_BYTES = 8 << 20  # bounds the temporary token arrays and paces progress
 _DLC2LEN = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64], np.int64)
@@ -130,36 +131,13 @@ def read_asc(
 
 
 def _parse_chunk(chunk: bytes, base: int) -> FrameColumns:
-    b = np.frombuffer(chunk, np.uint8)
-    nb = len(b)
-    if nb == 0:
+    tokens = tokenize(chunk)
+    if tokens is None:
         return FrameColumns.empty()
-    nl = np.flatnonzero(b == 10)
-    line_starts = np.concatenate(([0], nl + 1))
-    if line_starts[-1] >= nb:
-        line_starts = line_starts[:-1]
-    n_lines = len(line_starts)
-
-    # Token starts only: a byte above the space after one that is not (tabs, CR and LF all
-    # separate). Lengths are looked up later for the few tokens that need them.
-    solid = b > 32
-    tok_start = np.flatnonzero(solid[1:] > solid[:-1]) + 1
-    if solid[0]:
-        tok_start = np.concatenate(([0], tok_start))
-    n_tok = len(tok_start)
-    first_tok = np.searchsorted(tok_start, line_starts)
-    count = np.diff(np.append(first_tok, n_tok))
-
-    padded = chunk + bytes(64)
-    bp = np.frombuffer(padded, np.uint8)
-
-    def tok(j: int | np.ndarray, rows: np.ndarray, widest: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Start and length (up to ``widest``; ``widest`` means longer) of token j of each row."""
-        start = tok_start[np.minimum(first_tok[rows] + j, max(n_tok - 1, 0))]
-        if not widest:
-            return start, np.zeros(0, np.int64)
-        blank = _at(padded, start, widest) <= 32
-        return start, np.where(blank.any(axis=1), blank.argmax(axis=1), widest)
+    padded, bp, tok = tokens.padded, tokens.bp, tokens.tok
+    line_starts, line_ends = tokens.line_starts, tokens.line_ends
+    tok_start, first_tok, count = tokens.tok_start, tokens.first_tok, tokens.count
+    n_lines, n_tok = tokens.n_lines, tokens.n_tok
 
     def is_digit(values: np.ndarray) -> np.ndarray:
         return (values >= 48) & (values <= 57)
@@ -278,7 +256,7 @@ def _parse_chunk(chunk: bytes, base: int) -> FrameColumns:
     extra_names: dict[int, str] = {}
     bad_at: tuple[int, str] | None = None
     for i in np.flatnonzero(~ok).tolist():
-        end = nl[i] if i < len(nl) else nb
+        end = line_ends[i]
         text = chunk[line_starts[i] : end].decode("utf-8", "replace").strip()
         try:
             frame = _parse_line(text, base)

@@ -33,6 +33,7 @@ from workshop_app.core.logs.columns import (
     ReadCancelled,
     log_error,
 )
+from workshop_app.core.logs.text_tokens import tokenize
 
 _EPOCH_1899 = datetime(1899, 12, 30, tzinfo=UTC)
 _LEN2DLC = {n: d for d, n in enumerate((0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64))}
@@ -266,33 +267,13 @@ def _number(raw: np.ndarray) -> np.ndarray | None:
 def _parse_chunk(
     chunk: bytes, layout: _Layout | None, start: float, parse_text: Callable[[str], _Frame]
 ) -> FrameColumns:
-    b = np.frombuffer(chunk, np.uint8)
-    nb = len(b)
-    if nb == 0:
+    tokens = tokenize(chunk)
+    if tokens is None:
         return FrameColumns.empty()
-    nl = np.flatnonzero(b == 10)
-    line_starts = np.concatenate(([0], nl + 1))
-    if line_starts[-1] >= nb:
-        line_starts = line_starts[:-1]
-    n_lines = len(line_starts)
-
-    # Token starts (a byte above the space after one that is not); lengths only where needed.
-    solid = b > 32
-    tok_start = np.flatnonzero(solid[1:] > solid[:-1]) + 1
-    if solid[0]:
-        tok_start = np.concatenate(([0], tok_start))
-    n_tok = len(tok_start)
-    first_tok = np.searchsorted(tok_start, line_starts)
-    count = np.diff(np.append(first_tok, n_tok))
-    padded = chunk + bytes(64)
-    bp = np.frombuffer(padded, np.uint8)
-
-    def tok(j: int, rows: np.ndarray, widest: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        begin = tok_start[np.minimum(first_tok[rows] + j, max(n_tok - 1, 0))]
-        if not widest:
-            return begin, np.zeros(0, np.int64)
-        blank = _at(padded, begin, widest) <= 32
-        return begin, np.where(blank.any(axis=1), blank.argmax(axis=1), widest)
+    padded, bp, tok = tokens.padded, tokens.bp, tokens.tok
+    line_starts, line_ends = tokens.line_starts, tokens.line_ends
+    tok_start, first_tok, count = tokens.tok_start, tokens.first_tok, tokens.count
+    n_lines, n_tok = tokens.n_lines, tokens.n_tok
 
     timestamps = np.zeros(n_lines, np.float64)
     channel_no = np.ones(n_lines, np.int64)  # python-can's channel when the version has none
@@ -372,7 +353,7 @@ def _parse_chunk(
     # Every other line by python-can's grammar, in order, so the first bad line is the earliest.
     bad_at: tuple[int, str] | None = None
     for i in np.flatnonzero(~ok).tolist():
-        end = nl[i] if i < len(nl) else nb
+        end = line_ends[i]
         text = chunk[line_starts[i] : end].decode("utf-8", "replace").strip()
         if not text or text[0] == ";":
             continue

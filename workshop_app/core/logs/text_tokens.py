@@ -1,0 +1,65 @@
+"""Whitespace tokens of a chunk of log text, found with numpy for all lines at once.
+
+The text readers (ASC, TRC) check their common line shapes at fixed token positions over
+whole arrays of lines; this is the shared first step: where lines and tokens start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from workshop_app.core.logs.candump_reader import _at
+
+
+@dataclass
+class Tokens:
+    padded: bytes  # the chunk plus 64 zero bytes, so fixed-width peeks never run off the end
+    bp: np.ndarray  # ``padded`` as uint8
+    line_starts: np.ndarray
+    line_ends: np.ndarray  # the newline ending each line (or the chunk's end)
+    tok_start: np.ndarray
+    first_tok: np.ndarray  # index of each line's first token in ``tok_start``
+    count: np.ndarray  # tokens per line
+
+    @property
+    def n_lines(self) -> int:
+        return len(self.line_starts)
+
+    @property
+    def n_tok(self) -> int:
+        return len(self.tok_start)
+
+    def tok(self, j: int | np.ndarray, rows: np.ndarray, widest: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Start and length (up to ``widest``; ``widest`` means longer) of token j of each row."""
+        start = self.tok_start[np.minimum(self.first_tok[rows] + j, max(self.n_tok - 1, 0))]
+        if not widest:
+            return start, np.zeros(0, np.int64)
+        blank = _at(self.padded, start, widest) <= 32
+        return start, np.where(blank.any(axis=1), blank.argmax(axis=1), widest)
+
+
+def tokenize(chunk: bytes) -> Tokens | None:
+    """Line and token starts of ``chunk`` (None when it is empty)."""
+    b = np.frombuffer(chunk, np.uint8)
+    nb = len(b)
+    if nb == 0:
+        return None
+    nl = np.flatnonzero(b == 10)
+    line_starts = np.concatenate(([0], nl + 1))
+    if line_starts[-1] >= nb:
+        line_starts = line_starts[:-1]
+    # Token starts only: a byte above the space after one that is not (tabs, CR and LF all
+    # separate). Lengths are looked up later for the few tokens that need them.
+    solid = b > 32
+    tok_start = np.flatnonzero(solid[1:] > solid[:-1]) + 1
+    if solid[0]:
+        tok_start = np.concatenate(([0], tok_start))
+    first_tok = np.searchsorted(tok_start, line_starts)
+    count = np.diff(np.append(first_tok, len(tok_start)))
+    line_ends = np.concatenate((nl, [nb]))[: len(line_starts)]
+    padded = chunk + bytes(64)
+    return Tokens(
+        padded, np.frombuffer(padded, np.uint8), line_starts, line_ends, tok_start, first_tok, count
+    )
