@@ -26,7 +26,7 @@ def source_spec(args: argparse.Namespace) -> SourceSpec:
         fd=args.fd,
         host=args.host,
         port=args.port,
-        replay=args.replay,
+        replay=getattr(args, "replay", None),
         speed=args.speed,
     )
 

@@ -16,12 +16,12 @@ from contextlib import ExitStack
 
 import can
 
+from workshop_app.commands.common import source_spec
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.logs.columns import FrameColumns
 from workshop_app.core.logs.playback import ReplayStats, replay_to_bus
 from workshop_app.core.logs.reader import read_columns
 from workshop_app.core.sources.adapter import open_bus
-from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.types import BusConfig
 
 _NEEDS_BUS = (
@@ -42,16 +42,7 @@ def parse_channel_map(items: list[str]) -> dict[str, str]:
 
 
 def _bus_config(args: argparse.Namespace) -> BusConfig:
-    spec = SourceSpec(
-        interface=args.interface,
-        channel=args.channel,
-        bitrate=args.bitrate,
-        data_bitrate=args.data_bitrate,
-        fd=args.fd,
-        host=args.host,
-        port=args.port,
-    )
-    return spec.bus_config()
+    return source_spec(args).bus_config()
 
 
 def _check_args(args: argparse.Namespace) -> None:

@@ -22,12 +22,8 @@ def log_suffix(path: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def iter_log(path: str | Path) -> Iterator[can.Message]:
-    """Yield the frames of a log file; errors name the file and the frame where reading stopped.
-
-    A 0-byte file yields nothing. Frames read before an error have already been yielded, so a
-    caller keeps them.
-    """
+def readable_log(path: str | Path) -> tuple[Path, str]:
+    """The path and its format suffix, or a LogFileError for a missing file or unknown format."""
     p = Path(path)
     if not p.is_file():
         raise LogFileError(f"{p}: no such file")
@@ -36,6 +32,16 @@ def iter_log(path: str | Path) -> Iterator[can.Message]:
         raise LogFileError(
             f"{p}: unknown log format {suffix or '(no suffix)'!r}; readable: {', '.join(READABLE_SUFFIXES)}"
         )
+    return p, suffix
+
+
+def iter_log(path: str | Path) -> Iterator[can.Message]:
+    """Yield the frames of a log file; errors name the file and the frame where reading stopped.
+
+    A 0-byte file yields nothing. Frames read before an error have already been yielded, so a
+    caller keeps them.
+    """
+    p, suffix = readable_log(path)
     if p.stat().st_size == 0:
         return
     count = 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workshop_app.core.errors import LogFileError
-from workshop_app.core.logfiles import READABLE_SUFFIXES, iter_log, log_suffix
+from workshop_app.core.logfiles import iter_log, readable_log
 from workshop_app.core.logs.asc_reader import read_asc
 from workshop_app.core.logs.blf_reader import read_blf
 from workshop_app.core.logs.candump_reader import read_candump
@@ -23,14 +22,7 @@ def read_columns(
     are read through python-can's readers. Errors name the file and the position; the
     frames read before a problem are on the exception's ``partial`` attribute.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise LogFileError(f"{p}: no such file")
-    suffix = log_suffix(p)
-    if suffix not in READABLE_SUFFIXES:
-        raise LogFileError(
-            f"{p}: unknown log format {suffix or '(no suffix)'!r}; readable: {', '.join(READABLE_SUFFIXES)}"
-        )
+    p, suffix = readable_log(path)
     if suffix == ".blf" and p.suffix.lower() == ".blf":
         return read_blf(p, progress=progress, cancel=cancel)
     if suffix == ".log":
