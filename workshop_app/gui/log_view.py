@@ -49,6 +49,7 @@ from workshop_app.core.logs.analysis import (
     range_statistics,
 )
 from workshop_app.gui.plot_panel import PALETTE
+from workshop_app.gui.plot_style import muted_colour, style_plot
 from workshop_app.gui.workers import JobWorker
 
 if TYPE_CHECKING:
@@ -797,15 +798,7 @@ class LogAnalysisView(QWidget):
     # --- theme --------------------------------------------------------------------------------
 
     def _muted_colour(self, weight: float = 0.5) -> QColor:
-        """The text colour blended into the background: ``weight`` 1 is the text colour."""
-        palette = self.palette()
-        text = palette.color(QPalette.ColorRole.Text)
-        base = palette.color(QPalette.ColorRole.Base)
-        return QColor(
-            round(base.red() + (text.red() - base.red()) * weight),
-            round(base.green() + (text.green() - base.green()) * weight),
-            round(base.blue() + (text.blue() - base.blue()) * weight),
-        )
+        return muted_colour(self.palette(), weight)
 
     def _apply_theme(self) -> None:
         self.canvas.setBackground(self.palette().color(QPalette.ColorRole.Base))
@@ -817,26 +810,8 @@ class LogAnalysisView(QWidget):
 
     def _apply_theme_to(self, trace: _Trace) -> None:
         palette = self.palette()
-        text = palette.color(QPalette.ColorRole.Text)
-        base = palette.color(QPalette.ColorRole.Base)
         highlight = palette.color(QPalette.ColorRole.Highlight)
-        for name in ("left", "bottom"):
-            axis = trace.plot.getAxis(name)
-            axis.setPen(pg.mkPen(self._muted_colour()))
-            axis.setTickPen(pg.mkPen(self._muted_colour(0.13)))  # also the grid lines
-            axis.setTextPen(pg.mkPen(text))
-        legend = trace.plot.legend
-        if legend is not None:
-            legend.setLabelTextColor(text)
-            for _, label in legend.items:
-                label.setAttr("color", text)
-                label.setText(label.text)
-            fill = QColor(base)
-            fill.setAlpha(200)
-            legend.setBrush(fill)
-            legend.setPen(pg.mkPen(self._muted_colour()))
-        trace.cursor.setPen(pg.mkPen(text, width=1, style=Qt.PenStyle.DashLine))
-        trace.cursor.setHoverPen(pg.mkPen(highlight, width=2))
+        style_plot(trace.plot, trace.cursor, palette)
         fill = QColor(highlight)
         fill.setAlpha(40)
         hover = QColor(highlight)

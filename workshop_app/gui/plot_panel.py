@@ -37,6 +37,7 @@ from workshop_app.core.capture.series import SignalSeries
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.plot_layout import PlotLayout, PlotSpec, PlotTrace
 from workshop_app.core.session import CaptureSession
+from workshop_app.gui.plot_style import muted_colour, style_plot
 from workshop_app.gui.signal_browser import SIGNAL_MIME_TYPE
 
 if TYPE_CHECKING:
@@ -692,37 +693,10 @@ class PlotPanel(QWidget):
             self._apply_theme_to(plot)
 
     def _muted_colour(self, weight: float = 0.5) -> QColor:
-        """The text colour blended into the background (opaque): ``weight`` 1 is the text colour."""
-        palette = self.palette()
-        text = palette.color(QPalette.ColorRole.Text)
-        base = palette.color(QPalette.ColorRole.Base)
-        return QColor(
-            round(base.red() + (text.red() - base.red()) * weight),
-            round(base.green() + (text.green() - base.green()) * weight),
-            round(base.blue() + (text.blue() - base.blue()) * weight),
-        )
+        return muted_colour(self.palette(), weight)
 
     def _apply_theme_to(self, plot: _Plot) -> None:
-        palette = self.palette()
-        text = palette.color(QPalette.ColorRole.Text)
-        base = palette.color(QPalette.ColorRole.Base)
-        for name in ("left", "bottom"):
-            axis = plot.item.getAxis(name)
-            axis.setPen(pg.mkPen(self._muted_colour()))
-            axis.setTickPen(pg.mkPen(self._muted_colour(0.13)))  # also the grid lines
-            axis.setTextPen(pg.mkPen(text))
-        legend = plot.item.legend
-        if legend is not None:
-            legend.setLabelTextColor(text)
-            for _, label in legend.items:  # existing labels only take the colour when re-rendered
-                label.setAttr("color", text)
-                label.setText(label.text)
-            fill = QColor(base)
-            fill.setAlpha(200)  # curves stay faintly visible behind the legend
-            legend.setBrush(fill)
-            legend.setPen(pg.mkPen(self._muted_colour()))
-        plot.cursor.setPen(pg.mkPen(text, width=1, style=Qt.PenStyle.DashLine))
-        plot.cursor.setHoverPen(pg.mkPen(palette.color(QPalette.ColorRole.Highlight), width=2))
+        style_plot(plot.item, plot.cursor, self.palette())
 
     def _add_menu_actions(self, plot: _Plot) -> None:
         menu = plot.item.getViewBox().menu
