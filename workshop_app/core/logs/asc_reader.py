@@ -33,12 +33,10 @@ from workshop_app.core.logs.columns import (
     Cancel,
     FrameColumns,
     Progress,
-    ReadCancelled,
     log_error,
 )
-from workshop_app.core.logs.text_tokens import tokenize
+from workshop_app.core.logs.text_tokens import BadLine, parse_in_chunks, tokenize
 
-CHUNK_BYTES = 8 << 20  # bounds the temporary token arrays and paces progress
 _DLC2LEN = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64], np.int64)
 
 # python-can's line filters: lines that fail them are skipped, not errors.
@@ -50,14 +48,6 @@ _HEADER_BASE = re.compile(
 )
 
 _Frame = tuple[float, str, int, int, int, bytes]
-
-
-class _BadLine(Exception):
-    def __init__(self, index: int, reason: str, good: FrameColumns) -> None:
-        super().__init__(reason)
-        self.index = index
-        self.reason = reason
-        self.good = good
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -106,28 +96,10 @@ def read_asc(
     """
     p = Path(path)
     raw = _read_bytes(p)
-    total = len(raw)
     base, pos, line_base = _header(raw)
-    parts: list[FrameColumns] = []
-    while pos < total:
-        if cancel is not None and cancel():
-            raise ReadCancelled(f"{p}: reading cancelled at line {line_base + 1}", FrameColumns.concat(parts))
-        stop = min(pos + CHUNK_BYTES, total)
-        if stop < total:
-            nl = raw.find(b"\n", stop)
-            stop = total if nl < 0 else nl + 1
-        chunk = raw[pos:stop]
-        try:
-            parts.append(_parse_chunk(chunk, base))
-        except _BadLine as bad:
-            line = line_base + bad.index + 1
-            partial = FrameColumns.concat([*parts, bad.good])
-            raise log_error(f"{p}:{line}: {bad.reason}", partial, line=line) from None
-        line_base += chunk.count(b"\n")
-        pos = stop
-        if progress is not None:
-            progress(pos, total)
-    return FrameColumns.concat(parts)
+    return parse_in_chunks(
+        p, raw, pos, line_base, lambda chunk: _parse_chunk(chunk, base), progress=progress, cancel=cancel
+    )
 
 
 def _parse_chunk(chunk: bytes, base: int) -> FrameColumns:
@@ -287,7 +259,7 @@ def _parse_chunk(chunk: bytes, base: int) -> FrameColumns:
             names.append(chan)
         channel[i] = names.index(chan)
     if len(names) > 256:
-        raise _BadLine(n_lines - 1, "more than 256 channels", FrameColumns.empty())
+        raise BadLine(n_lines - 1, "more than 256 channels", FrameColumns.empty())
 
     def build(sel: np.ndarray) -> FrameColumns:
         width = max(8, int(length[sel & ((flags & REMOTE) == 0)].max(initial=0)))
@@ -303,7 +275,7 @@ def _parse_chunk(chunk: bytes, base: int) -> FrameColumns:
 
     if bad_at is not None:
         i, reason = bad_at
-        raise _BadLine(i, reason, build(keep & (np.arange(n_lines) < i)))
+        raise BadLine(i, reason, build(keep & (np.arange(n_lines) < i)))
     return build(keep)
 
 

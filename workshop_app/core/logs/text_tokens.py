@@ -6,11 +6,16 @@ whole arrays of lines; this is the shared first step: where lines and tokens sta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from workshop_app.core.logs.candump_reader import _at
+from workshop_app.core.logs.columns import Cancel, FrameColumns, Progress, ReadCancelled, log_error
+
+CHUNK_BYTES = 8 << 20  # bounds the temporary token arrays and paces progress
 
 
 @dataclass
@@ -63,3 +68,51 @@ def tokenize(chunk: bytes) -> Tokens | None:
     return Tokens(
         padded, np.frombuffer(padded, np.uint8), line_starts, line_ends, tok_start, first_tok, count
     )
+
+
+class BadLine(Exception):
+    """A chunk parser's report of the first bad line: its index in the chunk and the good frames before it."""
+
+    def __init__(self, index: int, reason: str, good: FrameColumns) -> None:
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason
+        self.good = good
+
+
+def parse_in_chunks(
+    path: Path,
+    raw: bytes,
+    pos: int,
+    line_base: int,
+    parse: Callable[[bytes], FrameColumns],
+    *,
+    progress: Progress | None,
+    cancel: Cancel | None,
+) -> FrameColumns:
+    """Feed ``raw[pos:]`` to ``parse`` in chunks of whole lines; a BadLine becomes a LogFileError
+    naming ``path:line`` with the frames before it in ``partial``. ``line_base`` is the number
+    of lines before ``pos``."""
+    total = len(raw)
+    parts: list[FrameColumns] = []
+    while pos < total:
+        if cancel is not None and cancel():
+            raise ReadCancelled(
+                f"{path}: reading cancelled at line {line_base + 1}", FrameColumns.concat(parts)
+            )
+        stop = min(pos + CHUNK_BYTES, total)
+        if stop < total:
+            nl = raw.find(b"\n", stop)
+            stop = total if nl < 0 else nl + 1
+        chunk = raw[pos:stop]
+        try:
+            parts.append(parse(chunk))
+        except BadLine as bad:
+            line = line_base + bad.index + 1
+            partial = FrameColumns.concat([*parts, bad.good])
+            raise log_error(f"{path}:{line}: {bad.reason}", partial, line=line) from None
+        line_base += chunk.count(b"\n")
+        pos = stop
+        if progress is not None:
+            progress(pos, total)
+    return FrameColumns.concat(parts)

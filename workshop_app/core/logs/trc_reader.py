@@ -30,15 +30,13 @@ from workshop_app.core.logs.columns import (
     Cancel,
     FrameColumns,
     Progress,
-    ReadCancelled,
     log_error,
 )
-from workshop_app.core.logs.text_tokens import tokenize
+from workshop_app.core.logs.text_tokens import BadLine, parse_in_chunks, tokenize
 
 _EPOCH_1899 = datetime(1899, 12, 30, tzinfo=UTC)
 _LEN2DLC = {n: d for d, n in enumerate((0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64))}
 _V2_TYPES = {"DT": 0, "FD": FD, "FB": FD | BRS, "FE": FD | BRS | ESI, "BI": FD | ESI, "RR": REMOTE}
-CHUNK_BYTES = 8 << 20  # bounds the temporary token arrays and paces progress
 
 # (timestamp, channel, id, flags, length, data) or None for a line python-can skips.
 _Frame = tuple[float, int, int, int, int, bytes] | None
@@ -178,14 +176,6 @@ def _v2_parser(columns: dict[str, int], start: float) -> Callable[[list[str]], _
     return parse
 
 
-class _BadLine(Exception):
-    def __init__(self, index: int, reason: str, good: FrameColumns) -> None:
-        super().__init__(reason)
-        self.index = index
-        self.reason = reason
-        self.good = good
-
-
 def read_trc(
     path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
 ) -> FrameColumns:
@@ -226,27 +216,15 @@ def read_trc(
         except IndexError:  # python-can drops short lines with a warning
             return None
 
-    total = len(raw)
-    parts: list[FrameColumns] = []
-    while pos < total:
-        if cancel is not None and cancel():
-            raise ReadCancelled(f"{p}: reading cancelled at line {line_base + 1}", FrameColumns.concat(parts))
-        stop = min(pos + CHUNK_BYTES, total)
-        if stop < total:
-            nl = raw.find(b"\n", stop)
-            stop = total if nl < 0 else nl + 1
-        chunk = raw[pos:stop]
-        try:
-            parts.append(_parse_chunk(chunk, layout, start, parse_text))
-        except _BadLine as bad:
-            line = line_base + bad.index + 1
-            partial = FrameColumns.concat([*parts, bad.good])
-            raise log_error(f"{p}:{line}: {bad.reason}", partial, line=line) from None
-        line_base += chunk.count(b"\n")
-        pos = stop
-        if progress is not None:
-            progress(pos, total)
-    return FrameColumns.concat(parts)
+    return parse_in_chunks(
+        p,
+        raw,
+        pos,
+        line_base,
+        lambda chunk: _parse_chunk(chunk, layout, start, parse_text),
+        progress=progress,
+        cancel=cancel,
+    )
 
 
 def _number(raw: np.ndarray) -> np.ndarray | None:
@@ -386,8 +364,8 @@ def _parse_chunk(
         )
 
     if len(np.unique(channel_no[keep])) > 256:
-        raise _BadLine(n_lines - 1, "more than 256 channels", FrameColumns.empty())
+        raise BadLine(n_lines - 1, "more than 256 channels", FrameColumns.empty())
     if bad_at is not None:
         i, reason = bad_at
-        raise _BadLine(i, reason, build(keep & (np.arange(n_lines) < i)))
+        raise BadLine(i, reason, build(keep & (np.arange(n_lines) < i)))
     return build(keep)
