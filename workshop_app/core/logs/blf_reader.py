@@ -15,6 +15,7 @@ import bisect
 import datetime
 import struct
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ ZLIB_DEFLATE = 2
 
 # Decompressed bytes gathered before a parse step (~85k classic frames).
 BATCH_BYTES = 4 << 20
+_LOOK_AHEAD = 16  # containers being inflated ahead of the parser
 # Where the object-specific part starts after the common header, by header version.
 BODY_OFFSET = {1: 32, 2: 40}
 DLC_TO_LEN = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64], np.uint8)
@@ -161,47 +163,82 @@ def read_blf(
     pos = max(header[1], FILE_HEADER.size)
     if pos > size:
         raise log_error(f"{p}: truncated file header ({size} of {pos} bytes)", FrameColumns.empty(), offset=0)
-    stream_end = 0
-    while pos < size:
-        if cancel is not None and cancel():
-            flush(final=False)
-            raise ReadCancelled(f"{p}: reading cancelled at file offset {pos}", FrameColumns.concat(parts))
-        if size - pos < OBJ_BASE.size:
-            if not data[pos:].strip(b"\x00"):
-                break  # trailing padding
-            raise fail(pos, f"truncated object header ({size - pos} bytes)")
-        signature, _, _, obj_size, obj_type = OBJ_BASE.unpack_from(data, pos)
-        if signature != b"LOBJ":
-            raise fail(pos, "no LOBJ object signature")
-        if obj_size < OBJ_BASE.size + (CONTAINER.size if obj_type == LOG_CONTAINER else 0):
-            raise fail(pos, f"object header with size {obj_size}")
-        if pos + obj_size > size:
-            raise fail(pos, f"truncated object: {obj_size} bytes announced, {size - pos} left in the file")
-        if obj_type == LOG_CONTAINER:
-            method, _ = CONTAINER.unpack_from(data, pos + OBJ_BASE.size)
-            body = data[pos + OBJ_BASE.size + CONTAINER.size : pos + obj_size]
-            inner: bytes | None = None
-            if method == ZLIB_DEFLATE:
-                try:
-                    inner = zlib.decompressobj().decompress(body)
-                except zlib.error as exc:
-                    raise fail(pos, f"corrupt compressed container ({exc})") from None
-            elif method == NO_COMPRESSION:
-                inner = body
-            if inner is not None:  # unknown compression: skipped, as python-can does
-                containers.append((stream_end, pos))
-                stream_end += len(inner)
-                pending.append(inner)
-                pending_size += len(inner)
-                if pending_size >= BATCH_BYTES:
-                    flush(final=False)
-                    if progress is not None:
-                        progress(pos + obj_size, size)
-        pos += obj_size + obj_size % 4  # python-can's padding rule
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="blf-inflate") as pool:
+        stream_end = 0
+        # Containers are inflated on a worker thread a few objects ahead of the parser: zlib
+        # releases the GIL, so decompression and parsing share the two cores. The look-ahead
+        # scan trusts nothing: it stops at the first doubtful header and the main loop below,
+        # which validates every object, reports it.
+        inflating: dict[int, Future[bytes]] = {}
+        scan = pos
+
+        def look_ahead() -> None:
+            nonlocal scan
+            while len(inflating) < _LOOK_AHEAD and scan + OBJ_BASE.size <= size:
+                signature, _, _, obj_size, obj_type = OBJ_BASE.unpack_from(data, scan)
+                smallest = OBJ_BASE.size + (CONTAINER.size if obj_type == LOG_CONTAINER else 0)
+                if signature != b"LOBJ" or obj_size < smallest or scan + obj_size > size:
+                    scan = size
+                    return
+                if (
+                    obj_type == LOG_CONTAINER
+                    and CONTAINER.unpack_from(data, scan + OBJ_BASE.size)[0] == ZLIB_DEFLATE
+                ):
+                    body = data[scan + OBJ_BASE.size + CONTAINER.size : scan + obj_size]
+                    inflating[scan] = pool.submit(_inflate, body)
+                scan += obj_size + obj_size % 4
+
+        while pos < size:
+            look_ahead()
+            if cancel is not None and cancel():
+                flush(final=False)
+                raise ReadCancelled(
+                    f"{p}: reading cancelled at file offset {pos}", FrameColumns.concat(parts)
+                )
+            if size - pos < OBJ_BASE.size:
+                if not data[pos:].strip(b"\x00"):
+                    break  # trailing padding
+                raise fail(pos, f"truncated object header ({size - pos} bytes)")
+            signature, _, _, obj_size, obj_type = OBJ_BASE.unpack_from(data, pos)
+            if signature != b"LOBJ":
+                raise fail(pos, "no LOBJ object signature")
+            if obj_size < OBJ_BASE.size + (CONTAINER.size if obj_type == LOG_CONTAINER else 0):
+                raise fail(pos, f"object header with size {obj_size}")
+            if pos + obj_size > size:
+                raise fail(
+                    pos, f"truncated object: {obj_size} bytes announced, {size - pos} left in the file"
+                )
+            if obj_type == LOG_CONTAINER:
+                method, _ = CONTAINER.unpack_from(data, pos + OBJ_BASE.size)
+                body = data[pos + OBJ_BASE.size + CONTAINER.size : pos + obj_size]
+                inner: bytes | None = None
+                if method == ZLIB_DEFLATE:
+                    future = inflating.pop(pos, None)
+                    try:
+                        inner = future.result() if future is not None else _inflate(body)
+                    except zlib.error as exc:
+                        raise fail(pos, f"corrupt compressed container ({exc})") from None
+                elif method == NO_COMPRESSION:
+                    inner = body
+                if inner is not None:  # unknown compression: skipped, as python-can does
+                    containers.append((stream_end, pos))
+                    stream_end += len(inner)
+                    pending.append(inner)
+                    pending_size += len(inner)
+                    if pending_size >= BATCH_BYTES:
+                        flush(final=False)
+                        if progress is not None:
+                            progress(pos + obj_size, size)
+            pos += obj_size + obj_size % 4  # python-can's padding rule
     flush(final=True)
     if progress is not None:
         progress(size, size)
     return FrameColumns.concat(parts)
+
+
+def _inflate(body: bytes) -> bytes:
+    # decompressobj: a container cut short yields what it holds instead of raising.
+    return zlib.decompressobj().decompress(body)
 
 
 def _chain(buf: bytes) -> tuple[np.ndarray, int]:
