@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import can
-from readers import make_messages
+from readers import best_of, make_messages, python_can_count
 
 from workshop_app.core.logs.asc_reader import read_asc
 from workshop_app.core.logs.columns import FrameColumns
@@ -26,20 +26,6 @@ from workshop_app.core.logs.mf4_reader import read_mf4
 from workshop_app.core.logs.trc_reader import read_trc
 
 READERS: dict[str, Callable[[Path], FrameColumns]] = {".mf4": read_mf4, ".asc": read_asc, ".trc": read_trc}
-
-
-def timed(repeat: int, fn: Callable[[], int]) -> tuple[float, int]:
-    best = float("inf")
-    count = 0
-    for _ in range(repeat):
-        start = time.perf_counter()
-        count = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, count
-
-
-def python_can_count(path: Path) -> int:
-    return sum(1 for _ in can.LogReader(path))
 
 
 def write(path: Path, messages: list[can.Message]) -> None:
@@ -66,7 +52,7 @@ def main() -> None:
             path = Path(tmp) / f"bench{suffix}"
             write(path, messages)
             size = path.stat().st_size
-            base_s, base_n = timed(1, lambda p=path: python_can_count(p))
+            base_s, base_n = best_of(1, lambda p=path: python_can_count(p))
             cols: list[FrameColumns] = []
 
             def ours(
@@ -75,7 +61,7 @@ def main() -> None:
                 out[:] = [r(p)]
                 return len(out[0])
 
-            our_s, our_n = timed(args.repeat, ours)
+            our_s, our_n = best_of(args.repeat, ours)
             if our_n != base_n:
                 raise SystemExit(f"{suffix}: frame counts differ: ours {our_n}, python-can {base_n}")
             print(
