@@ -10,9 +10,11 @@ than 8 bytes) is decoded frame by frame with cantools and reported in ``fallback
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cantools.database.can as cdb
@@ -47,6 +49,22 @@ class DecodeResult:
     undecodable_frames: int  # shorter than their definition, or an undefined multiplexer value
     fallback_messages: list[str]
     seconds: float
+
+
+# Worker threads decoding streams side by side.
+DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class _StreamResult:
+    """What decoding one stream (channel, id) produced."""
+
+    frames: int
+    decoded: int = 0
+    unknown: int = 0
+    undecodable: int = 0
+    fallback: str = ""
+    chunks: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
 
 class _Unsupported(Exception):
@@ -86,49 +104,59 @@ def _raw_values(padded: np.ndarray, signal: cdb.Signal, offset: int) -> np.ndarr
 def _raw_values_8(payload: np.ndarray, signals: list[cdb.Signal]) -> dict[str, np.ndarray]:
     """Raw values of every signal of a message of at most 8 bytes, from two words per frame."""
     n, width = payload.shape
-    block = np.zeros((n, 8), dtype=np.uint8)
-    block[:, :width] = payload
+    if width == 8 and payload.flags.c_contiguous:
+        block = payload
+    else:
+        block = np.zeros((n, 8), dtype=np.uint8)
+        block[:, :width] = payload
     little = block.view("<u8")[:, 0]
-    big = block.view(">u8")[:, 0].astype(np.uint64)
+    big: np.ndarray | None = None
     out: dict[str, np.ndarray] = {}
     for s in signals:
         if s.byte_order == "little_endian":
-            raw = little >> np.uint64(s.start)
+            raw = np.right_shift(little, np.uint64(s.start))
         else:
+            if big is None:
+                big = block.view(">u8")[:, 0].astype(np.uint64)
             msb_byte, msb_bit = divmod(s.start, 8)
             lsb_pos = msb_byte * 8 + (7 - msb_bit) + s.length - 1  # big-endian bit order
-            raw = big >> np.uint64(63 - lsb_pos)
+            raw = np.right_shift(big, np.uint64(63 - lsb_pos))
         if s.length < 64:
-            raw = raw & np.uint64((1 << s.length) - 1)
+            np.bitwise_and(raw, np.uint64((1 << s.length) - 1), out=raw)
         out[s.name] = raw
     return out
 
 
 def _integers(raw: np.ndarray, signal: cdb.Signal) -> np.ndarray:
-    """Raw field values as integers: uint64, or int64 (two's complement) for signed signals."""
+    """Raw field values as integers: uint64, or int64 (two's complement) for signed signals.
+
+    Sign extension shifts the field to the top of the word and back arithmetically, in place:
+    ``raw`` is not used after this.
+    """
     if not signal.is_signed:
         return raw
-    if signal.length == 64:
-        return raw.view(np.int64)
-    signed = raw.astype(np.int64)
-    negative = ((raw >> np.uint64(signal.length - 1)) & np.uint64(1)).astype(bool)
-    signed[negative] += np.int64(-(1 << signal.length))
+    signed = raw.view(np.int64)
+    if signal.length < 64:
+        spare = 64 - signal.length
+        np.left_shift(raw, np.uint64(spare), out=raw)
+        np.right_shift(signed, np.int64(spare), out=signed)
     return signed
 
 
-def _physical(raw: np.ndarray, signal: cdb.Signal) -> np.ndarray:
+def _physical(raw: np.ndarray, signal: cdb.Signal, out: np.ndarray) -> np.ndarray:
+    """Physical values of ``signal`` written into ``out`` (a float64 row), which is returned."""
     # Float payloads hold NaN and infinities like any others: no warnings for them.
     with np.errstate(invalid="ignore", over="ignore"):
-        return _scaled(raw, signal)
+        return _scaled(raw, signal, out)
 
 
-def _scaled(raw: np.ndarray, signal: cdb.Signal) -> np.ndarray:
+def _scaled(raw: np.ndarray, signal: cdb.Signal, values: np.ndarray) -> np.ndarray:
     scale, offset = signal.scale, signal.offset
     if signal.is_float:
         if signal.length == 32:
-            values = raw.astype(np.uint32).view(np.float32).astype(np.float64)
+            np.copyto(values, raw.astype(np.uint32).view(np.float32))
         elif signal.length == 64:
-            values = raw.view(np.float64).copy()
+            np.copyto(values, raw.view(np.float64))
         else:
             raise _Unsupported
     else:
@@ -137,12 +165,17 @@ def _scaled(raw: np.ndarray, signal: cdb.Signal) -> np.ndarray:
             # With an integer scale cantools multiplies exact Python ints (the offset is added
             # after); past 2**53 a double product rounds differently, so this rare wide case
             # is computed the same way.
-            return np.array([float(v * scale + offset) for v in ints.tolist()], dtype=np.float64)
-        values = ints.astype(np.float64)
+            values[:] = [float(v * scale + offset) for v in ints.tolist()]
+            return values
+        np.copyto(values, ints, casting="unsafe")
     if scale == 1 and offset == 0:
         return values
-    # Same operations, in the same order, as cantools: raw * scale + offset.
-    return values * scale + offset
+    # Same operations, in the same order, as cantools: raw * scale + offset (adding a zero
+    # offset too: it turns -0.0 into 0.0).
+    if scale != 1:
+        np.multiply(values, scale, out=values)
+    np.add(values, offset, out=values)
+    return values
 
 
 def _mux_masks(message: cdb.Message, raws: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray | None]:
@@ -204,8 +237,12 @@ def _decode_group(
     ts: np.ndarray,
     payload: np.ndarray,
     out: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]],
+    block: np.ndarray,
 ) -> int:
-    """Decode one stream's frames; returns how many were refused (unknown multiplexer values)."""
+    """Decode one stream's frames; returns how many were refused (unknown multiplexer values).
+
+    ``block`` has one float64 row per signal of the message, for its values.
+    """
     n, width = payload.shape
     if width <= 8:
         raws = _raw_values_8(payload, message.signals)
@@ -222,8 +259,8 @@ def _decode_group(
         if bad is not None and bad.any():
             keep = ~bad
             refused = int(np.count_nonzero(bad))
-    for s in message.signals:
-        values = _physical(raws[s.name], s)
+    for i, s in enumerate(message.signals):
+        values = _physical(raws[s.name], s, block[i])
         mask = masks.get(s.name)
         if keep is not None:
             mask = keep if mask is None else (mask & keep)
@@ -271,63 +308,99 @@ def decode_columns(
     returns what was decoded so far.
     """
     t0 = time.perf_counter()
-    data_rows = (columns.flags & (ERROR | REMOTE)) == 0
-    idx = np.flatnonzero(data_rows)
-    frames = len(idx)
-    ext = (columns.flags[idx] & EXTENDED) != 0
-    channel = columns.channel[idx]
-    if not ext.any() and (len(columns.channels) <= 32):
-        # Standard ids on few channels: a 16-bit stream code, which numpy sorts by radix (fast).
-        keys = channel.astype(np.uint16) << np.uint16(11) | columns.arbitration_id[idx].astype(np.uint16)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order].astype(np.uint64)
-        sorted_keys = ((sorted_keys >> np.uint64(11)) << np.uint64(30)) | (sorted_keys & np.uint64(0x7FF))
+    excluded = (columns.flags & (ERROR | REMOTE)) != 0
+    # Usually every frame is a data frame: then the columns are used as they are, not gathered.
+    idx = np.flatnonzero(~excluded) if excluded.any() else None
+    ids = columns.arbitration_id if idx is None else columns.arbitration_id[idx]
+    channel = columns.channel if idx is None else columns.channel[idx]
+    ext = (columns.flags if idx is None else columns.flags[idx]) & np.uint8(EXTENDED)
+    frames = len(ids)
+    if not ext.any() and len(columns.channels) <= 32:
+        # Standard ids on few channels: a 16-bit stream code, which numpy sorts by radix (fast),
+        # and whose streams a bincount finds without gathering the sorted codes.
+        keys = ids.astype(np.uint16)
+        if len(columns.channels) > 1:
+            keys |= channel.astype(np.uint16) << np.uint16(11)
+        order = np.argsort(keys, kind="stable")  # stable: each stream stays in time order
+        counts = np.bincount(keys)
+        present = np.flatnonzero(counts)
+        ends = np.cumsum(counts)[present]
+        starts = ends - counts[present]
+        stream_keys = ((present >> 11) << 30) | (present & 0x7FF)
     else:
         # One integer key per stream: channel (8 bits) | extended (1 bit) | id (29 bits).
-        keys = (channel.astype(np.uint64) << np.uint64(30)) | (ext.astype(np.uint64) << np.uint64(29))
-        keys |= columns.arbitration_id[idx].astype(np.uint64)
-        order = np.argsort(keys, kind="stable")  # stable: each stream stays in time order
+        keys = (channel.astype(np.uint64) << np.uint64(30)) | ((ext != 0).astype(np.uint64) << np.uint64(29))
+        keys |= ids.astype(np.uint64)
+        order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    ends = np.r_[starts[1:], len(sorted_keys)]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        ends = np.r_[starts[1:], len(sorted_keys)]
+        stream_keys = sorted_keys[starts]
     labels = [channel_label(channel_value(name)) for name in columns.channels] or ["can0"]
     # Gathering whole rows as one opaque item each is several times faster than a 2-D gather.
     width = columns.payload.shape[1]
     packed = np.ascontiguousarray(columns.payload).view(np.dtype((np.void, width))).ravel()
 
+    # The streams are decoded on worker threads (numpy releases the GIL in its loops); each
+    # stream's output is merged in stream order afterwards, so the result does not depend on
+    # which thread finished first.
+    def decode_stream(start: int, end: int, key: int) -> _StreamResult:
+        channel = labels[key >> 30] if (key >> 30) < len(labels) else f"can{key >> 30}"
+        message = databases.lookup(channel, key & 0x1FFFFFFF, bool(key >> 29 & 1))
+        rows = order[start:end] if idx is None else idx[order[start:end]]
+        result = _StreamResult(len(rows))
+        if message is None:
+            result.unknown = len(rows)
+            return result
+        long_enough = columns.length[rows] >= message.length
+        result.undecodable = int(len(rows) - np.count_nonzero(long_enough))
+        rows = rows[long_enough]
+        if not len(rows):
+            return result
+        # Time stamps and values of the stream in one block: one large allocation (which numpy
+        # backs with huge pages) instead of one per signal; page faults cost more than the math.
+        block = np.empty((len(message.signals) + 1, len(rows)))
+        ts = np.take(columns.timestamp, rows, out=block[0])
+        payload = packed[rows].view(np.uint8).reshape(len(rows), width)
+        if payload.shape[1] < message.length:
+            payload = np.pad(payload, ((0, 0), (0, message.length - payload.shape[1])))
+        payload = payload[:, : max(message.length, 1)]
+        try:
+            refused = _decode_group(message, ts, payload, result.chunks, block[1:])
+        except _Unsupported:
+            result.fallback = message.name
+            result.chunks.clear()
+            refused = _decode_group_cantools(message, ts, payload, result.chunks)
+        result.undecodable += refused
+        result.decoded = len(rows) - refused
+        return result
+
     chunks: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
     decoded = unknown = undecodable = done = 0
     fallback: list[str] = []
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        if cancel is not None and cancel.is_set():
-            break
-        key = int(sorted_keys[start])
-        channel = labels[key >> 30] if (key >> 30) < len(labels) else f"can{key >> 30}"
-        message = databases.lookup(channel, key & 0x1FFFFFFF, bool(key >> 29 & 1))
-        rows = idx[order[start:end]]
-        done += len(rows)
-        if message is None:
-            unknown += len(rows)
-        else:
-            long_enough = columns.length[rows] >= message.length
-            undecodable += int(len(rows) - np.count_nonzero(long_enough))
-            rows = rows[long_enough]
-            if len(rows):
-                ts = columns.timestamp[rows]
-                payload = packed[rows].view(np.uint8).reshape(len(rows), width)
-                if payload.shape[1] < message.length:
-                    payload = np.pad(payload, ((0, 0), (0, message.length - payload.shape[1])))
-                payload = payload[:, : max(message.length, 1)]
-                try:
-                    refused = _decode_group(message, ts, payload, chunks)
-                except _Unsupported:
-                    if message.name not in fallback:
-                        fallback.append(message.name)
-                    refused = _decode_group_cantools(message, ts, payload, chunks)
-                undecodable += refused
-                decoded += len(rows) - refused
-        if progress is not None:
-            progress(done, frames)
+    spans = list(zip(starts.tolist(), ends.tolist(), stream_keys.tolist(), strict=True))
+    with ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode") as pool:
+        futures = []
+        for start, end, key in spans:
+            if cancel is not None and cancel.is_set():
+                break
+            futures.append(pool.submit(decode_stream, start, end, key))
+        for future in futures:
+            if cancel is not None and cancel.is_set():
+                for later in futures:
+                    later.cancel()
+                break
+            stream = future.result()
+            done += stream.frames
+            unknown += stream.unknown
+            undecodable += stream.undecodable
+            decoded += stream.decoded
+            if stream.fallback and stream.fallback not in fallback:
+                fallback.append(stream.fallback)
+            for key, parts in stream.chunks.items():
+                chunks.setdefault(key, []).extend(parts)
+            if progress is not None:
+                progress(done, frames)
 
     signals: dict[tuple[str, str], DecodedSignal] = {}
     units: dict[tuple[str, str], cdb.Signal] = {}

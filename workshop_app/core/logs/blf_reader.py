@@ -123,7 +123,9 @@ def read_blf(
     header = FILE_HEADER.unpack_from(data)
     start_time = _systemtime(header[14:22])
 
-    parts: list[FrameColumns] = []
+    # Each batch is chained here (where the next batch starts depends on it) and its fields
+    # extracted on a worker thread; results are collected in file order.
+    parts: list[tuple[int, Future[FrameColumns]]] = []  # (stream offset of the batch, frames)
     pending: list[bytes] = []
     pending_size = 0
     tail = b""
@@ -131,39 +133,57 @@ def read_blf(
     containers: list[tuple[int, int]] = []
     stream_pos = 0  # stream offset of the first byte of ``tail``
 
+    def locate(bad: _BadObject, batch_pos: int, good: list[FrameColumns]) -> LogFileError:
+        where = batch_pos + bad.offset
+        at = bisect.bisect_right([s for s, _ in containers], where) - 1
+        file_offset = containers[max(at, 0)][1] if containers else 0
+        return log_error(
+            f"{p}: {bad.reason} at byte {where} of the decompressed data "
+            f"(container at file offset {file_offset})",
+            FrameColumns.concat([*good, bad.good]),
+            offset=file_offset,
+            stream_offset=where,
+        )
+
+    def collect() -> list[FrameColumns]:
+        done: list[FrameColumns] = []
+        for batch_pos, future in parts:
+            try:
+                done.append(future.result())
+            except _BadObject as bad:
+                raise locate(bad, batch_pos, done) from None
+        return done
+
     def flush(final: bool) -> None:
         nonlocal tail, stream_pos, pending_size
         buf = b"".join([tail, *pending])
         pending.clear()
         pending_size = 0
         try:
-            cols, used = _parse_stream(buf, start_time, final)
+            positions, used = _chain_batch(buf, final)
         except _BadObject as bad:
-            where = stream_pos + bad.offset
-            at = bisect.bisect_right([s for s, _ in containers], where) - 1
-            file_offset = containers[max(at, 0)][1] if containers else 0
-            raise log_error(
-                f"{p}: {bad.reason} at byte {where} of the decompressed data "
-                f"(container at file offset {file_offset})",
-                FrameColumns.concat([*parts, bad.good]),
-                offset=file_offset,
-                stream_offset=where,
-            ) from None
-        parts.append(cols)
+            earlier = collect()
+            bad.good = _extract(buf, bad.positions, start_time)
+            raise locate(bad, stream_pos, earlier) from None
+        parts.append((stream_pos, extracting.submit(_extract, buf, positions, start_time)))
         tail = buf[used:]
         stream_pos += used
 
     def fail(offset: int, reason: str) -> LogFileError:
         try:
             flush(final=False)
+            frames = collect()
         except LogFileError as exc:
             return exc
-        return log_error(f"{p}: {reason} at file offset {offset}", FrameColumns.concat(parts), offset=offset)
+        return log_error(f"{p}: {reason} at file offset {offset}", FrameColumns.concat(frames), offset=offset)
 
     pos = max(header[1], FILE_HEADER.size)
     if pos > size:
         raise log_error(f"{p}: truncated file header ({size} of {pos} bytes)", FrameColumns.empty(), offset=0)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="blf-inflate") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="blf-inflate") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="blf-extract") as extracting,
+    ):
         stream_end = 0
         # Containers are inflated on a worker thread a few objects ahead of the parser: zlib
         # releases the GIL, so decompression and parsing share the two cores. The look-ahead
@@ -193,7 +213,7 @@ def read_blf(
             if cancel is not None and cancel():
                 flush(final=False)
                 raise ReadCancelled(
-                    f"{p}: reading cancelled at file offset {pos}", FrameColumns.concat(parts)
+                    f"{p}: reading cancelled at file offset {pos}", FrameColumns.concat(collect())
                 )
             if size - pos < OBJ_BASE.size:
                 if not data[pos:].strip(b"\x00"):
@@ -230,10 +250,11 @@ def read_blf(
                         if progress is not None:
                             progress(pos + obj_size, size)
             pos += obj_size + obj_size % 4  # python-can's padding rule
-    flush(final=True)
+        flush(final=True)
+        frames = collect()
     if progress is not None:
         progress(size, size)
-    return FrameColumns.concat(parts)
+    return FrameColumns.concat(frames)
 
 
 def _inflate(body: bytes) -> bytes:
@@ -286,16 +307,24 @@ def _chain(buf: bytes) -> tuple[np.ndarray, int]:
         pos = obj + obj_size
 
 
-def _parse_stream(buf: bytes, start_time: float, final: bool) -> tuple[FrameColumns, int]:
-    """Frames of the complete objects in ``buf``; returns them and the bytes consumed."""
-    try:
-        positions, used = _chain(buf)
-        if final and len(buf) - used >= OBJ_BASE.size and b"LOBJ" in buf[used : used + 8]:
-            raise _BadObject(used, "file ends inside an object", positions)
-        return _extract(buf, positions, start_time), used
-    except _BadObject as bad:
-        bad.good = _extract(buf, bad.positions, start_time)
-        raise
+def _chain_batch(buf: bytes, final: bool) -> tuple[np.ndarray, int]:
+    """Positions of the complete objects in ``buf`` and the bytes they use."""
+    positions, used = _chain(buf)
+    if final and len(buf) - used >= OBJ_BASE.size and b"LOBJ" in buf[used : used + 8]:
+        raise _BadObject(used, "file ends inside an object", positions)
+    return positions, used
+
+
+def _seconds(tflags: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Object time stamps in seconds: flag 1 means units of 10 µs, anything else nanoseconds
+    (python-can's rule)."""
+    ticks = raw.astype(np.float64)
+    ten_us = tflags == 1
+    if ten_us.all():
+        return np.divide(ticks, 1e5, out=ticks)
+    if not ten_us.any():
+        return np.divide(ticks, 1e9, out=ticks)
+    return np.where(ten_us, ticks / 1e5, ticks / 1e9)
 
 
 def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColumns:
@@ -361,29 +390,36 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColum
             match = types == obj_type
             if obj_type == CAN_MESSAGE:
                 match |= types == CAN_MESSAGE2  # same leading layout
-            rows = np.flatnonzero(match & (versions == version))
+            selected = match & (versions == version)
+            rows: np.ndarray | slice = np.flatnonzero(selected)
             if not len(rows):
                 continue
             short = heads["size"][rows] < itemsize
             if short.any():
                 raise _BadObject(int(positions[rows[short.argmax()]]), "object too small for its type")
             rec = _records(buf, positions[rows], {**common, **fields}, itemsize)
-            raw_ts = rec["ts"].astype(np.float64)
-            # Object flag 1 means units of 10 µs, anything else nanoseconds (python-can's rule).
-            timestamp[rows] = np.where(rec["tflags"] == 1, raw_ts / 1e5, raw_ts / 1e9) + start_time
-            chan[rows] = rec["ch"].astype(np.int32) - 1
-            ident[rows] = rec["id"] & np.uint32(0x1FFFFFFF)
-            fl = np.where(rec["id"] & np.uint32(0x80000000), EXTENDED, 0).astype(np.uint8)
+            if len(rows) == m:
+                rows = slice(None)  # the usual batch of one object type: no scatter needed
+            timestamp[rows] = _seconds(rec["tflags"], rec["ts"]) + start_time
+            chan[rows] = rec["ch"]
+            chan[rows] -= 1
+            ids = rec["id"]
+            ident[rows] = ids & np.uint32(0x1FFFFFFF)
+            fl = ((ids >> np.uint32(31)).astype(np.uint8)) * np.uint8(EXTENDED)
             if obj_type == CAN_ERROR_EXT:
                 fl |= ERROR
                 length[rows] = np.minimum(rec["dlc"], 8)
                 payload[rows, :8] = rec["data"]
             elif obj_type == CAN_MESSAGE:
-                remote = (rec["mf"] & 0x80) != 0
-                fl |= np.where(remote, REMOTE, 0).astype(np.uint8)
-                fl |= np.where(rec["mf"] & 1, TX, 0).astype(np.uint8)
+                mf = rec["mf"]
+                remote = (mf & 0x80) != 0
+                fl |= (mf & 1) * np.uint8(TX)
                 length[rows] = np.minimum(rec["dlc"], 8)
-                payload[rows, :8] = np.where(remote[:, None], 0, rec["data"])
+                if remote.any():
+                    fl |= remote.astype(np.uint8) * np.uint8(REMOTE)
+                    payload[rows, :8] = np.where(remote[:, None], 0, rec["data"])
+                else:
+                    payload[rows, :8] = rec["data"]
             else:
                 remote = (rec["mf"] & 0x80) != 0
                 fdf = rec["fdf"]
@@ -434,8 +470,13 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColum
             width = max(width, valid)
         keep[row] = True
 
-    rows = np.flatnonzero(keep)
-    numbers, chan_index = np.unique(chan[rows], return_inverse=True)
+    rows = slice(None) if keep.all() else np.flatnonzero(keep)
+    chan = chan[rows]
+    first = chan[0] if len(chan) else 0
+    if len(chan) and (chan == first).all():  # one channel: no sort needed
+        numbers, chan_index = np.array([first]), np.zeros(len(chan), np.uint8)
+    else:
+        numbers, chan_index = np.unique(chan, return_inverse=True)
     if len(numbers) > 256:
         raise _BadObject(int(positions[0]), "more than 256 channels")
     return FrameColumns(
@@ -444,6 +485,6 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColum
         arbitration_id=ident[rows],
         flags=flags[rows],
         length=length[rows],
-        payload=payload[rows, :width],
+        payload=payload[rows, :width] if width < payload.shape[1] or not isinstance(rows, slice) else payload,
         channels=tuple(str(c) for c in numbers.tolist()),
     )
