@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import sys
 from pathlib import Path
 
@@ -294,3 +295,47 @@ def test_read_columns_routes_to_fast_readers(tmp_path, messages, monkeypatch):
     )
     assert len(reader.read_columns(trc)) > 0
     assert np.all(np.diff(read_columns(tmp_path / "r.mf4").timestamp) >= 0)
+
+
+def test_text_chunks_parsed_in_parallel_keep_order_and_line_numbers(tmp_path, messages, monkeypatch):
+    from workshop_app.core.logs import text_tokens
+
+    path = write_log(tmp_path / "many.asc", messages[:3000])
+    whole = read_asc(path)
+    monkeypatch.setattr(text_tokens, "CHUNK_BYTES", 2048)  # dozens of chunks on the worker threads
+    assert_same(read_asc(path), reference(path))
+    np.testing.assert_array_equal(read_asc(path).timestamp, whole.timestamp)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2500] = "   1.234500 1  12Z             Rx   d 2 01 02\n"
+    path.write_text("".join(lines))
+    with pytest.raises(LogFileError) as info:
+        read_asc(path)
+    assert "many.asc:2501:" in str(info.value)
+    assert_same(info.value.partial, reference_until(path, 2500))  # type: ignore[attr-defined]
+
+
+def test_text_cancel_between_parallel_chunks(tmp_path, messages, monkeypatch):
+    from workshop_app.core.logs import text_tokens
+
+    msgs = [m for m in messages if not (m.is_remote_frame or m.is_error_frame or m.is_fd)]
+    path = write_trc(tmp_path / "c.trc", msgs, TRCFileVersion.V2_1)
+    monkeypatch.setattr(text_tokens, "CHUNK_BYTES", 4096)
+    calls = iter(range(10**6))
+    with pytest.raises(ReadCancelled) as info:
+        read_trc(path, cancel=lambda: next(calls) >= 5)
+    partial = info.value.partial  # type: ignore[attr-defined]
+    assert 0 < len(partial) < len(msgs)
+    ref = reference(path)[: len(partial)]
+    assert_same(partial, ref)
+
+
+def test_mf4_read_in_fragments_matches_python_can(tmp_path, messages, monkeypatch):
+    from workshop_app.core.logs import mf4_reader
+
+    path = write_log(tmp_path / "frag.mf4", messages[:5000])
+    monkeypatch.setattr(mf4_reader, "FRAGMENT_BYTES", 16 << 10)  # many fragments per group
+    seen: list[tuple[int, int]] = []
+    ours = read_mf4(path, progress=lambda done, total: seen.append((done, total)))
+    assert_same(ours, reference(path))
+    assert len(seen) > 5 and seen[-1][0] == seen[-1][1]
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen))

@@ -9,6 +9,7 @@ absolute: the file's start time plus the record's relative time, as python-can c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from workshop_app.core.logs.columns import (
 )
 
 _KINDS = ("CAN_DataFrame", "CAN_ErrorFrame", "CAN_RemoteFrame")
+FRAGMENT_BYTES = 64 << 20  # of raw records per read step (~800k frames of python-can's layout)
 
 
 def read_mf4(
@@ -52,6 +54,7 @@ def read_mf4(
         # process_bus_logging=False: asammdf would otherwise read every frame up front just to
         # index the CAN ids, doubling the work.
         mdf = MDF(p, process_bus_logging=False)
+        mdf.configure(read_fragment_size=FRAGMENT_BYTES)
     except Exception as exc:  # asammdf raises many kinds on a damaged file
         raise log_error(f"{p}: cannot open as MF4 ({exc})", FrameColumns.empty()) from exc
     parts: list[FrameColumns] = []
@@ -78,13 +81,14 @@ def read_mf4(
             if cancel is not None and cancel():
                 raise ReadCancelled(f"{p}: reading cancelled at group {index}", _merge(parts))
             try:
-                # raw=False: value conversions (e.g. DataLength tables, "Rx"/"Tx" texts) applied,
-                # exactly what python-can's reader sees.
-                # The member channels one by one: asammdf composing the whole structure first
-                # took three times as long on big files.
-                signals = mdf.select([(name, index, None) for name in fields], raw=False)
-                samples = {sig.name: sig.samples for sig in signals}
-                parts.append(_group_columns(kind, samples, signals[0].timestamps + start))
+                for samples, timestamps in _fragments(mdf, index, fields):
+                    parts.append(_group_columns(kind, samples, timestamps + start))
+                    if progress is not None:
+                        progress(done + min(count, sum(len(part) for part in parts)), total)
+                    if cancel is not None and cancel():
+                        raise ReadCancelled(f"{p}: reading cancelled in group {index}", _merge(parts))
+            except ReadCancelled:
+                raise
             except Exception as exc:
                 raise log_error(
                     f"{p}: cannot decode channel group {index} ({kind}): {exc}", _merge(parts), group=index
@@ -95,6 +99,25 @@ def read_mf4(
     finally:
         mdf.close()
     return _merge(parts)
+
+
+def _fragments(mdf: Any, index: int, fields: list[str]) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """The member channels of group ``index``, fragment by fragment of its data blocks.
+
+    asammdf materialises 64 data bytes per record for whatever it returns; reading the group
+    a fragment (FRAGMENT_BYTES of records) at a time bounds that memory. The fragments come
+    from asammdf's sequential block reader; asking ``select`` for record ranges instead re-reads
+    the file from the start for each range. ``raw=False``: value conversions (DataLength tables,
+    "Rx"/"Tx" texts) applied, exactly what python-can's reader sees.
+    """
+    inner = getattr(mdf, "_mdf", None)
+    if inner is None or not hasattr(inner, "_load_data"):  # another asammdf layout: all at once
+        signals = mdf.select([(name, index, None) for name in fields], raw=False)
+        yield {sig.name: sig.samples for sig in signals}, signals[0].timestamps
+        return
+    for fragment in inner._load_data(inner.groups[index]):
+        signals = [inner.get(name, index, data=fragment, raw=False) for name in fields]
+        yield {sig.name: sig.samples for sig in signals}, signals[0].timestamps
 
 
 def _field(samples: dict[str, np.ndarray], kind: str, name: str) -> np.ndarray | None:
@@ -202,6 +225,8 @@ def _merge(parts: list[FrameColumns]) -> FrameColumns:
     joined = FrameColumns.concat(parts)
     if len(parts) == 1 or len(joined) == 0:
         return joined
+    if (joined.timestamp[1:] >= joined.timestamp[:-1]).all():
+        return joined  # one group read in fragments, or groups that follow each other
     order = np.argsort(joined.timestamp, kind="stable")
     if (np.diff(order) == 1).all():
         return joined

@@ -6,7 +6,10 @@ whole arrays of lines; this is the shared first step: where lines and tokens sta
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from workshop_app.core.logs.candump_reader import _at
 from workshop_app.core.logs.columns import Cancel, FrameColumns, Progress, ReadCancelled, log_error
 
 CHUNK_BYTES = 8 << 20  # bounds the temporary token arrays and paces progress
+PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -92,27 +96,49 @@ def parse_in_chunks(
 ) -> FrameColumns:
     """Feed ``raw[pos:]`` to ``parse`` in chunks of whole lines; a BadLine becomes a LogFileError
     naming ``path:line`` with the frames before it in ``partial``. ``line_base`` is the number
-    of lines before ``pos``."""
+    of lines before ``pos``.
+
+    Chunks are parsed on worker threads (numpy releases the GIL for the array work) and
+    collected in file order, so results and errors are those of a sequential read.
+    """
     total = len(raw)
     parts: list[FrameColumns] = []
-    while pos < total:
-        if cancel is not None and cancel():
-            raise ReadCancelled(
-                f"{path}: reading cancelled at line {line_base + 1}", FrameColumns.concat(parts)
-            )
-        stop = min(pos + CHUNK_BYTES, total)
-        if stop < total:
-            nl = raw.find(b"\n", stop)
-            stop = total if nl < 0 else nl + 1
-        chunk = raw[pos:stop]
+    # (first line number of the chunk, end offset, parse result), oldest first.
+    running: deque[tuple[int, int, Future[FrameColumns]]] = deque()
+
+    def collect_one() -> None:
+        first_line, end, future = running.popleft()
         try:
-            parts.append(parse(chunk))
+            parts.append(future.result())
         except BadLine as bad:
-            line = line_base + bad.index + 1
+            for _, _, later in running:
+                later.cancel()
+            line = first_line + bad.index + 1
             partial = FrameColumns.concat([*parts, bad.good])
             raise log_error(f"{path}:{line}: {bad.reason}", partial, line=line) from None
-        line_base += chunk.count(b"\n")
-        pos = stop
         if progress is not None:
-            progress(pos, total)
+            progress(end, total)
+
+    with ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="log-parse") as pool:
+        while pos < total:
+            if cancel is not None and cancel():
+                for _, _, later in running:
+                    later.cancel()
+                while running and not running[0][2].cancelled():
+                    collect_one()
+                raise ReadCancelled(
+                    f"{path}: reading cancelled at line {line_base + 1}", FrameColumns.concat(parts)
+                )
+            stop = min(pos + CHUNK_BYTES, total)
+            if stop < total:
+                nl = raw.find(b"\n", stop)
+                stop = total if nl < 0 else nl + 1
+            chunk = raw[pos:stop]
+            running.append((line_base, stop, pool.submit(parse, chunk)))
+            line_base += chunk.count(b"\n")
+            pos = stop
+            if len(running) > PARSE_THREADS:
+                collect_one()
+        while running:
+            collect_one()
     return FrameColumns.concat(parts)
