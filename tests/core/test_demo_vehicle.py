@@ -366,7 +366,7 @@ def test_fault_catalogue():
     assert faults == {n: f.description for n, f in FAULTS.items()}
     for f in FAULTS.values():
         assert f.dtcs and all(len(code) == 5 and code[0] in "PCBU" for code, _ in f.dtcs)
-        assert f.ecu in {"ECM", "TCM", "ABS", "EPS", "BCM", "IBS", "HVAC", "IPC"}
+        assert f.ecu in {"ECM", "TCM", "ABS", "EPS", "BCM", "IBS", "HVAC", "IPC", "GW"}
     m = vm.VehicleModel()
     with pytest.raises(KeyError, match="unknown fault"):
         m.inject_fault("flux_capacitor")

@@ -97,7 +97,7 @@ FAULTS: dict[str, Fault] = {
         Fault(
             "hvac_offline",
             "Climate control module offline: CLIMATE_STATUS is no longer sent.",
-            "IPC",
+            "GW",
             (("U0164", "Lost communication with HVAC control module"),),
             silenced=frozenset({"CLIMATE_STATUS"}),
         ),

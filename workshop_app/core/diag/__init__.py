@@ -1,0 +1,1 @@
+"""Diagnostics: DTCs, ECU descriptions, UDS/OBD-II clients, vehicle scans (Qt-free)."""
