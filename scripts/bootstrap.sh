@@ -22,11 +22,11 @@ apt_install() {
 
 if command -v dpkg-query >/dev/null 2>&1; then
   # venv for Python; Qt's xcb/EGL libraries and a font so the window draws text; mosquitto
-  # for the cloud-link tests.
+  # for the cloud-link tests; poppler-utils to read back the PDF reports in tests.
   pkgs=(python3-venv libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4
         libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0
         libdbus-1-3 libfontconfig1 fonts-dejavu-core)
-  [ "$EXTRA" = "test" ] && pkgs+=(mosquitto)
+  [ "$EXTRA" = "test" ] && pkgs+=(mosquitto poppler-utils)
   apt_install "${pkgs[@]}" || echo "warning: could not install Debian packages (${pkgs[*]})" >&2
 fi
 

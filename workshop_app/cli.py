@@ -39,6 +39,94 @@ def _add_dbc_option(p: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
+def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    dtc = sub.add_parser("dtc", help="fault codes: scan the car, clear, history, customer report, trace")
+    dsub = dtc.add_subparsers(dest="dtc_command", metavar="ACTION", required=True)
+
+    def vehicle_options(p: argparse.ArgumentParser) -> None:
+        _add_source_options(p)
+        p.add_argument(
+            "--spec", type=Path, metavar="FILE", help="ECU description file (default: the demo vehicle's)"
+        )
+        p.add_argument(
+            "--fault",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="simulated vehicle only: inject this fault first (see `workshop simulate --list-faults`)",
+        )
+        p.add_argument(
+            "--settle",
+            type=float,
+            metavar="S",
+            help="simulated vehicle: seconds to let the ECUs detect injected faults (default 2.5 with --fault)",
+        )
+        p.add_argument("--no-sweep", action="store_true", help="skip the physical address sweep (faster)")
+        p.add_argument(
+            "--timeout", type=float, default=1.0, help="seconds to wait for each first answer (P2)"
+        )
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        g = p.add_mutually_exclusive_group()
+        g.add_argument(
+            "--history", type=Path, metavar="PATH", help="history database (default: as for record)"
+        )
+        g.add_argument("--no-history", action="store_true", help="do not store the scans in the history")
+
+    p = dsub.add_parser("scan", help="find the ECUs and read their identity and fault codes")
+    vehicle_options(p)
+    p.add_argument(
+        "--label", choices=["pre-repair", "post-repair"], help="label the scan for the repair record"
+    )
+    p.add_argument("--live", action="store_true", help="also read each ECU's live values")
+
+    p = dsub.add_parser("clear", help="scan, clear fault codes (after confirmation), scan again and compare")
+    vehicle_options(p)
+    p.add_argument(
+        "--ecu", action="append", default=[], metavar="NAME", help="clear only this ECU (repeatable)"
+    )
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    p = dsub.add_parser("history", help="scans stored for a vehicle, a scan in full, or a vehicle's timeline")
+    p.add_argument("--vin", help="only this vehicle")
+    p.add_argument(
+        "--scan", type=int, metavar="ID", help="show one scan in full (and what changed since the one before)"
+    )
+    p.add_argument(
+        "--timeline", action="store_true", help="with --vin: scans, clears, fault events and recordings"
+    )
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N scans (0: all)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--history", type=Path, metavar="PATH", help="history database (default: as for record)")
+
+    p = dsub.add_parser("report", help="customer report of a scan as PDF or HTML")
+    p.add_argument("output", type=Path, help="report.pdf or report.html")
+    p.add_argument("--scan", type=int, metavar="ID", help="the scan (default: the latest)")
+    p.add_argument(
+        "--after",
+        type=int,
+        metavar="ID",
+        help="a later scan to show as 'after' (default: the next one after a clear)",
+    )
+    p.add_argument("--workshop", default="", help="workshop name for the header")
+    p.add_argument("--history", type=Path, metavar="PATH", help="history database (default: as for record)")
+
+    p = dsub.add_parser(
+        "trace", help="diagnostic trace of a recorded log: ISO-TP reassembled, UDS/OBD decoded"
+    )
+    p.add_argument("log", type=Path)
+    p.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="REQ:RESP",
+        help="request/response ids, e.g. 0x79B:0x7BB",
+    )
+    p.add_argument("--dbc", action="append", default=[], metavar="FILE", help="decode reassembled payloads")
+    p.add_argument("--spec", type=Path, metavar="FILE", help="ECU description file for DID names")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="print at most N transactions (0: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workshop",
@@ -164,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--signal", action="append", default=[], metavar="MSG.SIG", help="only this signal (repeatable)"
     )
+
+    _add_dtc_parser(sub)
 
     p = sub.add_parser("info", help="describe a signal database and every loading warning")
     p.add_argument("database", type=Path)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from workshop_app.core.capture.store import MessageStats
+from workshop_app.core.diag.ecu_spec import VehicleSpec, demo_vehicle_spec
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.history.store import HistoryStore
 from workshop_app.core.logs.analysis import LoadedLog
@@ -45,6 +46,7 @@ from workshop_app.gui.bridge import CaptureBridge
 from workshop_app.gui.chrono_model import ChronoModel
 from workshop_app.gui.connect_dialog import ConnectDialog
 from workshop_app.gui.data_delegate import PayloadDelegate
+from workshop_app.gui.dtc_panel import DtcPanel
 from workshop_app.gui.log_view import LogAnalysisView
 from workshop_app.gui.playback_bar import PlaybackBar
 from workshop_app.gui.plot_panel import PlotPanel
@@ -66,11 +68,13 @@ class MainWindow(QMainWindow):
         *,
         settings: QSettings | None = None,
         history: HistoryStore | None = None,
+        vehicle_spec: VehicleSpec | None = None,
     ) -> None:
         super().__init__()
         self.session = session
         self.settings = settings if settings is not None else QSettings()
         self.history = history
+        self.vehicle_spec = vehicle_spec if vehicle_spec is not None else demo_vehicle_spec()
         self.setObjectName("MainWindow")
         self.resize(1440, 900)
         self._update_title()
@@ -163,6 +167,8 @@ class MainWindow(QMainWindow):
         self.log_view.loaded.connect(self._on_log_loaded)
         self.log_view.playback_requested.connect(self.play_columns)
         self.record_panel = RecordPanel(self.session, self.history)
+        self.dtc_panel = DtcPanel(self.session, self.vehicle_spec, self.history)
+        self.dtc_panel.dtc_event.connect(self.plot_panel.add_event_marker)
         self.record_panel.recording_activated.connect(self._on_recording_activated)
 
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
@@ -173,10 +179,12 @@ class MainWindow(QMainWindow):
         self.plots_dock = self._dock("Plots", self.plot_panel, bottom)
         self.transmit_dock = self._dock("Transmit", self.transmit_panel, bottom)
         self.record_dock = self._dock("Record", self.record_panel, bottom)
+        self.dtc_dock = self._dock("Fault codes", self.dtc_panel, bottom)
         self.log_dock = self._dock("Log analysis", self.log_view, bottom)
         self.tabifyDockWidget(self.plots_dock, self.log_dock)
         self.tabifyDockWidget(self.log_dock, self.transmit_dock)
         self.tabifyDockWidget(self.transmit_dock, self.record_dock)
+        self.tabifyDockWidget(self.record_dock, self.dtc_dock)
         self.plots_dock.raise_()
         self.resizeDocks([self.signals_dock], [290], Qt.Orientation.Horizontal)
         self.resizeDocks([self.plots_dock], [400], Qt.Orientation.Vertical)
@@ -221,6 +229,7 @@ class MainWindow(QMainWindow):
             self.plots_dock,
             self.transmit_dock,
             self.record_dock,
+            self.dtc_dock,
         ):
             view.addAction(dock.toggleViewAction())
         view.addSeparator()
@@ -320,6 +329,7 @@ class MainWindow(QMainWindow):
             return False
         self.bridge.reset_failure()
         self._update_source_label()
+        self.dtc_panel.refresh_source()
         return True
 
     def connect_simulator(self) -> bool:
@@ -385,6 +395,7 @@ class MainWindow(QMainWindow):
 
     # -- tick and events ----------------------------------------------------------------------
     def _on_ticked(self, _frames: int) -> None:
+        self.dtc_panel.feed(self.bridge.last_batch)
         self.trace_model.refresh()
         self._refresh_expanded()
         self.chrono_model.append(self.bridge.last_batch)
@@ -541,5 +552,6 @@ class MainWindow(QMainWindow):
         self.scheduler.stop_all()
         self.plot_panel.clear()
         self.log_view.close()  # cancels a load in progress and joins its thread
+        self.dtc_panel.close_diag()  # waits for a diagnostic call in progress
         self.session.stop()
         super().closeEvent(event)

@@ -128,6 +128,7 @@ class _Plot:
     state_span: _StateSpan
     curves: list[_Curve] = field(default_factory=list)
     ticks: list[tuple[float, str]] = field(default_factory=list)  # state labels on the y axis
+    markers: list[pg.InfiniteLine] = field(default_factory=list)  # event lines (fault codes)
 
 
 class _PlotCanvas(pg.GraphicsLayoutWidget):
@@ -208,6 +209,7 @@ class PlotPanel(QWidget):
         self._cursor_time: float | None = None
         self._moving_cursor = False  # guards the cursor-line sync against re-entry
         self._applied_x: tuple[float, float] | None = None
+        self._markers: list[tuple[float, str, str]] = []
 
         self.canvas = _PlotCanvas(self)
         self.canvas.ci.setSpacing(2)
@@ -310,6 +312,8 @@ class PlotPanel(QWidget):
         state_span = _StateSpan()
         item.addItem(state_span)
         plot = _Plot(item, cursor, state_span)
+        for t, text, colour in self._markers:
+            self._draw_marker(plot, t, text, colour)
         self._add_menu_actions(plot)
         if self._plots:
             item.setXLink(self._plots[0].item)
@@ -419,6 +423,34 @@ class PlotPanel(QWidget):
         """The value-table ticks on a plot's y axis (empty when it shows plain numbers)."""
         return list(self._plots[plot_index].ticks)
 
+    # --- event markers -------------------------------------------------------------------------
+
+    def add_event_marker(self, timestamp: float, text: str, colour: str = "#d1242f") -> None:
+        """A labelled vertical line at ``timestamp`` (absolute, like frame times) on every plot,
+        e.g. a fault code seen by a scan; kept for plots added later."""
+        self._markers.append((timestamp, text, colour))
+        for plot in self._plots:
+            self._draw_marker(plot, timestamp, text, colour)
+
+    @property
+    def event_markers(self) -> list[tuple[float, str]]:
+        return [(t, text) for t, text, _ in self._markers]
+
+    def _draw_marker(self, plot: _Plot, timestamp: float, text: str, colour: str) -> None:
+        if self._t0 is None:
+            return  # drawn once the time origin is known (refresh)
+        line = pg.InfiniteLine(
+            pos=timestamp - self._t0,
+            angle=90,
+            movable=False,
+            pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+            label=text,
+            labelOpts={"position": 0.92, "color": colour, "movable": False},
+        )
+        line.setZValue(40)
+        plot.item.addItem(line, ignoreBounds=True)
+        plot.markers.append(line)
+
     # --- live data ---------------------------------------------------------------------------
 
     @property
@@ -434,6 +466,9 @@ class PlotPanel(QWidget):
             self._t0 = self._first_frame_time(copies)
             if self._t0 is None:
                 return
+            for plot in self._plots:
+                for t, text, colour in self._markers:
+                    self._draw_marker(plot, t, text, colour)
         for curve, total, t, v in copies:
             self._take(curve, total, t, v)
         # Follow first: setData then reduces each curve once, for the view it will be drawn in.

@@ -18,7 +18,16 @@ from sqlite_utils import Database
 from workshop_app.core.history.errors import HistoryFileError
 
 VERSION_TABLE = "schema_version"
-OUR_TABLES = {"vehicles", "recordings"}
+OUR_TABLES = {
+    "vehicles",
+    "recordings",
+    "scans",
+    "scan_ecus",
+    "scan_dtcs",
+    "dtc_snapshots",
+    "dtc_events",
+    "clears",
+}
 
 
 def _v1_vehicles_and_recordings(db: Database) -> None:
@@ -63,6 +72,123 @@ def _v2_recording_size_and_indexes(db: Database) -> None:
     db.table("recordings").create_index(["vehicle_id"])
 
 
+def _v3_scans_dtcs_and_clears(db: Database) -> None:
+    db.table("scans").create(
+        {
+            "id": int,
+            "vehicle_id": int,  # NULL for a scan of a car without a known VIN
+            "started": str,  # ISO-8601 UTC
+            "started_epoch": float,
+            "seconds": float,
+            "label": str,  # ScanLabel value: '', 'pre-repair' or 'post-repair'
+            "connection": str,
+            "mileage_km": float,
+            "vin": str,  # as the scan read it, kept even when the vehicle row changes
+            "vehicle": str,  # the vehicle's name as the scan showed it
+            "dtc_count": int,
+            "note": str,
+        },
+        pk="id",
+        not_null={"started", "started_epoch", "seconds", "label", "dtc_count"},
+        foreign_keys=[("vehicle_id", "vehicles", "id")],
+    )
+    db.table("scan_ecus").create(
+        {
+            "id": int,
+            "scan_id": int,
+            "name": str,
+            "address": str,
+            "description": str,
+            "state": str,  # EcuState value, for queries; the object derives it again
+            "responded": int,
+            "expected": int,
+            "identification": str,  # JSON object
+            "problems": str,  # JSON list
+            "seconds": float,
+        },
+        pk="id",
+        not_null={"scan_id", "name", "state", "responded", "expected"},
+        foreign_keys=[("scan_id", "scans", "id")],
+    )
+    db.table("scan_dtcs").create(
+        {
+            "id": int,
+            "scan_ecu_id": int,  # NULL for codes read with OBD-II modes 03/07/0A
+            "scan_id": int,
+            "ecu": str,
+            "code": int,  # 3-byte UDS DTC
+            "sae": str,
+            "status": int,
+            "description": str,
+            "source": str,
+            "occurrences": int,
+        },
+        pk="id",
+        not_null={"scan_id", "code", "sae", "status"},
+        foreign_keys=[("scan_ecu_id", "scan_ecus", "id"), ("scan_id", "scans", "id")],
+    )
+    db.table("dtc_snapshots").create(
+        {
+            "id": int,
+            "scan_dtc_id": int,
+            "kind": str,  # 'snapshot' (freeze frame) or 'extended'
+            "record": int,
+            "name": str,
+            "value": str,  # exact text of the value (repr for floats)
+            "number": float,  # the value when numeric, NULL otherwise: for queries and plots
+            "value_type": str,  # 'int', 'float' or 'str': rebuilds the Python value exactly
+            "unit": str,
+            "did": int,
+        },
+        pk="id",
+        not_null={"scan_dtc_id", "kind", "record", "name", "value", "value_type"},
+        foreign_keys=[("scan_dtc_id", "scan_dtcs", "id")],
+    )
+    db.table("dtc_events").create(
+        {
+            "id": int,
+            "vehicle_id": int,
+            "time": float,  # unix time
+            "ecu": str,
+            "code": int,
+            "sae": str,
+            "status": int,
+            "kind": str,  # 'appeared' or 'cleared'
+            "recording_id": int,
+        },
+        pk="id",
+        not_null={"time", "code", "sae", "status", "kind"},
+        foreign_keys=[("vehicle_id", "vehicles", "id"), ("recording_id", "recordings", "id")],
+    )
+    db.table("clears").create(
+        {
+            "id": int,
+            "vehicle_id": int,
+            "time": float,  # unix time
+            "ecu": str,  # an ECU name or 'ALL'
+            "result": str,  # 'done' or 'failed'
+            "detail": str,
+        },
+        pk="id",
+        not_null={"time", "ecu", "result"},
+        foreign_keys=[("vehicle_id", "vehicles", "id")],
+    )
+    for table, columns in (
+        ("scans", ["vehicle_id"]),
+        ("scans", ["started_epoch"]),
+        ("scan_ecus", ["scan_id"]),
+        ("scan_dtcs", ["scan_id"]),
+        ("scan_dtcs", ["scan_ecu_id"]),
+        ("dtc_snapshots", ["scan_dtc_id"]),
+        ("dtc_events", ["vehicle_id"]),
+        ("dtc_events", ["time"]),
+        ("dtc_events", ["recording_id"]),
+        ("clears", ["vehicle_id"]),
+        ("clears", ["time"]),
+    ):
+        db.table(table).create_index(columns)
+
+
 # (version, description, migration); versions are 1, 2, 3, ... without gaps.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Database], None]], ...] = (
     (1, "vehicles and recordings", _v1_vehicles_and_recordings),
@@ -70,6 +196,11 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Database], None]], ...] = (
         2,
         "recording file size; indexes for recent-first and per-vehicle lists",
         _v2_recording_size_and_indexes,
+    ),
+    (
+        3,
+        "vehicle scans with ECUs, DTCs and freeze frames; live DTC events; clears",
+        _v3_scans_dtcs_and_clears,
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

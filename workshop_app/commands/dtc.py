@@ -1,0 +1,226 @@
+"""`workshop dtc scan|clear|history|report|trace`: fault codes from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from workshop_app.commands.common import source_spec
+from workshop_app.commands.history import history_path
+from workshop_app.core.diag.client import DiagError
+from workshop_app.core.diag.ecu_spec import VehicleSpec, demo_vehicle_spec, load_vehicle_spec
+from workshop_app.core.diag.model import EcuState, ScanComparison, ScanLabel, ScanResult, compare_scans
+from workshop_app.core.diag.scan import ClearOutcome, ScanOptions
+from workshop_app.core.diag.session import DiagSession
+from workshop_app.core.errors import SourceError, WorkshopError
+from workshop_app.core.history import HistoryStore
+from workshop_app.core.sim.faults import available_faults
+from workshop_app.core.sources.base import FrameSource
+from workshop_app.core.sources.factory import make_source
+
+STATE_WORDS = {
+    EcuState.OK: "OK",
+    EcuState.FAULTS: "FAULTS",
+    EcuState.MISSING: "MISSING",
+    EcuState.UNEXPECTED: "UNEXPECTED",
+    EcuState.ERROR: "ERROR",
+}
+
+
+def scan_lines(result: ScanResult) -> list[str]:
+    """A scan as terminal lines: the network at a glance, then each ECU's identity and DTCs."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(result.started))
+    head = f"Scan {when}"
+    if result.label is not ScanLabel.NONE:
+        head += f" [{result.label.value}]"
+    lines = [head + f" — {result.vehicle or 'vehicle'} VIN {result.vin or '?'}"]
+    if result.mileage_km is not None:
+        lines.append(f"Odometer {result.mileage_km:,.1f} km")
+    lines.append(
+        f"{len(result.ecus)} ECUs, {result.dtc_count} fault codes, {result.seconds:.2f} s ({result.connection})"
+    )
+    lines.append("")
+    for e in result.ecus:
+        count = f"{len(e.dtcs)} DTC" + ("" if len(e.dtcs) == 1 else "s")
+        lines.append(f"  {e.name:<6} {e.address:<24} {STATE_WORDS[e.state]:<10} {count:<7} {e.description}")
+    for e in result.ecus:
+        if not e.responded:
+            continue
+        lines.append("")
+        lines.append(f"{e.name} — {e.description} ({e.address}, {e.seconds:.2f} s)")
+        for key, value in e.identification.items():
+            lines.append(f"    {key:<26} {value}")
+        for v in e.live:
+            lines.append(f"    {v.name:<26} {v.text()}")
+        for d in e.dtcs:
+            occ = d.occurrence_count()
+            lines.append(f"  {d.sae:<9} {d.hex}  {d.description or '(no description)'}")
+            lines.append(
+                f"            status 0x{d.status:02X}: {d.status_text()}"
+                + (f"; occurred {occ}×" if occ else "")
+            )
+            for record, values in sorted(d.snapshots.items()):
+                shown = ", ".join(f"{v.name} {v.text()}" for v in values)
+                lines.append(f"            freeze frame {record}: {shown}")
+        for p in e.problems:
+            lines.append(f"    ! {p}")
+    if result.obd_dtcs:
+        lines.append("")
+        lines.append("OBD-II (emission-related) codes:")
+        for d in result.obd_dtcs:
+            lines.append(f"  {d.sae:<9} {d.status_text():<28} {d.description}")
+    return lines
+
+
+def comparison_lines(cmp: ScanComparison) -> list[str]:
+    lines = []
+    for title, items in (("gone", cmp.gone), ("still present", cmp.still), ("new", cmp.new)):
+        for ecu, d in items:
+            lines.append(f"  {title:<14} {ecu:<6} {d.sae:<9} {d.description}")
+    return lines or ["  no fault codes before or after"]
+
+
+def open_vehicle(args: argparse.Namespace) -> tuple[FrameSource, VehicleSpec]:
+    """Connect (default: the simulated vehicle), inject --fault, wait --settle."""
+    spec = load_vehicle_spec(args.spec) if args.spec else demo_vehicle_spec()
+    source = make_source(source_spec(args))
+    unknown = [f for f in args.fault if f not in available_faults()]
+    if unknown:
+        raise SourceError(f"unknown fault {unknown[0]!r}; see `workshop simulate --list-faults`")
+    if args.fault and not source_spec(args).is_simulator:
+        raise SourceError("--fault works on the simulated vehicle only (no connection option)")
+    source.start()
+    vehicle = getattr(source, "vehicle", None)
+    if args.fault and vehicle is None:
+        source.stop()
+        raise SourceError("the simulated vehicle did not start")
+    for name in args.fault:
+        vehicle.inject_fault(name)  # type: ignore[union-attr]
+    settle = args.settle if args.settle is not None else (2.5 if args.fault else 0.2)
+    time.sleep(max(0.0, settle))
+    return source, spec
+
+
+def _history(args: argparse.Namespace) -> HistoryStore | None:
+    if getattr(args, "no_history", False):
+        return None
+    return HistoryStore(history_path(args))
+
+
+def _store(args: argparse.Namespace, result: ScanResult) -> None:
+    store = _history(args)
+    if store is None:
+        return
+    with store:
+        store.add_scan(result)
+
+
+def _print_scan(args: argparse.Namespace, result: ScanResult) -> None:
+    if args.json:
+        print(json.dumps(result.to_json(), indent=1))
+    else:
+        print("\n".join(scan_lines(result)))
+        if result.scan_id is not None:
+            print(f"\nstored as scan {result.scan_id}")
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    source, spec = open_vehicle(args)
+    options = ScanOptions(sweep=not args.no_sweep, live=args.live, timeout=args.timeout)
+    try:
+        with DiagSession(source, spec, options=options) as diag:
+            label = ScanLabel(args.label) if args.label else ScanLabel.NONE
+            progress = None if args.json else _progress
+            result = diag.scan(label=label, progress=progress).result()
+    finally:
+        source.stop()
+    if not args.json:
+        print(file=sys.stderr)
+    _store(args, result)
+    _print_scan(args, result)
+    return 0 if any(e.responded for e in result.ecus) else 3
+
+
+def _progress(text: str, fraction: float) -> None:
+    print(f"\r{fraction * 100:3.0f}% {text:<40}", end="", file=sys.stderr, flush=True)
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    source, spec = open_vehicle(args)
+    options = ScanOptions(sweep=not args.no_sweep, timeout=args.timeout)
+    outcomes: list[ClearOutcome] = []
+    try:
+        with DiagSession(source, spec, options=options) as diag:
+            for name in args.ecu:
+                spec.ecu(name)  # unknown names fail before anything is cleared
+            before = diag.scan(label=ScanLabel.PRE_REPAIR).result()
+            _store(args, before)
+            if not args.json:
+                print("\n".join(scan_lines(before)))
+            targets = args.ecu or [e.name for e in before.ecus if e.responded and e.expected]
+            if not args.yes:
+                answer = input(f"\nClear the fault codes of {', '.join(targets)}? [y/N] ")
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("nothing cleared")
+                    return 1
+            outcomes = diag.clear(targets).result()
+            time.sleep(0.3)  # let the modules finish their own housekeeping before reading again
+            after = diag.scan(label=ScanLabel.POST_REPAIR).result()
+    finally:
+        source.stop()
+    store = _history(args)
+    if store is not None:
+        with store:
+            for o in outcomes:
+                store.add_clear(o.ecu, result="done" if o.done else "failed", detail=o.detail, vin=before.vin)
+            store.add_scan(after)
+    cmp = compare_scans(before, after)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "before": before.to_json(),
+                    "cleared": [{"ecu": o.ecu, "done": o.done, "detail": o.detail} for o in outcomes],
+                    "after": after.to_json(),
+                    "gone": [[e, d.sae] for e, d in cmp.gone],
+                    "still": [[e, d.sae] for e, d in cmp.still],
+                    "new": [[e, d.sae] for e, d in cmp.new],
+                },
+                indent=1,
+            )
+        )
+    else:
+        print()
+        for o in outcomes:
+            print(f"  {o.ecu:<6} {'cleared' if o.done else 'NOT cleared'}: {o.detail}")
+        print("\nAfter clearing:")
+        print("\n".join(comparison_lines(cmp)))
+        print()
+        print("\n".join(scan_lines(after)))
+    return 0 if all(o.done for o in outcomes) else 4
+
+
+def run(args: argparse.Namespace) -> int:
+    action = args.dtc_command
+    try:
+        if action == "scan":
+            return run_scan(args)
+        if action == "clear":
+            return run_clear(args)
+        if action == "history":
+            from workshop_app.commands.dtc_history import run_history
+
+            return run_history(args)
+        if action == "report":
+            from workshop_app.commands.dtc_history import run_report
+
+            return run_report(args)
+        if action == "trace":
+            from workshop_app.commands.dtc_trace import run as run_trace
+
+            return run_trace(args)
+    except DiagError as exc:
+        raise WorkshopError(str(exc)) from None
+    raise WorkshopError(f"unknown action {action!r}")
