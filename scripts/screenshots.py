@@ -75,6 +75,23 @@ def main() -> int:
         pump(app, 0.5)
         dialog.grab().save(str(DOCS / "connect_dialog.png"))
         dialog.close()
+        # The Fault codes dock after a scan of the car with two injected faults.
+        source.ecus.set_confirm_seconds(0.5)
+        for fault in ("coolant_sensor_open", "wheel_speed_fl_dropout"):
+            source.vehicle.inject_fault(fault)
+        pump(app, 1.0)
+        dtc = window.dtc_panel
+        dtc.label_combo.setCurrentIndex(1)
+        dtc.start_scan()
+        end = time.monotonic() + 30
+        while dtc.busy and time.monotonic() < end:
+            pump(app, 0.1)
+        dtc.dtc_table.selectRow(0)
+        window.dtc_dock.setFloating(True)
+        window.dtc_dock.resize(1400, 700)
+        pump(app, 0.5)
+        dtc.grab().save(str(DOCS / "fault_codes.png"))
+        window.dtc_dock.setFloating(False)
         shared = Path(__file__).resolve().parents[2] / "shared" / "data"
         if (shared / "logs").is_dir():  # the real Tesla capture, when the test data is at hand
             window.add_database(shared / "dbc" / "tesla_powertrain.dbc")

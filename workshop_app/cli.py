@@ -85,6 +85,11 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--ecu", action="append", default=[], metavar="NAME", help="clear only this ECU (repeatable)"
     )
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="simulated vehicle: remove the injected faults before clearing (as a repair would)",
+    )
 
     p = dsub.add_parser("history", help="scans stored for a vehicle, a scan in full, or a vehicle's timeline")
     p.add_argument("--vin", help="only this vehicle")

@@ -6,6 +6,7 @@ Kept outside workshop_app/core because it needs Qt; the HTML itself comes from t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt
@@ -39,6 +40,9 @@ def _ensure_app() -> None:
     # Fonts and the text layout need a Gui application; the CLI has none of its own.
     global _app
     if QGuiApplication.instance() is None:
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            # A terminal without a screen (a server, CI): Qt would abort looking for one.
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         _app = QGuiApplication([])
 
 

@@ -70,7 +70,7 @@ def scan_lines(result: ScanResult) -> list[str]:
         lines.append("")
         lines.append("OBD-II (emission-related) codes:")
         for d in result.obd_dtcs:
-            lines.append(f"  {d.sae:<9} {d.status_text():<28} {d.description}")
+            lines.append(f"  {d.sae:<9} {d.status_text():<28}  {d.description}")
     return lines
 
 
@@ -89,8 +89,8 @@ def open_vehicle(args: argparse.Namespace) -> tuple[FrameSource, VehicleSpec]:
     unknown = [f for f in args.fault if f not in available_faults()]
     if unknown:
         raise SourceError(f"unknown fault {unknown[0]!r}; see `workshop simulate --list-faults`")
-    if args.fault and not source_spec(args).is_simulator:
-        raise SourceError("--fault works on the simulated vehicle only (no connection option)")
+    if (args.fault or getattr(args, "repair", False)) and not source_spec(args).is_simulator:
+        raise SourceError("--fault and --repair work on the simulated vehicle only (no connection option)")
     source.start()
     vehicle = getattr(source, "vehicle", None)
     if args.fault and vehicle is None:
@@ -160,6 +160,9 @@ def run_clear(args: argparse.Namespace) -> int:
             if not args.json:
                 print("\n".join(scan_lines(before)))
             targets = args.ecu or [e.name for e in before.ecus if e.responded and e.expected]
+            vehicle = getattr(source, "vehicle", None)
+            if args.repair and vehicle is not None:
+                vehicle.clear_faults()  # the repair itself, on the simulated car
             if not args.yes:
                 answer = input(f"\nClear the fault codes of {', '.join(targets)}? [y/N] ")
                 if answer.strip().lower() not in ("y", "yes"):

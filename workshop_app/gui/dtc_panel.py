@@ -122,7 +122,7 @@ class DtcPanel(QWidget):
 
         self.scan_button = QPushButton("Scan vehicle")
         self.scan_button.setToolTip("Find every ECU and read its identity and fault codes")
-        self.scan_button.clicked.connect(self.start_scan)
+        self.scan_button.clicked.connect(lambda: self.start_scan())
         self.label_combo = QComboBox()
         self.label_combo.addItem("No label", ScanLabel.NONE)
         self.label_combo.addItem("Pre-repair", ScanLabel.PRE_REPAIR)
@@ -251,7 +251,7 @@ class DtcPanel(QWidget):
             self.network_table.horizontalHeader().resizeSection(column, width)
         for column, width in enumerate((55, 75, 65, 330, 200)):
             self.dtc_table.horizontalHeader().resizeSection(column, width)
-        self.detail_table.horizontalHeader().resizeSection(0, 190)
+        self.detail_table.horizontalHeader().resizeSection(0, 300)
 
     def _fill_clear_combo(self) -> None:
         self.clear_combo.clear()
@@ -344,6 +344,7 @@ class DtcPanel(QWidget):
             except WorkshopError as exc:
                 note = f" Not stored in the history: {exc}"
         self.show_scan(result)
+        self.progress.setValue(100)
         faulty = sum(1 for e in result.ecus if e.state is EcuState.FAULTS)
         self.status_label.setText(
             f"{len(result.ecus)} ECUs, {faulty} with faults, {result.dtc_count} fault codes "
@@ -363,7 +364,9 @@ class DtcPanel(QWidget):
             net.setItem(row, 0, _item(e.name, bold=True))
             net.setItem(row, 1, _item(e.address))
             state = _item(word, colour, bold=True)
-            state.setBackground(QBrush(QColor(colour + "22")))
+            tint = QColor(colour)
+            tint.setAlpha(40)
+            state.setBackground(QBrush(tint))
             net.setItem(row, 2, state)
             net.setItem(row, 3, _item(str(len(e.dtcs)) if e.responded else "–", colour if e.dtcs else None))
             net.setItem(row, 4, _item(e.description))

@@ -308,6 +308,7 @@ class MainWindow(QMainWindow):
             self._show_error("Could not connect", str(exc))
         self.bridge.start()
         self._update_source_label()
+        self.dtc_panel.refresh_source()
 
     def connect_spec(self, spec: SourceSpec) -> bool:
         """Switch to another source; on failure the window stays up and says why."""

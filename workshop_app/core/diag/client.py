@@ -135,6 +135,8 @@ class EcuClient:
         self.problems: list[str] = []  # ISO-TP faults seen on this link, in plain words
         self._lock = threading.RLock()
         self._session = DEFAULT_SESSION
+        self._timeout = timeout
+        self.server_timing: tuple[float, float] | None = None  # (P2, P2*) the ECU announced
         self._last_request = time.monotonic()
         self._stop = threading.Event()
         self._keepalive: threading.Thread | None = None
@@ -158,7 +160,9 @@ class EcuClient:
                 "p2_timeout": timeout,
                 "p2_star_timeout": max(5.0, timeout),
                 "request_timeout": overall_timeout,
-                "use_server_timing": True,
+                # Our own P2 (the tester's, with network margin) rather than the ECU's bare
+                # value: a 50 ms P2server leaves no room for a loaded PC or a relay.
+                "use_server_timing": False,
                 "exception_on_negative_response": True,
                 "exception_on_invalid_response": True,
                 "exception_on_unexpected_response": True,
@@ -227,8 +231,16 @@ class EcuClient:
         self.call("tester present", self.client.tester_present)
 
     def change_session(self, session: int) -> None:
-        self.call(f"diagnostic session 0x{session:02X}", self.client.change_session, session)
+        response = self.call(f"diagnostic session 0x{session:02X}", self.client.change_session, session)
         self._session = session
+        data = getattr(response, "service_data", None)
+        p2 = getattr(data, "p2_server_max", None)
+        p2_star = getattr(data, "p2_star_server_max", None)
+        if p2 is not None and p2_star is not None:
+            self.server_timing = (float(p2), float(p2_star))
+            # The tester waits the ECU's P2 plus a margin for the network (ISO 14229-2 ΔP2).
+            self.client.set_config("p2_timeout", max(self._timeout, float(p2) + 0.2))
+            self.client.set_config("p2_star_timeout", max(5.0, float(p2_star) + 0.5))
         if session != DEFAULT_SESSION and self._keepalive is None:
             self._keepalive = threading.Thread(
                 target=self._keep_alive, name=f"diag-keepalive-{self.name}", daemon=True
@@ -237,7 +249,7 @@ class EcuClient:
 
     @property
     def p2_timing(self) -> tuple[float, float]:
-        """(P2, P2*) in seconds, as the ECU announced them (or the defaults before any session change)."""
+        """(P2, P2*) in seconds the tester waits now (after a session change: the ECU's plus margin)."""
         cfg = self.client.config
         return float(cfg["p2_timeout"]), float(cfg["p2_star_timeout"])
 

@@ -230,11 +230,13 @@ class VehicleScanner:
                 for mode in (0x03, 0x07, 0x0A):
                     try:
                         for dtc in link.dtcs(mode):
+                            # One entry per code: stored, pending and permanent merge their bits.
+                            same = next((d for d in result.obd_dtcs if d.code == dtc.code), None)
+                            if same is not None:
+                                same.status |= dtc.status
+                                continue
                             dtc.description = self.descriptions.describe(dtc.code, manufacturer)
-                            if not any(
-                                d.code == dtc.code and d.status == dtc.status for d in result.obd_dtcs
-                            ):
-                                result.obd_dtcs.append(dtc)
+                            result.obd_dtcs.append(dtc)
                     except DiagError:
                         continue  # optional modes: an ECU may not support them
                 if not result.vin:

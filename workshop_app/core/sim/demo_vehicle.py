@@ -17,6 +17,7 @@ bus down.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import random
@@ -33,7 +34,7 @@ import cantools
 
 from workshop_app.core import bittiming
 from workshop_app.core.sim.faults import SignalValue, available_faults, get_fault
-from workshop_app.core.sim.vehicle_model import MESSAGES, VehicleModel
+from workshop_app.core.sim.vehicle_model import MESSAGES, VehicleModel, VehicleState
 
 __all__ = ["FILLER_IDS", "DemoVehicle", "crc8_sae_j1850", "xor8"]
 
@@ -257,6 +258,11 @@ class DemoVehicle:
         values from it, do not expect a consistent snapshot."""
         return self._model
 
+    def state_snapshot(self) -> VehicleState:
+        """A consistent copy of the model's state (taken under the model lock: thread-safe)."""
+        with self._lock:
+            return dataclasses.replace(self._model.state)
+
     @property
     def messages(self) -> tuple[str, ...]:
         """Messages sent periodically: those of the DBC with a cycle time that the model knows."""
@@ -295,7 +301,8 @@ class DemoVehicle:
     @property
     def sim_time(self) -> float:
         """Simulated seconds since the start of the story."""
-        return self._model.state.t
+        with self._lock:
+            return self._model.state.t
 
     @property
     def running(self) -> bool:

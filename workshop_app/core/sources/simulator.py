@@ -15,6 +15,7 @@ import can
 
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
+from workshop_app.core.sim.ecus import EcuNetwork
 from workshop_app.core.sim.socketcand_server import SocketcandServer
 from workshop_app.core.sources.adapter import AdapterSource
 from workshop_app.core.types import BusConfig, SourceCaps
@@ -34,6 +35,7 @@ class SimulatorSource(AdapterSource):
         serve_socketcand: tuple[str, int] | None = None,
         channel_label: str = "can0",
         extra_load: float = 0.0,
+        ecus: bool = True,
     ) -> None:
         self.virtual_channel = f"workshop-sim-{uuid.uuid4().hex[:8]}"
         super().__init__(
@@ -48,10 +50,13 @@ class SimulatorSource(AdapterSource):
         self.seed = seed
         self.serve_socketcand = serve_socketcand
         self.extra_load = extra_load  # filler traffic, as a fraction of the bus (benchmarks)
+        self.with_ecus = ecus  # serve the diagnostic ECUs (UDS, OBD-II) on the bus
         self.vehicle: DemoVehicle | None = None
+        self.ecus: EcuNetwork | None = None  # while open: the simulated ECUs (behaviours, memories)
         self.server: SocketcandServer | None = None
         self._vehicle_bus: can.BusABC | None = None
         self._server_bus: can.BusABC | None = None
+        self._ecu_bus: can.BusABC | None = None
 
     def describe(self) -> str:
         text = "simulated vehicle"
@@ -80,20 +85,29 @@ class SimulatorSource(AdapterSource):
                 self._server_bus = can.Bus(interface="virtual", channel=self.virtual_channel)
                 self.server = SocketcandServer(self._server_bus, host=host, port=port, channel="can0")
                 self.server.start()
+            if self.with_ecus:
+                # A connection of its own: the ECU network reads it with its own Notifier.
+                self._ecu_bus = can.Bus(interface="virtual", channel=self.virtual_channel)
+                self.ecus = EcuNetwork(self._ecu_bus, self.vehicle)
             self.vehicle.start()
+            if self.ecus is not None:
+                self.ecus.start()
         except Exception:
             self._close()
             raise
 
     def _close(self) -> None:
+        if self.ecus is not None:
+            self.ecus.stop()
+            self.ecus = None
         if self.vehicle is not None:
             self.vehicle.stop()
             self.vehicle = None
         if self.server is not None:
             self.server.stop()
             self.server = None
-        for bus in (self._vehicle_bus, self._server_bus):
+        for bus in (self._vehicle_bus, self._server_bus, self._ecu_bus):
             if bus is not None:
                 bus.shutdown()
-        self._vehicle_bus = self._server_bus = None
+        self._vehicle_bus = self._server_bus = self._ecu_bus = None
         super()._close()
