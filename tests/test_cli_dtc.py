@@ -54,3 +54,89 @@ def test_dtc_errors_are_one_line(capsys, tmp_path):
     bad_spec.write_text('{"ecus": [ {"name": "X",, }]}')
     assert main(["dtc", "scan", "--spec", str(bad_spec), "--no-history"]) == 1
     assert f"{bad_spec}:1:" in capsys.readouterr().err
+
+
+def test_scan_the_simulator_of_another_process_over_socketcand(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    workshop = [sys.executable, "-m", "workshop_app"]
+    sim = subprocess.Popen(
+        [
+            *workshop,
+            "simulate",
+            "--serve",
+            "socketcand",
+            "--port",
+            str(port),
+            "-c",
+            f"dtc-{port}",
+            "--fault",
+            "misfire_cyl2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(2.5)  # the ECM confirms the misfire
+        scan = subprocess.run(
+            [*workshop, "dtc", "scan", "-i", "socketcand", "--port", str(port), "--json", "--no-history"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert scan.returncode == 0, scan.stderr
+        result = json.loads(scan.stdout)
+        assert all(e["state"] != "missing" for e in result["ecus"])
+        ecm = next(e for e in result["ecus"] if e["name"] == "ECM")
+        assert [d["code"] for d in ecm["dtcs"]] == ["P0302"]
+        assert result["connection"].startswith("socketcand")
+    finally:
+        sim.send_signal(signal.SIGINT)
+        try:
+            _, err = sim.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            _, err = sim.communicate()
+    assert "diagnostic ECUs answering: ECM, TCM, ABS, BCM, GW" in err
+
+
+def test_import_cdd_writes_a_description_that_loads(capsys, tmp_path, shared_data):
+    out = tmp_path / "ex.json"
+    cdd = shared_data / "uds" / "cantools_example.cdd"
+    args = [
+        "dtc",
+        "import-cdd",
+        str(cdd),
+        "-o",
+        str(out),
+        "--ecu",
+        "EX",
+        "--request",
+        "0x7E2",
+        "--response",
+        "0x7EA",
+    ]
+    assert main(args) == 0
+    assert "EX with 13 DIDs" in capsys.readouterr().out
+    spec = json.loads(out.read_text())
+    assert spec["ecus"][0]["request_id"] == "0x7E2"
+    assert {d["name"] for d in spec["ecus"][0]["dids"]} >= {"A_D_Werte", "Serial_Number", "Coding"}

@@ -115,6 +115,13 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--workshop", default="", help="workshop name for the header")
     p.add_argument("--history", type=Path, metavar="PATH", help="history database (default: as for record)")
 
+    p = dsub.add_parser("import-cdd", help="write an ECU description file from a CANdelaStudio CDD's DIDs")
+    p.add_argument("cdd", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="ECU description file to write (.json)")
+    p.add_argument("--ecu", required=True, help="name of the ECU, e.g. ECM")
+    p.add_argument("--request", required=True, help="request CAN id, e.g. 0x7E0")
+    p.add_argument("--response", required=True, help="response CAN id, e.g. 0x7E8")
+
     p = dsub.add_parser(
         "trace", help="diagnostic trace of a recorded log: ISO-TP reassembled, UDS/OBD decoded"
     )
@@ -165,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault", action="append", default=[], metavar="NAME", help="inject a fault (see --list-faults)"
     )
     p.add_argument("--list-faults", action="store_true", help="list the faults that can be injected")
+    p.add_argument(
+        "--no-ecus", action="store_true", help="do not run the diagnostic ECUs (UDS/OBD-II) on the bus"
+    )
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
 
     p = sub.add_parser("interfaces", help="list the CAN adapters python-can detects")

@@ -205,6 +205,20 @@ def run_clear(args: argparse.Namespace) -> int:
     return 0 if all(o.done for o in outcomes) else 4
 
 
+def run_import_cdd(args: argparse.Namespace) -> int:
+    from workshop_app.core.diag.cdd_import import cdd_ecu, write_spec
+
+    try:
+        request, response = int(args.request, 0), int(args.response, 0)
+    except ValueError:
+        raise WorkshopError("--request and --response are CAN ids such as 0x7E0") from None
+    ecu = cdd_ecu(args.cdd, name=args.ecu, request_id=request, response_id=response)
+    out = write_spec([ecu], args.output)
+    load_vehicle_spec(out)  # what was written must load back
+    print(f"{out}: {args.ecu} with {len(ecu['dids'])} DIDs from {args.cdd}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     action = args.dtc_command
     try:
@@ -220,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
             from workshop_app.commands.dtc_history import run_report
 
             return run_report(args)
+        if action == "import-cdd":
+            return run_import_cdd(args)
         if action == "trace":
             from workshop_app.commands.dtc_trace import run as run_trace
 

@@ -9,8 +9,10 @@ import time
 
 import can
 
+from workshop_app.core.diag.ecu_spec import demo_vehicle_spec
 from workshop_app.core.errors import SourceError
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
+from workshop_app.core.sim.ecus import EcuNetwork
 from workshop_app.core.sim.faults import available_faults
 from workshop_app.core.sim.socketcand_server import SocketcandServer
 from workshop_app.core.sources.adapter import open_bus
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     )
     server_bus: can.BusABC | None = None
     server: SocketcandServer | None = None
+    ecu_bus: can.BusABC | None = None
+    ecus: EcuNetwork | None = None
     vehicle = DemoVehicle(bus, pace_bitrate=bitrate, time_scale=args.time_scale, seed=args.seed)
     try:
         if args.serve == "socketcand":
@@ -51,14 +55,24 @@ def run(args: argparse.Namespace) -> int:
             )
         for fault in args.fault:
             vehicle.inject_fault(fault)
+        if args.interface == "virtual" and not args.no_ecus:
+            # The diagnostic ECUs (UDS, OBD-II) on their own handle of the channel.
+            ecu_bus = can.Bus(interface="virtual", channel=args.channel)
+            ecus = EcuNetwork(ecu_bus, vehicle)
         vehicle.start()
+        if ecus is not None:
+            ecus.start()
+            names = ", ".join(e.name for e in demo_vehicle_spec().ecus)
+            print(f"diagnostic ECUs answering: {names}", file=sys.stderr)
         print(f"demo vehicle running on {args.interface} {args.channel} (Ctrl-C to stop)", file=sys.stderr)
         _wait(vehicle, server, args.duration)
     finally:
+        if ecus is not None:
+            ecus.stop()
         vehicle.stop()
         if server is not None:
             server.stop()
-        for b in (server_bus, bus):
+        for b in (ecu_bus, server_bus, bus):
             if b is not None:
                 b.shutdown()
     print(f"{vehicle.frames_sent} frames sent", file=sys.stderr)

@@ -43,6 +43,47 @@ def _int(value: Any, where: str) -> int:
 
 
 @dataclass(frozen=True)
+class FieldSpec:
+    """One value inside a ``record`` DID (bit layout as in a DBC: ``start`` is the MSB in
+    sawtooth numbering for big-endian fields, the LSB for little-endian ones)."""
+
+    name: str
+    start: int
+    bits: int
+    byte_order: str = "big_endian"
+    signed: bool = False
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    choices: dict[int, str] = field(default_factory=dict)
+
+    def decode(self, data: bytes) -> float | int | str:
+        total = 8 * len(data)
+        if self.byte_order == "big_endian":
+            msb = (self.start // 8) * 8 + (7 - self.start % 8)  # position counted from the first bit
+            shift = total - msb - self.bits
+            if shift < 0:
+                raise ValueError(f"field {self.name} runs past the end of the data")
+            raw = (int.from_bytes(data, "big") >> shift) & ((1 << self.bits) - 1)
+        else:
+            if self.start + self.bits > total:
+                raise ValueError(f"field {self.name} runs past the end of the data")
+            raw = (int.from_bytes(data, "little") >> self.start) & ((1 << self.bits) - 1)
+        if self.signed and raw >> (self.bits - 1):
+            raw -= 1 << self.bits
+        if raw in self.choices:
+            return self.choices[raw]
+        if self.scale == 1 and self.offset == 0:
+            return raw
+        return raw * self.scale + self.offset
+
+    def text(self, data: bytes) -> str:
+        value = self.decode(data)
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        return f"{self.name}={shown}{' ' + self.unit if self.unit else ''}"
+
+
+@dataclass(frozen=True)
 class DidSpec:
     """How one data identifier is laid out."""
 
@@ -54,11 +95,14 @@ class DidSpec:
     offset: float = 0.0
     unit: str = ""
     choices: dict[int, str] = field(default_factory=dict)
+    fields: tuple[FieldSpec, ...] = ()  # type "record": several values in one DID
 
     def decode(self, data: bytes) -> float | int | str:
         """Physical value of ``data`` (exactly ``length`` bytes)."""
         if len(data) != self.length:
             raise ValueError(f"DID 0x{self.did:04X} ({self.name}): {len(data)} bytes, expected {self.length}")
+        if self.type == "record":
+            return "; ".join(f.text(data) for f in self.fields)
         if self.type == "ascii":
             return data.decode("latin-1").rstrip(" \x00")
         if self.type == "bytes":
@@ -74,6 +118,8 @@ class DidSpec:
         """Bytes of a physical value (the inverse of :meth:`decode`; clamped to the range)."""
         if self.type == "ascii":
             return str(value).encode("latin-1")[: self.length].ljust(self.length, b" ")
+        if self.type == "record":
+            raise ValueError(f"DID 0x{self.did:04X}: record DIDs are read, not written")
         if self.type == "bytes":
             raw_bytes = bytes.fromhex(value) if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
             return raw_bytes[: self.length].ljust(self.length, b"\x00")
@@ -158,8 +204,8 @@ def _did(raw: dict[str, Any], where: str) -> DidSpec:
     if "id" not in raw or "name" not in raw:
         raise EcuSpecError(f"{where}: a DID needs 'id' and 'name'")
     kind = raw.get("type", "bytes")
-    if kind not in ("ascii", "uint", "int", "bytes"):
-        raise EcuSpecError(f"{where}: unknown DID type {kind!r} (ascii, uint, int, bytes)")
+    if kind not in ("ascii", "uint", "int", "bytes", "record"):
+        raise EcuSpecError(f"{where}: unknown DID type {kind!r} (ascii, uint, int, bytes, record)")
     length = _int(raw.get("length", 1), where)
     if not 1 <= length <= 4095:
         raise EcuSpecError(f"{where}: length {length} out of range")
@@ -169,6 +215,9 @@ def _did(raw: dict[str, Any], where: str) -> DidSpec:
     scale = float(raw.get("scale", 1))
     if scale == 0:
         raise EcuSpecError(f"{where}: scale must not be 0")
+    fields = tuple(_field(f, f"{where} fields[{i}]", length) for i, f in enumerate(raw.get("fields") or []))
+    if kind == "record" and not fields:
+        raise EcuSpecError(f"{where}: a record DID needs 'fields'")
     return DidSpec(
         did=_int(raw["id"], where),
         name=str(raw["name"]),
@@ -178,7 +227,32 @@ def _did(raw: dict[str, Any], where: str) -> DidSpec:
         offset=float(raw.get("offset", 0)),
         unit=str(raw.get("unit", "")),
         choices=choices,
+        fields=fields,
     )
+
+
+def _field(raw: dict[str, Any], where: str, length: int) -> FieldSpec:
+    try:
+        spec = FieldSpec(
+            name=str(raw["name"]),
+            start=_int(raw["start"], where),
+            bits=_int(raw["bits"], where),
+            byte_order=str(raw.get("byte_order", "big_endian")),
+            signed=bool(raw.get("signed", False)),
+            scale=float(raw.get("scale", 1)),
+            offset=float(raw.get("offset", 0)),
+            unit=str(raw.get("unit", "")),
+            choices={_int(k, where): str(v) for k, v in (raw.get("choices") or {}).items()},
+        )
+    except KeyError as exc:
+        raise EcuSpecError(f"{where}: a field needs {exc}") from None
+    if spec.byte_order not in ("big_endian", "little_endian") or not 1 <= spec.bits <= 64:
+        raise EcuSpecError(f"{where}: byte_order big_endian/little_endian and 1..64 bits")
+    try:
+        spec.decode(bytes(length))
+    except ValueError as exc:
+        raise EcuSpecError(f"{where}: {exc}") from None
+    return spec
 
 
 def _ecu(raw: dict[str, Any], where: str) -> EcuSpec:
