@@ -26,7 +26,6 @@ from workshop_app.core.logs.columns import (
     Cancel,
     FrameColumns,
     Progress,
-    ReadCancelled,
     log_error,
 )
 
@@ -68,32 +67,18 @@ def read_candump(
     A malformed line raises LogFileError naming the file and the 1-based line; its ``partial``
     holds the frames before that line and ``line`` the line number.
     """
+    from workshop_app.core.logs.text_tokens import BadLine, parse_in_chunks  # it imports _at from here
+
     p = Path(path)
     raw = _read_bytes(p)
-    total = len(raw)
-    parts: list[FrameColumns] = []
-    pos = 0
-    line_base = 0
-    while pos < total:
-        if cancel is not None and cancel():
-            raise ReadCancelled(f"{p}: reading cancelled at line {line_base + 1}", FrameColumns.concat(parts))
-        stop = min(pos + CHUNK_BYTES, total)
-        if stop < total:
-            nl = raw.find(b"\n", stop)
-            stop = total if nl < 0 else nl + 1
-        chunk = raw[pos:stop]
+
+    def parse(chunk: bytes) -> FrameColumns:
         try:
-            cols = _parse_chunk(chunk)
+            return _parse_chunk(chunk)
         except _BadLine as bad:
-            line = line_base + bad.index + 1
-            partial = FrameColumns.concat([*parts, bad.good])
-            raise log_error(f"{p}:{line}: {bad.reason}", partial, line=line) from None
-        parts.append(cols)
-        line_base += chunk.count(b"\n")
-        pos = stop
-        if progress is not None:
-            progress(pos, total)
-    return FrameColumns.concat(parts)
+            raise BadLine(bad.index, bad.reason, bad.good or FrameColumns.empty()) from None
+
+    return parse_in_chunks(p, raw, 0, 0, parse, progress=progress, cancel=cancel, chunk_bytes=CHUNK_BYTES)
 
 
 def _at(buf: bytes, offsets: np.ndarray, width: int) -> np.ndarray:

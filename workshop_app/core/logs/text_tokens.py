@@ -93,6 +93,7 @@ def parse_in_chunks(
     *,
     progress: Progress | None,
     cancel: Cancel | None,
+    chunk_bytes: int | None = None,
 ) -> FrameColumns:
     """Feed ``raw[pos:]`` to ``parse`` in chunks of whole lines; a BadLine becomes a LogFileError
     naming ``path:line`` with the frames before it in ``partial``. ``line_base`` is the number
@@ -102,6 +103,7 @@ def parse_in_chunks(
     collected in file order, so results and errors are those of a sequential read.
     """
     total = len(raw)
+    size = chunk_bytes or CHUNK_BYTES
     parts: list[FrameColumns] = []
     # (first line number of the chunk, end offset, parse result), oldest first.
     running: deque[tuple[int, int, Future[FrameColumns]]] = deque()
@@ -129,7 +131,7 @@ def parse_in_chunks(
                 raise ReadCancelled(
                     f"{path}: reading cancelled at line {line_base + 1}", FrameColumns.concat(parts)
                 )
-            stop = min(pos + CHUNK_BYTES, total)
+            stop = min(pos + size, total)
             if stop < total:
                 nl = raw.find(b"\n", stop)
                 stop = total if nl < 0 else nl + 1
