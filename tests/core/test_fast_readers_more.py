@@ -339,3 +339,37 @@ def test_mf4_read_in_fragments_matches_python_can(tmp_path, messages, monkeypatc
     assert_same(ours, reference(path))
     assert len(seen) > 5 and seen[-1][0] == seen[-1][1]
     assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen))
+
+
+def test_mf4_plain_layout_read_from_blocks_equals_asammdf_path(tmp_path, messages, monkeypatch):
+    from asammdf import MDF
+    from test_recorder_mf4 import _mixed_frames, _record
+
+    from workshop_app.core.logs import mf4_reader
+    from workshop_app.core.logs.mf4_blocks import record_fragments
+
+    written = write_log(tmp_path / "pc.mf4", messages[:5000])
+    recorded = tmp_path / "rec.mf4"
+    _record(recorded, _mixed_frames(4000))
+    for path in (written, recorded):
+        mdf = MDF(path, process_bus_logging=False)
+        try:
+            groups = mdf._mdf.groups
+            fast = [
+                record_fragments(path, g, sorted(c.name for c in g.channels if c.name.startswith("CAN_")))
+                for g in groups
+                if any(c.name == "CAN_DataFrame" for c in g.channels)
+            ]
+            assert fast and all(f is not None for f in fast)  # these files take the block path
+            for f in fast:
+                f.close()
+        finally:
+            mdf.close()
+        ours = read_mf4(path)
+        monkeypatch.setattr(mf4_reader, "FAST_BLOCKS", False)
+        slow = read_mf4(path)
+        monkeypatch.setattr(mf4_reader, "FAST_BLOCKS", True)
+        for name in ("timestamp", "channel", "arbitration_id", "flags", "length", "payload"):
+            np.testing.assert_array_equal(getattr(ours, name), getattr(slow, name), err_msg=name)
+        assert ours.channels == slow.channels
+        assert_same(ours, reference(path))

@@ -29,8 +29,10 @@ from workshop_app.core.logs.columns import (
     ReadCancelled,
     log_error,
 )
+from workshop_app.core.logs.mf4_blocks import record_fragments
 
 _KINDS = ("CAN_DataFrame", "CAN_ErrorFrame", "CAN_RemoteFrame")
+FAST_BLOCKS = True  # read plain layouts from the data blocks ourselves (False: asammdf only)
 FRAGMENT_BYTES = 64 << 20  # of raw records per read step (~800k frames of python-can's layout)
 
 
@@ -81,7 +83,7 @@ def read_mf4(
             if cancel is not None and cancel():
                 raise ReadCancelled(f"{p}: reading cancelled at group {index}", _merge(parts))
             try:
-                for samples, timestamps in _fragments(mdf, index, fields):
+                for samples, timestamps in _fragments(mdf, index, fields, p):
                     parts.append(_group_columns(kind, samples, timestamps + start))
                     if progress is not None:
                         progress(done + min(count, sum(len(part) for part in parts)), total)
@@ -101,7 +103,9 @@ def read_mf4(
     return _merge(parts)
 
 
-def _fragments(mdf: Any, index: int, fields: list[str]) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+def _fragments(
+    mdf: Any, index: int, fields: list[str], path: Path
+) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
     """The member channels of group ``index``, fragment by fragment of its data blocks.
 
     asammdf materialises 64 data bytes per record for whatever it returns; reading the group
@@ -111,6 +115,11 @@ def _fragments(mdf: Any, index: int, fields: list[str]) -> Iterator[tuple[dict[s
     "Rx"/"Tx" texts) applied, exactly what python-can's reader sees.
     """
     inner = getattr(mdf, "_mdf", None)
+    if FAST_BLOCKS and inner is not None and hasattr(inner, "groups"):
+        fast = record_fragments(path, inner.groups[index], fields)
+        if fast is not None:  # the plain layout: straight from the data blocks
+            yield from fast
+            return
     if inner is None or not hasattr(inner, "_load_data"):  # another asammdf layout: all at once
         signals = mdf.select([(name, index, None) for name in fields], raw=False)
         yield {sig.name: sig.samples for sig in signals}, signals[0].timestamps
