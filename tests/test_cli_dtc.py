@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from workshop_app.cli import main
 from workshop_app.core.history import HistoryStore
 
@@ -119,6 +121,7 @@ def test_scan_the_simulator_of_another_process_over_socketcand(tmp_path):
     assert "diagnostic ECUs answering: ECM, TCM, ABS, BCM, GW" in err
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # cantools' CDD support is deprecated
 def test_import_cdd_writes_a_description_that_loads(capsys, tmp_path, shared_data):
     out = tmp_path / "ex.json"
     cdd = shared_data / "uds" / "cantools_example.cdd"

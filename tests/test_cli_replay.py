@@ -122,6 +122,23 @@ def test_export_signals_csv(capsys, tmp_path, tesla_log):
     assert all(float(r[0]) >= 167.0 for r in rows[1:])
 
 
+def test_export_signals_mf4(capsys, tmp_path, tesla_log):
+    from asammdf import MDF
+
+    out_path = tmp_path / "sig.mf4"
+    code, _, err = _run(
+        capsys, "export", str(tesla_log), "--dbc", str(TESLA_DBC), "-o", str(out_path),
+        "--signal", "DI_torque1.DI_torqueMotor",
+    )  # fmt: skip
+    assert code == 0, err
+    count = int(err.split()[0])
+    mdf = MDF(out_path)
+    try:
+        assert len(mdf.get("DI_torque1.DI_torqueMotor").samples) == count > 0
+    finally:
+        mdf.close()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -245,3 +245,16 @@ def test_watcher_reports_a_code_appearing(sim):
     sim.ecus.evaluate()
     events = wait_for(watcher.poll, what="the new code")
     assert [(e.ecu, e.dtc.sae, e.kind) for e in events] == [("ECM", "P0302", "appeared")]
+
+
+def test_scan_over_can_fd_isotp(sim):
+    result = scanner(sim, sweep=False, obd=False, fd=True).scan()
+    assert all(e.responded and e.identification["VIN"] == SPEC.vin for e in result.ecus)
+
+
+def test_ecus_of_earlier_scans_that_stay_silent_are_missing(sim):
+    sim.ecus.behaviour("BCM").silent = True
+    spec = dataclasses.replace(SPEC, ecus=tuple(e for e in SPEC.ecus if e.name != "BCM"))
+    result = scanner(sim, spec, sweep=False, obd=False, timeout=0.3).scan()
+    assert result.add_missing(["ECM", "BCM"]) == ["BCM"]  # names from the vehicle's history
+    assert result.ecu("BCM").state is EcuState.MISSING and result.ecu("ECM").state is EcuState.OK

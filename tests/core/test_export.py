@@ -168,3 +168,34 @@ def test_signals_csv_writes_choice_labels(tmp_path, tesla, tesla_dbs):
     sig = full.signals[key]
     for row, value in zip(_read_csv(out), sig.values.tolist(), strict=True):
         assert row[4] == sig.choices.get(int(value), "")
+
+
+def test_signals_mf4_of_a_range_reads_back_with_asammdf(tmp_path, tesla, tesla_dbs):
+    from asammdf import MDF
+
+    from workshop_app.core.logs.export import export_signals_mf4
+
+    full = decode_columns(tesla, tesla_dbs)
+    start, end = 168.0, 170.0
+    out = tmp_path / "signals.mf4"
+    count = export_signals_mf4(tesla, out, databases=tesla_dbs, start=start, end=end)
+    expected = {}
+    for (message, signal), sig in full.signals.items():
+        keep = (sig.timestamps >= start) & (sig.timestamps <= end)
+        if keep.any():
+            expected[f"{message}.{signal}"] = (sig.timestamps[keep], sig.values[keep], sig.unit)
+    assert count == sum(len(v[0]) for v in expected.values())
+    mdf = MDF(out)
+    try:
+        origin = mdf.header.start_time.timestamp()
+        names = {ch.name for g in mdf.groups for ch in g.channels if ch.name != "time"}
+        assert names == set(expected)
+        for name, (t, v, unit) in expected.items():
+            back = mdf.get(name)
+            np.testing.assert_array_equal(back.samples, v)  # values exactly
+            assert np.allclose(back.timestamps + origin, t, atol=1e-6)
+            assert back.unit == unit
+    finally:
+        mdf.close()
+    with pytest.raises(LogFileError, match="no decoded values"):
+        export_signals_mf4(tesla, tmp_path / "empty.mf4", databases=tesla_dbs, start=1e12)

@@ -114,6 +114,8 @@ def _store(args: argparse.Namespace, result: ScanResult) -> None:
     if store is None:
         return
     with store:
+        if result.vin:
+            result.add_missing(store.expected_ecus(result.vin))
         store.add_scan(result)
 
 
@@ -128,7 +130,9 @@ def _print_scan(args: argparse.Namespace, result: ScanResult) -> None:
 
 def run_scan(args: argparse.Namespace) -> int:
     source, spec = open_vehicle(args)
-    options = ScanOptions(sweep=not args.no_sweep, live=args.live, timeout=args.timeout)
+    options = ScanOptions(
+        sweep=not args.no_sweep, live=args.live, timeout=args.timeout, fd=bool(args.fd or args.data_bitrate)
+    )
     try:
         with DiagSession(source, spec, options=options) as diag:
             label = ScanLabel(args.label) if args.label else ScanLabel.NONE
@@ -149,7 +153,9 @@ def _progress(text: str, fraction: float) -> None:
 
 def run_clear(args: argparse.Namespace) -> int:
     source, spec = open_vehicle(args)
-    options = ScanOptions(sweep=not args.no_sweep, timeout=args.timeout)
+    options = ScanOptions(
+        sweep=not args.no_sweep, timeout=args.timeout, fd=bool(args.fd or args.data_bitrate)
+    )
     outcomes: list[ClearOutcome] = []
     try:
         with DiagSession(source, spec, options=options) as diag:

@@ -14,7 +14,7 @@ import sys
 from workshop_app.commands.common import load_databases
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.logfiles import log_suffix
-from workshop_app.core.logs.export import export_frames, export_signals_csv
+from workshop_app.core.logs.export import export_frames, export_signals_csv, export_signals_mf4
 from workshop_app.core.logs.reader import read_columns
 
 
@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     wanted = [parse_signal(s) for s in args.signal] or None
     if wanted and not args.dbc:
         raise WorkshopError("--signal needs --dbc to decode with")
-    if args.dbc and log_suffix(args.output) != ".csv":
-        raise WorkshopError(f"{args.output}: decoded signals are written as CSV; use a .csv output")
+    if args.dbc and log_suffix(args.output) not in (".csv", ".mf4"):
+        raise WorkshopError(f"{args.output}: decoded signals are written as CSV or MF4; use .csv or .mf4")
     databases = load_databases(args.dbc, default_demo=False) if args.dbc else None
 
     columns = read_columns(args.log)
@@ -46,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
     end = None if args.end is None else first + args.end
 
     if databases is not None:
-        rows = export_signals_csv(
-            columns, args.output, databases=databases, start=start, end=end, signals=wanted
-        )
+        write = export_signals_mf4 if log_suffix(args.output) == ".mf4" else export_signals_csv
+        rows = write(columns, args.output, databases=databases, start=start, end=end, signals=wanted)
         print(f"{rows} signal values written to {args.output}", file=sys.stderr)
         return 0
     result = export_frames(columns, args.output, start=start, end=end)

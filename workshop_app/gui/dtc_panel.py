@@ -337,6 +337,8 @@ class DtcPanel(QWidget):
         note = ""
         if self.history is not None:
             try:
+                if result.vin:
+                    result.add_missing(self.history.expected_ecus(result.vin))
                 self.history.add_scan(result)
                 cmp = self.history.compare_with_previous(result.scan_id) if result.scan_id else None
                 if cmp is not None:

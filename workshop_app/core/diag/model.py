@@ -77,6 +77,15 @@ class ScanResult:
     def ecu(self, name: str) -> EcuResult | None:
         return next((e for e in self.ecus if e.name == name), None)
 
+    def add_missing(self, names: list[str]) -> list[str]:
+        """ECUs that answered in this vehicle's earlier scans but not now: listed as missing."""
+        added = [n for n in names if self.ecu(n) is None]
+        for name in added:
+            self.ecus.append(
+                EcuResult(name=name, address="?", description="answered in earlier scans", responded=False)
+            )
+        return added
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's ``--json`` output)."""
         return {

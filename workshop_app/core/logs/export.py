@@ -1,4 +1,4 @@
-"""Export part of a log: decoded signals as CSV, or raw frames to any python-can log format."""
+"""Export part of a log: decoded signals as CSV or MF4, or raw frames to any python-can log format."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import csv
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from workshop_app.core.capture.recorder import open_writer
 from workshop_app.core.decode.database import DatabaseSet
-from workshop_app.core.decode.vectorized import DecodeResult, decode_columns
+from workshop_app.core.decode.vectorized import DecodedSignal, DecodeResult, decode_columns
 from workshop_app.core.errors import LogFileError
 from workshop_app.core.logs.columns import FrameColumns
 from workshop_app.core.logs.playback import channel_labels, frames_of, time_range
@@ -47,32 +48,15 @@ def export_signals_csv(
     pair is an error rather than a silently empty file. Rows are sorted by time; rows of one
     instant keep message/signal order. Returns the number of rows written.
     """
-    if isinstance(source, FrameColumns):
-        if databases is None:
-            raise ValueError("decoding columns needs databases")
-        source = decode_columns(time_range(source, start, end), databases)
-    wanted = sorted(source.signals) if signals is None else list(signals)
-    missing = [f"{m}.{s}" for m, s in wanted if (m, s) not in source.signals]
-    if missing:
-        raise LogFileError(f"no values decoded for {', '.join(missing)}")
-    times: list[np.ndarray] = []
-    values: list[np.ndarray] = []
-    which: list[np.ndarray] = []
-    for k, key in enumerate(wanted):
-        sig = source.signals[key]
-        keep = np.ones(len(sig.timestamps), dtype=bool)
-        if start is not None:
-            keep &= sig.timestamps >= start
-        if end is not None:
-            keep &= sig.timestamps <= end
-        times.append(sig.timestamps[keep])
-        values.append(sig.values[keep])
-        which.append(np.full(int(keep.sum()), k, dtype=np.int32))
+    chosen = _chosen(source, databases, start, end, signals)
+    times = [t for _, t, _ in chosen]
+    values = [v for _, _, v in chosen]
+    which = [np.full(len(t), k, dtype=np.int32) for k, (_, t, _) in enumerate(chosen)]
     t = np.concatenate(times) if times else np.zeros(0)
     v = np.concatenate(values) if values else np.zeros(0)
     w = np.concatenate(which) if which else np.zeros(0, dtype=np.int32)
     order = np.argsort(t, kind="stable")  # stable: ties stay in signal order
-    decoded = [source.signals[key] for key in wanted]
+    decoded = [sig for sig, _, _ in chosen]
     p = Path(path)
     try:
         with p.open("w", newline="", encoding="utf-8") as f:
@@ -85,6 +69,69 @@ def export_signals_csv(
     except OSError as exc:
         raise LogFileError(f"{p}: cannot write ({exc.strerror or exc})") from exc
     return len(order)
+
+
+def _chosen(
+    source: DecodeResult | FrameColumns,
+    databases: DatabaseSet | None,
+    start: float | None,
+    end: float | None,
+    signals: Sequence[tuple[str, str]] | None,
+) -> list[tuple[DecodedSignal, np.ndarray, np.ndarray]]:
+    """(signal, times, values) of the wanted signals inside the range (decoding columns first)."""
+    if isinstance(source, FrameColumns):
+        if databases is None:
+            raise ValueError("decoding columns needs databases")
+        source = decode_columns(time_range(source, start, end), databases)
+    wanted = sorted(source.signals) if signals is None else list(signals)
+    missing = [f"{m}.{s}" for m, s in wanted if (m, s) not in source.signals]
+    if missing:
+        raise LogFileError(f"no values decoded for {', '.join(missing)}")
+    out = []
+    for key in wanted:
+        sig = source.signals[key]
+        keep = np.ones(len(sig.timestamps), dtype=bool)
+        if start is not None:
+            keep &= sig.timestamps >= start
+        if end is not None:
+            keep &= sig.timestamps <= end
+        out.append((sig, sig.timestamps[keep], sig.values[keep]))
+    return out
+
+
+def export_signals_mf4(
+    source: DecodeResult | FrameColumns,
+    path: str | Path,
+    *,
+    databases: DatabaseSet | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    signals: Sequence[tuple[str, str]] | None = None,
+) -> int:
+    """Write decoded values as an ASAM MDF 4 file of measurement signals (one channel group per
+    signal, named ``MESSAGE.SIGNAL`` with its unit; times relative to the file's start time, the
+    first value's time). Returns the number of values written."""
+    from asammdf import MDF, Signal  # heavy: only for this export
+
+    chosen = [c for c in _chosen(source, databases, start, end, signals) if len(c[1])]
+    if not chosen:
+        raise LogFileError("no decoded values in the chosen range")
+    origin = min(float(t[0]) for _, t, _ in chosen)
+    p = Path(path)
+    mdf = MDF(version="4.10")
+    try:
+        mdf.header.start_time = datetime.fromtimestamp(origin, UTC)
+        for sig, t, v in chosen:
+            mdf.append(
+                [Signal(samples=v, timestamps=t - origin, name=f"{sig.message}.{sig.name}", unit=sig.unit)],
+                comment=f"{sig.message}.{sig.name}",
+            )
+        mdf.save(p, overwrite=True)
+    except OSError as exc:
+        raise LogFileError(f"{p}: cannot write ({exc.strerror or exc})") from exc
+    finally:
+        mdf.close()
+    return sum(len(t) for _, t, _ in chosen)
 
 
 def export_frames(
