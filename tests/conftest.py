@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import weakref
@@ -14,6 +15,7 @@ import can
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # `from helpers... import` in any test
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

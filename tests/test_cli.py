@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import can
 import cantools
 import pytest
+from helpers.processes import ENV, free_port, simulator_process
 
 from workshop_app.cli import main
 
@@ -138,56 +135,28 @@ def test_unknown_fault_and_interface_are_plain_errors(capsys):
     assert code == 1 and "no_such_iface" in err and "Traceback" not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _workshop(*argv: str) -> list[str]:
     return [sys.executable, "-m", "workshop_app", *argv]
 
 
-def test_simulate_serve_socketcand_and_monitor_in_another_process(tmp_path):
-    port = _free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    sim = subprocess.Popen(
-        _workshop("simulate", "--serve", "socketcand", "--port", str(port), "-c", f"cli-{port}"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+def test_simulate_serve_socketcand_and_monitor_in_another_process():
+    port = free_port()
+    with simulator_process(port) as sim:
         mon = subprocess.run(
             _workshop("monitor", "-i", "socketcand", "--port", str(port), "--duration", "2"),
             capture_output=True,
             text=True,
             timeout=60,
-            env=env,
+            env=ENV,
         )
-        assert mon.returncode == 0, mon.stderr
-        final = mon.stdout.split("--- final\n", 1)[1]
-        assert f"socketcand 127.0.0.1:{port}" in final
-        assert "ENGINE_DATA" in final
-        decoded_lines = [line for line in final.splitlines() if line.startswith("    ")]
-        assert len(decoded_lines) > 30
-    finally:
-        sim.send_signal(signal.SIGINT)
-        try:
-            _, err = sim.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            _, err = sim.communicate()
-    assert sim.returncode == 0, err
-    assert "frames sent" in err
+    assert mon.returncode == 0, mon.stderr
+    final = mon.stdout.split("--- final\n", 1)[1]
+    assert f"socketcand 127.0.0.1:{port}" in final
+    assert "ENGINE_DATA" in final
+    decoded_lines = [line for line in final.splitlines() if line.startswith("    ")]
+    assert len(decoded_lines) > 30
+    assert sim.returncode == 0, sim.stderr_text
+    assert "frames sent" in sim.stderr_text
 
 
 @pytest.mark.parametrize("argv", [["--version"]])

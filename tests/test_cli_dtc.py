@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 
 import pytest
+from helpers.processes import ENV, WORKSHOP, free_port, simulator_process
 
 from workshop_app.cli import main
 from workshop_app.core.history import HistoryStore
@@ -58,67 +61,24 @@ def test_dtc_errors_are_one_line(capsys, tmp_path):
     assert f"{bad_spec}:1:" in capsys.readouterr().err
 
 
-def test_scan_the_simulator_of_another_process_over_socketcand(tmp_path):
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    workshop = [sys.executable, "-m", "workshop_app"]
-    sim = subprocess.Popen(
-        [
-            *workshop,
-            "simulate",
-            "--serve",
-            "socketcand",
-            "--port",
-            str(port),
-            "-c",
-            f"dtc-{port}",
-            "--fault",
-            "misfire_cyl2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+def test_scan_the_simulator_of_another_process_over_socketcand():
+    port = free_port()
+    with simulator_process(port, "--fault", "misfire_cyl2") as sim:
         time.sleep(2.5)  # the ECM confirms the misfire
         scan = subprocess.run(
-            [*workshop, "dtc", "scan", "-i", "socketcand", "--port", str(port), "--json", "--no-history"],
+            [*WORKSHOP, "dtc", "scan", "-i", "socketcand", "--port", str(port), "--json", "--no-history"],
             capture_output=True,
             text=True,
             timeout=120,
-            env=env,
+            env=ENV,
         )
-        assert scan.returncode == 0, scan.stderr
-        result = json.loads(scan.stdout)
-        assert all(e["state"] != "missing" for e in result["ecus"])
-        ecm = next(e for e in result["ecus"] if e["name"] == "ECM")
-        assert [d["code"] for d in ecm["dtcs"]] == ["P0302"]
-        assert result["connection"].startswith("socketcand")
-    finally:
-        sim.send_signal(signal.SIGINT)
-        try:
-            _, err = sim.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            _, err = sim.communicate()
-    assert "diagnostic ECUs answering: ECM, TCM, ABS, BCM, GW" in err
+    assert scan.returncode == 0, scan.stderr
+    result = json.loads(scan.stdout)
+    assert all(e["state"] != "missing" for e in result["ecus"])
+    ecm = next(e for e in result["ecus"] if e["name"] == "ECM")
+    assert [d["code"] for d in ecm["dtcs"]] == ["P0302"]
+    assert result["connection"].startswith("socketcand")
+    assert "diagnostic ECUs answering: ECM, TCM, ABS, BCM, GW" in sim.stderr_text
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # cantools' CDD support is deprecated

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import can
 import pytest
+from helpers.waiting import wait_for
 
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
@@ -25,16 +26,6 @@ from workshop_app.core.sources.simulator import SimulatorSource
 
 SPEC = demo_vehicle_spec()
 P0118, C0035 = parse_sae("P0118"), parse_sae("C0035")
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

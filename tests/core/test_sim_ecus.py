@@ -11,11 +11,13 @@ import can
 import isotp
 import pytest
 import udsoncan
+from helpers.waiting import wait_for
 from udsoncan.client import Client
 from udsoncan.connections import PythonIsoTpConnection
 from udsoncan.exceptions import NegativeResponseException
 
 from workshop_app.core.capture.ring import FrameRing
+from workshop_app.core.diag.client import SpecCodec  # the scanner's own DID codec
 from workshop_app.core.diag.dtc import (
     CONFIRMED,
     FAILED_SINCE_CLEAR,
@@ -27,7 +29,7 @@ from workshop_app.core.diag.dtc import (
     WARNING_INDICATOR,
     parse_sae,
 )
-from workshop_app.core.diag.ecu_spec import DidSpec, EcuSpec, demo_vehicle_spec
+from workshop_app.core.diag.ecu_spec import EcuSpec, demo_vehicle_spec
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
 from workshop_app.core.sim.ecus import CONFIRM_SECONDS, DtcMemory, DtcRecord, EcuNetwork, security_key
 from workshop_app.core.sources.simulator import SimulatorSource
@@ -42,22 +44,6 @@ ACTIVE_MASK = TEST_FAILED | TEST_FAILED_THIS_CYCLE | PENDING | CONFIRMED | FAILE
 PADDING = {"tx_padding": 0xAA}
 
 
-class SpecCodec(udsoncan.DidCodec):
-    """udsoncan codec from the ECU description (the scanner's way of decoding DIDs)."""
-
-    def __init__(self, did: DidSpec) -> None:
-        self.did = did
-
-    def encode(self, *did_value: Any) -> bytes:
-        return self.did.encode(did_value[0])
-
-    def decode(self, did_payload: bytes) -> Any:
-        return self.did.decode(did_payload)
-
-    def __len__(self) -> int:
-        return self.did.length
-
-
 def client_config(ecu: EcuSpec) -> Any:
     config: dict[str, Any] = dict(udsoncan.configs.default_client_config)
     codecs: dict[int, udsoncan.DidCodec] = {did: SpecCodec(spec) for did, spec in ecu.dids.items()}
@@ -67,17 +53,6 @@ def client_config(ecu: EcuSpec) -> Any:
     config["use_server_timing"] = False  # a loaded 2-core CI box; the P2 values are checked raw
     config["request_timeout"] = 10
     return config
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll until ``condition()`` is truthy (a bound on waiting, never asserted as a duration)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings
+from test_main_window import _window
 
-from workshop_app.core.capture.ring import FrameRing
-from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.diag.model import ScanLabel
-from workshop_app.core.history.store import HistoryStore
-from workshop_app.core.session import CaptureSession
-from workshop_app.core.sources.simulator import SimulatorSource
-from workshop_app.gui.main_window import MainWindow
-from workshop_app.paths import demo_dbc_path
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    dbs = DatabaseSet()
-    dbs.add(demo_dbc_path())
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    history = HistoryStore(tmp_path / "history.db")
-    win = MainWindow(CaptureSession(SimulatorSource(FrameRing()), dbs), settings=settings, history=history)
-    qtbot.addWidget(win)
-    win.show()
-    win.start()
+    win = _window(qtbot, tmp_path)
     win.session.source.ecus.set_confirm_seconds(0.3)
     yield win
     win.close()

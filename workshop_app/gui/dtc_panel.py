@@ -302,16 +302,23 @@ class DtcPanel(QWidget):
             self._diag.close()
             self._diag = None
 
-    # --- scan ---------------------------------------------------------------------------------
-    def start_scan(self, label: ScanLabel | None = None) -> bool:
-        if self._busy:
-            return False
-        chosen = label if label is not None else self.label_combo.currentData()
+    def _linked_diag(self) -> DiagSession | None:
+        """The DiagSession when the connection can do diagnostics; else says why and None."""
         try:
             diag = self.diag()
             diag.link()
         except (DiagError, WorkshopError) as exc:
             self.status_label.setText(str(exc))
+            return None
+        return diag
+
+    # --- scan ---------------------------------------------------------------------------------
+    def start_scan(self, label: ScanLabel | None = None) -> bool:
+        if self._busy:
+            return False
+        chosen = label if label is not None else self.label_combo.currentData()
+        diag = self._linked_diag()
+        if diag is None:
             return False
         self._set_busy(True, "Scanning…")
         self.progress.setValue(0)
@@ -441,11 +448,8 @@ class DtcPanel(QWidget):
         """Scan (pre-repair), clear, scan again (post-repair); all on the worker thread."""
         if self._busy:
             return False
-        try:
-            diag = self.diag()
-            diag.link()
-        except (DiagError, WorkshopError) as exc:
-            self.status_label.setText(str(exc))
+        diag = self._linked_diag()
+        if diag is None:
             return False
         self._set_busy(True, "Reading the fault codes before clearing…")
 

@@ -66,7 +66,7 @@ class EcuAddress:
         return f"0x{self.request_id:0{width}X}/0x{self.response_id:0{width}X}"
 
 
-class _SpecCodec(udsoncan.DidCodec):
+class SpecCodec(udsoncan.DidCodec):
     """udsoncan codec of a described DID (decodes to the physical value)."""
 
     def __init__(self, spec: DidSpec) -> None:
@@ -150,7 +150,7 @@ class EcuClient:
         self._conn = PythonIsoTpConnection(self._stack)
         dids: dict[Any, Any] = {"default": _RawCodec}
         if spec is not None:
-            dids.update({did: _SpecCodec(d) for did, d in spec.dids.items()})
+            dids.update({did: SpecCodec(d) for did, d in spec.dids.items()})
         config = dict(udsoncan.configs.default_client_config)
         config.update(
             {
