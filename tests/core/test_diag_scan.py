@@ -249,3 +249,39 @@ def test_ecus_of_earlier_scans_that_stay_silent_are_missing(sim):
     result = scanner(sim, spec, sweep=False, obd=False, timeout=0.3).scan()
     assert result.add_missing(["ECM", "BCM"]) == ["BCM"]  # names from the vehicle's history
     assert result.ecu("BCM").state is EcuState.MISSING and result.ecu("ECM").state is EcuState.OK
+
+
+class _FlowControlEcu(can.Listener):
+    """Answers a multi-frame request's first frame with a chosen flow control (or none)."""
+
+    def __init__(self, bus: can.BusABC, status: int | None) -> None:
+        self.bus = bus
+        self.status = status
+
+    def on_message_received(self, msg: can.Message) -> None:
+        if msg.arbitration_id == 0x7B0 and msg.data[0] >> 4 == 1 and self.status is not None:
+            self.bus.send(
+                can.Message(
+                    arbitration_id=0x7B8, data=bytes([0x30 | self.status, 0, 0]), is_extended_id=False
+                )
+            )
+
+
+@pytest.mark.parametrize(("status", "words"), [(None, "flow"), (0x2, "overflow")])
+def test_missing_flow_control_and_overflow_fail_plainly(sim, status, words):
+    ecu_bus = can.Bus(interface="virtual", channel=sim.virtual_channel)
+    notifier = can.Notifier(ecu_bus, [_FlowControlEcu(ecu_bus, status)], timeout=0.05)
+    try:
+        with EcuClient(
+            sim.bus, sim.notifier, EcuAddress(0x7B0, 0x7B8), spec=SPEC.ecu("ECM"), timeout=0.5
+        ) as client:
+            with pytest.raises(DiagError) as info:
+                # Four DIDs: a 9-byte request, so a first frame that needs the ECU's flow control.
+                client.call(
+                    "read four DIDs", client.client.read_data_by_identifier, [0xF190, 0xF187, 0xF189, 0xF18C]
+                )
+            assert info.value.kind in ("timeout", "transport")
+            assert any(words in p.lower() for p in client.problems), client.problems
+    finally:
+        notifier.stop()
+        ecu_bus.shutdown()

@@ -216,10 +216,18 @@ class EcuClient:
                     f"{self.name}: {action}: {nrc_info(code).text()}", nrc=code, kind="nrc"
                 ) from None
             except TimeoutException:
+                if self._stack.transmitting():
+                    # Our multi-frame request is still waiting for the ECU's flow control.
+                    self.problems.append("ISO-TP: no flow control from the ECU for a multi-frame request")
+                    self._stack.stop_sending()
+                    raise DiagError(
+                        f"{self.name}: {action}: the ECU did not accept the request (no ISO-TP flow control)",
+                        kind="transport",
+                    ) from None
                 raise DiagError(f"{self.name}: {action}: no answer in time", kind="timeout") from None
             except (InvalidResponseException, UnexpectedResponseException) as exc:
                 raise DiagError(f"{self.name}: {action}: malformed answer ({exc})", kind="invalid") from None
-            except udsoncan.exceptions.ConfigError as exc:
+            except (udsoncan.exceptions.ConfigError, ValueError) as exc:
                 raise DiagError(f"{self.name}: {action}: cannot decode ({exc})", kind="invalid") from None
             except (isotp.IsoTpError, OSError, can.CanError) as exc:
                 raise DiagError(f"{self.name}: {action}: link problem ({exc})", kind="transport") from None
