@@ -40,6 +40,7 @@ def test_every_cdd_did_decodes_like_cantools(tmp_path, shared_data):
     assert checked == 13 * 50
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # cantools' CDD support is deprecated
 def test_not_a_cdd_is_a_clear_error(tmp_path):
     bad = tmp_path / "x.cdd"
     bad.write_text("<nope")
