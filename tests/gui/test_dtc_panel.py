@@ -66,6 +66,14 @@ def test_scan_shows_network_and_codes_then_clear_after_repair(qtbot, window, tmp
     assert labels == ["post-repair", "pre-repair", "pre-repair"]
     pdf = panel.write_report(tmp_path / "after.pdf")
     assert pdf.read_bytes().startswith(b"%PDF")
+    # The vehicle's history: every scan, newest first, and the clears on the timeline.
+    assert _texts(panel.scans_table, 2) == ["post-repair", "pre-repair", "pre-repair"]
+    assert _texts(panel.scans_table, 3) == ["0", "2", "2"]
+    events = _texts(panel.timeline_table, 1)
+    assert sum("Cleared" in e for e in events) == 5 and sum(e.startswith("Scan") for e in events) == 3
+    panel.scans_table.cellDoubleClicked.emit(2, 0)  # the first scan, before the clear
+    assert _texts(panel.dtc_table, 1) == ["P0118", "C0035"]
+    assert "Stored scan" in panel.status_label.text()
 
 
 def test_trigger_saves_a_recording_when_a_code_appears(qtbot, window):

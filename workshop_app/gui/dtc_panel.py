@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -58,6 +59,7 @@ STATE_COLOURS = {
 }
 NETWORK_COLUMNS = ("ECU", "Address", "State", "DTCs", "Description")
 DTC_COLUMNS = ("ECU", "Code", "UDS", "Description", "Status", "Occurrences")
+SCAN_COLUMNS = ("Scan", "Started", "Label", "DTCs", "km")
 WATCH_SECONDS = 3.0
 
 
@@ -144,6 +146,11 @@ class DtcPanel(QWidget):
         self.dtc_table.itemSelectionChanged.connect(self._on_dtc_selected)
         self.detail_table = _table(("Item", "Value"))
         self.detail_title = QLabel("Select an ECU or a fault code")
+        self.side_tabs = QTabWidget()
+        self.scans_table = _table(SCAN_COLUMNS)
+        self.scans_table.cellDoubleClicked.connect(self._on_scan_row_activated)
+        self.timeline_table = _table(("Time", "What happened"))
+        self._scan_ids: list[int] = []
 
         self.fault_combo = QComboBox()
         for name, text in available_faults().items():
@@ -206,8 +213,22 @@ class DtcPanel(QWidget):
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
-        rv.addWidget(self.detail_title)
-        rv.addWidget(self.detail_table, 1)
+        details = QWidget()
+        dv = QVBoxLayout(details)
+        dv.setContentsMargins(0, 0, 0, 0)
+        dv.addWidget(self.detail_title)
+        dv.addWidget(self.detail_table, 1)
+        past = QWidget()
+        pv = QVBoxLayout(past)
+        pv.setContentsMargins(0, 0, 0, 0)
+        pv.addWidget(QLabel("Scans of this vehicle (double-click to show one)"))
+        pv.addWidget(self.scans_table, 2)
+        pv.addWidget(QLabel("Timeline"))
+        pv.addWidget(self.timeline_table, 3)
+        self.side_tabs.addTab(details, "Details")
+        self.side_tabs.addTab(past, "Vehicle history")
+        self.side_tabs.setTabEnabled(1, self.history is not None)
+        rv.addWidget(self.side_tabs, 1)
 
         sim = QGroupBox("Simulated vehicle")
         sh = QHBoxLayout(sim)
@@ -353,6 +374,7 @@ class DtcPanel(QWidget):
             except WorkshopError as exc:
                 note = f" Not stored in the history: {exc}"
         self.show_scan(result)
+        self.reload_history(result.vin)
         self.progress.setValue(100)
         faulty = sum(1 for e in result.ecus if e.state is EcuState.FAULTS)
         self.status_label.setText(
@@ -431,6 +453,48 @@ class DtcPanel(QWidget):
             self.detail_table.setItem(row, 0, _item(k))
             self.detail_table.setItem(row, 1, _item(v))
 
+    # --- vehicle history ----------------------------------------------------------------------
+    def reload_history(self, vin: str) -> None:
+        """The stored scans and the timeline of the vehicle with ``vin``."""
+        if self.history is None or not vin:
+            return
+        try:
+            scans = self.history.scans(vin)
+            timeline = self.history.timeline(vin)
+        except WorkshopError as exc:
+            self.status_label.setText(f"History not readable: {exc}")
+            return
+        self._scan_ids = [r.id for r in scans]
+        self.scans_table.setRowCount(len(scans))
+        for row, r in enumerate(scans):
+            self.scans_table.setItem(row, 0, _item(str(r.id)))
+            self.scans_table.setItem(row, 1, _item(f"{r.started.astimezone():%Y-%m-%d %H:%M:%S}"))
+            self.scans_table.setItem(row, 2, _item(r.label.value or "–"))
+            self.scans_table.setItem(row, 3, _item(str(r.dtc_count), "#d1242f" if r.dtc_count else None))
+            self.scans_table.setItem(
+                row, 4, _item(f"{r.mileage_km:,.0f}" if r.mileage_km is not None else "")
+            )
+        self.timeline_table.setRowCount(len(timeline))
+        for row, e in enumerate(reversed(timeline)):  # newest first, like the scans
+            self.timeline_table.setItem(row, 0, _item(f"{e.when.astimezone():%Y-%m-%d %H:%M:%S}"))
+            self.timeline_table.setItem(row, 1, _item(e.text))
+
+    def _on_scan_row_activated(self, row: int, _column: int) -> None:
+        if self.history is None or not 0 <= row < len(self._scan_ids):
+            return
+        try:
+            result = self.history.scan(self._scan_ids[row])
+        except WorkshopError as exc:
+            self.status_label.setText(str(exc))
+            return
+        self.before_clear = None
+        self.show_scan(result)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(result.started))
+        label = f" ({result.label.value})" if result.label.value else ""
+        self.status_label.setText(
+            f"Stored scan {result.scan_id} of {when}{label}: {result.dtc_count} fault codes"
+        )
+
     # --- clear --------------------------------------------------------------------------------
     def _on_clear_clicked(self) -> None:
         name = self.clear_combo.currentData()
@@ -483,6 +547,7 @@ class DtcPanel(QWidget):
                 self.status_label.setText(f"Not stored in the history: {exc}")
         self.before_clear = before
         self.show_scan(after)
+        self.reload_history(after.vin)
         cmp = compare_scans(before, after)
         failed = [o for o in outcomes if not o.done]
         text = f"Cleared: {len(cmp.gone)} codes gone, {len(cmp.still)} still present, {len(cmp.new)} new."
