@@ -76,6 +76,7 @@ class VehicleScanner:
         self.descriptions = descriptions if descriptions is not None else DtcDescriptions()
         self.options = options or ScanOptions()
         self.connection = connection
+        self._obd_ecus: list[EcuAddress] | None = None  # answers to the functional 01 00 of this scan
 
     # --- discovery -----------------------------------------------------------------------
     def _targets(
@@ -84,7 +85,8 @@ class VehicleScanner:
         """(address, description, expected) of every ECU to talk to."""
         found: dict[tuple[int, bool], EcuAddress] = {}
         progress("OBD-II functional request", 0.02)
-        for a in discovery.obd_discover(self.bus, self.notifier):
+        self._obd_ecus = discovery.obd_discover(self.bus, self.notifier)
+        for a in self._obd_ecus:
             found[(a.response_id, a.extended)] = a
         if self.options.sweep:
             progress("address sweep", 0.05)
@@ -225,7 +227,9 @@ class VehicleScanner:
 
     def _read_obd(self, result: ScanResult) -> None:
         manufacturer = self.spec.manufacturer if self.spec else ""
-        for addr in discovery.obd_discover(self.bus, self.notifier, wait=0.2):
+        if self._obd_ecus is None:
+            self._obd_ecus = discovery.obd_discover(self.bus, self.notifier, wait=0.2)
+        for addr in self._obd_ecus:
             with ObdLink(self.bus, self.notifier, addr, timeout=self.options.timeout) as link:
                 for mode in (0x03, 0x07, 0x0A):
                     try:
