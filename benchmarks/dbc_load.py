@@ -1,6 +1,6 @@
 """Loading time of the tolerant database loader against plain cantools, on the real DBCs.
 
-Run: .venv/bin/python benchmarks/dbc_load.py [../shared/data/dbc]
+Run: .venv/bin/python benchmarks/dbc_load.py [tests/data/dbc]
 Baseline (same run): cantools.database.load_file(strict=False). tesla_can.dbc has no baseline:
 cantools refuses it.
 """
@@ -28,7 +28,7 @@ def best_of(fn, runs: int = 3) -> float:
 
 
 def main() -> None:
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "dbc"
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "tests" / "data" / "dbc"
     print(f"{'file':<44} {'ours s':>8} {'cantools s':>10} {'ratio':>6} {'warnings':>8}")
     for path in sorted(folder.glob("*.dbc")):
         loaded = load_database(path)

@@ -92,7 +92,7 @@ def main() -> int:
         pump(app, 0.5)
         dtc.grab().save(str(DOCS / "fault_codes.png"))
         window.dtc_dock.setFloating(False)
-        shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+        shared = Path(__file__).resolve().parents[1] / "tests" / "data"
         if (shared / "logs").is_dir():  # the real Tesla capture, when the test data is at hand
             window.add_database(shared / "dbc" / "tesla_powertrain.dbc")
             view = window.log_view

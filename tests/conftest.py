@@ -16,14 +16,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # `from helpers... import` in any test
-SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data: real third-party DBCs and logs. Missing data is a failure, not a skip."""
-    assert SHARED_DATA.is_dir(), f"test data missing: {SHARED_DATA}"
-    return SHARED_DATA
+    """tests/data: real third-party DBCs and logs (licences beside them), shipped in the repository."""
+    assert TEST_DATA.is_dir(), f"test data missing: {TEST_DATA}"
+    return TEST_DATA
 
 
 @pytest.fixture(autouse=True)

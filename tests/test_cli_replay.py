@@ -12,7 +12,7 @@ import pytest
 from workshop_app.cli import main
 from workshop_app.core.logs.reader import read_columns
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
 TESLA_LOG = DATA / "logs" / "savvycan_tesla_model_s_candump.log"
 TESLA_DBC = DATA / "dbc" / "tesla_powertrain.dbc"
 

@@ -25,7 +25,7 @@ from workshop_app.core.logs.analysis import (
     range_statistics,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 TESLA_LOG = DATA / "logs" / "savvycan_tesla_model_s_candump.log"
 TESLA_DBC = DATA / "dbc" / "tesla_powertrain.dbc"
 

@@ -1,6 +1,6 @@
 """Tolerant database loading and the per-channel database set.
 
-Real files come from the shared data folder next to the repository; the tests fail (not
+Real files come from tests/data (shipped in the repository); the tests fail (not
 skip) when it is missing. Broken DBCs are written by each test so the bad line is known.
 """
 
@@ -23,7 +23,7 @@ from workshop_app.core.decode.database import (
 )
 from workshop_app.core.errors import DatabaseError
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 DBC_DIR = DATA / "dbc"
 LOG_DIR = DATA / "logs"
 J1939_DEMO = DBC_DIR / "CSS-Electronics-SAE-J1939-DEMO.dbc"
@@ -104,7 +104,7 @@ def assert_engine_usable(loaded: LoadedDatabase) -> None:
 
 
 def test_shared_data_folder_has_the_documented_dbcs():
-    assert DBC_DIR.is_dir(), f"shared test data missing: {DBC_DIR}"
+    assert DBC_DIR.is_dir(), f"test data missing: {DBC_DIR}"
     assert {p.name for p in DBC_DIR.glob("*.dbc")} == set(EXPECTED_COUNTS)
 
 

@@ -370,7 +370,7 @@ def test_guessed_and_given_pairs_for_unconventional_ids() -> None:
 
 @pytest.fixture(scope="module")
 def uds_dir() -> Path:
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uds"
+    path = Path(__file__).resolve().parents[1] / "data" / "uds"
     assert path.is_dir(), f"test data missing: {path}"
     return path
 

@@ -17,7 +17,7 @@ from workshop_app.core.logs.columns import FrameColumns
 from workshop_app.core.logs.export import SIGNAL_HEADER, export_frames, export_signals_csv
 from workshop_app.core.logs.reader import read_columns
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 TESLA_LOG = DATA / "logs" / "savvycan_tesla_model_s_candump.log"
 TESLA_DBC = DATA / "dbc" / "tesla_powertrain.dbc"
 

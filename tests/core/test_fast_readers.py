@@ -15,8 +15,8 @@ from workshop_app.core.errors import LogFileError
 from workshop_app.core.logs import FrameColumns, ReadCancelled, candump_reader, read_blf, read_candump
 from workshop_app.core.logs.columns import ERROR, EXTENDED, FD, REMOTE
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-TESLA_LOG = SHARED_DATA / "logs" / "savvycan_tesla_model_s_candump.log"
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
+TESLA_LOG = TEST_DATA / "logs" / "savvycan_tesla_model_s_candump.log"
 FRAMES = 20_000
 
 

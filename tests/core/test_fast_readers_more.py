@@ -23,8 +23,8 @@ from workshop_app.core.logs.trc_reader import read_trc
 sys.path.insert(0, str(Path(__file__).parent))
 from test_fast_readers import assert_same, make_messages, write_log
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-REAL_MF4 = sorted([*SHARED_DATA.glob("logs/*.MF4"), *SHARED_DATA.glob("uds/*.MF4")])
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
+REAL_MF4 = sorted([*TEST_DATA.glob("logs/*.MF4"), *TEST_DATA.glob("uds/*.MF4")])
 FRAMES = 6000
 
 
@@ -40,7 +40,6 @@ def reference(path: Path) -> list[can.Message]:
 # --- MF4 ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not REAL_MF4, reason="shared MF4 logs not present")
 @pytest.mark.parametrize("path", REAL_MF4, ids=lambda p: p.name)
 def test_mf4_real_files_match_python_can(path):
     ours = read_mf4(path)

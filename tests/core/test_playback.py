@@ -19,7 +19,7 @@ from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.types import Frame
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 TESLA_LOG = DATA / "logs" / "savvycan_tesla_model_s_candump.log"
 
 

@@ -18,7 +18,7 @@ from workshop_app.gui.workers import JobWorker
 
 pytestmark = pytest.mark.gui
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 TESLA_LOG = DATA / "logs" / "savvycan_tesla_model_s_candump.log"
 TESLA_DBC = DATA / "dbc" / "tesla_powertrain.dbc"
 
@@ -38,7 +38,7 @@ def view(qtbot) -> LogAnalysisView:
 
 @pytest.fixture
 def tesla_log(tmp_path: Path) -> Path:
-    # A copy, so the markers file lands in tmp_path and not beside the shared data.
+    # A copy, so the markers file lands in tmp_path and not beside the test data.
     copy = tmp_path / TESLA_LOG.name
     copy.write_bytes(TESLA_LOG.read_bytes())
     return copy
