@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from workshop_app import __version__
+from workshop_app import cli_values as values
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.sources.factory import SOCKETCAND_PORT
 
@@ -17,13 +18,17 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection (default: the built-in simulated vehicle)")
     g.add_argument("-i", "--interface", help="python-can interface: socketcand, pcan, kvaser, vector, ...")
     g.add_argument("-c", "--channel", help="channel of the interface (e.g. can0, PCAN_USBBUS1)")
-    g.add_argument("-b", "--bitrate", type=int, help="nominal bitrate in bit/s")
-    g.add_argument("--data-bitrate", type=int, help="CAN FD data bitrate in bit/s (implies --fd)")
+    g.add_argument("-b", "--bitrate", type=values.bitrate, help="nominal bitrate in bit/s")
+    g.add_argument(
+        "--data-bitrate", type=values.data_bitrate, help="CAN FD data bitrate in bit/s (implies --fd)"
+    )
     g.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
     g.add_argument("--host", help="socketcand server host (default 127.0.0.1)")
-    g.add_argument("--port", type=int, help=f"socketcand server port (default {SOCKETCAND_PORT})")
+    g.add_argument("--port", type=values.port, help=f"socketcand server port (default {SOCKETCAND_PORT})")
     g.add_argument("--replay", type=Path, metavar="LOG", help="replay a log file instead of a live bus")
-    g.add_argument("--speed", type=float, default=1.0, help="replay speed factor (0 = as fast as possible)")
+    g.add_argument(
+        "--speed", type=values.speed, default=1.0, help="replay speed factor (0 = as fast as possible)"
+    )
     _add_dbc_option(p)
 
 
@@ -57,13 +62,16 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         )
         p.add_argument(
             "--settle",
-            type=float,
+            type=values.non_negative_float,
             metavar="S",
             help="simulated vehicle: seconds to let the ECUs detect injected faults (default 2.5 with --fault)",
         )
         p.add_argument("--no-sweep", action="store_true", help="skip the physical address sweep (faster)")
         p.add_argument(
-            "--timeout", type=float, default=1.0, help="seconds to wait for each first answer (P2)"
+            "--timeout",
+            type=values.positive_float,
+            default=1.0,
+            help="seconds to wait for each first answer (P2)",
         )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         g = p.add_mutually_exclusive_group()
@@ -94,21 +102,26 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = dsub.add_parser("history", help="scans stored for a vehicle, a scan in full, or a vehicle's timeline")
     p.add_argument("--vin", help="only this vehicle")
     p.add_argument(
-        "--scan", type=int, metavar="ID", help="show one scan in full (and what changed since the one before)"
+        "--scan",
+        type=values.positive_int,
+        metavar="ID",
+        help="show one scan in full (and what changed since the one before)",
     )
     p.add_argument(
         "--timeline", action="store_true", help="with --vin: scans, clears, fault events and recordings"
     )
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N scans (0: all)")
+    p.add_argument(
+        "--limit", type=values.non_negative_int, default=20, metavar="N", help="at most N scans (0: all)"
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--history", type=Path, metavar="PATH", help="history database (default: as for record)")
 
     p = dsub.add_parser("report", help="customer report of a scan as PDF or HTML")
     p.add_argument("output", type=Path, help="report.pdf or report.html")
-    p.add_argument("--scan", type=int, metavar="ID", help="the scan (default: the latest)")
+    p.add_argument("--scan", type=values.positive_int, metavar="ID", help="the scan (default: the latest)")
     p.add_argument(
         "--after",
-        type=int,
+        type=values.positive_int,
         metavar="ID",
         help="a later scan to show as 'after' (default: the next one after a clear)",
     )
@@ -136,7 +149,13 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--dbc", action="append", default=[], metavar="FILE", help="decode reassembled payloads")
     p.add_argument("--spec", type=Path, metavar="FILE", help="ECU description file for DID names")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=0, metavar="N", help="print at most N transactions (0: all)")
+    p.add_argument(
+        "--limit",
+        type=values.non_negative_int,
+        default=0,
+        metavar="N",
+        help="print at most N transactions (0: all)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gui", help="open the workshop window (default: on the simulated vehicle)")
     _add_source_options(p)
-    p.add_argument("--quit-after", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--quit-after", type=values.positive_float, help=argparse.SUPPRESS)
     p.add_argument("--screenshot", type=Path, help=argparse.SUPPRESS)
 
     p = sub.add_parser("simulate", help="run the demo vehicle on a bus, optionally shared over socketcand")
@@ -159,14 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-c", "--channel", default="workshop-sim", help="channel to drive (default workshop-sim)")
     p.add_argument(
-        "-b", "--bitrate", type=int, default=500_000, help="pace frames at this bitrate (0 = unpaced)"
+        "-b",
+        "--bitrate",
+        type=values.bitrate_or_zero,
+        default=500_000,
+        help="pace frames at this bitrate (0 = unpaced)",
     )
     p.add_argument("--serve", choices=["socketcand"], help="share the bus with other programs")
     p.add_argument("--host", default="127.0.0.1", help="socketcand listen address (default 127.0.0.1)")
     p.add_argument(
-        "--port", type=int, default=SOCKETCAND_PORT, help=f"socketcand port (default {SOCKETCAND_PORT})"
+        "--port",
+        type=values.port,
+        default=SOCKETCAND_PORT,
+        help=f"socketcand port (default {SOCKETCAND_PORT})",
     )
-    p.add_argument("--time-scale", type=float, default=1.0, help="speed up the car's physics (warm-up etc.)")
+    p.add_argument(
+        "--time-scale",
+        type=values.positive_float,
+        default=1.0,
+        help="speed up the car's physics (warm-up etc.)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--fault", action="append", default=[], metavar="NAME", help="inject a fault (see --list-faults)"
@@ -175,15 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-ecus", action="store_true", help="do not run the diagnostic ECUs (UDS/OBD-II) on the bus"
     )
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument(
+        "--duration", type=values.positive_float, help="stop after this many seconds (default: until Ctrl-C)"
+    )
 
     p = sub.add_parser("interfaces", help="list the CAN adapters python-can detects")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("monitor", help="show live decoded values in the terminal")
     _add_source_options(p)
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    p.add_argument("--interval", type=float, default=0.5, help="refresh period in seconds")
+    p.add_argument(
+        "--duration", type=values.positive_float, help="stop after this many seconds (default: until Ctrl-C)"
+    )
+    p.add_argument("--interval", type=values.positive_float, default=0.5, help="refresh period in seconds")
     p.add_argument("--filter", help="only messages whose name or hex id contains this text")
 
     p = sub.add_parser("record", help="record frames to a log file (format from the extension)")
@@ -191,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
         "output", type=Path, help="e.g. drive.blf, drive.asc, drive.log, drive.trc, drive.mf4, drive.csv"
     )
     _add_source_options(p)
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument(
+        "--duration", type=values.positive_float, help="stop after this many seconds (default: until Ctrl-C)"
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--history",
@@ -213,7 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--history", type=Path, metavar="PATH", help="history database (default: as for record)")
     p.add_argument(
-        "--limit", type=int, default=20, metavar="N", help="show at most N rows, most recent first (0: all)"
+        "--limit",
+        type=values.non_negative_int,
+        default=20,
+        metavar="N",
+        help="show at most N rows, most recent first (0: all)",
     )
     p.add_argument("--vin", help="only the recordings of the vehicle with this VIN")
 
@@ -233,14 +274,25 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("bus to send to (required)")
     g.add_argument("-i", "--interface", help="python-can interface: socketcand, pcan, kvaser, virtual, ...")
     g.add_argument("-c", "--channel", help="channel of the interface (e.g. can0, PCAN_USBBUS1)")
-    g.add_argument("-b", "--bitrate", type=int, help="nominal bitrate in bit/s")
-    g.add_argument("--data-bitrate", type=int, help="CAN FD data bitrate in bit/s (implies --fd)")
+    g.add_argument("-b", "--bitrate", type=values.bitrate, help="nominal bitrate in bit/s")
+    g.add_argument(
+        "--data-bitrate", type=values.data_bitrate, help="CAN FD data bitrate in bit/s (implies --fd)"
+    )
     g.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
     g.add_argument("--host", help="socketcand server host (default 127.0.0.1)")
-    g.add_argument("--port", type=int, help=f"socketcand server port (default {SOCKETCAND_PORT})")
-    p.add_argument("--speed", type=float, default=1.0, help="speed factor (0 = as fast as the bus takes)")
-    p.add_argument("--start", type=float, metavar="S", help="start S seconds after the log's first frame")
-    p.add_argument("--end", type=float, metavar="S", help="end S seconds after the log's first frame")
+    g.add_argument("--port", type=values.port, help=f"socketcand server port (default {SOCKETCAND_PORT})")
+    p.add_argument(
+        "--speed", type=values.speed, default=1.0, help="speed factor (0 = as fast as the bus takes)"
+    )
+    p.add_argument(
+        "--start",
+        type=values.non_negative_float,
+        metavar="S",
+        help="start S seconds after the log's first frame",
+    )
+    p.add_argument(
+        "--end", type=values.non_negative_float, metavar="S", help="end S seconds after the log's first frame"
+    )
     p.add_argument("--loop", action="store_true", help="repeat until Ctrl-C")
     p.add_argument(
         "--channel-map",
@@ -262,8 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dbc", action="append", default=[], metavar="FILE[@CHANNEL]", help="export decoded signals"
     )
-    p.add_argument("--start", type=float, metavar="S", help="from S seconds after the log's first frame")
-    p.add_argument("--end", type=float, metavar="S", help="until S seconds after the log's first frame")
+    p.add_argument(
+        "--start",
+        type=values.non_negative_float,
+        metavar="S",
+        help="from S seconds after the log's first frame",
+    )
+    p.add_argument(
+        "--end",
+        type=values.non_negative_float,
+        metavar="S",
+        help="until S seconds after the log's first frame",
+    )
     p.add_argument(
         "--signal", action="append", default=[], metavar="MSG.SIG", help="only this signal (repeatable)"
     )
