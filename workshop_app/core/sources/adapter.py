@@ -3,21 +3,27 @@
 Threads: python-can's Notifier thread receives (convert + append to the ring, nothing else);
 one ``adapter-watch`` thread per started source notices a lost connection, closes the dead bus
 and, with ``auto_reconnect``, reopens it every ``retry_interval`` seconds until it is back.
+With ``connect_in_background`` the first connect also runs on that thread, so a caller on the
+GUI thread never waits for a bus or a network.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 import threading
+import time
 
 import can
 
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.errors import SourceError
 from workshop_app.core.sources.base import FrameSource, SourceState
+from workshop_app.core.sources.opening import open_bus, plain_reason
+from workshop_app.core.sources.reconnect import LinkGap, ReconnectPolicy
 from workshop_app.core.types import BusConfig, Frame, SourceCaps
+
+__all__ = ["AdapterSource", "open_bus", "plain_reason"]  # open_bus and plain_reason: for callers of old
 
 log = logging.getLogger(__name__)
 
@@ -30,67 +36,8 @@ logging.getLogger("can.interfaces.socketcand.socketcand").setLevel(logging.ERROR
 NOTIFIER_TIMEOUT = 0.05
 # How often the watch thread looks for a connection that died without an error.
 WATCH_INTERVAL = 0.2
-# How long stop() waits for the watch thread (it may be inside a slow open_bus()).
+# How long stop() waits for the watch thread; it gives up a connect in progress when halted.
 _JOIN_TIMEOUT = 15.0
-
-# errno values that mean "no such device" rather than a bad setting.
-_ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO})
-
-
-def plain_reason(exc: BaseException, interface: str | None = None) -> str:
-    """Say in plain words why opening or using an adapter failed (no config prefix)."""
-    if isinstance(exc, SourceError):
-        return str(exc)
-    if isinstance(exc, can.CanInterfaceNotImplementedError):
-        name = f" {interface!r}" if interface else ""
-        return f"driver for interface{name} is not installed or not supported on this machine ({exc})"
-    if isinstance(exc, (can.CanInitializationError, can.CanOperationError)):
-        return f"adapter could not be opened ({exc})"
-    if isinstance(exc, ConnectionRefusedError):
-        return "server refused the connection (is it running?)"
-    if isinstance(exc, TimeoutError):
-        return f"no answer in time; check the host, port and cable ({exc})"
-    if isinstance(exc, OSError) and exc.errno in _ABSENT_ERRNOS:
-        return f"adapter not found; is it plugged in? ({exc.strerror or exc})"
-    if isinstance(exc, OSError) and exc.errno == errno.EAFNOSUPPORT:
-        return f"this operating system has no support for the interface ({exc.strerror or exc})"
-    if isinstance(exc, OSError) and exc.errno is None and "librar" in str(exc).lower():
-        name = f" {interface!r}" if interface else ""
-        return f"the driver library for interface{name} is not installed ({exc})"
-    if isinstance(exc, (NameError, AttributeError)):
-        # python-can's ctypes wrappers (kvaser, ...) fail like this when the vendor library is absent
-        name = f" {interface!r}" if interface else ""
-        return f"the driver library for interface{name} did not load; is it installed? ({exc})"
-    if isinstance(exc, ValueError) and "bitrate" in str(exc).lower():
-        return f"the adapter does not accept this bitrate ({exc})"
-    if isinstance(exc, ImportError):
-        return f"a driver library is missing ({exc})"
-    return str(exc) or type(exc).__name__
-
-
-def _check_server_reachable(config: BusConfig) -> None:
-    # python-can's socketcand client retries a refused connection for 10 s; ask once first.
-    host, port = config.host or "127.0.0.1", config.port or 29536
-    try:
-        socket.create_connection((host, port), timeout=3.0).close()
-    except ConnectionRefusedError as exc:
-        raise SourceError(f"{config.describe()}: server refused the connection (is it running?)") from exc
-    except OSError as exc:
-        raise SourceError(f"{config.describe()}: server unreachable ({exc.strerror or exc})") from exc
-
-
-def open_bus(config: BusConfig, **extra: object) -> can.BusABC:
-    """Open a python-can bus, turning driver errors into one plain-words SourceError.
-
-    ``extra`` keyword arguments go to ``can.Bus`` as they are (e.g. an interface's
-    listen-only switch, see :mod:`workshop_app.core.sources.probe`).
-    """
-    if config.interface == "socketcand":
-        _check_server_reachable(config)
-    try:
-        return can.Bus(**config.bus_kwargs(), **extra)
-    except Exception as exc:  # drivers raise all sorts; every one means "did not open"
-        raise SourceError(f"{config.describe()}: {plain_reason(exc, config.interface)}") from exc
 
 
 def _link_closed(bus: can.BusABC) -> bool:
@@ -145,6 +92,10 @@ class AdapterSource(FrameSource):
             bus every ``retry_interval`` seconds until it is back (``RUNNING``, ``reconnects``
             + 1) or :meth:`stop` is called. Without it the source goes to ``FAILED``.
         retry_interval: Seconds between reconnection attempts.
+        policy: A :class:`ReconnectPolicy`; when given it sets ``auto_reconnect``,
+            ``retry_interval`` and the connect deadlines.
+        connect_in_background: :meth:`start` returns at once in ``CONNECTING``; the watch
+            thread connects (and with ``auto_reconnect`` keeps retrying a failed first connect).
 
     Listeners others added to :attr:`notifier` are moved to the new Notifier on reconnect;
     anything holding the old :attr:`bus` object must fetch the new one.
@@ -158,15 +109,21 @@ class AdapterSource(FrameSource):
         channel_label: str | None = None,
         auto_reconnect: bool = False,
         retry_interval: float = 1.0,
+        policy: ReconnectPolicy | None = None,
+        connect_in_background: bool = False,
     ) -> None:
         super().__init__(ring)
-        if retry_interval <= 0:
-            raise ValueError("retry_interval must be positive")
+        if policy is None:
+            policy = ReconnectPolicy(enabled=auto_reconnect, retry_interval=retry_interval)
+        self.policy = policy
         self.config = config
         self.channel_label = channel_label or config.channel
         self.caps = SourceCaps(live=True, can_transmit=True, fd=config.fd)
-        self.auto_reconnect = auto_reconnect
-        self.retry_interval = retry_interval
+        self.auto_reconnect = policy.enabled
+        self.retry_interval = policy.retry_interval
+        self.connect_in_background = connect_in_background
+        # Appended/replaced by the watch thread only; readers take a snapshot (tuple).
+        self._gaps: list[LinkGap] = []
         self._bus: can.BusABC | None = None
         self._notifier: can.Notifier | None = None
         # Guards swapping _bus/_notifier between stop() and the watch thread.
@@ -187,6 +144,10 @@ class AdapterSource(FrameSource):
         return self._notifier
 
     @property
+    def gaps(self) -> tuple[LinkGap, ...]:
+        return tuple(self._gaps)
+
+    @property
     def bitrate(self) -> int | None:
         return self.config.bitrate
 
@@ -199,20 +160,57 @@ class AdapterSource(FrameSource):
 
     # -- opening and closing --------------------------------------------------------------------
     def _open(self) -> None:
-        bus, notifier, generation = self._connect([])
-        with self._link_lock:
-            self._bus, self._notifier, self._generation = bus, notifier, generation
-            self._lost_reason = None
         self._halt.clear()
         self._wake.clear()
-        self._watch = threading.Thread(
-            target=self._watch_loop, name=f"adapter-watch {self.channel_label}", daemon=True
-        )
+        self._gaps = []
+        if self.connect_in_background:
+            self._state = SourceState.CONNECTING
+            target = self._connect_then_watch
+        else:
+            bus, notifier, generation = self._connect([])
+            with self._link_lock:
+                self._bus, self._notifier, self._generation = bus, notifier, generation
+                self._lost_reason = None
+            target = self._watch_loop
+        self._watch = threading.Thread(target=target, name=f"adapter-watch {self.channel_label}", daemon=True)
         self._watch.start()
+
+    def _connect_then_watch(self) -> None:
+        """Watch thread of a background connect: the first connect, retried under the policy."""
+        attempt = 0
+        while not self._halt.is_set():
+            attempt += 1
+            try:
+                bus, notifier, generation = self._connect([])
+            except Exception as exc:  # the thread must live on to retry or to report
+                why = plain_reason(exc)
+                if not self.auto_reconnect:
+                    self._fail(why)
+                    return
+                self._error = f"{why}; retrying (attempt {attempt})"
+                if self._halt.wait(self.retry_interval):
+                    return
+                continue
+            with self._link_lock:
+                if self._halt.is_set():
+                    notifier.stop()
+                    bus.shutdown()
+                    return
+                self._bus, self._notifier, self._generation = bus, notifier, generation
+                self._lost_reason = None
+                self._error = None
+                self._state = SourceState.RUNNING
+            break
+        self._watch_loop()
 
     def _connect(self, listeners: list[can.Listener]) -> tuple[can.BusABC, can.Notifier, int]:
         generation = self._generation + 1
-        bus = open_bus(self.config)
+        bus = open_bus(
+            self.config,
+            connect_timeout=self.policy.connect_timeout,
+            open_timeout=self.policy.open_timeout,
+            halt=self._halt,
+        )
         try:
             notifier = can.Notifier(
                 bus, [_RingListener(self, generation), *listeners], timeout=NOTIFIER_TIMEOUT
@@ -276,6 +274,7 @@ class AdapterSource(FrameSource):
                 return
             self._error = f"{reason}; reconnecting"
             self._state = SourceState.RECONNECTING
+            self._gaps.append(LinkGap(time.time(), None, reason))
             listeners = self._drop_link()
             if not self._reconnect(reason, listeners):
                 return
@@ -301,6 +300,8 @@ class AdapterSource(FrameSource):
                 self._lost_reason = None
                 self._error = None
                 self.reconnects += 1
+                gap = self._gaps[-1]
+                self._gaps[-1] = LinkGap(gap.started, time.time(), gap.reason)
                 self._state = SourceState.RUNNING
             log.info("%s: reconnected after %d attempt(s)", self.describe(), attempt)
             return True

@@ -17,6 +17,7 @@ import can
 
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.errors import SourceError
+from workshop_app.core.sources.reconnect import LinkGap
 from workshop_app.core.types import Frame, SourceCaps
 
 
@@ -26,6 +27,7 @@ class SourceState(enum.Enum):
     FINISHED = "finished"  # a replay that reached its end
     FAILED = "failed"  # the adapter, server or file went away; ``error`` says why
     RECONNECTING = "reconnecting"  # connection lost; a source thread is reopening it (``error`` says why)
+    CONNECTING = "connecting"  # first connect running on a source thread (the GUI never waits for it)
 
 
 class FrameSource(ABC):
@@ -56,6 +58,11 @@ class FrameSource(ABC):
         return self._state is SourceState.RUNNING
 
     @property
+    def gaps(self) -> tuple[LinkGap, ...]:
+        """Times the link was down and reopened (the last one may still be open)."""
+        return ()
+
+    @property
     def bus(self) -> can.BusABC | None:
         """The python-can bus, for diagnostics to share (None for sources without one)."""
         return None
@@ -81,7 +88,7 @@ class FrameSource(ABC):
 
     def start(self) -> None:
         with self._lock:
-            if self._state in (SourceState.RUNNING, SourceState.RECONNECTING):
+            if self._state in (SourceState.RUNNING, SourceState.RECONNECTING, SourceState.CONNECTING):
                 return
             self._error = None
             # RUNNING before the threads start: a fast replay may reach FINISHED (or a dead

@@ -8,6 +8,7 @@ from pathlib import Path
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.sources.adapter import AdapterSource
 from workshop_app.core.sources.base import FrameSource
+from workshop_app.core.sources.reconnect import RECONNECT, ReconnectPolicy
 from workshop_app.core.sources.replay import ReplaySource
 from workshop_app.core.sources.simulator import SimulatorSource
 from workshop_app.core.types import BusConfig
@@ -31,7 +32,11 @@ class SourceSpec:
     loop: bool = False
     sim_bitrate: int | None = 500_000
     sim_time_scale: float = 1.0
-    auto_reconnect: bool = False  # reopen a lost adapter or server every second until it is back
+    # Every live source: connect deadlines, and reopening a lost link every second until it is back
+    # (``NO_RECONNECT`` for --no-reconnect and for diagnostics, where a gap spoils the answer).
+    reconnect: ReconnectPolicy = RECONNECT
+    # The window's case: start() returns at once and the source connects on its own thread.
+    connect_in_background: bool = False
 
     @property
     def is_simulator(self) -> bool:
@@ -67,4 +72,6 @@ def make_source(spec: SourceSpec, ring: FrameRing | None = None) -> FrameSource:
         return ReplaySource(ring, spec.replay, speed=spec.speed, loop=spec.loop)
     if spec.interface is None:
         return SimulatorSource(ring, pace_bitrate=spec.sim_bitrate, time_scale=spec.sim_time_scale)
-    return AdapterSource(ring, spec.bus_config(), auto_reconnect=spec.auto_reconnect)
+    return AdapterSource(
+        ring, spec.bus_config(), policy=spec.reconnect, connect_in_background=spec.connect_in_background
+    )
