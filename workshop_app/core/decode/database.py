@@ -1,7 +1,7 @@
 """Signal databases: tolerant loading (DBC, KCD, SYM, ARXML) and a set of databases per channel.
 
 Real DBC files often break the rules cantools enforces. ``load_database`` loads them anyway:
-what cantools refuses is repaired or dropped (see ``dbc_repair``), and every change comes back
+what cantools refuses is repaired or dropped (see ``dbc_load``), and every change comes back
 as a ``LoadWarning`` with the file and line. Only a file that cannot be used at all raises
 ``DatabaseError``.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import cantools.database
 from cantools.database.can import Database
 
-from workshop_app.core.decode.dbc_repair import DbcUnreadableError, load_dbc_text
+from workshop_app.core.decode.dbc_load import DbcUnreadableError, load_dbc_text
 from workshop_app.core.errors import DatabaseError
 
 if TYPE_CHECKING:
