@@ -6,7 +6,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QWidget
 
-from workshop_app.core.capture.store import MessageStats
+from workshop_app.core.capture.store import FrameStore, MessageStats
 
 CELL = 26
 
@@ -16,19 +16,33 @@ class BitView(QWidget):
 
     Bits that never changed stay neutral, so counters, flags and constant fields stand out —
     the reverse engineer's first look at an unknown id.
+
+    Given the store the statistics come from, the view forgets its message as soon as the store
+    no longer holds that very object: a new source or a cleared trace starts with no selection
+    instead of showing the previous source's bits.
     """
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, store: FrameStore | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.stats: MessageStats | None = None
+        self._store = store
+        self._stats: MessageStats | None = None
         self.setMinimumSize(self.sizeHint())
+
+    @property
+    def stats(self) -> MessageStats | None:
+        """The shown message's statistics; None when nothing is selected or the store moved on."""
+        s = self._stats
+        if s is not None and self._store is not None and self._store.messages.get(s.key) is not s:
+            self._stats = s = None
+            self.updateGeometry()
+        return s
 
     def sizeHint(self) -> QSize:
         rows = max(8, len(self.stats.data) if self.stats else 8)
         return QSize(CELL * 9 + 8, CELL * (rows + 1) + 8)
 
     def set_message(self, stats: MessageStats | None) -> None:
-        self.stats = stats
+        self._stats = stats
         self.updateGeometry()
         self.update()
 

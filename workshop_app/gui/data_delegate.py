@@ -10,6 +10,20 @@ from workshop_app.core.capture.store import MessageStats
 from workshop_app.gui.trace_model import STATS_ROLE
 
 FADE_SECONDS = 2.0
+PEAK_ALPHA = 0.85  # a byte that just changed: strong, but the digits stay readable
+
+
+def fade_alpha(age: float) -> float:
+    """Highlight opacity of a byte that changed ``age`` seconds ago, always within 0..PEAK_ALPHA.
+
+    The age comes from two clocks that can disagree: the store's newest frame time and the
+    time a byte changed. A switch of source (live car to a log) or a log merged out of time
+    order makes it negative or huge; QColor rejects any alpha outside 0..1 with a warning per
+    painted byte, so the value is clamped here, where it is computed.
+    """
+    if age <= 0.0:  # "changed in the future": the store's clock is behind; show it as fresh
+        return PEAK_ALPHA
+    return PEAK_ALPHA * max(0.0, 1.0 - age / FADE_SECONDS)
 
 
 class PayloadDelegate(QStyledItemDelegate):
@@ -53,7 +67,7 @@ class PayloadDelegate(QStyledItemDelegate):
             age = now - stats.byte_changed_at[i] if i < len(stats.byte_changed_at) else FADE_SECONDS
             if stats.count > 1 and age < FADE_SECONDS:
                 colour = QColor(self.highlight)
-                colour.setAlphaF(max(0.0, 0.85 * (1 - age / FADE_SECONDS)))
+                colour.setAlphaF(fade_alpha(age))
                 painter.fillRect(
                     QRect(
                         x - 1, rect.top() + 2, cell - metrics.horizontalAdvance(" ") + 2, rect.height() - 4

@@ -157,7 +157,7 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_docks(self) -> None:
-        self.bit_view = BitView()
+        self.bit_view = BitView(self.session.store)
         self.signal_browser = SignalBrowser(self.session.databases)
         self.signal_browser.signal_activated.connect(self._on_signal_activated)
         self.plot_panel = PlotPanel(self.session)

@@ -210,6 +210,7 @@ class PlotPanel(QWidget):
         self._moving_cursor = False  # guards the cursor-line sync against re-entry
         self._applied_x: tuple[float, float] | None = None
         self._markers: list[tuple[float, str, str]] = []
+        self._source = session.source  # a different source restarts the time axis (refresh)
 
         self.canvas = _PlotCanvas(self)
         self.canvas.ci.setSpacing(2)
@@ -460,6 +461,8 @@ class PlotPanel(QWidget):
 
     def refresh(self, _frames: int = 0) -> None:
         """Redraw curves whose series changed and follow the newest data (call once per tick)."""
+        if self.session.source is not self._source:
+            self._restart_time_axis()
         moved = [c for p in self._plots for c in p.curves if c.series.total != c.seen_total]
         copies = [(c, c.series.total, *c.series.arrays()) for c in moved]
         if self._t0 is None:
@@ -477,6 +480,37 @@ class PlotPanel(QWidget):
             curve.item.setData(curve.t, curve.v)
         if copies and self._cursor_time is not None:
             self._update_readouts()
+
+    def _restart_time_axis(self) -> None:
+        """Start over on a new source: its own time origin, none of the previous source's samples.
+
+        A log's clock has nothing to do with the live car's (nor one car's with another's):
+        keeping the old origin would draw the new samples years away from it. The decoder has
+        already appended this tick's samples of the new source (the session ticks before the
+        panel refreshes), and each curve saw every older sample at the previous refresh, so the
+        samples beyond ``seen_total`` are the new source's and are kept.
+        """
+        self._source = self.session.source
+        done: set[int] = set()
+        for plot in self._plots:
+            for curve in plot.curves:
+                series = curve.series
+                if id(series) not in done:
+                    done.add(id(series))
+                    fresh = min(max(series.total - max(curve.seen_total, 0), 0), len(series))
+                    t, v = series.arrays()
+                    series.clear()
+                    if fresh:
+                        series.extend(t[-fresh:], v[-fresh:])
+                curve.seen_total = -1
+                curve.t, curve.v = np.empty(0), np.empty(0)
+                curve.item.setData(curve.t, curve.v)
+            for line in plot.markers:  # event times of the previous source
+                plot.item.removeItem(line)
+            plot.markers.clear()
+        self._markers.clear()
+        self._t0 = None
+        self._applied_x = None
 
     @property
     def live(self) -> bool:

@@ -182,7 +182,9 @@ class TraceModel(QAbstractItemModel):
         """Pick up new streams and repaint changed rows (called once per tick)."""
         self._values.clear()
         messages = self.session.store.messages
-        if len(messages) < len(self._rows):  # the store was cleared (new source)
+        # A cleared store (new source, Ctrl+L) may refill before this tick with the same keys in
+        # new MessageStats objects: rows holding the old objects would freeze, so compare them.
+        if len(messages) < len(self._rows) or any(messages.get(s.key) is not s for s in self._rows):
             self.beginResetModel()
             self._rows, self._keys, self._sort = [], [], []
             self.endResetModel()
