@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import cantools.database
 from cantools.database.can import Database
 
+from workshop_app.core.decode.dbc_imports import expand_imports
 from workshop_app.core.decode.dbc_load import DbcUnreadableError, load_dbc_text
 from workshop_app.core.errors import DatabaseError
 
@@ -149,7 +150,9 @@ def load_database(path: str | Path, *, channel: str | None = None) -> LoadedData
 
     DBC files are loaded tolerantly: definitions cantools refuses are repaired or left out,
     each with a ``LoadWarning`` naming the line. Overlapping signals (which cantools' strict
-    mode refuses) load and are reported as warnings.
+    mode refuses) load and are reported as warnings. ``CM_ "IMPORT other.dbc";`` lines are
+    followed relative to the file (see ``dbc_imports``); a file made only of imports that
+    cannot be found loads as an empty database with a warning per missing import.
 
     Raises ``DatabaseError`` (with the line where known) if the file is missing, is not a
     text file, has a syntax error in a message or signal definition, or has no messages.
@@ -158,22 +161,33 @@ def load_database(path: str | Path, *, channel: str | None = None) -> LoadedData
     file = Path(path)
     text = _read_text(file, shown)
     fmt = _FORMATS.get(file.suffix.lower()) or _sniff_format(text)
-    locate: Callable[[int, bool, str | None], int | None] | None = None
     if fmt == "dbc":
-        try:
-            result = load_dbc_text(text)
-        except DbcUnreadableError as exc:
-            raise DatabaseError(shown, exc.reason, exc.line) from exc
-        db = result.db
-        warnings = [LoadWarning(shown, line, message) for line, message in result.notes]
-        locate = result.line_of
-    else:
-        db = _load_other(text, fmt, shown)
-        warnings = []
-        if not db.messages:
-            raise DatabaseError(shown, "no message definitions found")
-    warnings.extend(_consistency_warnings(db, shown, locate))
-    return LoadedDatabase(file, db, warnings, channel)
+        return _load_dbc(file, shown, text, channel)
+    db = _load_other(text, fmt, shown)
+    if not db.messages:
+        raise DatabaseError(shown, "no message definitions found")
+    return LoadedDatabase(file, db, _consistency_warnings(db, shown, None), channel)
+
+
+def _load_dbc(file: Path, shown: str, text: str, channel: str | None) -> LoadedDatabase:
+    expanded = expand_imports(file, shown, text, _read_text)
+    import_warnings = [LoadWarning(path, line, message) for path, line, message in expanded.problems]
+    try:
+        result = load_dbc_text(expanded.text)
+    except DbcUnreadableError as exc:
+        if expanded.has_imports and exc.reason == "no message definitions found":
+            # A generator file whose imports are all missing: an empty database, as cantools
+            # gives, with the warnings that say why, rather than a refusal.
+            db = cantools.database.can.Database(strict=False)
+            return LoadedDatabase(file, db, import_warnings, channel)
+        path, line = expanded.origin(exc.line, shown)
+        raise DatabaseError(path, exc.reason, line) from exc
+    warnings = [LoadWarning(shown, line, message) for line, message in result.notes]
+    warnings.extend(_consistency_warnings(result.db, shown, result.line_of))
+    if expanded.has_imports:
+        # lines of the combined text back to the file (imported or not) they came from
+        warnings = [LoadWarning(*expanded.origin(w.line, shown), w.message) for w in warnings]
+    return LoadedDatabase(file, result.db, import_warnings + warnings, channel)
 
 
 def _read_text(file: Path, shown: str) -> str:

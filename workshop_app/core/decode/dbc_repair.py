@@ -29,6 +29,7 @@ from workshop_app.core.decode.dbc_syntax import (
     Note,
     _snippet,
     _unquote,
+    bare_fraction_edits,
     split_statements,
 )
 
@@ -49,6 +50,7 @@ _EXPONENT_RE = re.compile(r"\d+[eE]\d*")
 
 _EXTENDED_FLAG = 0x80000000
 _INDEPENDENT_MSG = "VECTOR__INDEPENDENT_SIG_MSG"  # cantools skips this pseudo message
+_FRACTION_RE = re.compile(r"[-+]?\.\d+")
 _NUMERIC_ATTR_TYPES = frozenset({"INT", "HEX", "FLOAT", "ENUM"})
 # attributes cantools reads as numbers: the definition types it accepts for them
 _NUMBER_ATTRIBUTES = {"GenSigStartValue": _NUMERIC_ATTR_TYPES, "SPN": frozenset({"INT", "HEX", "ENUM"})}
@@ -122,11 +124,23 @@ class StatementRepairs:
                 self.drop(index, f"unrecognised text dropped: {_snippet(statement.text)}")
             elif statement.kind in _UNSUPPORTED:
                 self.drop(index, f"{statement.kind} statements are not supported; dropped")
+        self._add_leading_zeros()
         self._rename_digit_names()
         id_map = self._repair_messages()
         self._repair_signals()
         self._remap_ids(id_map)
         self._check_other_statements()
+
+    def _add_leading_zeros(self) -> None:
+        """Write ".25" as "0.25": one such number would make cantools refuse the whole file."""
+        for index, text in enumerate(self.texts):
+            if index in self.dropped or self.stmts[index].kind == "?" or "." not in text:
+                continue
+            edits = bare_fraction_edits(text)
+            if edits:
+                self.edit(index, edits)
+                shown = ", ".join(_FRACTION_RE.match(text, begin)[0] for begin, _, _ in edits[:3])
+                self.note(index, f"number without a leading zero read as 0.x: {shown}")
 
     def _rename_digit_names(self) -> None:
         renamed: dict[str, str] = {}
