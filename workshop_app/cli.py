@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +24,11 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
     g.add_argument("--host", help="socketcand server host (default 127.0.0.1)")
     g.add_argument("--port", type=values.port, help=f"socketcand server port (default {SOCKETCAND_PORT})")
+    g.add_argument(
+        "--no-reconnect",
+        action="store_true",
+        help="end on a lost connection instead of reconnecting every second",
+    )
     g.add_argument("--replay", type=Path, metavar="LOG", help="replay a log file instead of a live bus")
     g.add_argument(
         "--speed", type=values.speed, default=1.0, help="replay speed factor (0 = as fast as possible)"
@@ -347,17 +351,15 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
     return module.run
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui", *(argv or [])])
-    # SIGTERM ends a capture like Ctrl-C does: files are closed and summaries printed.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT, SIGTERM and SIGHUP end a capture like Ctrl-C does: files closed, summaries printed.
+    from workshop_app.core.stop_signals import install_cli
+
+    handlers = install_cli()
     try:
         return _command(args.command)(args)
     except WorkshopError as exc:
@@ -368,4 +370,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        handlers.restore()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,8 @@ from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec
+from workshop_app.core.sources.reconnect import NO_RECONNECT, RECONNECT, GapWatcher, LinkGap
+from workshop_app.core.stop_signals import graceful_stop
 from workshop_app.paths import demo_dbc_path
 
 
@@ -28,6 +29,7 @@ def source_spec(args: argparse.Namespace) -> SourceSpec:
         port=args.port,
         replay=getattr(args, "replay", None),
         speed=args.speed,
+        reconnect=NO_RECONNECT if getattr(args, "no_reconnect", False) else RECONNECT,
     )
 
 
@@ -52,24 +54,46 @@ def load_databases(dbc_args: list[str], *, default_demo: bool = True) -> Databas
     return dbs
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def run_capture(
     session: CaptureSession,
     duration: float | None,
     on_tick: Callable[[], None] | None = None,
     interval: float = 0.1,
+    on_link: Callable[[str], None] = _to_stderr,
 ) -> None:
-    """Tick the session until ``duration`` passes, Ctrl-C/SIGTERM, or the source ends."""
-    stop = threading.Event()
+    """Tick the session until ``duration`` passes, a stop signal (Ctrl-C, SIGTERM, SIGHUP), or
+    the source ends. A lost link and its return are told to ``on_link``, one line each; the
+    loop runs on through the gap (the source reconnects under its policy)."""
     deadline = None if duration is None else time.monotonic() + duration
-    try:
-        while not stop.is_set():
-            session.tick()
-            if on_tick is not None:
-                on_tick()
-            if session.source.state in (SourceState.FAILED, SourceState.FINISHED):
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            stop.wait(interval)
-    except KeyboardInterrupt:
-        pass
+    watcher = GapWatcher(session.source)
+    with graceful_stop() as stop:
+        try:
+            while not stop.is_set():
+                session.tick()
+                for line in watcher.poll():
+                    on_link(line)
+                if on_tick is not None:
+                    on_tick()
+                if session.source.state in (SourceState.FAILED, SourceState.FINISHED):
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                stop.wait(interval)
+        except KeyboardInterrupt:  # a second signal while the first was being honoured
+            pass
+    for line in watcher.poll():  # a gap that ended with the last tick
+        on_link(line)
+
+
+def gap_lines(gaps: tuple[LinkGap, ...]) -> list[str]:
+    """Summary lines for a capture's link gaps (empty when the link held)."""
+    if not gaps:
+        return []
+    total = sum(g.seconds() for g in gaps)
+    lines = [f"{len(gaps)} link gap(s), {total:.1f} s without frames:"]
+    lines += [f"  gap {g.text()}" for g in gaps]
+    return lines

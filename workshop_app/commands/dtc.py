@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+from typing import TypeVar
 
 from workshop_app.commands.common import source_spec
 from workshop_app.commands.history import history_path
@@ -17,8 +21,11 @@ from workshop_app.core.diag.session import DiagSession
 from workshop_app.core.errors import SourceError, WorkshopError
 from workshop_app.core.history import HistoryStore
 from workshop_app.core.sim.faults import available_faults
-from workshop_app.core.sources.base import FrameSource
+from workshop_app.core.sources.base import FrameSource, SourceState
 from workshop_app.core.sources.factory import make_source
+from workshop_app.core.sources.reconnect import NO_RECONNECT
+
+T = TypeVar("T")
 
 STATE_WORDS = {
     EcuState.OK: "OK",
@@ -85,7 +92,9 @@ def comparison_lines(cmp: ScanComparison) -> list[str]:
 def open_vehicle(args: argparse.Namespace) -> tuple[FrameSource, VehicleSpec]:
     """Connect (default: the simulated vehicle), inject --fault, wait --settle."""
     spec = load_vehicle_spec(args.spec) if args.spec else demo_vehicle_spec()
-    source = make_source(source_spec(args))
+    # No reconnecting under a scan: answers missing during a gap would read as missing ECUs.
+    # The connect itself runs under the policy's deadlines (a silent server fails in seconds).
+    source = make_source(replace(source_spec(args), reconnect=NO_RECONNECT))
     unknown = [f for f in args.fault if f not in available_faults()]
     if unknown:
         raise SourceError(f"unknown fault {unknown[0]!r}; see `workshop simulate --list-faults`")
@@ -101,6 +110,21 @@ def open_vehicle(args: argparse.Namespace) -> tuple[FrameSource, VehicleSpec]:
     settle = args.settle if args.settle is not None else (2.5 if args.fault else 0.2)
     time.sleep(max(0.0, settle))
     return source, spec
+
+
+def _while_linked(source: FrameSource, diag: DiagSession, job: Future[T]) -> T:
+    """The job's result, or a plain SourceError as soon as the link is lost under it."""
+    while True:
+        try:
+            result = job.result(timeout=0.1)
+        except FutureTimeout:
+            if source.state is SourceState.FAILED:
+                diag.cancel.set()  # the scan stops between requests; no half result is stored
+                raise SourceError(f"connection lost during the scan: {source.error}") from None
+            continue
+        if source.state is SourceState.FAILED:
+            raise SourceError(f"connection lost during the scan: {source.error}")
+        return result
 
 
 def _history(args: argparse.Namespace) -> HistoryStore | None:
@@ -137,7 +161,7 @@ def run_scan(args: argparse.Namespace) -> int:
         with DiagSession(source, spec, options=options) as diag:
             label = ScanLabel(args.label) if args.label else ScanLabel.NONE
             progress = None if args.json else _progress
-            result = diag.scan(label=label, progress=progress).result()
+            result = _while_linked(source, diag, diag.scan(label=label, progress=progress))
     finally:
         source.stop()
     if not args.json:
@@ -161,7 +185,7 @@ def run_clear(args: argparse.Namespace) -> int:
         with DiagSession(source, spec, options=options) as diag:
             for name in args.ecu:
                 spec.ecu(name)  # unknown names fail before anything is cleared
-            before = diag.scan(label=ScanLabel.PRE_REPAIR).result()
+            before = _while_linked(source, diag, diag.scan(label=ScanLabel.PRE_REPAIR))
             _store(args, before)
             if not args.json:
                 print("\n".join(scan_lines(before)))
@@ -174,9 +198,9 @@ def run_clear(args: argparse.Namespace) -> int:
                 if answer.strip().lower() not in ("y", "yes"):
                     print("nothing cleared")
                     return 1
-            outcomes = diag.clear(targets).result()
+            outcomes = _while_linked(source, diag, diag.clear(targets))
             time.sleep(0.3)  # let the modules finish their own housekeeping before reading again
-            after = diag.scan(label=ScanLabel.POST_REPAIR).result()
+            after = _while_linked(source, diag, diag.scan(label=ScanLabel.POST_REPAIR))
     finally:
         source.stop()
     store = _history(args)

@@ -6,19 +6,26 @@ import argparse
 import sys
 import time
 
-from workshop_app.commands.common import load_databases, run_capture, source_spec
+from workshop_app.commands.common import gap_lines, load_databases, run_capture, source_spec
 from workshop_app.core.capture.store import MessageStats
 from workshop_app.core.decode.live import decode_payload
 from workshop_app.core.session import CaptureSession
+from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import make_source
 
 
 def render(session: CaptureSession, name_filter: str | None = None, now: float | None = None) -> list[str]:
     """The monitor screen as lines: one header line per message, then its signals."""
     stats = session.stats
+    source = session.source
+    link = ""
+    if source.state is SourceState.RECONNECTING and source.gaps:
+        link = f" | reconnecting… (gap {source.gaps[-1].seconds():.1f} s)"
+    elif source.gaps:
+        link = f" | {len(source.gaps)} link gap(s), last {source.gaps[-1].seconds():.1f} s"
     lines = [
-        f"{session.source.describe()} | {stats.frames} frames, {stats.frames_per_second:,.0f} frames/s, "
-        f"{len(session.store.messages)} ids, dropped {stats.dropped}"
+        f"{source.describe()} | {stats.frames} frames, {stats.frames_per_second:,.0f} frames/s, "
+        f"{len(session.store.messages)} ids, dropped {stats.dropped}{link}"
     ]
     lookup = session.databases.lookup
     for entry in session.store.sorted_messages():
@@ -51,6 +58,14 @@ def run(args: argparse.Namespace) -> int:
     tty = sys.stdout.isatty()
     last = 0.0
 
+    def link_changed(line: str) -> None:
+        # In a terminal the screen is redrawn (its header shows the gap); a pipe keeps the line.
+        if tty:
+            print(line, file=sys.stderr, flush=True)
+        else:
+            sys.stdout.write(f"--- {time.strftime('%H:%M:%S')} {line}\n")
+            sys.stdout.flush()
+
     def refresh() -> None:
         nonlocal last
         t = time.monotonic()
@@ -65,12 +80,14 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     try:
-        run_capture(session, args.duration, refresh, interval=min(0.05, args.interval))
+        run_capture(session, args.duration, refresh, interval=min(0.05, args.interval), on_link=link_changed)
     finally:
         session.stop()
     refresh_final = render(session, args.filter, now=session.store.last_ts)
     if not tty:
         print("--- final\n" + "\n".join(refresh_final))
+    for line in gap_lines(session.source.gaps):
+        print(line, file=sys.stderr)
     if session.source.error:
         print(f"workshop monitor: error: {session.source.error}", file=sys.stderr)
         return 1

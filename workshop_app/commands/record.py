@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workshop_app.commands.common import load_databases, run_capture, source_spec
+from workshop_app.commands.common import gap_lines, load_databases, run_capture, source_spec
 from workshop_app.commands.history import history_path
 from workshop_app.core.history import HistoryStore
 from workshop_app.core.session import CaptureSession
@@ -49,12 +49,18 @@ def _record(args: argparse.Namespace, spec: SourceSpec, history: HistoryStore | 
         )
         if summary.warning:
             print(f"workshop record: warning: {summary.warning}", file=sys.stderr)
+        # The file stayed open through each lost link: say where it has no frames.
+        for line in gap_lines(session.source.gaps):
+            print(line)
         if summary.error:
             failed = failed or summary.error
         if history is not None:
             # The ring's drops happened during this recording: the session records from its start.
             rid = history.index_recording(
-                summary, session.source.describe(), extra_dropped=session.ring.dropped
+                summary,
+                session.source.describe(),
+                extra_dropped=session.ring.dropped,
+                gaps=session.source.gaps,
             )
             print(f"recording id {rid} in {history.path}")
     if failed:

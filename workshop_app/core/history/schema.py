@@ -27,6 +27,7 @@ OUR_TABLES = {
     "dtc_snapshots",
     "dtc_events",
     "clears",
+    "recording_gaps",
 }
 
 
@@ -189,6 +190,23 @@ def _v3_scans_dtcs_and_clears(db: Database) -> None:
         db.table(table).create_index(columns)
 
 
+def _v4_recording_gaps(db: Database) -> None:
+    # Times a recording's link was down and reconnected: the file has no frames there.
+    db.table("recording_gaps").create(
+        {
+            "id": int,
+            "recording_id": int,
+            "started_epoch": float,
+            "duration_s": float,
+            "reason": str,
+        },
+        pk="id",
+        not_null={"recording_id", "started_epoch", "duration_s"},
+        foreign_keys=[("recording_id", "recordings", "id")],
+    )
+    db.table("recording_gaps").create_index(["recording_id"])
+
+
 # (version, description, migration); versions are 1, 2, 3, ... without gaps.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Database], None]], ...] = (
     (1, "vehicles and recordings", _v1_vehicles_and_recordings),
@@ -202,6 +220,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Database], None]], ...] = (
         "vehicle scans with ECUs, DTCs and freeze frames; live DTC events; clears",
         _v3_scans_dtcs_and_clears,
     ),
+    (4, "link gaps of recordings (lost and reconnected connections)", _v4_recording_gaps),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -36,6 +36,7 @@ from workshop_app.core.diag.model import EcuResult, ScanComparison, ScanLabel, S
 from workshop_app.core.history.errors import HistoryError, HistoryFileError
 from workshop_app.core.history.schema import describe_sqlite_error, migrate, schema_version
 from workshop_app.core.logfiles import log_suffix
+from workshop_app.core.sources.reconnect import LinkGap
 
 if TYPE_CHECKING:  # only for annotations: listing the history needs no numpy or asammdf
     from workshop_app.core.capture.recorder import RecordingSummary
@@ -487,8 +488,11 @@ class HistoryStore:
         *,
         notes: str | None = None,
         extra_dropped: int = 0,
+        gaps: tuple[LinkGap, ...] = (),
     ) -> int:
         """Add a finished recording; returns its id.
+
+        ``gaps``: times the link was down during the recording (see :meth:`recording_gaps`).
 
         ``source`` describes what was recorded (``FrameSource.describe()``); ``extra_dropped``
         adds frames lost before the recorder (ring overflow) to the recorder's own drops.
@@ -520,11 +524,32 @@ class HistoryStore:
         }
         with self._errors("indexing a recording"):
             try:
-                return _insert(self._db(), "recordings", record)
+                rid = _insert(self._db(), "recordings", record)
+                self._db().table("recording_gaps").insert_all(
+                    {
+                        "recording_id": rid,
+                        "started_epoch": g.started,
+                        "duration_s": g.seconds(),
+                        "reason": g.reason,
+                    }
+                    for g in gaps
+                )
+                return rid
             except sqlite3.IntegrityError as exc:
                 if vehicle_id is not None and self.vehicle(vehicle_id) is None:
                     raise HistoryError(f"no vehicle with id {vehicle_id} in the history") from exc
                 raise
+
+    def recording_gaps(self, recording_id: int) -> list[LinkGap]:
+        """The recording's link gaps, oldest first (empty when the link held)."""
+        with self._errors("looking up a recording's gaps"):
+            rows = self._db().table("recording_gaps").rows_where(
+                "recording_id = ?", [recording_id], order_by="started_epoch"
+            )
+            return [
+                LinkGap(r["started_epoch"], r["started_epoch"] + r["duration_s"], r["reason"] or "")
+                for r in rows
+            ]
 
     def recording(self, recording_id: int) -> RecordingRow | None:
         with self._errors("looking up a recording"):

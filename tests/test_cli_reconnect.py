@@ -1,0 +1,216 @@
+"""Commands against servers that misbehave: one that never greets, one that dies and comes back.
+
+Every process here is real: `workshop simulate --serve socketcand` killed with SIGKILL and
+started again on the same port, `workshop monitor|record|dtc scan` as separate processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import can
+import pytest
+from helpers.processes import ENV, WORKSHOP, free_port
+from helpers.waiting import wait_for
+
+from workshop_app.core.history.store import HistoryStore
+
+
+class Output:
+    """Collects a process's lines on a reader thread, so a test can wait for one of them."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), name="output-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def join(self) -> None:
+        self._thread.join(10)
+
+
+class Workshop:
+    """One `workshop …` process with both outputs collected."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [*WORKSHOP, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+        )
+        self.out = Output(self.proc.stdout)
+        self.err = Output(self.proc.stderr)
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout)
+        self.out.join()
+        self.err.join()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait(10)
+
+
+def _start_simulator(port: int) -> Workshop:
+    sim = Workshop("simulate", "--serve", "socketcand", "--port", str(port), "-c", f"sim-{port}", "--no-ecus")
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(listening, 20, "the simulator to listen")
+    return sim
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose listener accepts connections and never says a word."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, name="silent-listener", daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.shutdown(socket.SHUT_RDWR)
+    server.close()
+    thread.join(2)
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["monitor", "--duration", "30"],
+        ["record", "{tmp}/out.blf", "--no-history", "--duration", "30"],
+        ["dtc", "scan", "--no-history"],
+    ],
+    ids=["monitor", "record", "dtc-scan"],
+)
+def test_a_server_that_never_greets_is_a_plain_error(command, silent_port, tmp_path):
+    args = [part.format(tmp=tmp_path) for part in command]
+    run = Workshop(*args, "-i", "socketcand", "--port", str(silent_port))
+    try:
+        code = run.wait(20)  # a bound: before the deadline existed this never returned
+    finally:
+        run.kill()
+    err = run.err.text()
+    assert code == 1, err
+    assert f"socketcand server 127.0.0.1:{silent_port} accepted but did not greet within 3 s" in err
+    assert "Traceback" not in err
+
+
+def _frames_seen(out: Output) -> int:
+    counts = [int(m.group(1)) for m in re.finditer(r"\| (\d+) frames,", out.text())]
+    return counts[-1] if counts else 0
+
+
+def test_monitor_reports_the_gap_and_runs_on_when_the_server_restarts():
+    port = free_port()
+    sim = _start_simulator(port)
+    mon = Workshop(
+        "monitor", "-i", "socketcand", "--port", str(port), "--interval", "0.3", "--duration", "60"
+    )
+    try:
+        wait_for(lambda: _frames_seen(mon.out) > 0, 20, "frames before the loss")
+        sim.kill()
+        wait_for(lambda: "link lost" in mon.out.text(), 10, "the loss to be reported")
+        time.sleep(1.5)  # a gap of a visible length
+        sim = _start_simulator(port)
+        wait_for(lambda: "link back after a gap of" in mon.out.text(), 15, "the return to be reported")
+        before = _frames_seen(mon.out)
+        wait_for(lambda: _frames_seen(mon.out) > before, 10, "frames after the return")
+        assert mon.proc.poll() is None  # still running
+        mon.proc.send_signal(signal.SIGINT)
+        assert mon.wait(10) == 0
+    finally:
+        mon.kill()
+        sim.kill()
+    out = mon.out.text()
+    gap = float(re.search(r"link back after a gap of ([\d.]+) s", out).group(1))
+    assert gap >= 1.5
+    assert f"socketcand 127.0.0.1:{port} can0: link lost (connection lost" in out
+    assert "1 link gap(s)" in mon.err.text()
+    assert "Traceback" not in mon.err.text()
+
+
+def test_monitor_with_no_reconnect_ends_on_a_lost_server():
+    port = free_port()
+    sim = _start_simulator(port)
+    mon = Workshop("monitor", "-i", "socketcand", "--port", str(port), "--no-reconnect", "--duration", "60")
+    try:
+        wait_for(lambda: _frames_seen(mon.out) > 0, 20, "frames")
+        sim.kill()
+        code = mon.wait(10)
+    finally:
+        mon.kill()
+        sim.kill()
+    assert code == 1
+    assert "workshop monitor: error: connection lost" in mon.err.text()
+    assert "link lost" not in mon.out.text()
+
+
+def test_record_keeps_its_file_through_the_gap_and_indexes_it(tmp_path: Path):
+    port = free_port()
+    out_file = tmp_path / "drive.log"
+    history = tmp_path / "history.db"
+    sim = _start_simulator(port)
+    rec = Workshop(
+        "record", str(out_file), "-i", "socketcand", "--port", str(port), "--history", str(history)
+    )
+    try:
+        wait_for(lambda: "recording socketcand" in rec.err.text(), 20, "recording to start")
+        time.sleep(1.0)
+        sim.kill()
+        wait_for(lambda: "link lost" in rec.err.text(), 10, "the loss to be reported")
+        time.sleep(1.5)
+        sim = _start_simulator(port)
+        wait_for(lambda: "link back after a gap of" in rec.err.text(), 15, "the return")
+        time.sleep(1.0)
+        rec.proc.send_signal(signal.SIGINT)
+        code = rec.wait(10)
+    finally:
+        rec.kill()
+        sim.kill()
+    out, err = rec.out.text(), rec.err.text()
+    assert code == 0, err
+    assert "1 link gap(s)" in out and "  gap " in out
+
+    stamps = [m.timestamp for m in can.LogReader(str(out_file))]
+    assert stamps, "the file has frames"
+    jumps = [b - a for a, b in itertools.pairwise(stamps)]
+    biggest = max(jumps)
+    assert biggest >= 1.5  # the hole where the server was down
+    at = jumps.index(biggest)
+    assert at > 0 and at < len(stamps) - 2  # frames on both sides of it, in one file
+
+    rid = int(re.search(r"recording id (\d+)", out).group(1))
+    with HistoryStore(history) as store:
+        gaps = store.recording_gaps(rid)
+    assert len(gaps) == 1
+    assert gaps[0].seconds() >= 1.5 and "connection lost" in gaps[0].reason
+    assert abs(gaps[0].seconds() - biggest) < 1.5  # the indexed gap is the file's hole
