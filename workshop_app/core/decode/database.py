@@ -8,6 +8,7 @@ as a ``LoadWarning`` with the file and line. Only a file that cannot be used at 
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = ["DatabaseSet", "LoadWarning", "LoadedDatabase", "j1939_pgn", "load_da
 _FORMATS = {".dbc": "dbc", ".kcd": "kcd", ".sym": "sym", ".arxml": "arxml"}
 _PDU1_LIMIT = 240  # J1939: a PDU format byte below this means PDU1 (PS is a destination address)
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))  # never in a text database
+_CDD_ROOT_RE = re.compile(r"<(?:!DOCTYPE\s+)?CANDELA\b")
 _CACHE_LIMIT = 1 << 16  # lookup cache entries before it is cleared (bounds memory on id floods)
 
 
@@ -161,6 +163,14 @@ def load_database(path: str | Path, *, channel: str | None = None) -> LoadedData
     file = Path(path)
     text = _read_text(file, shown)
     fmt = _FORMATS.get(file.suffix.lower()) or _sniff_format(text)
+    if file.suffix.lower() == ".cdd" or _CDD_ROOT_RE.search(text, 0, 4096):
+        # Users pick a CDD from the same folder as their DBCs; the KCD parser's complaint
+        # about its root element would not tell them what to do instead.
+        raise DatabaseError(
+            shown,
+            "a CANdelaStudio diagnostic description (CDD): it describes an ECU's DIDs and DTCs, "
+            "not CAN signals; make an ECU description from it with `workshop dtc import-cdd`",
+        )
     if fmt == "dbc":
         return _load_dbc(file, shown, text, channel)
     db = _load_other(text, fmt, shown)
