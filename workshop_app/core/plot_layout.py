@@ -9,6 +9,16 @@ Qt-free so the command line and scripts can write layouts the GUI opens. The fil
 >>> layout = PlotLayout((PlotSpec((PlotTrace("ENGINE_DATA", "EngineSpeed", "#3b82f6"),)),))
 >>> PlotLayout.from_json(layout.to_json()) == layout
 True
+
+A database can also say which of its signals are worth plotting before the user has chosen
+any: the DBC signal attribute ``WorkshopPlot`` (an integer) puts a signal in that plot of the
+default layout, counted from 1; signals with the same number share a plot, 0 (the default)
+leaves a signal out. The demo vehicle's database names engine speed, vehicle speed, coolant
+temperature and battery voltage this way; databases without the attribute name nothing::
+
+    BA_DEF_ SG_  "WorkshopPlot" INT 0 16;
+    BA_DEF_DEF_  "WorkshopPlot" 0;
+    BA_ "WorkshopPlot" SG_ 192 EngineSpeed 1;
 """
 
 from __future__ import annotations
@@ -20,9 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import WorkshopError
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "PlotLayout", "PlotLayoutError", "PlotSpec", "PlotTrace"]
+__all__ = [
+    "DEFAULT_PLOT_ATTRIBUTE",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "PlotLayout",
+    "PlotLayoutError",
+    "PlotSpec",
+    "PlotTrace",
+    "default_plot_signals",
+]
 
 FORMAT_NAME = "workshop-plot-layout"
 FORMAT_VERSION = 1
@@ -109,6 +129,42 @@ class PlotLayout:
         except OSError as exc:
             raise PlotLayoutError(str(path), f"cannot read file: {exc.strerror or exc}") from None
         return cls.from_json(text, str(path))
+
+
+DEFAULT_PLOT_ATTRIBUTE = "WorkshopPlot"
+_MAX_DEFAULT_PLOTS = 16  # the attribute's declared range; more would not fit a window anyway
+
+SignalKey = tuple[str, str]  # (message, signal)
+
+
+def default_plot_signals(databases: DatabaseSet) -> tuple[tuple[SignalKey, ...], ...]:
+    """The plots the loaded databases ask for when no layout was saved: (message, signal) per plot.
+
+    Plots come in the order of their ``WorkshopPlot`` numbers (gaps closed), signals within a
+    plot in database order; a signal named by two loaded databases (one file on two channels)
+    appears once. Formats without DBC attributes (KCD, SYM, ARXML) name nothing.
+    """
+    plots: dict[int, list[SignalKey]] = {}
+    seen: set[SignalKey] = set()
+    for loaded in databases.databases:
+        for message in loaded.db.messages:
+            for signal in message.signals:
+                number = _plot_number(signal)
+                key = (message.name, signal.name)
+                if number is not None and key not in seen:
+                    seen.add(key)
+                    plots.setdefault(number, []).append(key)
+    return tuple(tuple(plots[n]) for n in sorted(plots))
+
+
+def _plot_number(signal: Any) -> int | None:
+    specifics = getattr(signal, "dbc", None)
+    attribute = (getattr(specifics, "attributes", None) or {}).get(DEFAULT_PLOT_ATTRIBUTE)
+    value = getattr(attribute, "value", None)
+    # A hand-edited file may hold text or a number out of range there: such a value is ignored.
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_DEFAULT_PLOTS:
+        return value
+    return None
 
 
 class _SchemaError(ValueError):

@@ -55,6 +55,7 @@ from workshop_app.gui.signal_browser import SignalBrowser
 from workshop_app.gui.theme import THEMES, apply_theme
 from workshop_app.gui.trace_model import COL_DATA, COL_NAME, STATS_ROLE, TraceModel
 from workshop_app.gui.transmit_panel import TransmitPanel
+from workshop_app.gui.window_layout import restore_plots, save_plots, size_docks
 
 MAX_RECENT = 8
 LOG_FILTER = "CAN logs (*.blf *.asc *.log *.trc *.csv *.db *.mf4 *.gz);;All files (*)"
@@ -186,9 +187,10 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.transmit_dock, self.record_dock)
         self.tabifyDockWidget(self.record_dock, self.dtc_dock)
         self.plots_dock.raise_()
-        self.resizeDocks([self.signals_dock], [290], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.plots_dock], [400], Qt.Orientation.Vertical)
-        self._default_state = self.saveState()
+        # The left column runs the full height: the signal tree gets room for many rows
+        # instead of a sliver above the plots; the plots share the width with the trace.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
 
     def _action(self, menu: QMenu, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:  # noqa: ANN001
         action = menu.addAction(text)
@@ -257,6 +259,11 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+        problem = restore_plots(self.plot_panel, self.settings)  # saved plots, else the defaults
+        if problem:
+            self.statusBar().showMessage(problem, 15000)
+        size_docks(self)
+        self._default_state = self.saveState()  # View → Reset window layout comes back here
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
@@ -265,6 +272,7 @@ class MainWindow(QMainWindow):
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        save_plots(self.plot_panel, self.settings)
         self.settings.sync()
 
     def recent(self, kind: str) -> list[str]:

@@ -604,8 +604,12 @@ class PlotPanel(QWidget):
             specs.append(PlotSpec(traces, y_range))
         return PlotLayout(tuple(specs), self._window)
 
-    def restore_plot_layout(self, layout: PlotLayout) -> list[str]:
-        """Replace the plots with ``layout``; returns "message.signal" of traces not in the databases."""
+    def restore_plot_layout(self, layout: PlotLayout, *, drop_missing: bool = False) -> list[str]:
+        """Replace the plots with ``layout``; returns "message.signal" of traces not in the databases.
+
+        ``drop_missing`` leaves out a plot none of whose signals the databases know (a layout
+        remembered from another car), rather than showing it empty.
+        """
         self.clear()
         missing: list[str] = []
         for spec in layout.plots:
@@ -615,6 +619,9 @@ class PlotPanel(QWidget):
                     self.add_signal(trace.message, trace.signal, index, trace.colour)
                 except KeyError:
                     missing.append(f"{trace.message}.{trace.signal}")
+            if drop_missing and spec.traces and not self._plots[index].curves:
+                self.remove_plot(index)
+                continue
             if spec.y_range is not None:
                 self._plots[index].item.getViewBox().setYRange(*spec.y_range, padding=0)
         self.set_window(layout.window_seconds)
