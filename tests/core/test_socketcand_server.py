@@ -15,6 +15,7 @@ from pathlib import Path
 
 import can
 import pytest
+from helpers.socketcand_raw import RawClient
 
 from workshop_app.core.sim.socketcand_server import SocketcandServer, format_message
 
@@ -90,46 +91,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     return predicate()
 
 
-class RawClient:
-    """A bare TCP client that speaks the protocol by hand."""
-
-    def __init__(self, address: tuple[str, int], *, rcvbuf: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            # Before connect, so the TCP window stays small (a stalled peer buffers little).
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(5.0)
-        self.sock.connect(address)
-        self.buffer = ""
-
-    def send(self, text: str) -> None:
-        self.sock.sendall(text.encode("latin-1"))
-
-    def read(self) -> str:
-        """Next ``< ... >`` element from the server."""
-        while ">" not in self.buffer:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError(f"closed by server, buffer {self.buffer!r}")
-            self.buffer += data.decode("ascii")
-        start = self.buffer.index("<")
-        end = self.buffer.index(">", start)
-        element, self.buffer = self.buffer[start : end + 1], self.buffer[end + 1 :]
-        return element
-
-    def ask(self, text: str) -> str:
-        self.send(text)
-        return self.read()
-
-    def open_raw(self) -> None:
-        assert self.read() == "< hi >"
-        assert self.ask("< open can0 >") == "< ok >"
-        assert self.ask("< rawmode >") == "< ok >"
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def std(can_id: int, data: bytes) -> can.Message:
     return can.Message(arbitration_id=can_id, is_extended_id=False, data=data)
 
@@ -160,7 +121,7 @@ def test_python_can_client_receives_bus_frames_exactly(server, clients, car):
         assert have.dlc == len(want.data)
         assert not (have.is_error_frame or have.is_remote_frame or have.is_fd)
         assert have.timestamp == pytest.approx(want.timestamp, abs=1e-6)
-    # The writer thread counts after sendall() returns, which may be after the client read it.
+    # The server counts a frame once the kernel took it, which may be after the client read it.
     deadline = time.monotonic() + 2
     while server.stats.frames_sent < len(sent) and time.monotonic() < deadline:
         time.sleep(0.005)
