@@ -36,8 +36,17 @@ def _record(args: argparse.Namespace, spec: SourceSpec, history: HistoryStore | 
         session.stop_recording()
         raise
     print(f"recording {session.source.describe()} to {args.output} (Ctrl-C to stop)", file=sys.stderr)
+    recorder = session.recorder
+    said: list[str] = []
+
+    def report_write_error() -> None:
+        # Said when it happens (full disk...): the file is closed and readable, capture goes on.
+        if recorder is not None and recorder.error and not said:
+            said.append(recorder.error)
+            print(f"workshop record: error: {recorder.error} (capture goes on)", file=sys.stderr)
+
     try:
-        run_capture(session, args.duration)
+        run_capture(session, args.duration, on_tick=report_write_error)
     finally:
         summary = session.stop()
     failed = session.source.error
@@ -64,6 +73,7 @@ def _record(args: argparse.Namespace, spec: SourceSpec, history: HistoryStore | 
             )
             print(f"recording id {rid} in {history.path}")
     if failed:
-        print(f"workshop record: error: {failed}", file=sys.stderr)
+        if failed not in said:
+            print(f"workshop record: error: {failed}", file=sys.stderr)
         return 1
     return 0

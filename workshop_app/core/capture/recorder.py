@@ -7,32 +7,43 @@ Threads: ``write``/``stop`` and the progress properties are called from the cons
 or CLI loop); everything that touches the file runs on the recorder's own thread. Each counter
 is written by exactly one of the two threads, so no update is lost without a lock.
 
-MF4 is written by :class:`Mf4FrameWriter` (ours) rather than python-can's ``MF4Writer``, which
-appends one record per call (~50 µs a frame, slower than a loaded CAN FD bus). Ours builds
-whole numpy record arrays and appends them as one data block, in the same bus-logging layout,
-so ``can.LogReader`` and asammdf read the file exactly as they read python-can's.
+Nothing recorded is lost to a crash beyond the last :data:`FLUSH_SECONDS`: the recorder thread
+flushes the writer on a timer (BLF containers written and the header updated, text files
+flushed, SQLite committed, MF4 data blocks appended and linked), so a killed process leaves a
+readable file. A write error (full disk, removed drive) stops the recording with a plain
+message and a file cut back to its last flush; the capture itself goes on.
+
+MF4 is written by :class:`Mf4FrameWriter` (ours, in :mod:`.mf4_writer`) rather than
+python-can's ``MF4Writer``, which appends one record per call (~50 µs a frame).
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import errno
+import os
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from operator import attrgetter
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import can
-import numpy as np
 
+from workshop_app.core.capture.mf4_writer import Mf4FrameWriter, channel_number
 from workshop_app.core.capture.sqlite_log import SqliteFrameWriter
 from workshop_app.core.errors import LogFileError
 from workshop_app.core.logfiles import WRITABLE_SUFFIXES, log_suffix
 from workshop_app.core.types import Frame
+
+__all__ = ["FLUSH_SECONDS", "FrameWriter", "Mf4FrameWriter", "Recorder", "RecordingSummary", "open_writer"]
+
+# Flush period. Frames reach the recorder one GUI/CLI tick after they arrive (<= 0.1 s), so a
+# half-second flush keeps everything older than a second on disk with room to spare.
+FLUSH_SECONDS = 0.5
 
 _STOP = object()
 
@@ -56,22 +67,29 @@ class RecordingProgress:
     frames_written: int
     frames_dropped: int
     queued: int  # frames handed over but not yet written
-    bytes_written: int  # bytes in the file so far (MF4: staged, compressed on close)
+    bytes_written: int  # bytes in the file so far
     duration: float  # seconds since the recording started (or until it stopped)
     error: str | None
     warning: str | None  # e.g. frames the format cannot hold (counted as dropped)
 
 
 class FrameWriter(Protocol):
-    """What the recorder thread drives: one batch at a time, then ``close`` once.
+    """What the recorder thread drives: batches, a ``flush`` on a timer, then ``close`` once.
 
     ``write_frames`` returns how many frames the file will hold; the rest are frames the
-    format cannot store, described by ``limitation``.
+    format cannot store, described by ``limitation``. ``flushed`` counts the frames a reader of
+    the file finds after the last ``flush`` (what survives a crash). ``close`` leaves a readable
+    file even after a write failed.
     """
 
     limitation: str | None
 
+    @property
+    def flushed(self) -> int: ...
+
     def write_frames(self, frames: Sequence[Frame]) -> int: ...
+
+    def flush(self) -> None: ...
 
     def size(self) -> int: ...
 
@@ -83,6 +101,9 @@ class MessageFrameWriter:
 
     ``rejects`` picks the frames the format cannot store; they are skipped and reported rather
     than handed to a writer that would drop them with only a log line (python-can's TRCWriter).
+    ``flush`` pushes everything to the operating system (a killed process loses nothing after
+    it); if a later write fails, ``close`` cuts the file back to the end of the last flush, so a
+    half-written container or line never ends it.
     """
 
     def __init__(
@@ -100,6 +121,17 @@ class MessageFrameWriter:
         self._rejects = rejects
         self.limitation = limitation
         self._channels: dict[str, int | str] = {}
+        self._written = 0
+        self._flushed = 0
+        self._failed = False
+        self._closed = False
+        # python-can's writers keep their open file as ``file``; our SQLite writer has none.
+        self._file = getattr(listener, "file", None)
+        self._flushed_size = self._disk_size()
+
+    @property
+    def flushed(self) -> int:
+        return self._flushed
 
     def write_frames(self, frames: Sequence[Frame]) -> int:
         if self._rejects is not None:
@@ -108,221 +140,87 @@ class MessageFrameWriter:
         on_message = self._listener.on_message_received
         channels = self._channels
         numeric = self._numeric
-        for frame in frames:
-            msg = frame.to_message()
-            if numeric:
-                # Binary and numbered formats store channels as numbers: "can1" -> 1.
-                label = frame.channel
-                number = channels.get(label)
-                if number is None:
-                    number = channels[label] = _channel_number(label)
-                msg.channel = number
-            on_message(msg)
+        try:
+            for frame in frames:
+                msg = frame.to_message()
+                if numeric:
+                    # Binary and numbered formats store channels as numbers: "can1" -> 1.
+                    label = frame.channel
+                    number = channels.get(label)
+                    if number is None:
+                        number = channels[label] = channel_number(label)
+                    msg.channel = number
+                on_message(msg)
+        except BaseException:
+            self._failed = True
+            raise
+        self._written += len(frames)
         return len(frames)
+
+    def flush(self) -> None:
+        if self._failed or self._closed:
+            return
+        listener = self._listener
+        try:
+            if isinstance(listener, can.BLFWriter):
+                # python-can's BLFWriter fills a container up to 128 KiB before it writes it and
+                # fixes the file header only in stop(): both are done here, as stop() does them.
+                listener._flush()
+                end = listener.file.tell()
+                listener.file.seek(0)
+                listener._write_header(end)
+                listener.file.seek(end)
+            elif isinstance(listener, SqliteFrameWriter):
+                listener.flush()  # one committed transaction
+            if self._file is not None:
+                self._file.flush()
+        except BaseException:
+            self._failed = True
+            raise
+        self._flushed = self._written
+        self._flushed_size = self._disk_size()
 
     def size(self) -> int:
         file_size = getattr(self._listener, "file_size", None)
         if file_size is not None:
-            return int(file_size())
+            try:
+                return int(file_size())
+            except (OSError, ValueError):
+                return self._flushed_size
         try:
             return self._path.stat().st_size
         except OSError:
             return 0
 
     def close(self) -> None:
-        self._listener.stop()
-
-
-# --- MF4 -----------------------------------------------------------------------------------
-# The layout python-can's MF4Writer creates (can/io/mf4.py) and its MF4Reader and asammdf's
-# bus-logging code expect: three channel groups (data, error, remote frames), each one
-# structure channel of fixed-size records, time relative to the header's start time.
-
-_STD_FIELDS = [
-    ("BusChannel", "<u1"),
-    ("ID", "<u4"),
-    ("IDE", "<u1"),
-    ("DLC", "<u1"),
-    ("DataLength", "<u1"),
-    ("DataBytes", "(64,)u1"),
-    ("Dir", "<u1"),
-    ("EDL", "<u1"),
-    ("BRS", "<u1"),
-    ("ESI", "<u1"),
-]
-_RTR_FIELDS = [
-    ("BusChannel", "<u1"),
-    ("ID", "<u4"),
-    ("IDE", "<u1"),
-    ("DLC", "<u1"),
-    ("DataLength", "<u1"),
-    ("Dir", "<u1"),
-]
-# (group name, record fields) in group order: data frames 0, error frames 1, remote frames 2.
-_MF4_GROUPS = (
-    ("CAN_DataFrame", _STD_FIELDS),
-    ("CAN_ErrorFrame", _STD_FIELDS),
-    ("CAN_RemoteFrame", _RTR_FIELDS),
-)
-_MF4_DTYPES = tuple(np.dtype([(f"{name}.{f}", t) for f, t in fields]) for name, fields in _MF4_GROUPS)
-# Payload length -> CAN FD DLC code (lengths between the valid sizes round up, as python-can's len2dlc).
-_LEN2DLC = np.array([can.util.len2dlc(n) for n in range(65)], dtype=np.uint8)
-_FRAME_FIELDS = attrgetter(
-    "timestamp",
-    "arbitration_id",
-    "data",
-    "channel",
-    "is_extended",
-    "is_fd",
-    "bitrate_switch",
-    "error_state_indicator",
-    "is_remote",
-    "is_error",
-    "is_rx",
-)
-
-
-class Mf4FrameWriter:
-    """MF4 bus-logging writer that appends frames in blocks instead of one record per call.
-
-    Frames are buffered and converted column-wise to numpy records, then appended with one
-    ``MDF.extend`` per group every ``flush_frames`` frames or ``flush_seconds``. asammdf stages
-    the blocks in a temporary file (next to the output, not in a possibly RAM-backed /tmp)
-    and writes the final, compressed file on :meth:`close`; nothing is readable before that.
-
-    The header's start time is the first frame's whole second (UTC), so timestamps survive
-    the round trip to the microsecond whatever the clock (wall clock or a replayed log's).
-    """
-
-    limitation: str | None = None  # MF4 holds every kind of frame
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        compression: Literal[0, 1, 2] = 2,  # 2: transposition + deflate, as python-can
-        flush_frames: int = 65_536,
-        flush_seconds: float = 1.0,
-    ) -> None:
-        # Local import: only MF4 needs asammdf, and python-can treats it as optional.
-        from asammdf import MDF, Signal
-        from asammdf.blocks.v4_blocks import SourceInformation
-        from asammdf.blocks.v4_constants import BUS_TYPE_CAN, SOURCE_BUS
-
-        self._path = path
-        self._compression = compression
-        self._flush_frames = flush_frames
-        self._flush_seconds = flush_seconds
-        # Opened now so an unwritable path fails at start, not after an hour of capture.
-        self._file = open(path, "w+b")  # noqa: SIM115 - closed in close()
-        try:
-            self._mdf = MDF(version="4.10", temporary_folder=str(path.parent))
-            self._mdf.header.start_time = datetime.now(UTC)
-            source = SourceInformation(source_type=SOURCE_BUS, bus_type=BUS_TYPE_CAN)
-            for (name, _fields), dtype in zip(_MF4_GROUPS, _MF4_DTYPES, strict=True):
-                self._mdf.append(
-                    Signal(
-                        name=name,
-                        samples=np.array([], dtype=dtype),
-                        timestamps=np.array([], dtype="<f8"),
-                        source=source,
-                    )
-                )
-        except BaseException:
-            self._file.close()
-            raise
-        self._pending: list[Frame] = []
-        self._last_flush = time.monotonic()
-        self._base: int | None = None  # epoch second the file's time axis starts at
-        self._channels: dict[str, int] = {}
-        self._closed = False
-
-    def write_frames(self, frames: Sequence[Frame]) -> int:
-        self._pending.extend(frames)
-        if (
-            len(self._pending) >= self._flush_frames
-            or time.monotonic() - self._last_flush >= self._flush_seconds
-        ):
-            self.flush()
-        return len(frames)
-
-    def flush(self) -> None:
-        self._last_flush = time.monotonic()
-        frames, self._pending = self._pending, []
-        if not frames:
-            return
-        if self._base is None:
-            self._base = max(0, math.floor(frames[0].timestamp))
-            self._mdf.header.start_time = datetime.fromtimestamp(self._base, UTC)
-        n = len(frames)
-        (ts, ids, data, labels, ext, fd, brs, esi, remote, error, rx) = zip(
-            *map(_FRAME_FIELDS, frames), strict=True
-        )
-        cols: dict[str, np.ndarray] = {}
-        cols["t"] = np.fromiter(ts, np.float64, n) - self._base
-        cols["ID"] = np.fromiter(ids, np.uint32, n)
-        lengths = np.fromiter(map(len, data), np.uint16, n)
-        if n and int(lengths.max()) > 64:
-            raise ValueError("a frame carries more than 64 data bytes")
-        cols["DataLength"] = lengths.astype(np.uint8)
-        cols["DataBytes"] = np.frombuffer(b"".join(d.ljust(64, b"\0") for d in data), np.uint8).reshape(n, 64)
-        channel_of = self._channel
-        cols["BusChannel"] = np.fromiter(map(channel_of, labels), np.uint8, n)
-        cols["IDE"] = np.fromiter(ext, np.uint8, n)
-        is_fd = np.fromiter(fd, bool, n)
-        cols["EDL"] = is_fd.astype(np.uint8)
-        # As python-can writes them: BRS/ESI only mean something on FD frames.
-        cols["BRS"] = np.fromiter(brs, np.uint8, n) & cols["EDL"]
-        cols["ESI"] = np.fromiter(esi, np.uint8, n) & cols["EDL"]
-        cols["DLC"] = np.where(is_fd, _LEN2DLC[cols["DataLength"]], cols["DataLength"]).astype(np.uint8)
-        cols["Dir"] = np.fromiter(rx, np.uint8, n) ^ 1  # 0 = Rx, 1 = Tx
-        is_remote = np.fromiter(remote, bool, n)
-        is_error = np.fromiter(error, bool, n) & ~is_remote
-        masks = (~(is_remote | is_error), is_error, is_remote)
-        for group, ((name, fields), dtype, mask) in enumerate(
-            zip(_MF4_GROUPS, _MF4_DTYPES, masks, strict=True)
-        ):
-            count = int(mask.sum())
-            if not count:
-                continue
-            everything = count == n
-            records = np.empty(count, dtype=dtype)
-            for field, _type in fields:
-                column = cols[field]
-                records[f"{name}.{field}"] = column if everything else column[mask]
-            times = cols["t"] if everything else cols["t"][mask]
-            self._mdf.extend(group, [(times, None), (records, None)])
-
-    def _channel(self, label: str) -> int:
-        number = self._channels.get(label)
-        if number is None:
-            parsed = _channel_number(label)
-            # BusChannel is one byte; channels without a number are bus 0, as in python-can.
-            number = parsed if isinstance(parsed, int) and 0 <= parsed <= 255 else 0
-            self._channels[label] = number
-        return number
-
-    def size(self) -> int:
-        # The staged (LZ4-compressed) blocks: close to, usually above, the final size.
-        # asammdf keeps no public size; the MDF4 object behind the MDF facade owns the file.
-        inner = getattr(self._mdf, "_mdf", self._mdf)
-        staged = getattr(inner, "_tempfile", None)
-        try:
-            # tell(), not a stat: asammdf's staging file is buffered. Recorder thread only.
-            return int(staged.tell()) if staged is not None else 0
-        except (OSError, ValueError):
-            return 0
-
-    def close(self) -> None:
         if self._closed:
             return
+        if not self._failed:
+            with contextlib.suppress(Exception):  # a failure sets _failed: cut back below
+                self.flush()
         self._closed = True
         try:
-            self.flush()
-            self._mdf.save(self._file, compression=self._compression)
-        finally:
-            self._mdf.close()
-            self._file.close()
+            if not self._failed:
+                self._listener.stop()
+                self._flushed = self._written
+                return
+        except Exception:
+            self._failed = True
+        # A write failed: python-can's buffers still hold the failed bytes and would retry them
+        # on close; close the file whatever it says, then drop whatever followed the last flush.
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+            with contextlib.suppress(OSError):
+                os.truncate(self._path, self._flushed_size)
+        elif isinstance(self._listener, SqliteFrameWriter):
+            self._listener.abandon()
+
+    def _disk_size(self) -> int:
+        try:
+            return os.fstat(self._file.fileno()).st_size if self._file is not None else 0
+        except (OSError, ValueError, AttributeError):
+            return 0
 
 
 def open_writer(path: Path) -> FrameWriter:
@@ -458,38 +356,89 @@ class Recorder:
 
     def _run(self) -> None:
         writer = self._writer
+        dirty = False  # frames handed to the writer since its last flush
+        flush_at = 0.0
+        closed = False
         try:
             while True:
-                item = self._queue.get()
+                try:
+                    wait = max(0.0, flush_at - time.monotonic()) if dirty else None
+                    item = self._queue.get(timeout=wait)
+                except queue.Empty:
+                    item = None
                 if item is _STOP:
                     break
-                assert isinstance(item, list)
-                self._dequeued += len(item)
-                if self.error is not None:
-                    self._dropped_by_writer += len(item)
-                    continue
-                try:
-                    stored = writer.write_frames(item)
+                if isinstance(item, list):
+                    self._dequeued += len(item)
+                    if self.error is not None:
+                        self._dropped_by_writer += len(item)
+                        continue
+                    try:
+                        stored = writer.write_frames(item)
+                    except Exception as exc:
+                        self._fail(exc, len(item))
+                        closed = True
+                        continue
                     self._written += stored
                     if stored < len(item):
                         self._rejected += len(item) - stored
                         self._dropped_by_writer += len(item) - stored
                         self.warning = writer.limitation
+                    if not dirty:
+                        dirty, flush_at = True, time.monotonic() + FLUSH_SECONDS
+                # Checked after every batch too: under load the queue is never empty.
+                if dirty and time.monotonic() >= flush_at:
+                    dirty = False
+                    try:
+                        writer.flush()
+                    except Exception as exc:
+                        self._fail(exc, 0)
+                        closed = True
+                        continue
                     self._bytes = writer.size()
-                except Exception as exc:  # disk full, file removed...: keep what was written
-                    self.error = f"{self.path}: write failed ({exc})"
-                    self._dropped_by_writer += len(item)
         finally:
-            try:
-                writer.close()
-            except Exception as exc:
-                self.error = self.error or f"{self.path}: closing failed ({exc})"
+            if not closed:
+                try:
+                    writer.close()
+                    self._bytes = writer.size()
+                except Exception as exc:
+                    self._fail(exc, 0)
+
+    def _fail(self, exc: Exception, pending: int) -> None:
+        """A write failed: stop recording, keep the file as of its last flush, say so plainly."""
+        writer = self._writer
+        # Cuts the file back to its last flush and closes it; a second failure changes nothing.
+        with contextlib.suppress(Exception):
+            writer.close()
+        lost = self._written - writer.flushed
+        self._written = writer.flushed
+        self._dropped_by_writer += pending + max(0, lost)
+        self._bytes = writer.size()
+        self.error = (
+            f"{self.path}: {_failure_text(exc)}; recording stopped, "
+            f"the file keeps the {self._written} frame(s) written before"
+        )
+
+
+def _failure_text(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC:
+            return "the disk is full"
+        if exc.errno == errno.EDQUOT:
+            return "the disk quota is used up"
+        if exc.errno == errno.EFBIG:
+            return "the file is larger than the file system allows"
+        return f"cannot write ({exc.strerror or exc})"
+    if isinstance(exc, sqlite3.Error):
+        # SQLite reports its own codes, not errno: SQLITE_FULL is a full disk (or size limit).
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return "the disk is full"
+        return f"cannot write ({exc})"
+    return f"write failed ({exc})"
 
 
 def _trc_cannot_hold(frame: Frame) -> bool:
     return frame.is_fd or frame.is_remote or frame.is_error
 
 
-def _channel_number(label: str) -> int | str:
-    digits = "".join(ch for ch in label if ch.isdigit())
-    return int(digits) if digits else label
+_channel_number = channel_number  # the benchmark's name for it

@@ -17,7 +17,11 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS messages (
 
 
 class SqliteFrameWriter(can.Listener):
-    """Buffers frames and inserts them in one transaction per ``flush`` (or per 10k frames)."""
+    """Buffers frames and inserts them in one transaction per ``flush`` (or per 10k frames).
+
+    The recorder calls ``flush`` every half second, so a killed process leaves every committed
+    transaction in the file (WAL mode: SQLite replays its journal when the file is next opened).
+    """
 
     BATCH = 10_000
 
@@ -52,3 +56,11 @@ class SqliteFrameWriter(can.Listener):
     def stop(self) -> None:
         self.flush()
         self._conn.close()
+
+    def abandon(self) -> None:
+        """Close after a failed write: the failed transaction is rolled back, earlier ones stay."""
+        self._rows.clear()
+        try:
+            self._conn.rollback()
+        finally:
+            self._conn.close()

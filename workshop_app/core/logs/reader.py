@@ -10,6 +10,7 @@ from workshop_app.core.logs.blf_reader import read_blf
 from workshop_app.core.logs.candump_reader import read_candump
 from workshop_app.core.logs.columns import Cancel, FrameColumns, Progress
 from workshop_app.core.logs.mf4_reader import read_mf4
+from workshop_app.core.logs.mf4_recover import readable_mf4
 from workshop_app.core.logs.trc_reader import read_trc
 
 
@@ -32,5 +33,7 @@ def read_columns(
     if suffix == ".trc":
         return read_trc(p, progress=progress, cancel=cancel)
     if suffix == ".mf4" and p.suffix.lower() == ".mf4":
-        return read_mf4(p, progress=progress, cancel=cancel)
+        # A recording of ours cut off by a crash: read as it is, or through a repaired copy.
+        with readable_mf4(p) as source:
+            return read_mf4(source, progress=progress, cancel=cancel)
     return FrameColumns.from_messages(iter_log(p))
