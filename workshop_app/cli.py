@@ -197,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"socketcand port (default {SOCKETCAND_PORT})",
     )
     p.add_argument(
+        "--max-clients",
+        type=values.positive_int,
+        help="socketcand clients served at once; further connections are refused (default 64)",
+    )
+    p.add_argument(
         "--time-scale",
         type=values.positive_float,
         default=1.0,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import can
 import pytest
+from helpers.processes import free_port, simulator_process
 from helpers.socketcand_raw import RawClient
 from helpers.waiting import wait_for
 
@@ -273,3 +274,31 @@ def test_error_replies_quote_the_offending_text_readably(make_server, raw_client
     assert client.ask(sent) == reply
     # The connection stays usable.
     assert client.read() == "< echo >" if sent.startswith("< abc") else client.ask("< echo >") == "< echo >"
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def test_simulate_max_clients_option_caps_the_server():
+    port = free_port()
+    with simulator_process(port, "--max-clients", "1", "--no-ecus") as proc:
+
+        def greeted() -> RawClient | None:
+            # The start-up probe holds the only place until the server has seen it go.
+            client = RawClient(("127.0.0.1", port))
+            if client.read() == "< hi >":
+                return client
+            client.close()
+            return None
+
+        first = wait_for(greeted, what="a greeting")
+        try:
+            second = RawClient(("127.0.0.1", port))
+            try:
+                assert second.read() == "< error too many clients (limit 1) >"
+            finally:
+                second.close()
+        finally:
+            first.close()
+    assert proc.returncode == 0, proc.stderr_text  # type: ignore[attr-defined]
+    assert "at most 1 clients" in proc.stderr_text  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from workshop_app.core.errors import SourceError
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
 from workshop_app.core.sim.ecus import EcuNetwork
 from workshop_app.core.sim.faults import available_faults
-from workshop_app.core.sim.socketcand_server import SocketcandServer
+from workshop_app.core.sim.socketcand_server import DEFAULT_MAX_CLIENTS, SocketcandServer
 from workshop_app.core.sources.adapter import open_bus
 from workshop_app.core.types import BusConfig
 
@@ -43,13 +43,20 @@ def run(args: argparse.Namespace) -> int:
             if args.interface != "virtual":
                 raise SourceError("--serve socketcand shares the simulator's virtual bus; use -i virtual")
             server_bus = can.Bus(interface="virtual", channel=args.channel)
-            server = SocketcandServer(server_bus, host=args.host, port=args.port, channel="can0")
+            server = SocketcandServer(
+                server_bus,
+                host=args.host,
+                port=args.port,
+                channel="can0",
+                max_clients=args.max_clients or DEFAULT_MAX_CLIENTS,
+            )
             try:
                 server.start()
             except OSError as exc:
                 raise SourceError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
             print(
-                f"socketcand server on {args.host}:{server.address[1]} channel can0 "
+                f"socketcand server on {args.host}:{server.address[1]} channel can0, "
+                f"at most {server.max_clients} clients "
                 f"(e.g. `workshop monitor -i socketcand --port {server.address[1]}`)",
                 file=sys.stderr,
             )
