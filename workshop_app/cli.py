@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("interfaces", help="list the CAN adapters python-can detects")
     p.add_argument("--json", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="show why drivers are missing")
 
     p = sub.add_parser("monitor", help="show live decoded values in the terminal")
     _add_source_options(p)
