@@ -268,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--vin", help="only the recordings of the vehicle with this VIN")
 
+    p = sub.add_parser("repair", help="finish MF4 recordings a crash or a kill left unfinished")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE.mf4")
+    p.add_argument(
+        "--no-backup",
+        action="store_true",
+        help="do not keep NAME.before-repair.mf4 when a damaged chain must be cut",
+    )
+
     p = sub.add_parser("decode", help="decode the signals of a log file to CSV")
     p.add_argument("log", type=Path)
     _add_dbc_option(p, required=True)
