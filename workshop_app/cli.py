@@ -9,6 +9,7 @@ from pathlib import Path
 
 from workshop_app import __version__
 from workshop_app import cli_values as values
+from workshop_app.commands.log_input import add_strict_option
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.sources.factory import SOCKETCAND_PORT
 
@@ -143,6 +144,7 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "trace", help="diagnostic trace of a recorded log: ISO-TP reassembled, UDS/OBD decoded"
     )
     p.add_argument("log", type=Path)
+    add_strict_option(p)
     p.add_argument(
         "--pair",
         action="append",
@@ -278,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("decode", help="decode the signals of a log file to CSV")
     p.add_argument("log", type=Path)
+    add_strict_option(p)
     _add_dbc_option(p, required=True)
     p.add_argument("-o", "--output", type=Path, help="CSV file to write (default: standard output)")
     p.add_argument(
@@ -289,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="send a log's frames onto a CAN bus with their original timing")
     p.add_argument("log", type=Path)
+    add_strict_option(p)
     g = p.add_argument_group("bus to send to (required)")
     g.add_argument("-i", "--interface", help="python-can interface: socketcand, pcan, kvaser, virtual, ...")
     g.add_argument("-c", "--channel", help="channel of the interface (e.g. can0, PCAN_USBBUS1)")
@@ -322,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export part of a log: decoded signals (CSV) or raw frames")
     p.add_argument("log", type=Path)
+    add_strict_option(p)
     p.add_argument(
         "-o",
         "--output",

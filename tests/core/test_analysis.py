@@ -149,10 +149,10 @@ def test_corrupt_log_names_file_and_line_and_keeps_frames(tmp_path: Path, databa
     with pytest.raises(LogFileError, match=r"bad\.log:21") as info:
         load_and_decode(bad, databases)
     partial = info.value.partial  # type: ignore[attr-defined]
-    assert isinstance(partial, LoadedLog) and len(partial.columns) == 20
-    # The frames before the bad line are decoded too.
-    assert partial.result.frames == 20
-    expected = load_and_decode(_write_lines(tmp_path / "good.log", lines[:20]), databases)
+    # Every good frame, before and after the bad line, is kept and decoded.
+    assert isinstance(partial, LoadedLog) and len(partial.columns) == 50
+    assert partial.result.frames == 50
+    expected = load_and_decode(_write_lines(tmp_path / "good.log", lines[:20] + lines[21:]), databases)
     assert partial.result.decoded_frames == expected.result.decoded_frames
     assert set(partial.result.signals) == set(expected.result.signals)
 

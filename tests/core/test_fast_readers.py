@@ -14,6 +14,7 @@ import pytest
 from workshop_app.core.errors import LogFileError
 from workshop_app.core.logs import FrameColumns, ReadCancelled, candump_reader, read_blf, read_candump
 from workshop_app.core.logs.columns import ERROR, EXTENDED, FD, REMOTE
+from workshop_app.core.logs.notes import LogNotes
 
 TEST_DATA = Path(__file__).resolve().parents[1] / "data"
 TESLA_LOG = TEST_DATA / "logs" / "savvycan_tesla_model_s_candump.log"
@@ -201,7 +202,7 @@ def test_candump_irregular_lines_follow_python_can(tmp_path):
         "(2.000000) 3 7FF#R12 T\n"
         "(2.500000) can1 001##3AABB R\n"
         "(-3.25) can0 0#R\n"
-        "(1e1) can0 12345678#00112233445566778899aabbccddeeff\n"
+        "(1e1) can0 12345678#0011223344556677\n"
     )
     path = tmp_path / "odd.log"
     path.write_text(text)
@@ -216,14 +217,16 @@ def test_candump_corrupt_line_is_named_and_earlier_frames_kept(tmp_path, message
     lines[1234] = "(12.5) can0 12G#00\n"
     path.write_text("".join(lines))
     monkeypatch.setattr(candump_reader, "CHUNK_BYTES", 4096)  # the bad line sits in a later chunk
+    notes = LogNotes(path)
+    ours = read_candump(path, notes=notes)
+    assert [str(n) for n in notes.notes] == [f"{path}:1235: bad frame '12G#00'"]
+    good = tmp_path / "good.log"
+    good.write_text("".join(lines[:1234] + lines[1235:]))
+    assert_same(ours, reference(good), candump=True)
     with pytest.raises(LogFileError, match=r"bad\.log:1235: bad frame") as info:
         read_candump(path)
     assert info.value.line == 1235
-    partial = info.value.partial
-    assert len(partial) == 1234
-    good = tmp_path / "good.log"
-    good.write_text("".join(lines[:1234]))
-    assert_same(partial, reference(good), candump=True)
+    assert len(info.value.partial) == 1999
 
 
 def test_empty_files(tmp_path):
@@ -247,6 +250,19 @@ def container_offsets(data: bytes) -> list[int]:
     return out
 
 
+def assert_head_and_tail(ours: FrameColumns, ref: list[can.Message]) -> tuple[int, int]:
+    """``ours`` is ``ref`` with one run of frames missing: (frames kept before, after it)."""
+    theirs = FrameColumns.from_messages(ref)
+    n = min(len(ours), len(theirs))
+    same = np.isclose(ours.timestamp[:n], theirs.timestamp[:n], atol=1e-6, rtol=0)
+    head = n if same.all() else int(np.argmin(same))
+    tail = len(ours) - head
+    assert_same(ours.slice(0, head), ref[:head])
+    if tail:
+        assert_same(ours.slice(head, len(ours)), ref[len(ref) - tail :])
+    return head, tail
+
+
 def test_blf_zero_size_container_header(tmp_path, messages):
     path = write_log(tmp_path / "zero.blf", messages[:3000], max_container_size=8192)
     data = bytearray(path.read_bytes())
@@ -255,12 +271,16 @@ def test_blf_zero_size_container_header(tmp_path, messages):
     bad = offsets[3]
     struct.pack_into("<L", data, bad + 8, 0)  # python-can's BLFReader never returns on this
     path.write_bytes(bytes(data))
-    with pytest.raises(LogFileError, match=f"size 0 at file offset {bad}") as info:
+    notes = LogNotes(path)
+    ours = read_blf(path, notes=notes)
+    assert [(n.offset, n.reason) for n in notes.notes] == [(bad, "object header with size 0")]
+    # Reading went on at the next container: frames before and after the damage are kept.
+    head, tail = assert_head_and_tail(ours, ref)
+    assert head > 0 and tail > 0 and head + tail < len(ref)
+    with pytest.raises(LogFileError, match=f"size 0 at byte {bad}") as info:
         read_blf(path)
     assert info.value.offset == bad
-    partial = info.value.partial
-    assert 0 < len(partial) < len(ref)
-    assert_same(partial, ref[: len(partial)])
+    assert len(info.value.partial) == len(ours)
 
 
 def test_blf_zero_size_inner_object(tmp_path, messages):
@@ -271,10 +291,13 @@ def test_blf_zero_size_inner_object(tmp_path, messages):
     first = data.index(b"LOBJ", 144 + 32)  # first object inside the (uncompressed) container
     struct.pack_into("<L", data, first + 100 * 48 + 8, 0)  # CAN_MESSAGE objects are 48 bytes
     path.write_bytes(bytes(data))
-    with pytest.raises(LogFileError, match="size 0 at byte 4800") as info:
-        read_blf(path)
-    assert info.value.offset == 144 and info.value.stream_offset == 4800
-    assert_same(info.value.partial, ref[:100])
+    notes = LogNotes(path)
+    ours = read_blf(path, notes=notes)
+    assert len(notes.notes) == 1 and "size 0 at byte 4800" in notes.notes[0].reason
+    assert notes.notes[0].offset == 144
+    # Only the damaged object is lost: the next object signature is found again.
+    head, tail = assert_head_and_tail(ours, ref)
+    assert (head, tail) == (100, len(ref) - 101)
 
 
 def test_blf_truncated_file(tmp_path, messages):
@@ -283,17 +306,21 @@ def test_blf_truncated_file(tmp_path, messages):
     data = path.read_bytes()
     offsets = container_offsets(data)
     path.write_bytes(data[: offsets[4] + 50])
-    with pytest.raises(LogFileError, match=f"truncated object.*at file offset {offsets[4]}") as info:
-        read_blf(path)
-    assert info.value.offset == offsets[4]
-    partial = info.value.partial
-    assert 0 < len(partial) < len(ref)
-    assert_same(partial, ref[: len(partial)])
+    notes = LogNotes(path)
+    ours = read_blf(path, notes=notes)
+    assert [n.offset for n in notes.notes] == [offsets[4]]
+    assert "file ends inside an object" in notes.notes[0].reason
+    assert 0 < len(ours) < len(ref)
+    assert_same(ours, ref[: len(ours)])
+    assert len(ours) >= len(list(can.BLFReader(path)))
     path.write_bytes(data[:100])
-    with pytest.raises(LogFileError, match="truncated file header"):
+    with pytest.raises(LogFileError, match="truncated BLF file header"):
         read_blf(path)
     path.write_bytes(data[:40])
-    with pytest.raises(LogFileError, match="not a BLF file"):
+    with pytest.raises(LogFileError, match=r"truncated BLF file header \(40 bytes\)"):
+        read_blf(path)
+    path.write_bytes(b"\x1b[2J" + data[4:100])
+    with pytest.raises(LogFileError, match=r"is not a BLF log \(no LOGG signature; starts with '\\x1b\[2J"):
         read_blf(path)
 
 

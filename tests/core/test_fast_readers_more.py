@@ -17,6 +17,7 @@ from workshop_app.core.logs import FrameColumns, ReadCancelled
 from workshop_app.core.logs.asc_reader import read_asc
 from workshop_app.core.logs.columns import ERROR, FD, REMOTE
 from workshop_app.core.logs.mf4_reader import read_mf4
+from workshop_app.core.logs.notes import LogNotes
 from workshop_app.core.logs.reader import read_columns
 from workshop_app.core.logs.trc_reader import read_trc
 
@@ -109,7 +110,7 @@ def test_asc_hand_written_variants(tmp_path):
         "   0.003000 1  Statistic: D 0 R 0 XD 0 XR 0 E 0 O 0 B 0.00%\n"
         "   0.004000 1  7DF             Rx   r\n"
         "   0.005000 1  7DF             rx   R 4\n"
-        "   0.006000 CANFD   1 Rx        123  Name 1 1 d 13 " + " ".join(["11"] * 13) + " 0 0 0 0 0 0 0 0\n"
+        "   0.006000 CANFD   1 Rx        123  Name 1 1 9 12 " + " ".join(["11"] * 12) + " 0 0 0 0 0 0 0 0\n"
         "   0.007000 1  12              Rx   d f 01 02 03 04 05 06 07 08\n"
         "   0.008000 3  ErrorFrame\n"
         "  12.5 1  100 Rx d 1 FF\n"
@@ -148,18 +149,24 @@ def test_asc_malformed_line(tmp_path, messages):
     lines = path.read_text().splitlines(keepends=True)
     lines[100] = "   1.234500 1  12Z             Rx   d 2 01 02\n"
     path.write_text("".join(lines))
+    # The bad line is skipped and named; every frame around it is kept.
+    notes = LogNotes(path)
+    ours = read_asc(path, notes=notes)
+    assert [(n.line, n.rejected) for n in notes.notes] == [(101, False)]
+    assert_same(ours, reference_without(path, 100))
+    # Without a collector the bad line is an error, all the good frames on ``partial``.
     with pytest.raises(LogFileError) as info:
         read_asc(path)
     assert "bad.asc:101:" in str(info.value)
-    partial = info.value.partial  # type: ignore[attr-defined]
-    good = reference_until(path, 100)
-    assert_same(partial, good)
+    assert_same(info.value.partial, reference_without(path, 100))  # type: ignore[attr-defined]
 
 
-def reference_until(path: Path, lines: int) -> list[can.Message]:
-    head = path.with_name("head.asc")
-    head.write_text("".join(path.read_text().splitlines(keepends=True)[:lines]))
-    return reference(head)
+def reference_without(path: Path, index: int) -> list[can.Message]:
+    """python-can's frames of ``path`` with line ``index`` (0-based) left out."""
+    lines = path.read_text().splitlines(keepends=True)
+    rest = path.with_name("without" + path.suffix)
+    rest.write_text("".join(lines[:index] + lines[index + 1 :]))
+    return reference(rest)
 
 
 def test_asc_empty_and_progress(tmp_path, messages):
@@ -258,7 +265,12 @@ def test_trc_malformed_line_and_empty(tmp_path):
     with pytest.raises(LogFileError) as info:
         read_trc(path)
     assert "bad.trc:6:" in str(info.value)
-    assert len(info.value.partial) == 2  # type: ignore[attr-defined]
+    notes = LogNotes(path)
+    kept = read_trc(path, notes=notes)
+    assert [n.line for n in notes.notes] == [6]
+    good = tmp_path / "good.trc"
+    good.write_text(TRC_SAMPLES["2.1"])
+    assert len(info.value.partial) == len(kept) == len(reference(good)) - 1  # type: ignore[attr-defined]
     empty = tmp_path / "empty.trc"
     empty.write_bytes(b"")
     assert len(read_columns(empty)) == 0
@@ -307,10 +319,9 @@ def test_text_chunks_parsed_in_parallel_keep_order_and_line_numbers(tmp_path, me
     lines = path.read_text().splitlines(keepends=True)
     lines[2500] = "   1.234500 1  12Z             Rx   d 2 01 02\n"
     path.write_text("".join(lines))
-    with pytest.raises(LogFileError) as info:
-        read_asc(path)
-    assert "many.asc:2501:" in str(info.value)
-    assert_same(info.value.partial, reference_until(path, 2500))  # type: ignore[attr-defined]
+    notes = LogNotes(path)
+    assert_same(read_asc(path, notes=notes), reference_without(path, 2500))
+    assert [n.line for n in notes.notes] == [2501]
 
 
 def test_text_cancel_between_parallel_chunks(tmp_path, messages, monkeypatch):

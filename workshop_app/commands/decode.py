@@ -18,10 +18,12 @@ import can
 import numpy as np
 
 from workshop_app.commands.common import load_databases
+from workshop_app.commands.log_input import load_log
 from workshop_app.core.decode.live import decode_payload
 from workshop_app.core.decode.vectorized import decode_columns
 from workshop_app.core.errors import LogFileError
-from workshop_app.core.logs.reader import read_columns
+from workshop_app.core.logs.columns import FrameColumns
+from workshop_app.core.logs.notes import LogRead
 from workshop_app.core.types import channel_label
 
 HEADER = ["timestamp", "channel", "arbitration_id", "message", "signal", "value", "label", "unit"]
@@ -31,14 +33,8 @@ def summary(args: argparse.Namespace) -> int:
     """Load and decode the whole log with the vectorised engine; statistics per signal."""
     dbs = load_databases(args.dbc, default_demo=False)
     t0 = time.perf_counter()
-    try:
-        columns = read_columns(args.log)
-    except LogFileError as exc:
-        partial = getattr(exc, "partial", None)
-        print(f"workshop decode: error: {exc}", file=sys.stderr)
-        if partial is not None:
-            print(f"kept the {len(partial)} frames read before the error", file=sys.stderr)
-        return 1
+    read = load_log(args.log, "decode", strict=getattr(args, "strict", False))
+    columns = read.frames
     load_s = time.perf_counter() - t0
     result = decode_columns(columns, dbs)
     rows = []
@@ -62,6 +58,9 @@ def summary(args: argparse.Namespace) -> int:
         "decoded_frames": result.decoded_frames,
         "unknown_frames": result.unknown_frames,
         "undecodable_frames": result.undecodable_frames,
+        "damaged_places": read.damaged,
+        "rejected_frames": read.rejected,
+        "problems": [str(note) for note in read.notes],
         "load_seconds": round(load_s, 4),
         "decode_seconds": round(result.seconds, 4),
         "fallback_messages": result.fallback_messages,
@@ -72,8 +71,8 @@ def summary(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{args.log}: {len(columns):,} frames, {result.decoded_frames:,} decoded, "
-        f"{result.unknown_frames:,} with unknown ids, {result.undecodable_frames:,} undecodable; "
-        f"loaded in {load_s:.3f} s, decoded in {result.seconds:.3f} s"
+        f"{result.unknown_frames:,} with unknown ids, {result.undecodable_frames:,} undecodable"
+        f"{_problems(read)}; loaded in {load_s:.3f} s, decoded in {result.seconds:.3f} s"
     )
     print(f"{'message.signal':<48} {'values':>10} {'min':>14} {'max':>14} {'mean':>14}  unit")
     for r in rows:
@@ -90,63 +89,57 @@ def run(args: argparse.Namespace) -> int:
     if args.summary:
         return summary(args)
     dbs = load_databases(args.dbc, default_demo=False)
+    # Read (and judge) the log before the output file is created: a refused log leaves none.
+    read = load_log(args.log, "decode", strict=getattr(args, "strict", False))
     frames = decoded = unknown = undecodable = 0
     with ExitStack() as stack:
         out = sys.stdout if args.output is None else stack.enter_context(_open_output(args.output))
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(HEADER)
         lookup = dbs.lookup
-        try:
-            for msg in _frames(args.log):
-                if msg.is_error_frame or msg.is_remote_frame:
-                    continue
-                frames += 1
-                channel = channel_label(msg.channel)
-                message = lookup(channel, msg.arbitration_id, msg.is_extended_id)
-                if message is None:
-                    unknown += 1
-                    continue
-                try:
-                    values = decode_payload(message, bytes(msg.data))
-                except Exception:
-                    undecodable += 1
-                    continue
-                decoded += 1
-                ident = f"0x{msg.arbitration_id:X}"
-                ts = f"{msg.timestamp:.6f}"
-                for v in values:
-                    writer.writerow(
-                        [ts, channel, ident, message.name, v.name, repr(v.value), v.label or "", v.unit]
-                    )
-        except LogFileError as exc:
-            print(f"workshop decode: error: {exc}", file=sys.stderr)
-            print(f"kept the {frames} frames read before the error", file=sys.stderr)
-            return 1
+        for msg in _frames(read.frames):
+            if msg.is_error_frame or msg.is_remote_frame:
+                continue
+            frames += 1
+            channel = channel_label(msg.channel)
+            message = lookup(channel, msg.arbitration_id, msg.is_extended_id)
+            if message is None:
+                unknown += 1
+                continue
+            try:
+                values = decode_payload(message, bytes(msg.data))
+            except Exception:
+                undecodable += 1
+                continue
+            decoded += 1
+            ident = f"0x{msg.arbitration_id:X}"
+            ts = f"{msg.timestamp:.6f}"
+            for v in values:
+                writer.writerow(
+                    [ts, channel, ident, message.name, v.name, repr(v.value), v.label or "", v.unit]
+                )
     print(
         f"{frames} frames, {decoded} decoded, {unknown} with ids not in the databases, "
-        f"{undecodable} undecodable (shorter than their definition)",
+        f"{undecodable} undecodable (shorter than their definition){_problems(read)}",
         file=sys.stderr,
     )
     return 0
 
 
-def _frames(path: Path) -> Iterator[can.Message]:
-    """The log's frames in file order, read by the guarded fast readers.
+def _problems(read: LogRead) -> str:
+    """The damage counts for a summary line (empty for a sound log)."""
+    out = ""
+    if read.damaged:
+        out += f", {read.damaged:,} damaged places skipped"
+    if read.rejected:
+        out += f", {read.rejected:,} impossible frames rejected"
+    return out
 
-    On a damaged file the frames before the damage are yielded first, then the error raised.
-    """
-    try:
-        columns = read_columns(path)
-        error = None
-    except LogFileError as exc:
-        partial = getattr(exc, "partial", None)
-        if partial is None:
-            raise
-        columns, error = partial, exc
-    for start in range(0, len(columns), 100_000):  # python objects for one chunk at a time
+
+def _frames(columns: FrameColumns) -> Iterator[can.Message]:
+    """The frames in file order as python-can messages, one chunk of objects at a time."""
+    for start in range(0, len(columns), 100_000):
         yield from columns.to_messages(start, min(len(columns), start + 100_000))
-    if error is not None:
-        raise error
 
 
 def _open_output(path: Path):  # noqa: ANN202 - a text file object

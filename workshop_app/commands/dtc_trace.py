@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 
+from workshop_app.commands.log_input import LogRefused, add_strict_option, load_log
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.diag.ecu_spec import load_vehicle_spec
 from workshop_app.core.diag.trace import diagnostic_trace, format_trace_lines, parse_pair, trace_to_dict
 from workshop_app.core.errors import WorkshopError
-from workshop_app.core.logs.reader import read_columns
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the trace as JSON")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="show at most N transactions")
+    add_strict_option(parser)
 
 
 def _fail(message: str) -> int:
@@ -52,12 +53,15 @@ def run(args: argparse.Namespace) -> int:
                     print(f"warning: {warning}", file=sys.stderr)
         spec_path = getattr(args, "spec", None)
         spec = load_vehicle_spec(spec_path) if spec_path else None
-        columns = read_columns(args.log)
+        read = load_log(args.log, "dtc trace", strict=getattr(args, "strict", False))
+    except LogRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1  # damage under --strict: 1, as the other log commands
     except WorkshopError as exc:
         return _fail(str(exc))
     except OSError as exc:  # a reader that lets the operating system's error through
         return _fail(f"{args.log}: {exc.strerror or exc}")
-    trace = diagnostic_trace(columns, pairs=pairs, spec=spec, databases=databases)
+    trace = diagnostic_trace(read.frames, pairs=pairs, spec=spec, databases=databases)
     if args.json:
         print(json.dumps(trace_to_dict(trace, limit), indent=2, ensure_ascii=False))
     else:

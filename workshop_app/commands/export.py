@@ -12,10 +12,10 @@ import argparse
 import sys
 
 from workshop_app.commands.common import load_databases
+from workshop_app.commands.log_input import load_log
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.logfiles import log_suffix
 from workshop_app.core.logs.export import export_frames, export_signals_csv, export_signals_mf4
-from workshop_app.core.logs.reader import read_columns
 
 
 def parse_signal(text: str) -> tuple[str, str]:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise WorkshopError(f"{args.output}: decoded signals are written as CSV or MF4; use .csv or .mf4")
     databases = load_databases(args.dbc, default_demo=False) if args.dbc else None
 
-    columns = read_columns(args.log)
+    columns = load_log(args.log, "export", strict=getattr(args, "strict", False)).frames
     first = float(columns.timestamp.min()) if len(columns) else 0.0
     start = None if args.start is None else first + args.start
     end = None if args.end is None else first + args.end

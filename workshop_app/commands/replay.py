@@ -17,10 +17,10 @@ from contextlib import ExitStack
 import can
 
 from workshop_app.commands.common import source_spec
+from workshop_app.commands.log_input import load_log
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.logs.columns import FrameColumns
 from workshop_app.core.logs.playback import ReplayStats, replay_to_bus
-from workshop_app.core.logs.reader import read_columns
 from workshop_app.core.sources.adapter import open_bus
 from workshop_app.core.types import BusConfig
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     channel_map = parse_channel_map(args.channel_map)
     config = _bus_config(args)
-    columns = read_columns(args.log)
+    columns = load_log(args.log, "replay", strict=getattr(args, "strict", False)).frames
     if not len(columns):
         raise WorkshopError(f"{args.log}: the log holds no frames")
     first = float(columns.timestamp.min())

@@ -11,7 +11,9 @@ from workshop_app.core.errors import LogFileError
 
 # Suffixes python-can can read back (".gz" variants of the text formats too).
 READABLE_SUFFIXES = (".asc", ".blf", ".csv", ".db", ".log", ".mf4", ".trc")
-WRITABLE_SUFFIXES = (".asc", ".blf", ".csv", ".db", ".log", ".mf4", ".trc", ".txt")
+# Only formats that read back: python-can's ".txt" (its Printer's text) has no reader, so a
+# recording written to it could never be decoded, exported or replayed.
+WRITABLE_SUFFIXES = READABLE_SUFFIXES
 
 
 def log_suffix(path: Path) -> str:
@@ -25,8 +27,12 @@ def log_suffix(path: Path) -> str:
 def readable_log(path: str | Path) -> tuple[Path, str]:
     """The path and its format suffix, or a LogFileError for a missing file or unknown format."""
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        raise LogFileError(f"{p} is a directory, not a log")
+    if not p.exists():
         raise LogFileError(f"{p}: no such file")
+    if not p.is_file():
+        raise LogFileError(f"{p} is not a regular file, not a log")
     suffix = log_suffix(p)
     if suffix not in READABLE_SUFFIXES:
         raise LogFileError(

@@ -66,9 +66,10 @@ def load_and_decode(
     """Read ``path`` into columns, then decode every known signal.
 
     Raises ``LoadCancelled`` when ``cancel`` is set, and ``LogFileError`` when the file is bad;
-    either way the exception's ``partial`` is a ``LoadedLog`` of the frames read before the
-    stop, or None when there were none. After a bad line those frames are decoded; after a
-    cancel while reading they are not (the user asked to stop working).
+    either way the exception's ``partial`` is a ``LoadedLog`` of the frames read, or None when
+    there were none. A damaged file (bad lines, a cut BLF) is read to the end first, so
+    ``partial`` holds every frame that could be recovered, decoded; after a cancel while
+    reading the frames are not decoded (the user asked to stop working).
     """
     p = Path(path)
     read_progress = None if progress is None else (lambda done, total: progress(PHASE_READ, done, total))

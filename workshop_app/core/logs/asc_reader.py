@@ -35,7 +35,8 @@ from workshop_app.core.logs.columns import (
     Progress,
     log_error,
 )
-from workshop_app.core.logs.text_tokens import BadLine, parse_in_chunks, tokenize
+from workshop_app.core.logs.notes import FD_LENGTHS, ImpossibleFrame, LineIssues, LogNotes, printable
+from workshop_app.core.logs.text_tokens import BadLine, finish, parse_in_chunks, tokenize
 
 _DLC2LEN = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64], np.int64)
 
@@ -87,25 +88,40 @@ def _header(raw: bytes) -> tuple[int, int, int]:
 
 
 def read_asc(
-    path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
+    path: str | Path,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    notes: LogNotes | None = None,
 ) -> FrameColumns:
     """All frames of a Vector ASC log (``.asc`` or ``.asc.gz``) as columns.
 
-    A malformed frame line raises LogFileError naming the file and the 1-based line; its
-    ``partial`` holds the frames before that line and ``line`` the line number.
+    A malformed frame line or an impossible frame (``d 99``, an id beyond 29 bits) is skipped
+    and goes into ``notes`` with its 1-based line; reading goes on. Without ``notes`` the first
+    one raises LogFileError after the read, every good frame on ``partial``.
     """
     p = Path(path)
+    found = LogNotes(p) if notes is None else notes
     raw = _read_bytes(p)
     base, pos, line_base = _header(raw)
-    return parse_in_chunks(
-        p, raw, pos, line_base, lambda chunk: _parse_chunk(chunk, base), progress=progress, cancel=cancel
+    frames = parse_in_chunks(
+        p,
+        raw,
+        pos,
+        line_base,
+        lambda chunk: _parse_chunk(chunk, base),
+        progress=progress,
+        cancel=cancel,
+        notes=found,
     )
+    return finish(frames, found, notes is None)
 
 
-def _parse_chunk(chunk: bytes, base: int) -> FrameColumns:
+def _parse_chunk(chunk: bytes, base: int) -> tuple[FrameColumns, LineIssues]:
+    issues = LineIssues()
     tokens = tokenize(chunk)
     if tokens is None:
-        return FrameColumns.empty()
+        return FrameColumns.empty(), issues
     padded, bp, tok = tokens.padded, tokens.bp, tokens.tok
     line_starts, line_ends = tokens.line_starts, tokens.line_ends
     tok_start, first_tok, count = tokens.tok_start, tokens.first_tok, tokens.count
@@ -224,20 +240,25 @@ def _parse_chunk(chunk: bytes, base: int) -> FrameColumns:
         ok[rows[sub[bad]]] = False
     keep = ok.copy()
 
-    # Every other line by python-can's grammar, in order, so the first bad line is the earliest.
+    # Every other line by python-can's grammar; a bad line is noted and skipped.
     extra_names: dict[int, str] = {}
-    bad_at: tuple[int, str] | None = None
     for i in np.flatnonzero(~ok).tolist():
         end = line_ends[i]
         text = chunk[line_starts[i] : end].decode("utf-8", "replace").strip()
         try:
             frame = _parse_line(text, base)
+        except ImpossibleFrame as exc:
+            issues.add(i, f"{exc} in {printable(text, 80)}", True)
+            continue
         except (ValueError, IndexError) as exc:
-            bad_at = (i, f"malformed frame line {text[:80]!r} ({exc})")
-            break
+            issues.add(i, f"malformed frame line {printable(text, 80)} ({exc})")
+            continue
         if frame is None:
             continue
         ts, chan, aid, fl, ln, data = frame
+        if aid > 0xFFFFFFFF:  # beyond what the columns hold, let alone a bus
+            issues.add(i, f"id 0x{aid:X} is beyond 29 bits in {printable(text, 80)}", True)
+            continue
         timestamps[i], arbitration_id[i], flags[i], length[i] = ts, aid, fl, ln
         extra_names[i] = chan
         if len(data) > payload.shape[1]:
@@ -273,10 +294,8 @@ def _parse_chunk(chunk: bytes, base: int) -> FrameColumns:
             channels=tuple(names),
         )
 
-    if bad_at is not None:
-        i, reason = bad_at
-        raise BadLine(i, reason, build(keep & (np.arange(n_lines) < i)))
-    return build(keep)
+    issues.reject_impossible(arbitration_id, flags, length, keep)
+    return build(keep), issues.sorted()
 
 
 def _bytes(tokens: list[str], count: int, base: int) -> bytes:
@@ -312,10 +331,14 @@ def _parse_line(line: str, base: int) -> _Frame | None:
     if body[0].lower() == "r":
         fields = body.split()
         dlc = int(fields[1], base) if len(fields) > 1 and fields[1].isdigit() else 0
+        if dlc > 15:
+            raise ImpossibleFrame(f"DLC {fields[1]} is beyond 15")
         return ts, channel, ident, flags | REMOTE, dlc, b""
     fields = body.split()
     dlc = int(fields[1], base)
-    size = min(8, int(_DLC2LEN[dlc]) if 0 <= dlc < 16 else dlc)
+    if not 0 <= dlc <= 15:
+        raise ImpossibleFrame(f"DLC {fields[1]} is beyond 15")
+    size = min(8, int(_DLC2LEN[dlc]))
     data = _bytes(fields[2:], size, base)
     return ts, channel, ident, flags, len(data), data
 
@@ -336,6 +359,10 @@ def _parse_fd(ts: float, rest: str, base: int) -> _Frame:
     flags |= id_flags | (BRS if brs == "1" else 0) | (ESI if esi == "1" else 0)
     dlc = int(dlc_text, base)
     size = int(size_text)
+    if not 0 <= dlc <= 15:
+        raise ImpossibleFrame(f"DLC {dlc_text} is beyond 15")
+    if not 0 <= size <= 64 or not FD_LENGTHS[size]:
+        raise ImpossibleFrame(f"CAN FD data length {size} is not a CAN FD length")
     data = _bytes(data_text.split(), size, base)
     if size == 0:  # python-can reads a zero data length as a remote frame of that DLC
         return ts, channel, ident, flags | REMOTE, dlc, b""

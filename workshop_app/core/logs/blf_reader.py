@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from workshop_app.core.errors import LogFileError
 from workshop_app.core.logs.columns import (
     BRS,
     ERROR,
@@ -35,6 +34,7 @@ from workshop_app.core.logs.columns import (
     ReadCancelled,
     log_error,
 )
+from workshop_app.core.logs.notes import LogNotes, drop_impossible, printable
 
 # signature, header size, 4 x application, 4 x binlog version, file size, uncompressed size,
 # object count, objects read, start SYSTEMTIME, stop SYSTEMTIME
@@ -103,14 +103,24 @@ def _records(
 
 
 def read_blf(
-    path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
+    path: str | Path,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    notes: LogNotes | None = None,
 ) -> FrameColumns:
     """All CAN / CAN FD / error frames of a BLF file as columns.
 
-    Problems raise LogFileError with the byte offset (``offset``: in the file, or of the
-    container holding the bad object) and the frames read before it in ``partial``.
+    Damage (a truncated or corrupt container, a bad object header, a file cut short) does not
+    end the read: every complete object before it is kept, reading resumes at the next
+    container (or object) that can be found again, and each damaged place goes into ``notes``
+    with its file offset. Without ``notes`` the first damage raises LogFileError after the
+    whole file was read, with every recovered frame on ``partial``. A file that is not BLF at
+    all raises LogFileError in either case.
     """
     p = Path(path)
+    strict = notes is None
+    found = LogNotes(p) if notes is None else notes
     try:
         data = p.read_bytes()
     except OSError as exc:
@@ -118,68 +128,103 @@ def read_blf(
     size = len(data)
     if size == 0:
         return FrameColumns.empty()
-    if size < FILE_HEADER.size or data[:4] != b"LOGG":
-        raise log_error(f"{p}: not a BLF file (no LOGG header)", FrameColumns.empty(), offset=0)
+    if data[:4] != b"LOGG":
+        raise log_error(
+            f"{p} is not a BLF log (no LOGG signature; starts with {printable(data[:16])})",
+            FrameColumns.empty(),
+            offset=0,
+        )
+    if size < FILE_HEADER.size:
+        raise log_error(f"{p}: truncated BLF file header ({size} bytes)", FrameColumns.empty(), offset=0)
     header = FILE_HEADER.unpack_from(data)
     start_time = _systemtime(header[14:22])
 
     # Each batch is chained here (where the next batch starts depends on it) and its fields
     # extracted on a worker thread; results are collected in file order.
-    parts: list[tuple[int, Future[FrameColumns]]] = []  # (stream offset of the batch, frames)
+    parts: list[tuple[int, Future[tuple[FrameColumns, list[int]]]]] = []
     pending: list[bytes] = []
     pending_size = 0
     tail = b""
-    # (stream offset where a container's data starts, its file offset), to place inner errors.
+    # (stream offset where a container's data starts, its file offset), to place inner damage.
     containers: list[tuple[int, int]] = []
     stream_pos = 0  # stream offset of the first byte of ``tail``
 
-    def locate(bad: _BadObject, batch_pos: int, good: list[FrameColumns]) -> LogFileError:
-        where = batch_pos + bad.offset
+    def container_of(where: int) -> int:
         at = bisect.bisect_right([s for s, _ in containers], where) - 1
-        file_offset = containers[max(at, 0)][1] if containers else 0
-        return log_error(
-            f"{p}: {bad.reason} at byte {where} of the decompressed data "
-            f"(container at file offset {file_offset})",
-            FrameColumns.concat([*good, bad.good]),
-            offset=file_offset,
-            stream_offset=where,
+        return containers[max(at, 0)][1] if containers else 0
+
+    def inner_damage(where: int, reason: str) -> None:
+        found.damage(
+            f"{reason} at byte {where} of the decompressed data (container at file offset "
+            f"{container_of(where)})",
+            offset=container_of(where),
         )
 
     def collect() -> list[FrameColumns]:
         done: list[FrameColumns] = []
         for batch_pos, future in parts:
             try:
-                done.append(future.result())
+                frames, short = future.result()
             except _BadObject as bad:
-                raise locate(bad, batch_pos, done) from None
+                inner_damage(batch_pos + bad.offset, bad.reason)
+                continue
+            done.append(frames)
+            for at in short:
+                inner_damage(batch_pos + at, "object too small for its type")
+        parts.clear()
         return done
+
+    collected: list[FrameColumns] = []
 
     def flush(final: bool) -> None:
         nonlocal tail, stream_pos, pending_size
         buf = b"".join([tail, *pending])
         pending.clear()
         pending_size = 0
-        try:
-            positions, used = _chain_batch(buf, final)
-        except _BadObject as bad:
-            earlier = collect()
-            bad.good = _extract(buf, bad.positions, start_time)
-            raise locate(bad, stream_pos, earlier) from None
-        parts.append((stream_pos, extracting.submit(_extract, buf, positions, start_time)))
-        tail = buf[used:]
-        stream_pos += used
+        while True:
+            try:
+                positions, used = _chain_batch(buf, final and not truncated)
+            except _BadObject as bad:
+                # Keep the objects before the damage, then look for the next object signature.
+                inner_damage(stream_pos + bad.offset, bad.reason)
+                parts.append((stream_pos, extracting.submit(_extract, buf, bad.positions, start_time)))
+                resume = buf.find(b"LOBJ", bad.offset + 1)
+                if resume < 0:
+                    stream_pos += len(buf)
+                    tail = b""
+                    return
+                stream_pos += resume
+                buf = buf[resume:]
+                continue
+            parts.append((stream_pos, extracting.submit(_extract, buf, positions, start_time)))
+            tail = buf[used:]
+            stream_pos += used
+            return
 
-    def fail(offset: int, reason: str) -> LogFileError:
-        try:
-            flush(final=False)
-            frames = collect()
-        except LogFileError as exc:
-            return exc
-        return log_error(f"{p}: {reason} at file offset {offset}", FrameColumns.concat(frames), offset=offset)
+    def restart_stream() -> None:
+        # A skipped container breaks the decompressed stream: the object cut at its start is lost.
+        nonlocal tail, stream_pos
+        flush(final=False)
+        stream_pos += len(tail)
+        tail = b""
 
+    def resync(after: int) -> int:
+        """File offset of the next plausible container header after ``after`` (or the end)."""
+        at = data.find(b"LOBJ", after + 1)
+        while at >= 0 and at + OBJ_BASE.size + CONTAINER.size <= size:
+            _, _, _, obj_size, obj_type = OBJ_BASE.unpack_from(data, at)
+            if obj_type == LOG_CONTAINER and obj_size >= OBJ_BASE.size + CONTAINER.size:
+                return at
+            at = data.find(b"LOBJ", at + 1)
+        return size
+
+    truncated = False  # the file ends inside a container: its last object is expected to be cut
+    broken = False  # a container was skipped: the next one starts inside an object
     pos = max(header[1], FILE_HEADER.size)
     if pos > size:
-        raise log_error(f"{p}: truncated file header ({size} of {pos} bytes)", FrameColumns.empty(), offset=0)
+        raise log_error(
+            f"{p}: truncated BLF file header ({size} of {pos} bytes)", FrameColumns.empty(), offset=0
+        )
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="blf-inflate") as pool,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="blf-extract") as extracting,
@@ -208,39 +253,57 @@ def read_blf(
                     inflating[scan] = pool.submit(_inflate, body)
                 scan += obj_size + obj_size % 4
 
+        def skip(reason: str) -> int:
+            nonlocal broken, scan
+            found.damage(reason, offset=pos)
+            restart_stream()
+            broken = True
+            scan = resync(pos)  # the look-ahead stopped at the damage: restart it there
+            return scan
+
         while pos < size:
             look_ahead()
             if cancel is not None and cancel():
                 flush(final=False)
                 raise ReadCancelled(
-                    f"{p}: reading cancelled at file offset {pos}", FrameColumns.concat(collect())
+                    f"{p}: reading cancelled at file offset {pos}",
+                    FrameColumns.concat([*collected, *collect()]),
                 )
             if size - pos < OBJ_BASE.size:
-                if not data[pos:].strip(b"\x00"):
-                    break  # trailing padding
-                raise fail(pos, f"truncated object header ({size - pos} bytes)")
+                if data[pos:].strip(b"\x00"):
+                    found.damage(f"truncated object header ({size - pos} bytes)", offset=pos)
+                break
             signature, _, _, obj_size, obj_type = OBJ_BASE.unpack_from(data, pos)
             if signature != b"LOBJ":
-                raise fail(pos, "no LOBJ object signature")
+                pos = skip("no LOBJ object signature")
+                continue
             if obj_size < OBJ_BASE.size + (CONTAINER.size if obj_type == LOG_CONTAINER else 0):
-                raise fail(pos, f"object header with size {obj_size}")
-            if pos + obj_size > size:
-                raise fail(
-                    pos, f"truncated object: {obj_size} bytes announced, {size - pos} left in the file"
+                pos = skip(f"object header with size {obj_size}")
+                continue
+            cut = pos + obj_size > size
+            if cut:
+                found.damage(
+                    f"file ends inside an object ({obj_size} bytes announced, {size - pos} left)", offset=pos
                 )
+                truncated = True
             if obj_type == LOG_CONTAINER:
                 method, _ = CONTAINER.unpack_from(data, pos + OBJ_BASE.size)
-                body = data[pos + OBJ_BASE.size + CONTAINER.size : pos + obj_size]
+                body = data[pos + OBJ_BASE.size + CONTAINER.size : min(pos + obj_size, size)]
                 inner: bytes | None = None
                 if method == ZLIB_DEFLATE:
                     future = inflating.pop(pos, None)
                     try:
                         inner = future.result() if future is not None else _inflate(body)
                     except zlib.error as exc:
-                        raise fail(pos, f"corrupt compressed container ({exc})") from None
+                        pos = skip(f"corrupt compressed container ({exc})")
+                        continue
                 elif method == NO_COMPRESSION:
                     inner = body
                 if inner is not None:  # unknown compression: skipped, as python-can does
+                    if broken:
+                        first = inner.find(b"LOBJ")
+                        inner = inner[first:] if first >= 0 else b""
+                        broken = False
                     containers.append((stream_end, pos))
                     stream_end += len(inner)
                     pending.append(inner)
@@ -249,12 +312,17 @@ def read_blf(
                         flush(final=False)
                         if progress is not None:
                             progress(pos + obj_size, size)
+            if cut:
+                break
             pos += obj_size + obj_size % 4  # python-can's padding rule
         flush(final=True)
-        frames = collect()
+        collected.extend(collect())
     if progress is not None:
         progress(size, size)
-    return FrameColumns.concat(frames)
+    frames = drop_impossible(FrameColumns.concat(collected), found)
+    if strict and found:
+        raise found.error(frames)
+    return frames
 
 
 def _inflate(body: bytes) -> bytes:
@@ -327,11 +395,15 @@ def _seconds(tflags: np.ndarray, raw: np.ndarray) -> np.ndarray:
     return np.where(ten_us, ticks / 1e5, ticks / 1e9)
 
 
-def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColumns:
-    """Decode the frame objects at ``positions`` (other object types are skipped)."""
+def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> tuple[FrameColumns, list[int]]:
+    """Decode the frame objects at ``positions`` (other object types are skipped).
+
+    Also returns the positions of frame objects too small for their type (damage: skipped).
+    """
     m = len(positions)
+    short_at: list[int] = []
     if m == 0:
-        return FrameColumns.empty()
+        return FrameColumns.empty(), short_at
     heads = _records(
         buf,
         positions,
@@ -396,7 +468,10 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColum
                 continue
             short = heads["size"][rows] < itemsize
             if short.any():
-                raise _BadObject(int(positions[rows[short.argmax()]]), "object too small for its type")
+                short_at.extend(positions[rows[short]].tolist())
+                rows = rows[~short]
+                if not len(rows):
+                    continue
             rec = _records(buf, positions[rows], {**common, **fields}, itemsize)
             if len(rows) == m:
                 rows = slice(None)  # the usual batch of one object type: no scatter needed
@@ -445,7 +520,8 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColum
         body = pos + BODY_OFFSET[version]
         hsize, obj_size = int(heads["hsize"][row]), int(heads["size"][row])
         if obj_size < BODY_OFFSET[version] + 40:
-            raise _BadObject(pos, "object too small for its type")
+            short_at.append(pos)
+            continue
         tflags, raw = struct.unpack_from("<L4xQ", buf, pos + 16)
         ch, dlc, valid, _, can_id, _, fdf = struct.unpack_from("<BBBBLLL", buf, body)
         direction, ext_offset = struct.unpack_from("<BB", buf, body + 34)
@@ -479,7 +555,7 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColum
         numbers, chan_index = np.unique(chan, return_inverse=True)
     if len(numbers) > 256:
         raise _BadObject(int(positions[0]), "more than 256 channels")
-    return FrameColumns(
+    frames = FrameColumns(
         timestamp=timestamp[rows],
         channel=chan_index.astype(np.uint8).ravel(),
         arbitration_id=ident[rows],
@@ -488,3 +564,4 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> FrameColum
         payload=payload[rows, :width] if width < payload.shape[1] or not isinstance(rows, slice) else payload,
         channels=tuple(str(c) for c in numbers.tolist()),
     )
+    return frames, short_at

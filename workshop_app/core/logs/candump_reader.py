@@ -28,6 +28,7 @@ from workshop_app.core.logs.columns import (
     Progress,
     log_error,
 )
+from workshop_app.core.logs.notes import ImpossibleFrame, LineIssues, LogNotes
 
 # Bytes of text parsed per step: bounds the temporary index arrays (~30 MB) and paces progress.
 CHUNK_BYTES = 8 << 20
@@ -60,25 +61,35 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_candump(
-    path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
+    path: str | Path,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    notes: LogNotes | None = None,
 ) -> FrameColumns:
     """All frames of a candump ``-L`` log (``.log`` or ``.log.gz``) as columns.
 
-    A malformed line raises LogFileError naming the file and the 1-based line; its ``partial``
-    holds the frames before that line and ``line`` the line number.
+    A malformed line or an impossible frame (20 data bytes on classic CAN, an id beyond 29
+    bits) is skipped and goes into ``notes`` with its 1-based line; reading goes on. Without
+    ``notes`` the first one raises LogFileError after the read, every good frame on ``partial``.
     """
-    from workshop_app.core.logs.text_tokens import BadLine, parse_in_chunks  # it imports _at from here
+    # Local import: text_tokens imports _at from here.
+    from workshop_app.core.logs.text_tokens import BadLine, finish, parse_in_chunks
 
     p = Path(path)
+    found = LogNotes(p) if notes is None else notes
     raw = _read_bytes(p)
 
-    def parse(chunk: bytes) -> FrameColumns:
+    def parse(chunk: bytes) -> tuple[FrameColumns, LineIssues]:
         try:
             return _parse_chunk(chunk)
         except _BadLine as bad:
             raise BadLine(bad.index, bad.reason, bad.good or FrameColumns.empty()) from None
 
-    return parse_in_chunks(p, raw, 0, 0, parse, progress=progress, cancel=cancel, chunk_bytes=CHUNK_BYTES)
+    frames = parse_in_chunks(
+        p, raw, 0, 0, parse, progress=progress, cancel=cancel, notes=found, chunk_bytes=CHUNK_BYTES
+    )
+    return finish(frames, found, notes is None)
 
 
 def _at(buf: bytes, offsets: np.ndarray, width: int) -> np.ndarray:
@@ -122,8 +133,8 @@ def _decimal_seconds(raw: np.ndarray) -> np.ndarray | None:
     return total / 10.0 ** (raw.shape[1] - 1 - col)
 
 
-def _parse_chunk(chunk: bytes) -> FrameColumns:
-    """Columns for a run of whole lines; raises _BadLine(index in chunk, reason, partial)."""
+def _parse_chunk(chunk: bytes) -> tuple[FrameColumns, LineIssues]:
+    """Columns for a run of whole lines and the lines skipped (index in the chunk, reason)."""
     b = np.frombuffer(chunk, np.uint8)
     nb = len(b)
     nl = np.flatnonzero(b == 10)
@@ -135,8 +146,9 @@ def _parse_chunk(chunk: bytes) -> FrameColumns:
     line_no = np.flatnonzero(ends > starts)
     s, e = starts[line_no], ends[line_no]
     n = len(line_no)
+    issues = LineIssues()
     if n == 0:
-        return FrameColumns.empty()
+        return FrameColumns.empty(), issues
 
     # Field boundaries from the positions of spaces and '#'; anything unusual goes to the slow path.
     sentinel = np.full(4, nb + 10)
@@ -223,19 +235,22 @@ def _parse_chunk(chunk: bytes) -> FrameColumns:
     # Error frames keep their interface and SocketCAN error class (python-can drops both).
     err = (arbitration_id & CAN_ERR_FLAG) != 0
     flags = np.where(err, (flags & ~np.uint8(REMOTE)) | ERROR, flags).astype(np.uint8)
+    # SocketCAN's RTR/EFF bits (30, 31) are never part of an id: such a text is impossible.
+    wide = ok & ~err & ((arbitration_id & np.uint32(0xC0000000)) != 0)
+    if wide.any():
+        ok &= ~wide  # the per-line parse below names it
     arbitration_id &= np.uint32(0x1FFFFFFF)
     length = np.where(remote, np.where(d + 2 == tail, remote_dlc, 0), nbytes).astype(np.uint8)
     keep = ok.copy()
 
-    # The rest line by line, in order, so the first bad line is the earliest one.
-    bad_at: tuple[int, str] | None = None
+    # The rest line by line; a bad line is noted and skipped.
     for i in np.flatnonzero(~ok).tolist():
         text = chunk[s[i] : e[i]]
         try:
             frame = _parse_line(text)
         except ValueError as exc:
-            bad_at = (i, str(exc))
-            break
+            issues.add(int(line_no[i]), str(exc), isinstance(exc, ImpossibleFrame))
+            continue
         if frame is None:
             continue
         ts, chan, aid, fl, ln, data = frame
@@ -260,10 +275,12 @@ def _parse_chunk(chunk: bytes) -> FrameColumns:
             channels=tuple(names),
         )
 
-    if bad_at is not None:
-        i, reason = bad_at
-        raise _BadLine(int(line_no[i]), reason, build(keep & (np.arange(n) < i)))
-    return build(keep)
+    before = len(issues.items)
+    issues.reject_impossible(arbitration_id, flags, length, keep)
+    for k in range(before, len(issues.items)):  # row index → line index in the chunk
+        i, reason, rejected = issues.items[k]
+        issues.items[k] = (int(line_no[i]), reason, rejected)
+    return build(keep), issues.sorted()
 
 
 def _parse_line(text: bytes) -> tuple[float, str, int, int, int, bytes] | None:
@@ -313,4 +330,6 @@ def _parse_line(text: bytes) -> tuple[float, str, int, int, int, bytes] | None:
         raise ValueError(f"bad remote length in {frame[:40]!r}")
     if ident & CAN_ERR_FLAG:
         flags = (flags & ~REMOTE) | ERROR
+    elif ident & 0xC0000000:
+        raise ImpossibleFrame(f"id 0x{ident:X} is beyond 29 bits")
     return ts, chan, ident & 0x1FFFFFFF, flags, length, payload

@@ -9,6 +9,8 @@ absolute: the file's start time plus the record's relative time, as python-can c
 
 from __future__ import annotations
 
+import gc
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,35 +32,78 @@ from workshop_app.core.logs.columns import (
     log_error,
 )
 from workshop_app.core.logs.mf4_blocks import record_fragments
+from workshop_app.core.logs.notes import LogNotes, drop_impossible, printable
 
 _KINDS = ("CAN_DataFrame", "CAN_ErrorFrame", "CAN_RemoteFrame")
 FAST_BLOCKS = True  # read plain layouts from the data blocks ourselves (False: asammdf only)
 FRAGMENT_BYTES = 64 << 20  # of raw records per read step (~800k frames of python-can's layout)
 
 
+def _open(p: Path) -> Any:
+    """asammdf's MDF for ``p``, or a LogFileError saying plainly what the file is not."""
+    from asammdf import MDF  # heavy: only MF4 needs it
+
+    with p.open("rb") as fh:
+        head = fh.read(64)
+    size = p.stat().st_size
+    if not head.startswith((b"MDF ", b"UnFinMF ")):  # finished, or a logger's unfinished file
+        raise log_error(
+            f"{p} is not an MF4 log (no MDF signature; starts with {printable(head[:16])})",
+            FrameColumns.empty(),
+        )
+    if size < 64 + 24:
+        raise log_error(f"{p}: MF4 file is incomplete (only {size} bytes: cut short)", FrameColumns.empty())
+    failure: str | None = None
+    previous = sys.unraisablehook
+    # asammdf's MDF4.__del__ raises on an object its __init__ left half built, which Python
+    # would print as "Exception ignored in MDF4.__del__" with a traceback: keep it quiet while
+    # the failed object is released (at the end of the except block below).
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        try:
+            # process_bus_logging=False: asammdf would otherwise read every frame up front
+            # just to index the CAN ids, doubling the work.
+            mdf = MDF(p, process_bus_logging=False)
+            mdf.configure(read_fragment_size=FRAGMENT_BYTES)
+        except Exception as exc:  # asammdf raises many kinds on a damaged file
+            failure = str(exc) or type(exc).__name__
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    if failure is None:
+        return mdf
+    if "exceeds the file size" in failure or "ncomplete" in failure:
+        raise log_error(
+            f"{p}: MF4 file is incomplete (it ends at byte {size}, before blocks it refers to: "
+            "cut short or never finished)",
+            FrameColumns.empty(),
+            offset=size,
+        )
+    raise log_error(f"{p}: cannot open as MF4 ({printable(failure, 120)})", FrameColumns.empty())
+
+
 def read_mf4(
-    path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
+    path: str | Path,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    notes: LogNotes | None = None,
 ) -> FrameColumns:
     """All CAN frames of an MF4 bus-logging file as columns (LIN and other groups are skipped).
 
-    A file asammdf cannot open raises LogFileError with an empty ``partial``; a group that
-    cannot be decoded raises it with the frames of the groups before it.
+    A file asammdf cannot open (not MF4, cut short before its metadata) raises LogFileError
+    with an empty ``partial``. A group that cannot be decoded is damage: it goes into
+    ``notes`` and the other groups are read; without ``notes`` it raises LogFileError after the
+    read with every frame read on ``partial``. Impossible frames are dropped and counted.
     """
     p = Path(path)
+    found = LogNotes(p) if notes is None else notes
     if p.stat().st_size == 0:
         return FrameColumns.empty()
-    # Local import: asammdf is heavy and only MF4 needs it.
-    from asammdf import MDF
     from asammdf.blocks.source_utils import Source
     from asammdf.blocks.v4_constants import FLAG_CG_BUS_EVENT
 
-    try:
-        # process_bus_logging=False: asammdf would otherwise read every frame up front just to
-        # index the CAN ids, doubling the work.
-        mdf = MDF(p, process_bus_logging=False)
-        mdf.configure(read_fragment_size=FRAGMENT_BYTES)
-    except Exception as exc:  # asammdf raises many kinds on a damaged file
-        raise log_error(f"{p}: cannot open as MF4 ({exc})", FrameColumns.empty()) from exc
+    mdf = _open(p)
     parts: list[FrameColumns] = []
     try:
         start = mdf.header.start_time.timestamp()
@@ -91,16 +136,17 @@ def read_mf4(
                         raise ReadCancelled(f"{p}: reading cancelled in group {index}", _merge(parts))
             except ReadCancelled:
                 raise
-            except Exception as exc:
-                raise log_error(
-                    f"{p}: cannot decode channel group {index} ({kind}): {exc}", _merge(parts), group=index
-                ) from exc
+            except Exception as exc:  # a damaged group: the others are still worth reading
+                found.damage(f"cannot decode channel group {index} ({kind}): {printable(str(exc), 120)}")
             done += count
             if progress is not None:
                 progress(done, total)
     finally:
         mdf.close()
-    return _merge(parts)
+    frames = drop_impossible(_merge(parts), found)
+    if notes is None and found:
+        raise found.error(frames)
+    return frames
 
 
 def _fragments(

@@ -2,38 +2,112 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from pathlib import Path
 
+from workshop_app.core.errors import LogFileError
 from workshop_app.core.logfiles import iter_log, readable_log
 from workshop_app.core.logs.asc_reader import read_asc
 from workshop_app.core.logs.blf_reader import read_blf
 from workshop_app.core.logs.candump_reader import read_candump
-from workshop_app.core.logs.columns import Cancel, FrameColumns, Progress
+from workshop_app.core.logs.columns import Cancel, FrameColumns, Progress, log_error
 from workshop_app.core.logs.mf4_reader import read_mf4
 from workshop_app.core.logs.mf4_recover import readable_mf4
+from workshop_app.core.logs.notes import LogNotes, LogRead, drop_impossible, printable
 from workshop_app.core.logs.trc_reader import read_trc
+
+# What each text format is called in "X is not a … log".
+_TEXT_NAMES = {".log": "candump", ".asc": "ASC", ".trc": "TRC", ".csv": "CSV"}
+_SNIFF_BYTES = 64 << 10
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of the (decompressed) file, for a look at what it holds."""
+    try:
+        if path.suffix.lower() == ".gz":
+            with gzip.open(path, "rb") as fh:
+                return fh.read(_SNIFF_BYTES)
+        with path.open("rb") as fh:
+            return fh.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise log_error(f"{path}: cannot read ({exc})", FrameColumns.empty()) from exc
+
+
+def _binary(head: bytes) -> bool:
+    """True when ``head`` is not text: a NUL byte, or more than 1 % control bytes or invalid UTF-8."""
+    if b"\x00" in head:
+        return True
+    text = head.decode("utf-8", "replace")
+    odd = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n\r\f"))
+    return odd > max(len(head) // 100, 2)
+
+
+def _first_line(head: bytes) -> str:
+    for line in head.splitlines():
+        if line.strip():
+            return printable(line.strip(), 60)
+    return "''"
+
+
+def read_log(path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None) -> LogRead:
+    """Every frame of a log file that can be recovered, and what was wrong with the file.
+
+    Damage (a cut BLF container, a malformed line) and impossible frames are skipped and
+    listed on the result, never raised. A missing file, a directory, a file that is not a log
+    of its suffix's format (random bytes named ``.asc``), or an MF4 cut before its metadata
+    raise LogFileError with one printable line.
+    """
+    p, suffix = readable_log(path)
+    notes = LogNotes(p)
+    if p.stat().st_size == 0:
+        return LogRead.of(FrameColumns.empty(), notes)
+    name = _TEXT_NAMES.get(suffix)
+    head = _head(p) if name is not None else b""
+    if name is not None and _binary(head):
+        raise log_error(
+            f"{p} is not a {name} log (binary data: {printable(head[:24])})", FrameColumns.empty(), offset=0
+        )
+    kw = {"progress": progress, "cancel": cancel, "notes": notes}
+    if suffix == ".blf" and p.suffix.lower() == ".blf":
+        frames = read_blf(p, **kw)
+    elif suffix == ".log":
+        frames = read_candump(p, **kw)
+    elif suffix == ".asc":
+        frames = read_asc(p, **kw)
+    elif suffix == ".trc":
+        frames = read_trc(p, **kw)
+    elif suffix == ".mf4" and p.suffix.lower() == ".mf4":
+        # A recording of ours cut off by a crash: read as it is, or through a repaired copy.
+        with readable_mf4(p) as source:
+            frames = read_mf4(source, **kw)
+    else:
+        messages = []
+        try:
+            messages.extend(iter_log(p))
+        except LogFileError as exc:
+            if not messages:
+                raise
+            notes.damage(str(exc).removeprefix(f"{p}: "))  # keep the frames before it
+        frames = drop_impossible(FrameColumns.from_messages(messages), notes)
+    if name is not None and not len(frames) and notes.damaged:
+        # Not one line of the file was a frame: it is some other text, not a damaged log.
+        raise log_error(f"{p} is not a {name} log (first line: {_first_line(head)})", frames, offset=0)
+    return LogRead.of(frames, notes)
 
 
 def read_columns(
     path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
 ) -> FrameColumns:
-    """Every frame of a log file as columns.
+    """Every frame of a log file as columns, strictly: any damage or impossible frame raises.
 
     BLF, candump, ASC and TRC (also gzipped) and MF4 files go straight to arrays; CSV and SQLite
-    are read through python-can's readers. Errors name the file and the position; the
-    frames read before a problem are on the exception's ``partial`` attribute.
+    are read through python-can's readers. Errors name the file and the position (the first
+    problem); every frame that could be recovered is on the exception's ``partial`` and the
+    full list of problems on ``notes``. :func:`read_log` is the tolerant form.
     """
-    p, suffix = readable_log(path)
-    if suffix == ".blf" and p.suffix.lower() == ".blf":
-        return read_blf(p, progress=progress, cancel=cancel)
-    if suffix == ".log":
-        return read_candump(p, progress=progress, cancel=cancel)
-    if suffix == ".asc":
-        return read_asc(p, progress=progress, cancel=cancel)
-    if suffix == ".trc":
-        return read_trc(p, progress=progress, cancel=cancel)
-    if suffix == ".mf4" and p.suffix.lower() == ".mf4":
-        # A recording of ours cut off by a crash: read as it is, or through a repaired copy.
-        with readable_mf4(p) as source:
-            return read_mf4(source, progress=progress, cancel=cancel)
-    return FrameColumns.from_messages(iter_log(p))
+    read = read_log(path, progress=progress, cancel=cancel)
+    if read.notes:
+        notes = LogNotes(Path(path), list(read.notes), read.damaged, read.rejected)
+        raise notes.error(read.frames)
+    return read.frames

@@ -17,6 +17,7 @@ import numpy as np
 
 from workshop_app.core.logs.candump_reader import _at
 from workshop_app.core.logs.columns import Cancel, FrameColumns, Progress, ReadCancelled, log_error
+from workshop_app.core.logs.notes import LineIssues, LogNotes
 
 CHUNK_BYTES = 8 << 20  # bounds the temporary token arrays and paces progress
 PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -89,35 +90,46 @@ def parse_in_chunks(
     raw: bytes,
     pos: int,
     line_base: int,
-    parse: Callable[[bytes], FrameColumns],
+    parse: Callable[[bytes], tuple[FrameColumns, LineIssues]],
     *,
     progress: Progress | None,
     cancel: Cancel | None,
+    notes: LogNotes,
     chunk_bytes: int | None = None,
 ) -> FrameColumns:
-    """Feed ``raw[pos:]`` to ``parse`` in chunks of whole lines; a BadLine becomes a LogFileError
-    naming ``path:line`` with the frames before it in ``partial``. ``line_base`` is the number
-    of lines before ``pos``.
+    """Feed ``raw[pos:]`` to ``parse`` in chunks of whole lines; every bad line goes into
+    ``notes`` as ``path:line`` and reading goes on. ``line_base`` is the number of lines
+    before ``pos``. A BadLine (a chunk that cannot be used at all) is a LogFileError with the
+    frames before it on ``partial``.
 
     Chunks are parsed on worker threads (numpy releases the GIL for the array work) and
-    collected in file order, so results and errors are those of a sequential read.
+    collected in file order, so results and notes are those of a sequential read.
     """
     total = len(raw)
     size = chunk_bytes or CHUNK_BYTES
     parts: list[FrameColumns] = []
     # (first line number of the chunk, end offset, parse result), oldest first.
-    running: deque[tuple[int, int, Future[FrameColumns]]] = deque()
+    running: deque[tuple[int, int, Future[tuple[FrameColumns, LineIssues]]]] = deque()
 
     def collect_one() -> None:
         first_line, end, future = running.popleft()
         try:
-            parts.append(future.result())
+            frames, issues = future.result()
         except BadLine as bad:
             for _, _, later in running:
                 later.cancel()
             line = first_line + bad.index + 1
             partial = FrameColumns.concat([*parts, bad.good])
             raise log_error(f"{path}:{line}: {bad.reason}", partial, line=line) from None
+        parts.append(frames)
+        for index, reason, rejected in issues.items:
+            if rejected:
+                notes.reject(reason, line=first_line + index + 1)
+            else:
+                notes.damage(reason, line=first_line + index + 1)
+        # Issues beyond the ones kept word for word still count.
+        notes.damaged += issues.damaged - sum(1 for *_, r in issues.items if not r)
+        notes.rejected += issues.rejected - sum(1 for *_, r in issues.items if r)
         if progress is not None:
             progress(end, total)
 
@@ -144,3 +156,10 @@ def parse_in_chunks(
         while running:
             collect_one()
     return FrameColumns.concat(parts)
+
+
+def finish(frames: FrameColumns, notes: LogNotes, strict: bool) -> FrameColumns:
+    """A reader's last step: under ``strict`` (no collector given) the first note is an error."""
+    if strict and notes:
+        raise notes.error(frames)
+    return frames

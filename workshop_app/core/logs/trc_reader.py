@@ -32,7 +32,8 @@ from workshop_app.core.logs.columns import (
     Progress,
     log_error,
 )
-from workshop_app.core.logs.text_tokens import BadLine, parse_in_chunks, tokenize
+from workshop_app.core.logs.notes import LineIssues, LogNotes, impossible_reason, printable
+from workshop_app.core.logs.text_tokens import BadLine, finish, parse_in_chunks, tokenize
 
 _EPOCH_1899 = datetime(1899, 12, 30, tzinfo=UTC)
 _LEN2DLC = {n: d for d, n in enumerate((0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64))}
@@ -177,14 +178,20 @@ def _v2_parser(columns: dict[str, int], start: float) -> Callable[[list[str]], _
 
 
 def read_trc(
-    path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
+    path: str | Path,
+    *,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    notes: LogNotes | None = None,
 ) -> FrameColumns:
     """All frames of a PEAK TRC log (``.trc`` or ``.trc.gz``) as columns.
 
-    A malformed line raises LogFileError naming the file and the 1-based line, with the frames
-    before it on ``partial`` and the line number on ``line``.
+    A malformed line or an impossible frame is skipped and goes into ``notes`` with its 1-based
+    line; reading goes on. Without ``notes`` the first one raises LogFileError after the read,
+    every good frame on ``partial``. A header that cannot be used is an error either way.
     """
     p = Path(path)
+    found = LogNotes(p) if notes is None else notes
     try:
         raw = gzip.decompress(p.read_bytes()) if p.suffix.lower() == ".gz" else p.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
@@ -216,7 +223,7 @@ def read_trc(
         except IndexError:  # python-can drops short lines with a warning
             return None
 
-    return parse_in_chunks(
+    frames = parse_in_chunks(
         p,
         raw,
         pos,
@@ -224,7 +231,9 @@ def read_trc(
         lambda chunk: _parse_chunk(chunk, layout, start, parse_text),
         progress=progress,
         cancel=cancel,
+        notes=found,
     )
+    return finish(frames, found, notes is None)
 
 
 def _number(raw: np.ndarray) -> np.ndarray | None:
@@ -244,10 +253,11 @@ def _number(raw: np.ndarray) -> np.ndarray | None:
 
 def _parse_chunk(
     chunk: bytes, layout: _Layout | None, start: float, parse_text: Callable[[str], _Frame]
-) -> FrameColumns:
+) -> tuple[FrameColumns, LineIssues]:
+    issues = LineIssues()
     tokens = tokenize(chunk)
     if tokens is None:
-        return FrameColumns.empty()
+        return FrameColumns.empty(), issues
     padded, bp, tok = tokens.padded, tokens.bp, tokens.tok
     line_starts, line_ends = tokens.line_starts, tokens.line_ends
     tok_start, first_tok, count = tokens.tok_start, tokens.first_tok, tokens.count
@@ -328,8 +338,7 @@ def _parse_chunk(
             ok[sub[bad]] = False
     keep = ok.copy()
 
-    # Every other line by python-can's grammar, in order, so the first bad line is the earliest.
-    bad_at: tuple[int, str] | None = None
+    # Every other line by python-can's grammar; a bad line is noted and skipped.
     for i in np.flatnonzero(~ok).tolist():
         end = line_ends[i]
         text = chunk[line_starts[i] : end].decode("utf-8", "replace").strip()
@@ -338,11 +347,17 @@ def _parse_chunk(
         try:
             frame = parse_text(text)
         except (ValueError, KeyError) as exc:
-            bad_at = (i, f"malformed line {text[:80]!r} ({exc})")
-            break
+            issues.add(i, f"malformed line {printable(text, 80)} ({exc})")
+            continue
         if frame is None:
             continue
         ts, chan, aid, fl, ln, data = frame
+        if ln > 64 or aid > 0xFFFFFFFF:  # beyond what the columns hold, let alone a bus
+            reason = (
+                impossible_reason(aid, fl, ln) if aid <= 0xFFFFFFFF else f"id 0x{aid:X} is beyond 29 bits"
+            )
+            issues.add(i, reason, True)
+            continue
         timestamps[i], channel_no[i], arbitration_id[i], flags[i], length[i] = ts, chan, aid, fl, ln
         if len(data) > payload.shape[1]:
             payload = np.pad(payload, ((0, 0), (0, len(data) - payload.shape[1])))
@@ -363,9 +378,7 @@ def _parse_chunk(
             channels=tuple(str(v) for v in found.tolist()),
         )
 
+    issues.reject_impossible(arbitration_id, flags, length, keep)
     if len(np.unique(channel_no[keep])) > 256:
         raise BadLine(n_lines - 1, "more than 256 channels", FrameColumns.empty())
-    if bad_at is not None:
-        i, reason = bad_at
-        raise BadLine(i, reason, build(keep & (np.arange(n_lines) < i)))
-    return build(keep)
+    return build(keep), issues.sorted()
