@@ -16,7 +16,7 @@ from workshop_app.core.diag.dtc import (
 from workshop_app.core.diag.model import EcuResult, ScanLabel, ScanResult
 
 STARTED = 1_750_000_000.5  # 2025-06-15 15:06:40 UTC
-VIN = "WSA0DEMO000000042"
+VIN = "WSADEM5T2T0000421"  # the demo vehicle's: ISO 3779 form, check digit right
 
 
 def coolant_dtc() -> Dtc:

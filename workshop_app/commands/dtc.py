@@ -43,6 +43,8 @@ def scan_lines(result: ScanResult) -> list[str]:
     if result.label is not ScanLabel.NONE:
         head += f" [{result.label.value}]"
     lines = [head + f" — {result.vehicle or 'vehicle'} VIN {result.vin or '?'}"]
+    if result.vin_warnings:
+        lines.append(f"Warning: {result.vin!r} is not a valid VIN: {'; '.join(result.vin_warnings)}")
     if result.mileage_km is not None:
         lines.append(f"Odometer {result.mileage_km:,.1f} km")
     lines.append(

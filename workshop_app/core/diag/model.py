@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workshop_app.core.diag.dtc import Dtc, SnapshotValue
+from workshop_app.core.diag.vin import vin_problems
 
 
 class EcuState(enum.Enum):
@@ -74,6 +75,11 @@ class ScanResult:
     def dtc_count(self) -> int:
         return sum(len(e.dtcs) for e in self.ecus)
 
+    @property
+    def vin_warnings(self) -> tuple[str, ...]:
+        """Why the VIN the car reported is not a valid VIN (empty: valid, or not read)."""
+        return vin_problems(self.vin)
+
     def ecu(self, name: str) -> EcuResult | None:
         return next((e for e in self.ecus if e.name == name), None)
 
@@ -92,6 +98,7 @@ class ScanResult:
             "started": self.started,
             "seconds": round(self.seconds, 3),
             "vin": self.vin,
+            "vin_warnings": list(self.vin_warnings),
             "vehicle": self.vehicle,
             "mileage_km": self.mileage_km,
             "label": self.label.value,

@@ -298,6 +298,7 @@ def report_html(
     vehicle_rows = [
         ("Vehicle", scan.vehicle or "Not identified"),
         ("VIN", scan.vin or "Not read"),
+        *([("", "Warning: not a valid VIN: " + "; ".join(scan.vin_warnings))] if scan.vin_warnings else []),
         ("Mileage", _km(scan.mileage_km)),
         ("Date of check", _when(scan.started)),
     ]
