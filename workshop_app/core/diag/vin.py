@@ -14,7 +14,7 @@ reason to refuse it.
 >>> vin_problems("1M8GDM9AXKP042788")
 ()
 >>> vin_problems("WSA0DEMO5T0000421")
-("contains O, which no VIN may contain (ISO 3779: no I, O or Q)",)
+('contains O, which no VIN may contain (ISO 3779: no I, O or Q)',)
 """
 
 from __future__ import annotations
