@@ -71,10 +71,11 @@ class _Trace:
     item: pg.PlotDataItem
     cursor: pg.InfiniteLine
     region: pg.LinearRegionItem
+    label: str  # the signal's name, "Message.Signal" when another message has one so named
 
     @property
     def title(self) -> str:
-        return f"{self.signal.name} ({self.signal.unit})" if self.signal.unit else self.signal.name
+        return f"{self.label} ({self.signal.unit})" if self.signal.unit else self.label
 
     def value_at(self, t_log: float) -> float | None:
         """Sample-and-hold: a CAN value holds until the next frame carrying it."""
@@ -114,6 +115,27 @@ def _readonly_table(headers: list[str]) -> QTableWidget:
     table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
     table.setAlternatingRowColors(True)
     return table
+
+
+def _fit_columns(table: QTableWidget) -> None:
+    """Each column as wide as its longest entry, the last one taking what is left.
+
+    Names are what these lists are for: a stretched first column was squeezed by the others
+    and cut long signal and message names.
+    """
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    table.resizeColumnsToContents()
+    header.setStretchLastSection(True)
+
+
+def _table_width(table: QTableWidget) -> int:
+    """The width that shows every column of ``table`` whole, with its vertical scroll bar."""
+    header = table.horizontalHeader()
+    last = header.count() - 1
+    columns = sum(header.sectionSize(c) for c in range(last))
+    columns += max(table.sizeHintForColumn(last), header.sectionSizeHint(last))  # it stretches
+    return columns + table.verticalScrollBar().sizeHint().width() + 2 * table.frameWidth() + 4
 
 
 def _rate_text(done: int, seconds: float, phase: str) -> str:
@@ -259,6 +281,7 @@ class LogAnalysisView(QWidget):
         split.addWidget(right)
         split.setStretchFactor(1, 1)
         split.setSizes([340, 760])
+        self._split = split
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -426,8 +449,7 @@ class LogAnalysisView(QWidget):
             table.setItem(i, 3, _numeric_item(row.rate_hz, f"{row.rate_hz:.1f}"))
         table.setSortingEnabled(True)
         table.sortByColumn(1, Qt.SortOrder.AscendingOrder)  # by id, as a trace lists them
-        table.resizeColumnsToContents()
-        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        _fit_columns(table)
 
     def _fill_signals(self, log: LoadedLog) -> None:
         table = self.signal_table
@@ -443,9 +465,19 @@ class LogAnalysisView(QWidget):
             table.setItem(i, 3, QTableWidgetItem(s.unit))
         table.setSortingEnabled(True)
         table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        table.resizeColumnsToContents()
-        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        _fit_columns(table)
+        self._fit_lists()
         self._apply_filter(self.signal_filter.text())
+
+    def _fit_lists(self) -> None:
+        """Widen the lists' pane to show the tables' columns whole, up to half the view."""
+        wanted = max(_table_width(self.message_table), _table_width(self.signal_table))
+        sizes = self._split.sizes()
+        total = sum(sizes)
+        if total <= 0 or sizes[0] >= wanted:
+            return
+        left = min(wanted, total // 2)
+        self._split.setSizes([left, total - left])
 
     def _apply_filter(self, text: str) -> None:
         words = text.lower().split()
@@ -525,9 +557,12 @@ class LogAnalysisView(QWidget):
         view.setMouseEnabled(x=True, y=False)
         view.enableAutoRange(axis=pg.ViewBox.YAxis)
         colour = PALETTE[len(self._traces) % len(PALETTE)]
+        # "Counter" or "Checksum" in two messages would read the same in legends and tables.
+        shared = sum(1 for _, name in self.log.result.signals if name == signal) > 1
+        label = f"{message}.{signal}" if shared else signal
         item = pg.PlotDataItem(
             pen=pg.mkPen(colour, width=1),
-            name=f"{signal} ({decoded.unit})" if decoded.unit else signal,
+            name=f"{label} ({decoded.unit})" if decoded.unit else label,
             stepMode="right"
             if is_state or length == 1
             else None,  # discrete values hold until the next frame
@@ -554,7 +589,7 @@ class LogAnalysisView(QWidget):
         plot.addItem(region, ignoreBounds=True)
 
         first = next(iter(self._traces.values()), None)
-        trace = _Trace(decoded, colour, states, plot, item, cursor, region)
+        trace = _Trace(decoded, colour, states, plot, item, cursor, region, label)
         self._traces[key] = trace
         if first is None:
             self.canvas.ci.removeItem(self._hint)
@@ -654,7 +689,7 @@ class LogAnalysisView(QWidget):
                 text = trace.title
             else:
                 value = trace.value_at(t + self._origin)
-                text = f"{trace.signal.name}: " + ("—" if value is None else trace.describe(value))
+                text = f"{trace.label}: " + ("—" if value is None else trace.describe(value))
             if label.text != text:
                 label.setText(text)
         self._update_status_line()

@@ -79,13 +79,14 @@ class _Curve:
     item: pg.PlotDataItem
     states: dict[float, str]  # physical value -> value-table label; empty for plain signals
     state_span: tuple[float, float] | None  # y extent of the states worth showing at all times
+    label: str  # the signal's name, "Message.Signal" when another message has one so named
     seen_total: int = -1  # series.total at the last setData
     t: np.ndarray = field(default_factory=lambda: np.empty(0))
     v: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def title(self) -> str:
-        return f"{self.signal} ({self.unit})" if self.unit else self.signal
+        return f"{self.label} ({self.unit})" if self.unit else self.label
 
     def value_at(self, t: float) -> float | None:
         """Sample-and-hold: the newest sample at or before ``t`` (a CAN value holds until the next frame)."""
@@ -379,15 +380,24 @@ class PlotPanel(QWidget):
             {_physical(definition, raw): str(label) for raw, label in choices.items()} if is_state else {}
         )
         colour = colour or self._next_colour(plot)
+        label = f"{message}.{signal}" if self._name_is_shared(signal) else signal
         item = pg.PlotDataItem(
             pen=pg.mkPen(colour, width=1),
-            name=f"{signal} ({definition.unit})" if definition.unit else signal,
+            name=f"{label} ({definition.unit})" if definition.unit else label,
             # Discrete signals hold their value until the next frame: draw steps, not ramps.
             stepMode="right" if is_state or definition.length == 1 else None,
             skipFiniteCheck=True,
         )
         curve = _Curve(
-            message, signal, colour, definition.unit or "", series, item, states, _state_span(definition)
+            message,
+            signal,
+            colour,
+            definition.unit or "",
+            series,
+            item,
+            states,
+            _state_span(definition),
+            label,
         )
         plot.item.addItem(item)
         # Long histories: draw min/max per pixel column, and only the visible span.
@@ -677,6 +687,19 @@ class PlotPanel(QWidget):
             self._applied_x = (lo, hi)
             self._plots[0].item.getViewBox().setXRange(lo, hi, padding=0)
 
+    def _name_is_shared(self, signal: str) -> bool:
+        """Whether messages of the loaded databases have more than one signal called ``signal``.
+
+        "Counter" or "Checksum" in several messages would read the same in a legend.
+        """
+        owners = {
+            message.name
+            for loaded in self.session.databases.databases
+            for message in loaded.db.messages
+            if any(s.name == signal for s in message.signals)
+        }
+        return len(owners) > 1
+
     def _subscribed_keys(self) -> Counter[tuple[str, str]]:
         return Counter((c.message, c.signal) for p in self._plots for c in p.curves)
 
@@ -755,7 +778,7 @@ class PlotPanel(QWidget):
                     text = curve.title
                 else:
                     value = curve.value_at(t)
-                    text = f"{curve.signal}: " + ("—" if value is None else curve.describe(value))
+                    text = f"{curve.label}: " + ("—" if value is None else curve.describe(value))
                 if label.text != text:
                     label.setText(text)
         self.cursor_label.setText("" if t is None else f"t = {t:.3f} s")
