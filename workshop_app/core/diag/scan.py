@@ -52,9 +52,16 @@ class ScanOptions:
 
 @dataclass
 class ClearOutcome:
+    """How clearing one ECU went, and when (unix time the ECU answered or failed).
+
+    The time is taken here, at the clear, because callers store outcomes later (after the
+    post-repair scan, say): a stamp taken when storing would put the clear after that scan.
+    """
+
     ecu: str
     done: bool
     detail: str
+    time: float = field(default_factory=time.time)
 
 
 class VehicleScanner:
