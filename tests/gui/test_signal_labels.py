@@ -12,6 +12,8 @@ from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.factory import SourceSpec, make_source
 from workshop_app.gui.log_view import LogAnalysisView
 from workshop_app.gui.plot_panel import PlotPanel
+from workshop_app.gui.signal_browser import SignalBrowser
+from workshop_app.paths import demo_dbc_path
 
 pytestmark = pytest.mark.gui
 
@@ -27,6 +29,12 @@ BO_ 512 GEARBOX_B: 8 ECU
  SG_ Counter : 0|8@1+ (1,0) [0|255] "" Vector__XXX
  SG_ OilTemp : 8|8@1+ (1,-40) [-40|215] "degC" Vector__XXX
 """
+
+
+def _demo_databases() -> DatabaseSet:
+    dbs = DatabaseSet()
+    dbs.add(demo_dbc_path())
+    return dbs
 
 
 @pytest.fixture
@@ -117,3 +125,16 @@ def test_live_plots_tell_apart_signals_sharing_a_name(qtbot, files):
     finally:
         panel.clear()
         session.stop()
+
+
+def test_signal_browser_shows_29_bit_ids_whole(qtbot):
+    browser = SignalBrowser(_demo_databases())
+    qtbot.addWidget(browser)
+    browser.resize(300, 600)  # the Signals dock on first start
+    browser.show()
+    tree = browser.tree
+    header = tree.header()
+    ids = [tree.model().index(r, 1, tree.model().index(0, 0)).data() for r in range(15)]
+    assert "0x18FF4A21" in ids
+    assert header.sectionSize(1) >= tree.sizeHintForColumn(1)
+    assert header.sectionSize(0) >= tree.sizeHintForColumn(0)  # message names too

@@ -148,7 +148,12 @@ class SignalBrowser(QWidget):
         for loaded in self.databases.databases:
             root.appendRow(self._database_row(loaded))
         self._apply_expansion()
-        for column, width in enumerate((220, 80, 60, 110, 90)):
+        for column, width in enumerate((180, 80, 60, 110, 90)):
+            self.tree.header().resizeSection(column, width)
+        # Names and ids as wide as the shown rows need (a 29-bit id is ten characters); the
+        # fixed widths above stay the floor for an empty tree.
+        for column in (0, 1):
+            width = max(self.tree.sizeHintForColumn(column), self.tree.header().sectionSize(column))
             self.tree.header().resizeSection(column, width)
 
     def set_search_text(self, text: str) -> None:
