@@ -130,9 +130,9 @@ def _problems(read: LogRead) -> str:
     """The damage counts for a summary line (empty for a sound log)."""
     out = ""
     if read.damaged:
-        out += f", {read.damaged:,} damaged places skipped"
+        out += f", {read.damaged:,} damaged place{'s' if read.damaged != 1 else ''} skipped"
     if read.rejected:
-        out += f", {read.rejected:,} impossible frames rejected"
+        out += f", {read.rejected:,} impossible frame{'s' if read.rejected != 1 else ''} rejected"
     return out
 
 

@@ -42,6 +42,8 @@ _DLC2LEN = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64], np.
 
 # python-can's line filters: lines that fail them are skipped, not errors.
 _MESSAGE = re.compile(r"\d+\.\d+\s+(\d+\s+(\w+\s+(Tx|Rx)|ErrorFrame)|CANFD)", re.ASCII | re.IGNORECASE)
+# How every frame line starts (its timestamp): a cut last line that starts so is damage.
+_FRAME_START = re.compile(rb"\s*\d+\.\d*(\s|$)")
 _START = re.compile(r"^\d+\.\d+\s+Start of measurement")
 _HEADER_DATE = re.compile(r"date\s+\w+\s+(?P<datetime_string>.+)", re.IGNORECASE)
 _HEADER_BASE = re.compile(
@@ -113,6 +115,7 @@ def read_asc(
         progress=progress,
         cancel=cancel,
         notes=found,
+        frame_line=_FRAME_START,
     )
     return finish(frames, found, notes is None)
 

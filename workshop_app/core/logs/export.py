@@ -16,6 +16,7 @@ from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.decode.vectorized import DecodedSignal, DecodeResult, decode_columns
 from workshop_app.core.errors import LogFileError
 from workshop_app.core.logs.columns import FrameColumns
+from workshop_app.core.logs.notes import impossible, impossible_reason
 from workshop_app.core.logs.playback import channel_labels, frames_of, time_range
 
 SIGNAL_HEADER = ("timestamp", "message", "signal", "value", "label", "unit")
@@ -146,10 +147,23 @@ def export_frames(
     """Write the frames between log times ``start`` and ``end`` to a log file (format by suffix).
 
     Uses the recorder's writers, so the result reads back exactly as a recording would.
-    Setting ``cancel`` stops between batches; the file then holds the frames written so far.
+    Frames no bus can carry (20 data bytes on classic CAN, an id beyond 29 bits) are never
+    written: python-can's writers would turn them into invalid records or other frames. They
+    count as rejected. Setting ``cancel`` stops between batches; the file then holds the frames
+    written so far.
     """
     p = Path(path)
     part = time_range(columns, start, end)
+    bad = impossible(part.arbitration_id, part.flags, part.length)
+    invalid = int(bad.sum())
+    invalid_note = None
+    if invalid:
+        first = int(np.argmax(bad))
+        reason = impossible_reason(
+            int(part.arbitration_id[first]), int(part.flags[first]), int(part.length[first])
+        )
+        invalid_note = f"{invalid} impossible frames not written (first: {reason})"
+        part = part.select(~bad)
     labels = channel_labels(part)
     writer = open_writer(p)
     written = attempted = 0
@@ -167,10 +181,11 @@ def export_frames(
         raise LogFileError(f"{p}: cannot write ({exc.strerror or exc})") from exc
     finally:
         writer.close()
+    limits = [text for text in (writer.limitation if attempted > written else None, invalid_note) if text]
     return FrameExport(
         path=p,
         frames_written=written,
-        frames_rejected=attempted - written,
-        limitation=writer.limitation if attempted > written else None,
+        frames_rejected=attempted - written + invalid,
+        limitation="; ".join(limits) or None,
         cancelled=attempted < n,
     )

@@ -43,6 +43,11 @@ def _binary(head: bytes) -> bool:
     return odd > max(len(head) // 100, 2)
 
 
+def _a(name: str) -> str:
+    """The article as the name is spoken: "an ASC", "a candump", "a TRC"."""
+    return f"an {name}" if name[0] in "AEFHILMNORSX" else f"a {name}"
+
+
 def _first_line(head: bytes) -> str:
     for line in head.splitlines():
         if line.strip():
@@ -66,7 +71,7 @@ def read_log(path: str | Path, *, progress: Progress | None = None, cancel: Canc
     head = _head(p) if name is not None else b""
     if name is not None and _binary(head):
         raise log_error(
-            f"{p} is not a {name} log (binary data: {printable(head[:24])})", FrameColumns.empty(), offset=0
+            f"{p} is not {_a(name)} log (binary data: {printable(head[:24])})", FrameColumns.empty(), offset=0
         )
     kw = {"progress": progress, "cancel": cancel, "notes": notes}
     if suffix == ".blf" and p.suffix.lower() == ".blf":
@@ -92,7 +97,7 @@ def read_log(path: str | Path, *, progress: Progress | None = None, cancel: Canc
         frames = drop_impossible(FrameColumns.from_messages(messages), notes)
     if name is not None and not len(frames) and notes.damaged:
         # Not one line of the file was a frame: it is some other text, not a damaged log.
-        raise log_error(f"{p} is not a {name} log (first line: {_first_line(head)})", frames, offset=0)
+        raise log_error(f"{p} is not {_a(name)} log (first line: {_first_line(head)})", frames, offset=0)
     return LogRead.of(frames, notes)
 
 

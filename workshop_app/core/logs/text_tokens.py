@@ -7,6 +7,7 @@ whole arrays of lines; this is the shared first step: where lines and tokens sta
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,7 +18,7 @@ import numpy as np
 
 from workshop_app.core.logs.candump_reader import _at
 from workshop_app.core.logs.columns import Cancel, FrameColumns, Progress, ReadCancelled, log_error
-from workshop_app.core.logs.notes import LineIssues, LogNotes
+from workshop_app.core.logs.notes import LineIssues, LogNotes, printable
 
 CHUNK_BYTES = 8 << 20  # bounds the temporary token arrays and paces progress
 PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -96,16 +97,23 @@ def parse_in_chunks(
     cancel: Cancel | None,
     notes: LogNotes,
     chunk_bytes: int | None = None,
+    frame_line: re.Pattern[bytes] | None = None,
 ) -> FrameColumns:
     """Feed ``raw[pos:]`` to ``parse`` in chunks of whole lines; every bad line goes into
     ``notes`` as ``path:line`` and reading goes on. ``line_base`` is the number of lines
     before ``pos``. A BadLine (a chunk that cannot be used at all) is a LogFileError with the
     frames before it on ``partial``.
 
+    A last line without its newline that gives no frame although it starts like a frame line
+    (``frame_line``) is a log cut short while being written: noted as damage with its line.
+
     Chunks are parsed on worker threads (numpy releases the GIL for the array work) and
     collected in file order, so results and notes are those of a sequential read.
     """
     total = len(raw)
+    # The unterminated last line is parsed on its own below, so its fate is known.
+    whole = total if not raw or raw.endswith(b"\n") else max(raw.rfind(b"\n") + 1, pos)
+    tail_line = line_base + raw.count(b"\n", pos, whole) + 1
     size = chunk_bytes or CHUNK_BYTES
     parts: list[FrameColumns] = []
     # (first line number of the chunk, end offset, parse result), oldest first.
@@ -134,7 +142,7 @@ def parse_in_chunks(
             progress(end, total)
 
     with ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="log-parse") as pool:
-        while pos < total:
+        while pos < whole:
             if cancel is not None and cancel():
                 for _, _, later in running:
                     later.cancel()
@@ -143,10 +151,10 @@ def parse_in_chunks(
                 raise ReadCancelled(
                     f"{path}: reading cancelled at line {line_base + 1}", FrameColumns.concat(parts)
                 )
-            stop = min(pos + size, total)
-            if stop < total:
+            stop = min(pos + size, whole)
+            if stop < whole:
                 nl = raw.find(b"\n", stop)
-                stop = total if nl < 0 else nl + 1
+                stop = whole if nl < 0 else nl + 1
             chunk = raw[pos:stop]
             running.append((line_base, stop, pool.submit(parse, chunk)))
             line_base += chunk.count(b"\n")
@@ -155,7 +163,27 @@ def parse_in_chunks(
                 collect_one()
         while running:
             collect_one()
+    if whole < total:
+        tail = raw[whole:]
+        running.append((tail_line - 1, total, _done(parse, tail)))
+        before = len(parts), notes.damaged + notes.rejected
+        collect_one()
+        got_nothing = not len(parts[-1]) and notes.damaged + notes.rejected == before[1]
+        if got_nothing and frame_line is not None and frame_line.match(tail):
+            notes.damage(f"last line cut short: {printable(tail.strip(), 60)}", line=tail_line)
     return FrameColumns.concat(parts)
+
+
+def _done(
+    parse: Callable[[bytes], tuple[FrameColumns, LineIssues]], chunk: bytes
+) -> Future[tuple[FrameColumns, LineIssues]]:
+    """``parse(chunk)`` run here, as a finished future (exceptions included)."""
+    future: Future[tuple[FrameColumns, LineIssues]] = Future()
+    try:
+        future.set_result(parse(chunk))
+    except BaseException as exc:
+        future.set_exception(exc)
+    return future
 
 
 def finish(frames: FrameColumns, notes: LogNotes, strict: bool) -> FrameColumns:

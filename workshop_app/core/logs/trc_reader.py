@@ -11,6 +11,7 @@ lines go through a per-line parser with python-can's grammar.
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from workshop_app.core.logs.columns import (
 from workshop_app.core.logs.notes import LineIssues, LogNotes, impossible_reason, printable
 from workshop_app.core.logs.text_tokens import BadLine, finish, parse_in_chunks, tokenize
 
+# How every message line starts (its number and offset): a cut last line that starts so is damage.
+_FRAME_START = re.compile(rb"\s*\d+\)?(\s|$)")
 _EPOCH_1899 = datetime(1899, 12, 30, tzinfo=UTC)
 _LEN2DLC = {n: d for d, n in enumerate((0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64))}
 _V2_TYPES = {"DT": 0, "FD": FD, "FB": FD | BRS, "FE": FD | BRS | ESI, "BI": FD | ESI, "RR": REMOTE}
@@ -232,6 +235,7 @@ def read_trc(
         progress=progress,
         cancel=cancel,
         notes=found,
+        frame_line=_FRAME_START,
     )
     return finish(frames, found, notes is None)
 
