@@ -81,8 +81,9 @@ def test_first_start_plots_key_signals_moving_within_two_seconds(qtbot, tmp_path
         assert _plotted(win) == KEY_SIGNALS
         assert win.plots_dock.isVisible() and not win.plots_dock.visibleRegion().isEmpty()
         qtbot.waitUntil(lambda: _curves_with_data(win) >= 3, timeout=2000)
-        newest = win.plot_panel._newest_time()
-        qtbot.waitUntil(lambda: win.plot_panel._newest_time() > newest + 0.2, timeout=2000)  # moving
+        engine = win.plot_panel.curve_item("ENGINE_DATA", "EngineSpeed", 0)
+        newest = float(engine.getData()[0][-1])
+        qtbot.waitUntil(lambda: float(engine.getData()[0][-1]) > newest + 0.2, timeout=2000)  # moving
     finally:
         win.close()
 

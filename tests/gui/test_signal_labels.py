@@ -138,3 +138,30 @@ def test_signal_browser_shows_29_bit_ids_whole(qtbot):
     assert "0x18FF4A21" in ids
     assert header.sectionSize(1) >= tree.sizeHintForColumn(1)
     assert header.sectionSize(0) >= tree.sizeHintForColumn(0)  # message names too
+
+
+def test_lists_fit_the_names_when_a_hidden_view_is_shown(qtbot, files):
+    # A log opened while the Log analysis tab is behind another, then the dock made floating.
+    dbs = DatabaseSet()
+    dbs.add(files[0])
+    view = LogAnalysisView(dbs)
+    qtbot.addWidget(view)
+    view.open_log(files[1])
+    qtbot.waitUntil(lambda: not view.loading, timeout=20_000)
+    view.resize(1400, 800)
+    view.show()
+    header = view.signal_table.horizontalHeader()
+    qtbot.waitUntil(
+        lambda: (
+            header.sectionViewportPosition(0) + header.sectionSize(0) + header.sectionSize(1)
+            <= view.signal_table.viewport().width()
+        ),
+        timeout=2000,
+    )
+    splitter = view._split
+    splitter.splitterMoved.emit(200, 1)  # what a drag of the divider reports
+    splitter.setSizes([200, 1200])
+    chosen = splitter.sizes()[0]
+    view.resize(1500, 800)
+    qtbot.wait(50)
+    assert splitter.sizes()[0] == chosen  # the user's choice stays

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QColor, QPalette
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -282,6 +282,15 @@ class LogAnalysisView(QWidget):
         split.setStretchFactor(1, 1)
         split.setSizes([340, 760])
         self._split = split
+        # The lists' pane follows its content until the user drags the divider (setSizes
+        # does not emit splitterMoved, only a drag does).
+        self._fit_lists_on_resize = True
+        split.splitterMoved.connect(self._on_splitter_moved)
+        # Run after the layout has given the splitter its new width (resizeEvent comes first).
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self._fit_lists)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -864,6 +873,14 @@ class LogAnalysisView(QWidget):
         if event.type() == QEvent.Type.PaletteChange:
             self._apply_theme()
         super().changeEvent(event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._fit_lists_on_resize and self.log is not None:
+            self._fit_timer.start()  # a dock made floating or bigger: show the names whole now
+
+    def _on_splitter_moved(self, _pos: int, _index: int) -> None:
+        self._fit_lists_on_resize = False
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._stop_worker()  # never leave a loader thread behind a closed window
