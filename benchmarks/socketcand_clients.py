@@ -292,9 +292,18 @@ class Tester:
 # -- phases ----------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class Phase:
+    rate: float  # the car's frames per second in the window
+    shares: list[float]  # per client: received / sent by the car, sorted
+    latencies: list[float]  # VIN reads in seconds, sorted
+    car_cpu: float  # the car process's CPU time / wall time
+    storm: dict[str, int] | None
+
+
 def measure(
     car: Connection, readers: RawReaders, tester: Tester, seconds: float, storm: tuple[int, int] | None
-) -> dict[str, object]:
+) -> Phase:
     storm_pipe = storm_proc = None
     if storm is not None:
         port, in_flight = storm
@@ -312,17 +321,12 @@ def measure(
     time.sleep(0.5)  # frames stamped inside the window may still be on their way
     car.send(("count", t0, t1))
     reference = car.recv()
-    result: dict[str, object] = {
-        "reference": reference,
-        "rate": reference / (t1 - t0),
-        "shares": [*readers.shares(t0, t1, reference), tester.share(t0, t1, reference)],
-        "latencies": latencies,
-        "car_cpu": car_cpu,
-    }
+    shares = [*readers.shares(t0, t1, reference), tester.share(t0, t1, reference)]
+    counts = None
     if storm_pipe is not None and storm_proc is not None:
-        result["storm"] = storm_pipe.recv()
+        counts = storm_pipe.recv()
         storm_proc.join()
-    return result
+    return Phase(reference / (t1 - t0), sorted(shares), sorted(latencies), car_cpu, counts)
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
@@ -339,21 +343,20 @@ def wait_for_clients(car: Connection, count: int) -> None:
     raise RuntimeError(f"the server still has other than {count} clients")
 
 
-def report(name: str, r: dict[str, object]) -> None:
-    shares = sorted(r["shares"])  # type: ignore[type-var]
-    lat = sorted(r["latencies"])  # type: ignore[type-var]
+def report(name: str, r: Phase) -> None:
+    shares, lat = r.shares, r.latencies
     p95 = percentile(lat, 0.95)
     print(
-        f"{name:<34} {len(shares):>3} clients  car {r['rate']:5.0f} frames/s  "
+        f"{name:<34} {len(shares):>3} clients  car {r.rate:5.0f} frames/s  "
         f"share min {shares[0] * 100:5.1f} %  median {statistics.median(shares) * 100:5.1f} %  "
         f"VIN read median {statistics.median(lat) * 1000:5.1f} ms  p95 {p95 * 1000:5.1f} ms  "
-        f"max {lat[-1] * 1000:5.1f} ms ({len(lat)} reads)  car process CPU {r['car_cpu'] * 100:3.0f} %"
+        f"max {lat[-1] * 1000:5.1f} ms ({len(lat)} reads)  car process CPU {r.car_cpu * 100:3.0f} %"
     )
-    if "storm" in r:
-        s = r["storm"]
+    if r.storm is not None:
+        s = r.storm
         print(
-            f"{'':<34} storm: {s['attempts']:,} attempts finished, {s['refused']:,} refused with a "  # type: ignore[index]
-            f"reply, {s['greeted']:,} greeted, {s['failed']:,} closed without a reply"  # type: ignore[index]
+            f"{'':<34} storm: {s['attempts']:,} attempts finished, {s['refused']:,} refused with a "
+            f"reply, {s['greeted']:,} greeted, {s['failed']:,} closed without a reply"
         )
 
 
@@ -374,7 +377,7 @@ def main() -> int:
     car_proc = _MP.Process(target=car_process, args=(child, args.clients, args.server_rev), daemon=True)
     car_proc.start()
     port = car.recv()
-    results = {}
+    results: dict[str, Phase] = {}
     tester = Tester(port)
     readers = RawReaders(port, 1)
     try:
@@ -403,8 +406,8 @@ def main() -> int:
     for name, r in results.items():
         report(name, r)
     print(f"server totals: {stats}")
-    worst = min(min(r["shares"]) for name, r in results.items() if "baseline" not in name)  # type: ignore[type-var]
-    storm = sorted(results[f"{args.clients} clients + storm of {args.storm}"]["latencies"])  # type: ignore[type-var]
+    worst = min(r.shares[0] for name, r in results.items() if "baseline" not in name)
+    storm = results[f"{args.clients} clients + storm of {args.storm}"].latencies
     median, p95, worst_lat = statistics.median(storm), percentile(storm, 0.95), storm[-1]
     ok = worst >= 0.95 and p95 < 0.1
     print(

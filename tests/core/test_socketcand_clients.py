@@ -40,8 +40,12 @@ def make_server(channel: str) -> Iterator[Callable[..., SocketcandServer]]:
 
     def make(**kwargs: object) -> SocketcandServer:
         bus = can.Bus(interface="virtual", channel=channel)
-        server = SocketcandServer(bus, port=0, **kwargs)  # type: ignore[arg-type]
-        server.start()
+        try:
+            server = SocketcandServer(bus, port=0, **kwargs)  # type: ignore[arg-type]
+            server.start()
+        except BaseException:
+            bus.shutdown()
+            raise
         made.append((server, bus))
         return server
 

@@ -578,16 +578,16 @@ class SocketcandServer:
     def _fan_out(self) -> list[Connection]:
         """Queue the inbox's frames for every raw-mode client; return the clients that got some."""
         while self._tx_errors:
-            sender, reason = self._tx_errors.popleft()
-            sender.error(reason)
+            refused_sender, reason = self._tx_errors.popleft()
+            refused_sender.error(reason)
         inbox = self._inbox
         if not inbox:
             return []
         batch: list[tuple[bytes, bool, Connection | None]] = []
         while inbox and len(batch) < _BATCH_LIMIT:
-            msg, sender = inbox.popleft()
-            line, is_fd = format_message(msg)
-            batch.append((line.encode("ascii"), is_fd, sender))
+            msg, origin = inbox.popleft()
+            text, is_fd = format_message(msg)
+            batch.append((text.encode("ascii"), is_fd, origin))
         if inbox:
             self._wake()  # more next turn, after the sockets had their say
         raw = [c for c in self._clients if c.mode is Mode.RAW]
