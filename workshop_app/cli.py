@@ -69,7 +69,8 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "--settle",
             type=values.non_negative_float,
             metavar="S",
-            help="simulated vehicle: seconds to let the ECUs detect injected faults (default 2.5 with --fault)",
+            help="simulated vehicle: seconds to let the ECUs detect injected faults "
+            "(default with --fault: until they confirm them, at most 20 s)",
         )
         p.add_argument("--no-sweep", action="store_true", help="skip the physical address sweep (faster)")
         p.add_argument(

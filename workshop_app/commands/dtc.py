@@ -109,8 +109,13 @@ def open_vehicle(args: argparse.Namespace) -> tuple[FrameSource, VehicleSpec]:
         raise SourceError("the simulated vehicle did not start")
     for name in args.fault:
         vehicle.inject_fault(name)  # type: ignore[union-attr]
-    settle = args.settle if args.settle is not None else (2.5 if args.fault else 0.2)
-    time.sleep(max(0.0, settle))
+    ecus = getattr(source, "ecus", None)
+    if args.fault and args.settle is None and ecus is not None:
+        # until the ECUs confirm the faults: a misfire is seen only once the engine runs
+        ecus.wait_confirmed(args.fault, timeout=20.0)
+    else:
+        settle = args.settle if args.settle is not None else (2.5 if args.fault else 0.2)
+        time.sleep(max(0.0, settle))
     return source, spec
 
 

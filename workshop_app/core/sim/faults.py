@@ -11,14 +11,41 @@ A fault is plain data. Its effects are of four kinds, read by different layers:
   model, since they change the physics rather than a reported value.
 
 ``dtcs`` are ``(code, text)`` pairs in SAE J2012 style; ``ecu`` is the node that detects
-the fault and would report the DTCs over UDS.
+the fault and would report the DTCs over UDS. ``monitor`` says when that ECU's monitor can
+see the fault at all (its enable criteria): circuit and network faults whenever the ECU is
+awake, combustion faults only with the engine running. A DTC is set, and its freeze frame
+taken, only while the monitor runs, so the frame shows conditions under which the fault
+could really have been detected.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["FAULTS", "Fault", "available_faults", "get_fault"]
+if TYPE_CHECKING:  # the model imports this module: only for annotations
+    from workshop_app.core.sim.vehicle_model import VehicleState
+
+__all__ = ["ENGINE_SETTLED_S", "FAULTS", "Fault", "Monitor", "available_faults", "get_fault"]
+
+# Misfire and similar monitors stay off through cranking and the start flare, when the
+# crankshaft speed varies for reasons of its own (seconds since the engine fired).
+ENGINE_SETTLED_S = 1.0
+
+
+class Monitor(enum.Enum):
+    """When an ECU's monitor for a fault runs."""
+
+    ALWAYS = "always"  # circuit, voltage and network checks: whenever the ECU answers
+    ENGINE_RUNNING = "engine running"  # combustion faults: the engine running past its start
+
+    def enabled(self, state: VehicleState) -> bool:
+        """Whether the monitor can run in this state of the car."""
+        if self is Monitor.ENGINE_RUNNING:
+            return state.engine_running and state.run_t >= ENGINE_SETTLED_S
+        return True
+
 
 SignalValue = float | str
 
@@ -35,6 +62,7 @@ class Fault:
     lamps: frozenset[str] = frozenset()
     silenced: frozenset[str] = frozenset()
     bad_checksum: frozenset[str] = frozenset()
+    monitor: Monitor = Monitor.ALWAYS
 
     def override_for(self, message: str, signal: str) -> SignalValue | None:
         """The value this fault forces on ``message.signal``, or None."""
@@ -93,6 +121,7 @@ FAULTS: dict[str, Fault] = {
             "ECM",
             (("P0302", "Cylinder 2 misfire detected"),),
             lamps=_MIL,
+            monitor=Monitor.ENGINE_RUNNING,  # misfires show in crankshaft speed: it must turn
         ),
         Fault(
             "hvac_offline",
@@ -126,6 +155,7 @@ FAULTS: dict[str, Fault] = {
             "ECM",
             (("P0298", "Engine oil over temperature"),),
             lamps=_MIL,
+            monitor=Monitor.ENGINE_RUNNING,  # only a running engine heats its oil
         ),
     )
 }

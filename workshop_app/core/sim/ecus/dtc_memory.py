@@ -92,11 +92,23 @@ class DtcMemory:
             r = self._records.get(code)
             return replace(r) if r is not None else None
 
-    def update(self, failing: set[int], now: float, capture: Callable[[], Snapshot]) -> None:
-        """Run the monitors once: ``failing`` are the DTCs whose fault is present at ``now``."""
+    def update(
+        self,
+        failing: set[int],
+        now: float,
+        capture: Callable[[], Snapshot],
+        untested: set[int] | None = None,
+    ) -> None:
+        """Run the monitors once: ``failing`` are the DTCs whose fault is present at ``now``.
+
+        ``untested`` are DTCs whose monitor cannot run now (enable criteria not met): they
+        neither fail nor pass, so their status stays as it is.
+        """
         with self._lock:
             monitors_ready = now >= self._retest_at
             for rec in self._records.values():
+                if untested and rec.code in untested:
+                    continue
                 if rec.code in failing and monitors_ready:
                     if not rec.status & TEST_FAILED:
                         rec.status |= TEST_FAILED | TEST_FAILED_THIS_CYCLE | PENDING | FAILED_SINCE_CLEAR

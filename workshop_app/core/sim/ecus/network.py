@@ -25,7 +25,7 @@ import time
 import can
 import isotp
 
-from workshop_app.core.diag.dtc import parse_sae
+from workshop_app.core.diag.dtc import CONFIRMED, parse_sae
 from workshop_app.core.diag.ecu_spec import EcuSpec, VehicleSpec, demo_vehicle_spec
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
 from workshop_app.core.sim.ecus.dtc_memory import CONFIRM_SECONDS, DtcMemory, Snapshot
@@ -158,9 +158,15 @@ class SimulatedEcu:
         self._odo_at_clear = state.odometer_km
         self._odo_at_mil = None
 
-    def evaluate(self, failing: set[int], state: VehicleState, faults: tuple[Fault, ...]) -> None:
-        """Run this ECU's monitors against one view of the car."""
-        self.memory.update(failing, state.t, lambda: self.capture(state, faults))
+    def evaluate(
+        self,
+        failing: set[int],
+        state: VehicleState,
+        faults: tuple[Fault, ...],
+        untested: set[int] | None = None,
+    ) -> None:
+        """Run this ECU's monitors against one view of the car (``untested``: cannot run now)."""
+        self.memory.update(failing, state.t, lambda: self.capture(state, faults), untested)
         if self.obd is not None:
             mil = any(r.mil and r.status & 0x80 for r in self.memory.records())
             if mil and self._odo_at_mil is None:
@@ -303,6 +309,22 @@ class EcuNetwork:
             e.behaviour.silent = e.behaviour.malformed = False
             e.behaviour.slow = 0
 
+    def wait_confirmed(self, fault_names: list[str], timeout: float) -> bool:
+        """Block until the DTCs of these faults are confirmed in their ECUs; False on timeout.
+
+        How long that takes depends on the car: a misfire is only detected once the engine
+        runs, so after a cold start it takes longer than a sensor circuit fault.
+        """
+        wanted = [(f.ecu, parse_sae(code)) for f in map(get_fault, fault_names) for code, _ in f.dtcs]
+        deadline = time.monotonic() + timeout
+        while True:
+            records = [self.ecus[ecu].memory.get(code) for ecu, code in wanted if ecu in self.ecus]
+            if all(r is not None and r.status & CONFIRMED for r in records):
+                return True
+            if time.monotonic() >= deadline or self.stopping.is_set():
+                return False
+            time.sleep(0.05)
+
     def set_confirm_seconds(self, seconds: float) -> None:
         """Simulated seconds a failure needs to become confirmed, for every ECU."""
         self.confirm_seconds = seconds
@@ -329,11 +351,13 @@ class EcuNetwork:
         with self._eval_lock:
             state, faults = self.snapshot()
             failing: dict[str, set[int]] = {}
+            untested: dict[str, set[int]] = {}  # monitors that cannot run now: status kept
             for f in faults:
                 for code, _ in f.dtcs:
-                    failing.setdefault(f.ecu, set()).add(parse_sae(code))
+                    into = failing if f.monitor.enabled(state) else untested
+                    into.setdefault(f.ecu, set()).add(parse_sae(code))
             for e in self.ecus.values():
-                e.evaluate(failing.get(e.name, set()), state, faults)
+                e.evaluate(failing.get(e.name, set()), state, faults, untested.get(e.name, set()))
 
     def start(self) -> None:
         if self.running:
