@@ -9,7 +9,6 @@ in the log's own time base so they stay valid whatever the view does.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QLabel,
     QLineEdit,
@@ -29,17 +26,14 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from workshop_app.core.decode.database import DatabaseSet
-from workshop_app.core.decode.vectorized import DecodedSignal
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.logs.analysis import (
-    PHASE_READ,
     LoadedLog,
     Marker,
     MarkerSet,
@@ -48,7 +42,16 @@ from workshop_app.core.logs.analysis import (
     message_summary,
     range_statistics,
 )
-from workshop_app.gui.plot_panel import PALETTE
+from workshop_app.gui.log_view_parts import (
+    Trace,
+    cell,
+    fit_columns,
+    numeric_item,
+    rate_text,
+    readonly_table,
+    table_width,
+)
+from workshop_app.gui.plot_items import PALETTE, new_plot_item
 from workshop_app.gui.plot_style import muted_colour, style_plot
 from workshop_app.gui.workers import JobWorker
 
@@ -56,95 +59,9 @@ if TYPE_CHECKING:
     from cantools.database.can import Signal as DbcSignal
     from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
 
-_AXIS_WIDTH = 76  # same fixed left-axis width as the live plots, so stacked plots line up
 _MIN_PLOT_HEIGHT = 110
 
 Key = tuple[str, str]  # (message, signal)
-
-
-@dataclass(eq=False)
-class _Trace:
-    signal: DecodedSignal
-    colour: str
-    states: dict[float, str]  # physical value -> value-table name; empty for plain signals
-    plot: pg.PlotItem
-    item: pg.PlotDataItem
-    cursor: pg.InfiniteLine
-    region: pg.LinearRegionItem
-    label: str  # the signal's name, "Message.Signal" when another message has one so named
-
-    @property
-    def title(self) -> str:
-        return f"{self.label} ({self.signal.unit})" if self.signal.unit else self.label
-
-    def value_at(self, t_log: float) -> float | None:
-        """Sample-and-hold: a CAN value holds until the next frame carrying it."""
-        i = int(np.searchsorted(self.signal.timestamps, t_log, side="right")) - 1
-        return None if i < 0 else float(self.signal.values[i])
-
-    def describe(self, value: float) -> str:
-        label = self.states.get(value)
-        if label is not None:
-            return f"{label} ({value:g})"
-        return f"{value:.6g} {self.signal.unit}".rstrip()
-
-
-def _numeric_item(value: float | int, text: str) -> QTableWidgetItem:
-    """A right-aligned cell that sorts by number, not by its text."""
-    item = QTableWidgetItem(text)
-    item.setData(Qt.ItemDataRole.UserRole, value)
-    item.setData(Qt.ItemDataRole.DisplayRole, text)
-    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    return item
-
-
-def _cell(table: QTableWidget, row: int, column: int) -> QTableWidgetItem:
-    item = table.item(row, column)
-    assert item is not None, f"empty cell {row},{column}"  # every cell is filled when a log is shown
-    return item
-
-
-def _readonly_table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.verticalHeader().setVisible(False)
-    table.verticalHeader().setDefaultSectionSize(22)
-    table.horizontalHeader().setDefaultSectionSize(64)  # numbers are short; the name column stretches
-    table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    table.setAlternatingRowColors(True)
-    return table
-
-
-def _fit_columns(table: QTableWidget) -> None:
-    """Each column as wide as its longest entry, the last one taking what is left.
-
-    Names are what these lists are for: a stretched first column was squeezed by the others
-    and cut long signal and message names.
-    """
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    table.resizeColumnsToContents()
-    header.setStretchLastSection(True)
-
-
-def _table_width(table: QTableWidget) -> int:
-    """The width that shows every column of ``table`` whole, with its vertical scroll bar."""
-    header = table.horizontalHeader()
-    last = header.count() - 1
-    columns = sum(header.sectionSize(c) for c in range(last))
-    columns += max(table.sizeHintForColumn(last), header.sectionSizeHint(last))  # it stretches
-    return columns + table.verticalScrollBar().sizeHint().width() + 2 * table.frameWidth() + 4
-
-
-def _rate_text(done: int, seconds: float, phase: str) -> str:
-    if seconds <= 0 or done <= 0:
-        return ""
-    rate = done / seconds
-    if phase == PHASE_READ:  # the readers count bytes, not frames, while reading
-        return f"{rate / 1e6:.1f} MB/s"
-    return f"{rate / 1e6:.2f} M frames/s" if rate >= 1e6 else f"{rate / 1e3:.0f} k frames/s"
 
 
 class LogAnalysisView(QWidget):
@@ -163,7 +80,7 @@ class LogAnalysisView(QWidget):
         self._worker: JobWorker | None = None
         self._phase_started: dict[str, tuple[float, int]] = {}  # phase -> (time, done) at its start
         self._load_started = 0.0
-        self._traces: dict[Key, _Trace] = {}
+        self._traces: dict[Key, Trace] = {}
         self._origin = 0.0
         self._cursor: float | None = None
         self._range: tuple[float, float] | None = None
@@ -217,13 +134,13 @@ class LogAnalysisView(QWidget):
         self.message_label.hide()
 
         # Left: messages, signals (searchable), markers.
-        self.message_table = _readonly_table(["Message", "ID", "Count", "Rate (Hz)"])
+        self.message_table = readonly_table(["Message", "ID", "Count", "Rate (Hz)"])
         self.message_table.setSortingEnabled(True)
         self.signal_filter = QLineEdit()
         self.signal_filter.setPlaceholderText("Search signals…")
         self.signal_filter.setClearButtonEnabled(True)
         self.signal_filter.textChanged.connect(self._apply_filter)
-        self.signal_table = _readonly_table(["Signal", "Message", "Count", "Unit"])
+        self.signal_table = readonly_table(["Signal", "Message", "Count", "Unit"])
         self.signal_table.setSortingEnabled(True)
         self.signal_table.setToolTip("Double-click (or Enter) to plot a signal")
         self.signal_table.itemActivated.connect(self._on_signal_activated)
@@ -265,7 +182,7 @@ class LogAnalysisView(QWidget):
         self._hint = pg.LabelItem("", size="11pt")
         self._show_hint()
         self.cursor_label = QLabel()
-        self.stats_table = _readonly_table(["Signal", "Count", "Min", "Max", "Mean"])
+        self.stats_table = readonly_table(["Signal", "Count", "Min", "Max", "Mean"])
         self.stats_table.hide()
         for column in range(1, 5):
             self.stats_table.setColumnWidth(column, 96)
@@ -357,7 +274,7 @@ class LogAnalysisView(QWidget):
         fraction = done / total if total > 0 else 0.0
         elapsed = now - started
         parts = [f"{phase.capitalize()} {fraction:.0%}"]
-        rate = _rate_text(done - done_at_start, elapsed, phase)
+        rate = rate_text(done - done_at_start, elapsed, phase)
         if rate:
             parts.append(rate)
         progressed = (done - done_at_start) / total if total > 0 else 0.0
@@ -453,12 +370,12 @@ class LogAnalysisView(QWidget):
                 f"{row.channel} · {row.first - self._origin:.3f} s – {row.last - self._origin:.3f} s"
             )
             table.setItem(i, 0, name)
-            table.setItem(i, 1, _numeric_item(row.arbitration_id, id_text))
-            table.setItem(i, 2, _numeric_item(row.count, f"{row.count:,}"))
-            table.setItem(i, 3, _numeric_item(row.rate_hz, f"{row.rate_hz:.1f}"))
+            table.setItem(i, 1, numeric_item(row.arbitration_id, id_text))
+            table.setItem(i, 2, numeric_item(row.count, f"{row.count:,}"))
+            table.setItem(i, 3, numeric_item(row.rate_hz, f"{row.rate_hz:.1f}"))
         table.setSortingEnabled(True)
         table.sortByColumn(1, Qt.SortOrder.AscendingOrder)  # by id, as a trace lists them
-        _fit_columns(table)
+        fit_columns(table)
 
     def _fill_signals(self, log: LoadedLog) -> None:
         table = self.signal_table
@@ -470,17 +387,17 @@ class LogAnalysisView(QWidget):
             name.setData(Qt.ItemDataRole.UserRole, (s.message, s.name))
             table.setItem(i, 0, name)
             table.setItem(i, 1, QTableWidgetItem(s.message))
-            table.setItem(i, 2, _numeric_item(len(s), f"{len(s):,}"))
+            table.setItem(i, 2, numeric_item(len(s), f"{len(s):,}"))
             table.setItem(i, 3, QTableWidgetItem(s.unit))
         table.setSortingEnabled(True)
         table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        _fit_columns(table)
+        fit_columns(table)
         self._fit_lists()
         self._apply_filter(self.signal_filter.text())
 
     def _fit_lists(self) -> None:
         """Widen the lists' pane to show the tables' columns whole, up to half the view."""
-        wanted = max(_table_width(self.message_table), _table_width(self.signal_table))
+        wanted = max(table_width(self.message_table), table_width(self.signal_table))
         sizes = self._split.sizes()
         total = sum(sizes)
         if total <= 0 or sizes[0] >= wanted:
@@ -492,14 +409,14 @@ class LogAnalysisView(QWidget):
         words = text.lower().split()
         table = self.signal_table
         for row in range(table.rowCount()):
-            hay = f"{_cell(table, row, 0).text()} {_cell(table, row, 1).text()}".lower()
+            hay = f"{cell(table, row, 0).text()} {cell(table, row, 1).text()}".lower()
             table.setRowHidden(row, not all(w in hay for w in words))
 
     def visible_signals(self) -> list[Key]:
         """The signals the search leaves in the list, top to bottom."""
         table = self.signal_table
         return [
-            _cell(table, row, 0).data(Qt.ItemDataRole.UserRole)
+            cell(table, row, 0).data(Qt.ItemDataRole.UserRole)
             for row in range(table.rowCount())
             if not table.isRowHidden(row)
         ]
@@ -542,29 +459,15 @@ class LogAnalysisView(QWidget):
                 for raw, label in decoded.choices.items()
             }
 
-        plot = pg.PlotItem()
-        plot.setMenuEnabled(enableMenu=False, enableViewBoxMenu=True)
-        plot.hideButtons()
+        plot = new_plot_item()  # styled like the live plots, so both views read the same
         plot.setMinimumHeight(_MIN_PLOT_HEIGHT)
-        plot.showGrid(x=True, y=True)
-        plot.setDownsampling(auto=True, mode="peak")
-        plot.setClipToView(True)
-        plot.addLegend(offset=(6, 4), verSpacing=-6, labelTextSize="9pt")
-        for name in ("left", "bottom"):
-            plot.getAxis(name).setStyle(maxTickLevel=1, tickAlpha=1.0)
-            plot.getAxis(name).setZValue(-1000)
-            plot.getAxis(name).enableAutoSIPrefix(False)
         left = plot.getAxis("left")
-        left.setWidth(_AXIS_WIDTH)
         if decoded.unit:
             left.setLabel(decoded.unit)
         if states:
             left.setTicks([sorted(states.items())])
-        view = plot.getViewBox()
-        view.setAutoVisible(y=True)  # y fits the visible time span
         # Wheel and drag act on time only; y follows what is visible, so zooming never loses the curve.
-        view.setMouseEnabled(x=True, y=False)
-        view.enableAutoRange(axis=pg.ViewBox.YAxis)
+        plot.getViewBox().setMouseEnabled(x=True, y=False)
         colour = PALETTE[len(self._traces) % len(PALETTE)]
         # "Counter" or "Checksum" in two messages would read the same in legends and tables.
         shared = sum(1 for _, name in self.log.result.signals if name == signal) > 1
@@ -598,7 +501,7 @@ class LogAnalysisView(QWidget):
         plot.addItem(region, ignoreBounds=True)
 
         first = next(iter(self._traces.values()), None)
-        trace = _Trace(decoded, colour, states, plot, item, cursor, region, label)
+        trace = Trace(decoded, colour, states, plot, item, cursor, region, label)
         self._traces[key] = trace
         if first is None:
             self.canvas.ci.removeItem(self._hint)
@@ -755,14 +658,14 @@ class LogAnalysisView(QWidget):
         table.setRowCount(len(stats))
 
         def number(value: float | None) -> QTableWidgetItem:
-            return _numeric_item(np.nan if value is None else value, "—" if value is None else f"{value:.6g}")
+            return numeric_item(np.nan if value is None else value, "—" if value is None else f"{value:.6g}")
 
         for i, (key, s) in enumerate(stats.items()):
             trace = self._traces[key]
             name = QTableWidgetItem(trace.title)
             name.setForeground(QColor(trace.colour))
             table.setItem(i, 0, name)
-            table.setItem(i, 1, _numeric_item(s.count, f"{s.count:,}"))
+            table.setItem(i, 1, numeric_item(s.count, f"{s.count:,}"))
             table.setItem(i, 2, number(s.min))
             table.setItem(i, 3, number(s.max))
             table.setItem(i, 4, number(s.mean))
@@ -852,7 +755,7 @@ class LogAnalysisView(QWidget):
             self._apply_theme_to(trace)
         self._refresh_marker_lines()
 
-    def _apply_theme_to(self, trace: _Trace) -> None:
+    def _apply_theme_to(self, trace: Trace) -> None:
         palette = self.palette()
         highlight = palette.color(QPalette.ColorRole.Highlight)
         style_plot(trace.plot, trace.cursor, palette)
@@ -887,7 +790,7 @@ class LogAnalysisView(QWidget):
         super().closeEvent(event)
 
     def _on_signal_activated(self, item: QTableWidgetItem) -> None:
-        key = _cell(self.signal_table, item.row(), 0).data(Qt.ItemDataRole.UserRole)
+        key = cell(self.signal_table, item.row(), 0).data(Qt.ItemDataRole.UserRole)
         self.plot_signal(*key)
 
     def _on_cursor_dragged(self, line: pg.InfiniteLine) -> None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QPalette
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -33,30 +32,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workshop_app.core.capture.series import SignalSeries
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.plot_layout import PlotLayout, PlotSpec, PlotTrace
 from workshop_app.core.session import CaptureSession
+from workshop_app.gui.plot_items import (
+    PALETTE,
+    Curve,
+    PlotCanvas,
+    StackedPlot,
+    StateSpan,
+    new_plot_item,
+    physical_value,
+    state_span_of,
+)
 from workshop_app.gui.plot_style import muted_colour, style_plot
-from workshop_app.gui.signal_browser import SIGNAL_MIME_TYPE
 
 if TYPE_CHECKING:
-    from cantools.database.can import Signal as DbcSignal
     from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
 
-# Mid-luminance colours: each keeps enough contrast on white and on near-black backgrounds.
-# Neighbours in the sequence differ in hue, so the first curves of a plot are easy to tell apart.
-PALETTE = (
-    "#3b82f6",  # blue
-    "#f97316",  # orange
-    "#22a355",  # green
-    "#e11d48",  # crimson
-    "#8b5cf6",  # violet
-    "#ca8a04",  # gold
-    "#0d9488",  # teal
-    "#d946ef",  # magenta
-    "#64748b",  # slate
-)
+__all__ = ["PALETTE", "SERIES_CAPACITY", "WINDOWS", "PlotPanel"]  # PALETTE: the log view's too
+
 WINDOWS: tuple[tuple[str, float | None], ...] = (
     ("10 s", 10.0),
     ("30 s", 30.0),
@@ -65,124 +60,6 @@ WINDOWS: tuple[tuple[str, float | None], ...] = (
     ("All", None),
 )
 SERIES_CAPACITY = 100_000  # samples kept per signal: ~17 min of a 10 ms message
-_AXIS_WIDTH = 76  # fixed left-axis width so stacked plots line up
-_MIN_PLOT_HEIGHT = 90
-
-
-@dataclass(eq=False)
-class _Curve:
-    message: str
-    signal: str
-    colour: str
-    unit: str
-    series: SignalSeries
-    item: pg.PlotDataItem
-    states: dict[float, str]  # physical value -> value-table label; empty for plain signals
-    state_span: tuple[float, float] | None  # y extent of the states worth showing at all times
-    label: str  # the signal's name, "Message.Signal" when another message has one so named
-    seen_total: int = -1  # series.total at the last setData
-    t: np.ndarray = field(default_factory=lambda: np.empty(0))
-    v: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    @property
-    def title(self) -> str:
-        return f"{self.label} ({self.unit})" if self.unit else self.label
-
-    def value_at(self, t: float) -> float | None:
-        """Sample-and-hold: the newest sample at or before ``t`` (a CAN value holds until the next frame)."""
-        i = int(np.searchsorted(self.t, t, side="right")) - 1
-        return None if i < 0 else float(self.v[i])
-
-    def describe(self, value: float) -> str:
-        """A value as the legend shows it: state name and number, or number and unit."""
-        label = self.states.get(value)
-        if label is not None:
-            return f"{label} ({value:g})"
-        return f"{value:.6g} {self.unit}".rstrip()
-
-
-class _StateSpan(pg.GraphicsObject):
-    """Draws nothing; its y bounds make auto-range include every named state of a plot."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.span: tuple[float, float] | None = None
-
-    def boundingRect(self) -> QRectF:
-        return QRectF()
-
-    def paint(self, *_args: object) -> None:
-        pass
-
-    def dataBounds(
-        self, axis: int, frac: float = 1.0, orthoRange: tuple[float, float] | None = None
-    ) -> tuple[float | None, float | None]:
-        if axis == 1 and self.span is not None:
-            return self.span
-        return (None, None)
-
-
-@dataclass(eq=False)
-class _Plot:
-    item: pg.PlotItem
-    cursor: pg.InfiniteLine
-    state_span: _StateSpan
-    curves: list[_Curve] = field(default_factory=list)
-    ticks: list[tuple[float, str]] = field(default_factory=list)  # state labels on the y axis
-    markers: list[pg.InfiniteLine] = field(default_factory=list)  # event lines (fault codes)
-
-
-class _PlotCanvas(pg.GraphicsLayoutWidget):
-    """The one graphics view holding every plot; turns signal drops into panel calls."""
-
-    def __init__(self, panel: PlotPanel) -> None:
-        super().__init__()
-        self._panel = panel
-        self.setAcceptDrops(True)
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasFormat(SIGNAL_MIME_TYPE):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        # Not forwarded to the scene: no plot item handles drops itself.
-        if event.mimeData().hasFormat(SIGNAL_MIME_TYPE):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        payload = bytes(event.mimeData().data(SIGNAL_MIME_TYPE).data()).decode("utf-8", "replace")
-        message, sep, signal = payload.partition("\t")
-        if not sep or not message or not signal:
-            event.ignore()
-            return
-        scene_pos = self.mapToScene(event.position().toPoint())
-        if self._panel._on_signal_dropped(scene_pos, message, signal.strip()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-
-def _physical(definition: DbcSignal, raw: float) -> float:
-    return float(raw) * definition.scale + definition.offset
-
-
-def _state_span(definition: DbcSignal) -> tuple[float, float] | None:
-    """The y extent of a signal's value table, leaving out an all-ones "invalid" marker.
-
-    DBCs commonly name the all-ones raw value ("Invalid", "SNA") far above the real states;
-    keeping it in the span would squash the states it is meant to label.
-    """
-    raws = sorted(int(raw) for raw in (definition.choices or {}))
-    if not raws:
-        return None
-    if len(raws) > 2 and raws[-1] == (1 << definition.length) - 1 and raws[-1] - raws[-2] > 1:
-        raws.pop()
-    ends = (_physical(definition, raws[0]), _physical(definition, raws[-1]))
-    return (min(ends), max(ends))
 
 
 class PlotPanel(QWidget):
@@ -203,7 +80,7 @@ class PlotPanel(QWidget):
     def __init__(self, session: CaptureSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self._plots: list[_Plot] = []
+        self._plots: list[StackedPlot] = []
         self._t0: float | None = None
         self._live = True
         self._window: float | None = 30.0
@@ -213,7 +90,7 @@ class PlotPanel(QWidget):
         self._markers: list[tuple[float, str, str]] = []
         self._source = session.source  # a different source restarts the time axis (refresh)
 
-        self.canvas = _PlotCanvas(self)
+        self.canvas = PlotCanvas(self._on_signal_dropped)
         self.canvas.ci.setSpacing(2)
         self.canvas.ci.setContentsMargins(4, 4, 8, 4)
         self.canvas.scene().sigMouseClicked.connect(self._on_scene_clicked)
@@ -281,28 +158,8 @@ class PlotPanel(QWidget):
 
     def add_plot(self) -> int:
         """Append an empty plot at the bottom; returns its index."""
-        item = pg.PlotItem()
-        item.setMenuEnabled(enableMenu=False, enableViewBoxMenu=True)  # no FFT/log options for a time plot
-        item.hideButtons()  # the auto-range button would fight follow-live
-        item.setMinimumHeight(_MIN_PLOT_HEIGHT)
-        item.showGrid(x=True, y=True)
-        # PlotItem.addItem copies these onto every curve it receives, so set them here too.
-        item.setDownsampling(auto=True, mode="peak")
-        item.setClipToView(True)
-        item.addLegend(offset=(6, 4), verSpacing=-6, labelTextSize="9pt")
-        for name in ("left", "bottom"):
-            # Translucent grid lines take the raster engine's slow path (~4 ms per plot per
-            # repaint, a fifth of the frame): draw opaque, pre-blended ones (tickAlpha 1.0,
-            # colour in _apply_theme_to), and no sub-minor level, which adds little.
-            item.getAxis(name).setStyle(maxTickLevel=1, tickAlpha=1.0)
-            item.getAxis(name).setZValue(-1000)  # opaque grid lines go under curves and legend
-        left = item.getAxis("left")
-        left.setWidth(_AXIS_WIDTH)
-        left.enableAutoSIPrefix(False)
-        item.getAxis("bottom").enableAutoSIPrefix(False)
+        item = new_plot_item()
         view = item.getViewBox()
-        view.setAutoVisible(y=True)  # y fits what is in the time window, not the whole history
-        view.enableAutoRange(axis=pg.ViewBox.YAxis)
         view.sigRangeChangedManually.connect(self._on_range_changed_manually)
         cursor = pg.InfiniteLine(angle=90, movable=True)
         cursor.setZValue(50)
@@ -311,9 +168,9 @@ class PlotPanel(QWidget):
             cursor.setValue(self._cursor_time)
         cursor.sigPositionChanged.connect(self._on_cursor_dragged)
         item.addItem(cursor, ignoreBounds=True)
-        state_span = _StateSpan()
+        state_span = StateSpan()
         item.addItem(state_span)
-        plot = _Plot(item, cursor, state_span)
+        plot = StackedPlot(item, cursor, state_span)
         for t, text, colour in self._markers:
             self._draw_marker(plot, t, text, colour)
         self._add_menu_actions(plot)
@@ -377,7 +234,9 @@ class PlotPanel(QWidget):
         # A value table on a wide signal (e.g. 0xFFFF = "Invalid") marks a sentinel, not states.
         is_state = bool(choices) and (definition.length <= 8 or len(choices) > 2)
         states = (
-            {_physical(definition, raw): str(label) for raw, label in choices.items()} if is_state else {}
+            {physical_value(definition, raw): str(label) for raw, label in choices.items()}
+            if is_state
+            else {}
         )
         colour = colour or self._next_colour(plot)
         label = f"{message}.{signal}" if self._name_is_shared(signal) else signal
@@ -388,7 +247,7 @@ class PlotPanel(QWidget):
             stepMode="right" if is_state or definition.length == 1 else None,
             skipFiniteCheck=True,
         )
-        curve = _Curve(
+        curve = Curve(
             message,
             signal,
             colour,
@@ -396,7 +255,7 @@ class PlotPanel(QWidget):
             series,
             item,
             states,
-            _state_span(definition),
+            state_span_of(definition),
             label,
         )
         plot.item.addItem(item)
@@ -404,7 +263,7 @@ class PlotPanel(QWidget):
         item.setDownsampling(auto=True, method="peak")
         item.setClipToView(True)
         plot.curves.append(curve)
-        self._update_axis(plot)
+        plot.update_axis()
         self._update_curve(curve)
         self._update_readouts()
         self.plots_changed.emit()
@@ -418,7 +277,7 @@ class PlotPanel(QWidget):
             for curve in [c for c in plot.curves if (c.message, c.signal) == (message, signal)]:
                 plot.item.removeItem(curve.item)
                 plot.curves.remove(curve)
-            self._update_axis(plot)
+            plot.update_axis()
         self._release_unused(before)
         self._update_readouts()
         self.plots_changed.emit()
@@ -447,7 +306,7 @@ class PlotPanel(QWidget):
     def event_markers(self) -> list[tuple[float, str]]:
         return [(t, text) for t, text, _ in self._markers]
 
-    def _draw_marker(self, plot: _Plot, timestamp: float, text: str, colour: str) -> None:
+    def _draw_marker(self, plot: StackedPlot, timestamp: float, text: str, colour: str) -> None:
         if self._t0 is None:
             return  # drawn once the time origin is known (refresh)
         line = pg.InfiniteLine(
@@ -646,19 +505,19 @@ class PlotPanel(QWidget):
 
     # --- internals: data ---------------------------------------------------------------------
 
-    def _first_frame_time(self, copies: list[tuple[_Curve, int, np.ndarray, np.ndarray]]) -> float | None:
+    def _first_frame_time(self, copies: list[tuple[Curve, int, np.ndarray, np.ndarray]]) -> float | None:
         """The session's first frame time; from the series themselves if the store has none."""
         firsts = [s.first_ts for s in self.session.store.messages.values() if s.count]
         if not firsts:  # series filled without the store (scripts, benchmarks)
             firsts = [float(t[0]) for _, _, t, _ in copies if len(t)]
         return float(min(firsts)) if firsts else None
 
-    def _update_curve(self, curve: _Curve) -> None:
+    def _update_curve(self, curve: Curve) -> None:
         if self._t0 is not None and curve.series.total != curve.seen_total:
             self._take(curve, curve.series.total, *curve.series.arrays())
             curve.item.setData(curve.t, curve.v)
 
-    def _take(self, curve: _Curve, total: int, t: np.ndarray, v: np.ndarray) -> None:
+    def _take(self, curve: Curve, total: int, t: np.ndarray, v: np.ndarray) -> None:
         assert self._t0 is not None
         t -= self._t0  # arrays() returned fresh copies: shift in place
         curve.seen_total = total
@@ -711,7 +570,7 @@ class PlotPanel(QWidget):
                 with contextlib.suppress(KeyError):  # the database was removed meanwhile
                     self.session.decoder.unsubscribe(message, signal)
 
-    def _next_colour(self, plot: _Plot) -> str:
+    def _next_colour(self, plot: StackedPlot) -> str:
         # Distinct within the plot first, then across the panel.
         in_plot = [c.colour for c in plot.curves]
         used = [c.colour for p in self._plots for c in p.curves]
@@ -740,29 +599,6 @@ class PlotPanel(QWidget):
             self._hint.setText("Drag signals here from the signal browser", size="11pt")
             self._hint.setMaximumHeight(16_777_215)
         ci.addItem(self._hint, row=len(self._plots), col=0)
-
-    def _update_axis(self, plot: _Plot) -> None:
-        left = plot.item.getAxis("left")
-        curves = plot.curves
-        units = {c.unit for c in curves}
-        left.setLabel(units.pop() if len(units) == 1 else "")
-        left.showLabel(bool(left.labelText))
-        # Name the states on the axis when every curve has a value table and the tables agree
-        # (a gear lever's "P" and a gearbox's "Neutral" on one tick would mislead).
-        merged: dict[float, str] = {}
-        agree = bool(curves) and all(c.states for c in curves)
-        for curve in curves if agree else ():
-            for value, label in curve.states.items():
-                agree = agree and merged.setdefault(value, label) == label
-        ticks = sorted(merged.items()) if agree else []
-        plot.ticks = ticks
-        left.setTicks([ticks] if ticks else None)
-        # Auto-range spans the named states (plus any value the data actually takes).
-        spans = [c.state_span for c in curves if c.state_span is not None]
-        plot.state_span.span = (
-            (min(lo for lo, _ in spans) - 0.4, max(hi for _, hi in spans) + 0.4) if ticks and spans else None
-        )
-        plot.item.getViewBox().updateAutoRange()
 
     def _update_readouts(self) -> None:
         t = self._cursor_time
@@ -794,10 +630,10 @@ class PlotPanel(QWidget):
     def _muted_colour(self, weight: float = 0.5) -> QColor:
         return muted_colour(self.palette(), weight)
 
-    def _apply_theme_to(self, plot: _Plot) -> None:
+    def _apply_theme_to(self, plot: StackedPlot) -> None:
         style_plot(plot.item, plot.cursor, self.palette())
 
-    def _add_menu_actions(self, plot: _Plot) -> None:
+    def _add_menu_actions(self, plot: StackedPlot) -> None:
         menu = plot.item.getViewBox().menu
         if menu is None:
             return
@@ -876,11 +712,11 @@ class PlotPanel(QWidget):
     def _on_add_plot_clicked(self) -> None:
         self.add_plot()
 
-    def _on_remove_plot_chosen(self, plot: _Plot) -> None:
+    def _on_remove_plot_chosen(self, plot: StackedPlot) -> None:
         if plot in self._plots:
             self.remove_plot(self._plots.index(plot))
 
-    def _on_remove_curve_chosen(self, plot: _Plot, curve: _Curve) -> None:
+    def _on_remove_curve_chosen(self, plot: StackedPlot, curve: Curve) -> None:
         if plot in self._plots and curve in plot.curves:
             self.remove_signal(curve.message, curve.signal, self._plots.index(plot))
 

@@ -1,0 +1,98 @@
+"""Pieces of the log analysis view: a plotted trace, and the read-only tables it lists logs in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from workshop_app.core.decode.vectorized import DecodedSignal
+from workshop_app.core.logs.analysis import PHASE_READ
+
+
+@dataclass(eq=False)
+class Trace:
+    signal: DecodedSignal
+    colour: str
+    states: dict[float, str]  # physical value -> value-table name; empty for plain signals
+    plot: pg.PlotItem
+    item: pg.PlotDataItem
+    cursor: pg.InfiniteLine
+    region: pg.LinearRegionItem
+    label: str  # the signal's name, "Message.Signal" when another message has one so named
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} ({self.signal.unit})" if self.signal.unit else self.label
+
+    def value_at(self, t_log: float) -> float | None:
+        """Sample-and-hold: a CAN value holds until the next frame carrying it."""
+        i = int(np.searchsorted(self.signal.timestamps, t_log, side="right")) - 1
+        return None if i < 0 else float(self.signal.values[i])
+
+    def describe(self, value: float) -> str:
+        label = self.states.get(value)
+        if label is not None:
+            return f"{label} ({value:g})"
+        return f"{value:.6g} {self.signal.unit}".rstrip()
+
+
+def numeric_item(value: float | int, text: str) -> QTableWidgetItem:
+    """A right-aligned cell that sorts by number, not by its text."""
+    item = QTableWidgetItem(text)
+    item.setData(Qt.ItemDataRole.UserRole, value)
+    item.setData(Qt.ItemDataRole.DisplayRole, text)
+    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
+
+
+def cell(table: QTableWidget, row: int, column: int) -> QTableWidgetItem:
+    item = table.item(row, column)
+    assert item is not None, f"empty cell {row},{column}"  # every cell is filled when a log is shown
+    return item
+
+
+def readonly_table(headers: list[str]) -> QTableWidget:
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(22)
+    table.horizontalHeader().setDefaultSectionSize(64)  # numbers are short; the name column stretches
+    table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    table.setAlternatingRowColors(True)
+    return table
+
+
+def fit_columns(table: QTableWidget) -> None:
+    """Each column as wide as its longest entry, the last one taking what is left.
+
+    Names are what these lists are for: a stretched first column was squeezed by the others
+    and cut long signal and message names.
+    """
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    table.resizeColumnsToContents()
+    header.setStretchLastSection(True)
+
+
+def table_width(table: QTableWidget) -> int:
+    """The width that shows every column of ``table`` whole, with its vertical scroll bar."""
+    header = table.horizontalHeader()
+    last = header.count() - 1
+    columns = sum(header.sectionSize(c) for c in range(last))
+    columns += max(table.sizeHintForColumn(last), header.sectionSizeHint(last))  # it stretches
+    return columns + table.verticalScrollBar().sizeHint().width() + 2 * table.frameWidth() + 4
+
+
+def rate_text(done: int, seconds: float, phase: str) -> str:
+    if seconds <= 0 or done <= 0:
+        return ""
+    rate = done / seconds
+    if phase == PHASE_READ:  # the readers count bytes, not frames, while reading
+        return f"{rate / 1e6:.1f} MB/s"
+    return f"{rate / 1e6:.2f} M frames/s" if rate >= 1e6 else f"{rate / 1e3:.0f} k frames/s"

@@ -1,0 +1,208 @@
+"""The pieces a PlotPanel is stacked from: curves, plots, the drop-accepting canvas, colours.
+
+Kept apart from the panel so the panel module holds behaviour (adding, following, cursor,
+layouts) and this one the small value holders and Qt items they use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+
+from workshop_app.core.capture.series import SignalSeries
+from workshop_app.gui.signal_browser import SIGNAL_MIME_TYPE
+
+if TYPE_CHECKING:
+    from cantools.database.can import Signal as DbcSignal
+
+AXIS_WIDTH = 76  # fixed left-axis width so stacked plots line up (the log view's too)
+MIN_PLOT_HEIGHT = 90
+
+# Mid-luminance colours: each keeps enough contrast on white and on near-black backgrounds.
+# Neighbours in the sequence differ in hue, so the first curves of a plot are easy to tell apart.
+PALETTE = (
+    "#3b82f6",  # blue
+    "#f97316",  # orange
+    "#22a355",  # green
+    "#e11d48",  # crimson
+    "#8b5cf6",  # violet
+    "#ca8a04",  # gold
+    "#0d9488",  # teal
+    "#d946ef",  # magenta
+    "#64748b",  # slate
+)
+
+
+@dataclass(eq=False)
+class Curve:
+    message: str
+    signal: str
+    colour: str
+    unit: str
+    series: SignalSeries
+    item: pg.PlotDataItem
+    states: dict[float, str]  # physical value -> value-table label; empty for plain signals
+    state_span: tuple[float, float] | None  # y extent of the states worth showing at all times
+    label: str  # the signal's name, "Message.Signal" when another message has one so named
+    seen_total: int = -1  # series.total at the last setData
+    t: np.ndarray = field(default_factory=lambda: np.empty(0))
+    v: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def value_at(self, t: float) -> float | None:
+        """Sample-and-hold: the newest sample at or before ``t`` (a CAN value holds until the next frame)."""
+        i = int(np.searchsorted(self.t, t, side="right")) - 1
+        return None if i < 0 else float(self.v[i])
+
+    def describe(self, value: float) -> str:
+        """A value as the legend shows it: state name and number, or number and unit."""
+        label = self.states.get(value)
+        if label is not None:
+            return f"{label} ({value:g})"
+        return f"{value:.6g} {self.unit}".rstrip()
+
+
+class StateSpan(pg.GraphicsObject):
+    """Draws nothing; its y bounds make auto-range include every named state of a plot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.span: tuple[float, float] | None = None
+
+    def boundingRect(self) -> QRectF:
+        return QRectF()
+
+    def paint(self, *_args: object) -> None:
+        pass
+
+    def dataBounds(
+        self, axis: int, frac: float = 1.0, orthoRange: tuple[float, float] | None = None
+    ) -> tuple[float | None, float | None]:
+        if axis == 1 and self.span is not None:
+            return self.span
+        return (None, None)
+
+
+@dataclass(eq=False)
+class StackedPlot:
+    """One plot of the stack: its PlotItem, cursor line, curves, state ticks and event lines."""
+
+    item: pg.PlotItem
+    cursor: pg.InfiniteLine
+    state_span: StateSpan
+    curves: list[Curve] = field(default_factory=list)
+    ticks: list[tuple[float, str]] = field(default_factory=list)  # state labels on the y axis
+    markers: list[pg.InfiniteLine] = field(default_factory=list)  # event lines (fault codes)
+
+    def update_axis(self) -> None:
+        """Unit label, value-table ticks and the y extent of the states, from the curves."""
+        left = self.item.getAxis("left")
+        curves = self.curves
+        units = {c.unit for c in curves}
+        left.setLabel(units.pop() if len(units) == 1 else "")
+        left.showLabel(bool(left.labelText))
+        # Name the states on the axis when every curve has a value table and the tables agree
+        # (a gear lever's "P" and a gearbox's "Neutral" on one tick would mislead).
+        merged: dict[float, str] = {}
+        agree = bool(curves) and all(c.states for c in curves)
+        for curve in curves if agree else ():
+            for value, label in curve.states.items():
+                agree = agree and merged.setdefault(value, label) == label
+        ticks = sorted(merged.items()) if agree else []
+        self.ticks = ticks
+        left.setTicks([ticks] if ticks else None)
+        # Auto-range spans the named states (plus any value the data actually takes).
+        spans = [c.state_span for c in curves if c.state_span is not None]
+        self.state_span.span = (
+            (min(lo for lo, _ in spans) - 0.4, max(hi for _, hi in spans) + 0.4) if ticks and spans else None
+        )
+        self.item.getViewBox().updateAutoRange()
+
+
+class PlotCanvas(pg.GraphicsLayoutWidget):
+    """The one graphics view holding every plot; turns signal drops into panel calls."""
+
+    def __init__(self, on_drop: Callable[[QPointF, str, str], bool]) -> None:
+        super().__init__()
+        self._on_drop = on_drop  # (scene position, message, signal) -> accepted
+        self.setAcceptDrops(True)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasFormat(SIGNAL_MIME_TYPE):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        # Not forwarded to the scene: no plot item handles drops itself.
+        if event.mimeData().hasFormat(SIGNAL_MIME_TYPE):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        payload = bytes(event.mimeData().data(SIGNAL_MIME_TYPE).data()).decode("utf-8", "replace")
+        message, sep, signal = payload.partition("\t")
+        if not sep or not message or not signal:
+            event.ignore()
+            return
+        scene_pos = self.mapToScene(event.position().toPoint())
+        if self._on_drop(scene_pos, message, signal.strip()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+
+def physical_value(definition: DbcSignal, raw: float) -> float:
+    return float(raw) * definition.scale + definition.offset
+
+
+def state_span_of(definition: DbcSignal) -> tuple[float, float] | None:
+    """The y extent of a signal's value table, leaving out an all-ones "invalid" marker.
+
+    DBCs commonly name the all-ones raw value ("Invalid", "SNA") far above the real states;
+    keeping it in the span would squash the states it is meant to label.
+    """
+    raws = sorted(int(raw) for raw in (definition.choices or {}))
+    if not raws:
+        return None
+    if len(raws) > 2 and raws[-1] == (1 << definition.length) - 1 and raws[-1] - raws[-2] > 1:
+        raws.pop()
+    ends = (physical_value(definition, raws[0]), physical_value(definition, raws[-1]))
+    return (min(ends), max(ends))
+
+
+def new_plot_item() -> pg.PlotItem:
+    """One empty time plot styled like its neighbours: grid, legend, fixed axis width."""
+    item = pg.PlotItem()
+    item.setMenuEnabled(enableMenu=False, enableViewBoxMenu=True)  # no FFT/log options for a time plot
+    item.hideButtons()  # the auto-range button would fight follow-live
+    item.setMinimumHeight(MIN_PLOT_HEIGHT)
+    item.showGrid(x=True, y=True)
+    # PlotItem.addItem copies these onto every curve it receives, so set them here too.
+    item.setDownsampling(auto=True, mode="peak")
+    item.setClipToView(True)
+    item.addLegend(offset=(6, 4), verSpacing=-6, labelTextSize="9pt")
+    for name in ("left", "bottom"):
+        # Translucent grid lines take the raster engine's slow path (~4 ms per plot per
+        # repaint, a fifth of the frame): draw opaque, pre-blended ones (tickAlpha 1.0,
+        # colour from plot_style.style_plot), and no sub-minor level, which adds little.
+        item.getAxis(name).setStyle(maxTickLevel=1, tickAlpha=1.0)
+        item.getAxis(name).setZValue(-1000)  # opaque grid lines go under curves and legend
+    left = item.getAxis("left")
+    left.setWidth(AXIS_WIDTH)
+    left.enableAutoSIPrefix(False)
+    item.getAxis("bottom").enableAutoSIPrefix(False)
+    view = item.getViewBox()
+    view.setAutoVisible(y=True)  # y fits what is in the time window, not the whole history
+    view.enableAutoRange(axis=pg.ViewBox.YAxis)
+    return item
