@@ -240,8 +240,11 @@ class RecordPanel(QWidget):
             progress.bytes_written,
         )
         if progress.error:
-            self._show_message(f"Recording problem: {progress.error}", ERROR_COLOUR)
-        elif progress.warning:
+            # The recorder stopped writing (full disk...) and closed the file as of its last
+            # flush: file it now and say why; the capture goes on and a new recording can start.
+            self.stop_recording()
+            return
+        if progress.warning:
             self._show_message(progress.warning, WARNING_COLOUR)
 
     def reload_recent(self) -> None:

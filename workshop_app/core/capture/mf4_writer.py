@@ -277,10 +277,10 @@ class Mf4FrameWriter:
             self.flush()
         finally:
             try:
-                # In place, no growth: possible on a full disk too.
+                # In place, no growth: possible on a full disk too. No fsync: like every other
+                # format, the file is the operating system's to write back once closed.
                 os.pwrite(self._fd, FINISHED_ID, ID_FILE)
                 os.pwrite(self._fd, struct.pack("<HH", 0, 0), ID_UNFIN_FLAGS)
-                os.fsync(self._fd)
             finally:
                 os.close(self._fd)
 
