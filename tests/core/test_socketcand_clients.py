@@ -67,11 +67,11 @@ def frame(n: int) -> can.Message:
     return can.Message(arbitration_id=n & 0x7FF, is_extended_id=False, data=n.to_bytes(4, "big"))
 
 
-def send_paced(car: can.BusABC, count: int) -> None:
+def send_paced(car: can.BusABC, count: int, pause: float = 0.002) -> None:
     for n in range(count):
         car.send(frame(n))
         if n % 50 == 49:
-            time.sleep(0.002)  # a bus has a pace
+            time.sleep(pause)  # a bus has a pace
 
 
 def read_frames(clients: list[RawClient], count: int, timeout: float = 20.0) -> list[list[int]]:
@@ -214,7 +214,8 @@ def test_connection_storm_at_the_cap_does_not_disturb_a_connected_client(make_se
 def test_reader_that_never_reads_loses_only_its_own_frames_and_they_are_counted(
     make_server, raw_clients, car
 ):
-    server = make_server(max_queue=500)
+    # The reader's queue must ride out moments when the test process gets no CPU.
+    server = make_server(max_queue=4000)
     stalled = RawClient(server.address, rcvbuf=4096)
     reader = RawClient(server.address)
     raw_clients += [stalled, reader]
@@ -223,7 +224,7 @@ def test_reader_that_never_reads_loses_only_its_own_frames_and_they_are_counted(
     time.sleep(0.15)
 
     count = 40_000  # ~1.5 MB of lines: far more than the kernel buffers for the stalled peer
-    sender = threading.Thread(target=send_paced, args=(car, count))
+    sender = threading.Thread(target=send_paced, args=(car, count, 0.005))
     sender.start()
     got = read_frames([reader], count)
     sender.join()
@@ -235,7 +236,7 @@ def test_reader_that_never_reads_loses_only_its_own_frames_and_they_are_counted(
     assert stalled_stats.frames_dropped > 0
     # Nothing vanishes silently: every frame was sent, is still queued, or was counted as dropped.
     assert stalled_stats.frames_sent + stalled_stats.frames_queued + stalled_stats.frames_dropped == count
-    assert stalled_stats.frames_queued <= 500
+    assert stalled_stats.frames_queued <= 4000
     assert server.stats.frames_dropped == stalled_stats.frames_dropped
     # Once it reads again it gets what was written and queued for it, in order, then the reply.
     stalled.send("< echo >")
