@@ -293,6 +293,10 @@ class LogAnalysisView(QWidget):
             f"{r.unknown_frames:,} unknown · read in {log.load_seconds * 1e3:,.0f} ms, "
             f"decoded in {log.decode_seconds * 1e3:,.0f} ms"
         )
+        if log.warning:  # a damaged log: everything recovered is shown, with what was skipped
+            self.message_label.setText(f"Parts of the log could not be read: {log.warning}")
+            self.message_label.setToolTip(log.warning)
+            self.message_label.show()
         self.loaded.emit(log)
 
     def _on_failed(self, message: str, partial: object) -> None:

@@ -24,7 +24,7 @@ from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.decode.vectorized import DecodedSignal, DecodeResult, decode_columns
 from workshop_app.core.errors import LogFileError, WorkshopError
 from workshop_app.core.logs.columns import ERROR, EXTENDED, FrameColumns, ReadCancelled, channel_value
-from workshop_app.core.logs.reader import read_columns
+from workshop_app.core.logs.reader import read_log
 from workshop_app.core.types import channel_label
 
 # progress(phase, done, total): bytes of the file while PHASE_READ, data frames while PHASE_DECODE.
@@ -42,6 +42,8 @@ class LoadedLog:
     result: DecodeResult
     load_seconds: float
     decode_seconds: float
+    # One line naming the damage skipped and impossible frames rejected while reading, or None.
+    warning: str | None = None
 
 
 class LoadCancelled(LogFileError):
@@ -65,38 +67,39 @@ def load_and_decode(
 ) -> LoadedLog:
     """Read ``path`` into columns, then decode every known signal.
 
-    Raises ``LoadCancelled`` when ``cancel`` is set, and ``LogFileError`` when the file is bad;
-    either way the exception's ``partial`` is a ``LoadedLog`` of the frames read, or None when
-    there were none. A damaged file (bad lines, a cut BLF) is read to the end first, so
-    ``partial`` holds every frame that could be recovered, decoded; after a cancel while
-    reading the frames are not decoded (the user asked to stop working).
+    A damaged log (bad lines, a cut BLF) loads with every frame that could be recovered and
+    its ``warning`` saying what was skipped. Raises ``LoadCancelled`` when ``cancel`` is set,
+    and ``LogFileError`` when the file is no log at all; the exception's ``partial`` is a
+    ``LoadedLog`` of the frames read, or None when there were none (after a cancel while
+    reading, the frames are not decoded: the user asked to stop working).
     """
     p = Path(path)
     read_progress = None if progress is None else (lambda done, total: progress(PHASE_READ, done, total))
     is_cancelled = None if cancel is None else cancel.is_set
     t0 = time.perf_counter()
     try:
-        columns = read_columns(p, progress=read_progress, cancel=is_cancelled)
+        read = read_log(p, progress=read_progress, cancel=is_cancelled)
     except ReadCancelled as exc:
         raise LoadCancelled(str(exc), _partial(p, exc.partial, time.perf_counter() - t0)) from None
     except LogFileError as exc:
-        # A bad line part-way through still leaves everything before it worth looking at:
-        # decode those frames too, so the caller can show signals up to the problem.
-        read = getattr(exc, "partial", None)
+        # A reader that had to stop part-way still leaves frames worth looking at: decode
+        # them too, so the caller can show signals up to the problem.
+        got = getattr(exc, "partial", None)
         load_seconds = time.perf_counter() - t0
         partial = None
-        if read is not None and len(read):
+        if got is not None and len(got):
             t1 = time.perf_counter()
-            result = decode_columns(read, databases, cancel=cancel)
-            partial = LoadedLog(p, read, result, load_seconds, time.perf_counter() - t1)
+            result = decode_columns(got, databases, cancel=cancel)
+            partial = LoadedLog(p, got, result, load_seconds, time.perf_counter() - t1)
         exc.partial = partial  # type: ignore[attr-defined]
         raise
     load_seconds = time.perf_counter() - t0
+    columns = read.frames
 
     decode_progress = None if progress is None else (lambda done, total: progress(PHASE_DECODE, done, total))
     t1 = time.perf_counter()
     result = decode_columns(columns, databases, progress=decode_progress, cancel=cancel)
-    loaded = LoadedLog(p, columns, result, load_seconds, time.perf_counter() - t1)
+    loaded = LoadedLog(p, columns, result, load_seconds, time.perf_counter() - t1, read.warning())
     # decode_columns returns early (no exception) when cancelled: say so, keeping what it did.
     if cancel is not None and cancel.is_set():
         raise LoadCancelled(f"{p}: decoding cancelled", loaded)
