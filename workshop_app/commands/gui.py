@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from workshop_app.commands.common import load_databases, source_spec
 from workshop_app.core.sources.factory import make_source
@@ -11,5 +12,6 @@ from workshop_app.core.sources.factory import make_source
 def run(args: argparse.Namespace) -> int:
     from workshop_app.gui.app import run_gui  # Qt is imported only for this command
 
-    source = make_source(source_spec(args))
+    # The window opens at once; a live source connects (and reconnects) on its own thread.
+    source = make_source(replace(source_spec(args), connect_in_background=True))
     return run_gui(source, load_databases(args.dbc), quit_after=args.quit_after, screenshot=args.screenshot)

@@ -38,8 +38,8 @@ from workshop_app.core.logs.analysis import LoadedLog
 from workshop_app.core.logs.columns import FrameColumns
 from workshop_app.core.logs.playback import PlaybackSource
 from workshop_app.core.session import CaptureSession
-from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec, make_source
+from workshop_app.core.sources.reconnect import GapWatcher
 from workshop_app.core.transmit import TransmitScheduler
 from workshop_app.gui.bit_view import BitView
 from workshop_app.gui.bridge import CaptureBridge
@@ -47,6 +47,7 @@ from workshop_app.gui.chrono_model import ChronoModel
 from workshop_app.gui.connect_dialog import ConnectDialog
 from workshop_app.gui.data_delegate import PayloadDelegate
 from workshop_app.gui.dtc_panel import DtcPanel
+from workshop_app.gui.link_status import CHANGING_STATES, failure_message, source_status
 from workshop_app.gui.log_view import LogAnalysisView
 from workshop_app.gui.playback_bar import PlaybackBar
 from workshop_app.gui.plot_panel import PlotPanel
@@ -252,6 +253,7 @@ class MainWindow(QMainWindow):
         for label in (self.source_label, self.load_label, self.rate_label, self.dropped_label):
             label.setContentsMargins(8, 0, 8, 0)
             self.statusBar().addPermanentWidget(label)
+        self._gap_watcher = GapWatcher(self.session.source)
         self._update_source_label()
 
     # -- settings -----------------------------------------------------------------------------
@@ -321,8 +323,9 @@ class MainWindow(QMainWindow):
     def connect_spec(self, spec: SourceSpec) -> bool:
         """Switch to another source; on failure the window stays up and says why."""
         if spec.interface is not None:
-            # A workshop window keeps trying when an adapter is unplugged or a server restarts.
-            spec = replace(spec, auto_reconnect=True)
+            # The source connects (and reconnects under the spec's policy) on its own thread:
+            # the window never waits for an adapter or a server.
+            spec = replace(spec, connect_in_background=True)
         source = make_source(spec, self.session.ring)
         self.playback_bar.set_source(None)
         self.session.stop_recording()
@@ -437,27 +440,19 @@ class MainWindow(QMainWindow):
             text += f" · decode errors {decode_errors:,}"
         self.dropped_label.setText(text)
         self.dropped_label.setStyleSheet("color: #d1242f" if st.dropped else "")
-        state = self.session.source.state
-        if state is not self._shown_state:
+        source = self.session.source
+        if self._gap_watcher.source is not source:
+            self._gap_watcher = GapWatcher(source)
+        for line in self._gap_watcher.poll():
+            self.statusBar().showMessage(line, 15000)
+        if source.state is not self._shown_state or source.state in CHANGING_STATES:
             self._update_source_label()
 
     def _update_source_label(self) -> None:
         source = self.session.source
         state = source.state
         self._shown_state = state
-        text = source.describe()
-        colour = ""
-        if state is SourceState.FAILED:
-            text += " — disconnected"
-            colour = "#d1242f"
-        elif state is SourceState.STOPPED:
-            text += " — stopped"
-            colour = "#8c959f"
-        elif state is SourceState.FINISHED:
-            text += " — end of log"
-        elif state.value == "reconnecting":
-            text += " — reconnecting…"
-            colour = "#b26a00"
+        text, colour = source_status(source)
         self.source_label.setText(text)
         self.source_label.setStyleSheet(f"color: {colour}" if colour else "")
 
@@ -466,7 +461,7 @@ class MainWindow(QMainWindow):
 
     def _on_source_failed(self, message: str) -> None:
         self.scheduler.stop_all()
-        self.statusBar().showMessage(f"Connection lost: {message}")
+        self.statusBar().showMessage(failure_message(self.session.source, message))
         self._update_source_label()
 
     def _on_trace_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
@@ -562,5 +557,10 @@ class MainWindow(QMainWindow):
         self.plot_panel.clear()
         self.log_view.close()  # cancels a load in progress and joins its thread
         self.dtc_panel.close_diag()  # waits for a diagnostic call in progress
+        # A recording in progress is finished and indexed in the history, as its Stop button does,
+        # with the frames still in the ring: quitting (or a stop signal) loses nothing captured.
+        self.session.source.stop()
+        self.session.tick()
+        self.record_panel.stop_recording()
         self.session.stop()
         super().closeEvent(event)

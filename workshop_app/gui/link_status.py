@@ -1,0 +1,43 @@
+"""What the status bar says about the connection: state, the gap while reconnecting, past gaps.
+
+Pure functions of the source's state (read on the GUI tick); the source's own threads do the
+connecting, so nothing here waits for a bus or a network.
+"""
+
+from __future__ import annotations
+
+from workshop_app.core.sources.base import FrameSource, SourceState
+
+# States whose text changes while they last (the gap grows, the retry reason changes).
+CHANGING_STATES = frozenset({SourceState.CONNECTING, SourceState.RECONNECTING})
+
+_RED, _GREY, _AMBER = "#d1242f", "#8c959f", "#b26a00"
+
+
+def source_status(source: FrameSource) -> tuple[str, str]:
+    """(label text, colour or "") for the source's state."""
+    state = source.state
+    text = source.describe()
+    gaps = source.gaps
+    if state is SourceState.FAILED:
+        return f"{text} — disconnected", _RED
+    if state is SourceState.STOPPED:
+        return f"{text} — stopped", _GREY
+    if state is SourceState.FINISHED:
+        return f"{text} — end of log", ""
+    if state is SourceState.CONNECTING:
+        why = f" ({source.error})" if source.error else ""
+        return f"{text} — connecting…{why}", _AMBER
+    if state is SourceState.RECONNECTING:
+        gap = f" (gap {gaps[-1].seconds():.1f} s)" if gaps else ""
+        return f"{text} — reconnecting…{gap}", _AMBER
+    if gaps:
+        return f"{text} — {len(gaps)} link gap(s), last {gaps[-1].seconds():.1f} s", ""
+    return text, ""
+
+
+def failure_message(source: FrameSource, message: str) -> str:
+    """The status bar's line when the source reports an error."""
+    if source.state is SourceState.CONNECTING:
+        return f"Could not connect: {message}"
+    return f"Connection lost: {message}"
