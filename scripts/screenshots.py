@@ -24,7 +24,6 @@ from workshop_app.core.sources.simulator import SimulatorSource
 from workshop_app.gui.app import make_app
 from workshop_app.gui.connect_dialog import ConnectDialog
 from workshop_app.gui.main_window import MainWindow
-from workshop_app.gui.trace_model import COL_NAME
 from workshop_app.paths import demo_dbc_path
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -44,26 +43,13 @@ def main() -> int:
         settings = QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat)
         dbs = DatabaseSet()
         dbs.add(demo_dbc_path())
-        # Start a minute into the drive, sped up, so the plots show acceleration and shifts.
+        # What a new user sees: fresh settings, the window's own size and default plots, 15 s
+        # into the drive (engine started, the car pulling away); nothing clicked.
         source = SimulatorSource(FrameRing(), time_scale=1.0)
         window = MainWindow(CaptureSession(source, dbs), settings=settings, history=None)
-        window.resize(1600, 960)
         window.show()
         window.start()
-        panel = window.plot_panel
-        panel.add_signal("ENGINE_DATA", "EngineSpeed")
-        panel.add_signal("ABS_STATUS", "VehicleSpeed")
-        panel.add_signal("WHEEL_SPEEDS", "WheelSpeedFL", 1)
-        panel.add_signal("TRANSMISSION", "GearSelector")
-        panel.add_signal("BRAKE_STATUS", "BrakePressure")
-        pump(app, 1.0)
-        model = window.trace_model
-        for r in range(model.rowCount()):
-            if model.index(r, COL_NAME).data() in ("ENGINE_DATA", "TRANSMISSION"):
-                window.trace_view.expand(model.index(r, 0))
-            if model.index(r, COL_NAME).data() == "ENGINE_DATA":
-                window.trace_view.setCurrentIndex(model.index(r, 0))
-        pump(app, 14.0)
+        pump(app, 15.0)
         window.grab().save(str(DOCS / "main_window.png"))
         window.set_theme("dark")
         pump(app, 1.0)
