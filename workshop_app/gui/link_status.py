@@ -40,4 +40,6 @@ def failure_message(source: FrameSource, message: str) -> str:
     """The status bar's line when the source reports an error."""
     if source.state is SourceState.CONNECTING:
         return f"Could not connect: {message}"
+    if message.lower().startswith("connection lost"):  # the source said it already
+        return message[:1].upper() + message[1:]
     return f"Connection lost: {message}"
