@@ -183,8 +183,11 @@ class TraceModel(QAbstractItemModel):
         self._values.clear()
         messages = self.session.store.messages
         # A cleared store (new source, Ctrl+L) may refill before this tick with the same keys in
-        # new MessageStats objects: rows holding the old objects would freeze, so compare them.
-        if len(messages) < len(self._rows) or any(messages.get(s.key) is not s for s in self._rows):
+        # new MessageStats objects: rows holding the old objects would freeze. The store only
+        # ever drops all its streams at once, so the first row tells for every row (O(1)).
+        if len(messages) < len(self._rows) or (
+            self._rows and messages.get(self._keys[0]) is not self._rows[0]
+        ):
             self.beginResetModel()
             self._rows, self._keys, self._sort = [], [], []
             self.endResetModel()
