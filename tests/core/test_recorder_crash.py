@@ -106,7 +106,7 @@ def _limit_file_size(limit: int) -> None:
     [
         (".blf", 96 * 1024, "larger than the file system allows"),
         (".mf4", 96 * 1024, "larger than the file system allows"),
-        (".db", 96 * 1024, "disk I/O error"),
+        (".db", 256 * 1024, "disk I/O error"),  # the WAL grows by whole pages
         (".log", 384 * 1024, "larger than the file system allows"),  # ~40 bytes a frame
     ],
 )
@@ -148,3 +148,33 @@ def test_write_error_stops_recording_plainly_and_capture_goes_on(
     assert len(ours) == kept, f"the message says {kept} frames, the file holds {len(ours)}"
     assert np.array_equal(ours, _python_can_sequence(path))
     assert f"{kept} frames written" in out
+
+
+@pytest.fixture
+def file_size_limit():
+    """Lets a test cap the size any file of this process may reach (restored afterwards)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    yield lambda limit: resource.setrlimit(resource.RLIMIT_FSIZE, (soft if limit is None else limit, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.parametrize("suffix", [".blf", ".mf4", ".db", ".log", ".asc", ".trc", ".csv"])
+def test_write_error_before_the_first_flush_leaves_a_readable_empty_log(
+    tmp_path: Path, suffix: str, file_size_limit
+) -> None:
+    from workshop_app.core.capture.recorder import Recorder
+    from workshop_app.core.types import Frame
+
+    path = tmp_path / f"early{suffix}"
+    rec = Recorder(path)
+    # Nothing more than a few hundred bytes past what opening the file wrote (its header).
+    file_size_limit(max(p.stat().st_size for p in tmp_path.iterdir()) + 512)
+    frames = [Frame(1_700_000_000 + i / 1000, 0x100 + i % 7, i.to_bytes(4, "big") * 2) for i in range(5000)]
+    rec.write(frames)
+    wait_for(lambda: rec.error is not None, timeout=10, what="the write error")
+    summary = rec.stop()
+    file_size_limit(None)  # reading an SQLite log may write its journal
+    assert summary.error is not None and "recording stopped" in summary.error
+    assert summary.frames_written == 0 and summary.frames_dropped == len(frames)
+    assert len(_python_can_sequence(path)) == 0
+    assert len(read_columns(path)) == 0

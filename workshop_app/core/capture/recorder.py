@@ -127,10 +127,16 @@ class MessageFrameWriter:
         self._closed = False
         # python-can's writers keep their open file as ``file``; our SQLite writer has none.
         self._file = getattr(listener, "file", None)
+        if self._file is not None:
+            # The header (BLF, ASC, TRC, CSV) on disk now: a file cut back to its last flush
+            # after a write error is still a readable, empty log.
+            self._file.flush()
         self._flushed_size = self._disk_size()
 
     @property
     def flushed(self) -> int:
+        if isinstance(self._listener, SqliteFrameWriter):
+            return self._listener.committed  # it also commits on its own every 10,000 frames
         return self._flushed
 
     def write_frames(self, frames: Sequence[Frame]) -> int:

@@ -31,6 +31,7 @@ class SqliteFrameWriter(can.Listener):
         self._conn.execute(_SCHEMA)
         self._conn.commit()
         self._rows: list[tuple[float, int, int, int, int, int, bytes]] = []
+        self.committed = 0  # rows in the file: what a crash or a later write error leaves
 
     def on_message_received(self, msg: can.Message) -> None:
         self._rows.append(
@@ -51,6 +52,7 @@ class SqliteFrameWriter(can.Listener):
         if self._rows:
             with self._conn:
                 self._conn.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows)
+            self.committed += len(self._rows)
             self._rows.clear()
 
     def stop(self) -> None:
