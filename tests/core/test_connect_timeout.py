@@ -142,3 +142,10 @@ def test_stopping_a_source_that_is_still_connecting_ends_its_threads(silent):
     source.stop()  # the leak check fails the test if the watch or open thread lives on
     assert source.state is SourceState.STOPPED
     assert source.bus is None
+
+
+def test_background_connect_reports_an_unknown_interface_at_once():
+    source = AdapterSource(FrameRing(), BusConfig("no_such_adapter", "x"), connect_in_background=True)
+    with pytest.raises(SourceError, match="driver for interface 'no_such_adapter' is not installed"):
+        source.start()
+    assert source.state is SourceState.STOPPED

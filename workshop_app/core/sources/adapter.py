@@ -164,6 +164,10 @@ class AdapterSource(FrameSource):
         self._wake.clear()
         self._gaps = []
         if self.connect_in_background:
+            # What needs no driver call is told at once (a misspelt interface is not retried).
+            if self.config.interface not in can.util.VALID_INTERFACES:
+                unknown = can.CanInterfaceNotImplementedError(f"unknown interface {self.config.interface!r}")
+                raise SourceError(f"{self.describe()}: {plain_reason(unknown, self.config.interface)}")
             self._state = SourceState.CONNECTING
             target = self._connect_then_watch
         else:
