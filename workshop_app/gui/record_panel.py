@@ -35,7 +35,8 @@ from workshop_app.core.logfiles import log_suffix
 from workshop_app.core.session import CaptureSession
 
 # The formats offered in the combo: (label, suffix). Other writable suffixes typed into the
-# file field (.db, .txt, .gz variants) still record; the combo then shows no format.
+# file field (.db, .gz variants) still record; the combo then shows no format. ".txt" is refused
+# as in `workshop record`: python-can's text printout cannot be read back.
 FORMATS: tuple[tuple[str, str], ...] = (
     ("BLF", ".blf"),
     ("ASC", ".asc"),
