@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Protocol
 
 import can
+from can.io.logger import MESSAGE_WRITERS
 
+from workshop_app.core.capture import gzip_members
 from workshop_app.core.capture.mf4_writer import Mf4FrameWriter, channel_number
 from workshop_app.core.capture.sqlite_log import SqliteFrameWriter
 from workshop_app.core.errors import LogFileError
@@ -46,6 +48,7 @@ __all__ = ["FLUSH_SECONDS", "FrameWriter", "Mf4FrameWriter", "Recorder", "Record
 FLUSH_SECONDS = 0.5
 
 _STOP = object()
+_TEXT_SUFFIXES = (".asc", ".csv", ".log", ".trc", ".txt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,13 +248,17 @@ def open_writer(path: Path) -> FrameWriter:
             return MessageFrameWriter(SqliteFrameWriter(path), path, numeric_channels=True)
         if suffix == ".trc":
             return MessageFrameWriter(
-                can.Logger(path),
+                can.Logger(path) if plain else can.TRCWriter(gzip_members.open_text(path)),
                 path,
                 numeric_channels=True,
                 rejects=_trc_cannot_hold,
                 limitation="TRC files (as python-can writes them) cannot hold CAN FD, remote or error frames",
             )
         # candump keeps interface names; the other formats number their channels.
+        if not plain and suffix in _TEXT_SUFFIXES:
+            # Gzipped text: one complete gzip member per flush, so a crash leaves a whole file.
+            listener = MESSAGE_WRITERS[suffix](file=gzip_members.open_text(path))
+            return MessageFrameWriter(listener, path, numeric_channels=suffix != ".log")
         return MessageFrameWriter(can.Logger(path), path, numeric_channels=suffix != ".log")
     except OSError as exc:
         raise LogFileError(f"{path}: cannot write ({exc.strerror or exc})") from exc
