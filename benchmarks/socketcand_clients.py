@@ -18,7 +18,8 @@ Printed per phase: the share of the car's frames each client received (minimum a
 the VIN read latency (median, 95th percentile, maximum), the car process's CPU use and the
 refusals. Targets: in phases 2 and 3 every client gets >= 95 % of the frames, and in phase 3
 95 % of the VIN reads take < 100 ms. Phase 1 is the baseline measured in the same run;
-``--server-rev REV`` runs the same phases against the server of an older git revision.
+``--server-rev REV`` runs the same phases against the server of an older git revision;
+``--idle N`` adds N connected but silent clients to phases 2 and 3 (and N to the cap).
 The exit status is 0 when the targets are met.
 """
 
@@ -28,6 +29,7 @@ import argparse
 import contextlib
 import dataclasses
 import inspect
+import math
 import multiprocessing
 import os
 import re
@@ -42,7 +44,7 @@ from multiprocessing.connection import Connection
 
 import can
 
-from workshop_app.core.diag.client import EcuAddress, EcuClient
+from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
 from workshop_app.core.diag.ecu_spec import demo_vehicle_spec
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
 from workshop_app.core.sim.ecus import EcuNetwork
@@ -192,13 +194,18 @@ def open_raw(port: int) -> socket.socket:
     return s
 
 
-def readers_process(port: int, count: int, pipe: Connection) -> None:
+def readers_process(port: int, count: int, idle: int, pipe: Connection) -> None:
     """Raw-mode clients read by one selector; answers ("shares", t0, t1, reference) requests.
 
     A process of its own, so parsing tens of thousands of lines per second does not take the
-    interpreter from the tester, whose latency is measured.
+    interpreter from the tester, whose latency is measured. ``idle`` more connections only
+    take their ``< hi >`` and then say nothing.
     """
     socks = [open_raw(port) for _ in range(count)]
+    quiet = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(idle)]
+    for s in quiet:
+        if s.recv(64) != b"< hi >":
+            raise RuntimeError("an idle connection was not greeted")
     stamps: list[list[float]] = [[] for _ in socks]
     tails = [b""] * count
     pipe.send("ready")
@@ -212,7 +219,7 @@ def readers_process(port: int, count: int, pipe: Connection) -> None:
                 if i is None:
                     request = pipe.recv()
                     if request[0] != "shares":
-                        for s in socks:
+                        for s in socks + quiet:
                             s.close()
                         return
                     _, t0, t1, reference = request
@@ -238,9 +245,9 @@ def readers_process(port: int, count: int, pipe: Connection) -> None:
 class RawReaders:
     """The handle of a readers process."""
 
-    def __init__(self, port: int, count: int) -> None:
+    def __init__(self, port: int, count: int, idle: int = 0) -> None:
         self.pipe, child = _MP.Pipe()
-        self.proc = _MP.Process(target=readers_process, args=(port, count, child))
+        self.proc = _MP.Process(target=readers_process, args=(port, count, idle, child))
         self.proc.start()
         if self.pipe.recv() != "ready":
             raise RuntimeError("readers did not start")
@@ -268,12 +275,16 @@ class Tester:
         self.vin = self.client.read_did(VIN_DID)
 
     def read_vins(self, seconds: float) -> list[float]:
-        """VIN read latencies in seconds, one read every VIN_PAUSE."""
+        """VIN read latencies in seconds, one read every VIN_PAUSE; unanswered reads are inf."""
         latencies = []
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             start = time.perf_counter()
-            vin = self.client.read_did(VIN_DID)
+            try:
+                vin = self.client.read_did(VIN_DID)
+            except DiagError:
+                latencies.append(math.inf)  # no answer within the client's 1 s
+                continue
             latencies.append(time.perf_counter() - start)
             if vin != self.vin:
                 raise RuntimeError(f"VIN read returned {vin!r}, expected {self.vin!r}")
@@ -347,15 +358,15 @@ def report(name: str, r: Phase) -> None:
     shares, lat = r.shares, r.latencies
     p95 = percentile(lat, 0.95)
     print(
-        f"{name:<34} {len(shares):>3} clients  car {r.rate:5.0f} frames/s  "
+        f"{name:<44} {len(shares):>3} clients  car {r.rate:5.0f} frames/s  "
         f"share min {shares[0] * 100:5.1f} %  median {statistics.median(shares) * 100:5.1f} %  "
         f"VIN read median {statistics.median(lat) * 1000:5.1f} ms  p95 {p95 * 1000:5.1f} ms  "
-        f"max {lat[-1] * 1000:5.1f} ms ({len(lat)} reads)  car process CPU {r.car_cpu * 100:3.0f} %"
+        f"max {lat[-1] * 1000:5.1f} ms ({len(lat)} reads, {lat.count(math.inf)} unanswered)  car process CPU {r.car_cpu * 100:3.0f} %"
     )
     if r.storm is not None:
         s = r.storm
         print(
-            f"{'':<34} storm: {s['attempts']:,} attempts finished, {s['refused']:,} refused with a "
+            f"{'':<44} storm: {s['attempts']:,} attempts finished, {s['refused']:,} refused with a "
             f"reply, {s['greeted']:,} greeted, {s['failed']:,} closed without a reply"
         )
 
@@ -368,16 +379,25 @@ def main() -> int:
     ap.add_argument(
         "--server-rev", help="measure the server of this git revision instead (e.g. an older one)"
     )
+    ap.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        help="also hold this many idle connections (greeted, silent) in phases 2 and 3; the cap grows by as many",
+    )
     args = ap.parse_args()
     for key in [k for k in os.environ if k.startswith("CAN_")]:
         del os.environ[key]
     can.util.CONFIG_FILES = []
 
     car, child = _MP.Pipe()
-    car_proc = _MP.Process(target=car_process, args=(child, args.clients, args.server_rev), daemon=True)
+    car_proc = _MP.Process(
+        target=car_process, args=(child, args.clients + args.idle, args.server_rev), daemon=True
+    )
     car_proc.start()
     port = car.recv()
     results: dict[str, Phase] = {}
+    idle = f" + {args.idle} idle" if args.idle else ""
     tester = Tester(port)
     readers = RawReaders(port, 1)
     try:
@@ -385,10 +405,10 @@ def main() -> int:
         results["tester + 1 client (baseline)"] = measure(car, readers, tester, args.seconds, None)
         readers.close()
         wait_for_clients(car, 1)  # the tester; the baseline's reader has gone
-        readers = RawReaders(port, args.clients - 1)
+        readers = RawReaders(port, args.clients - 1, args.idle)
         time.sleep(1.0)
-        results[f"{args.clients} clients"] = measure(car, readers, tester, args.seconds, None)
-        results[f"{args.clients} clients + storm of {args.storm}"] = measure(
+        results[f"{args.clients} clients{idle}"] = measure(car, readers, tester, args.seconds, None)
+        results[f"{args.clients} clients{idle} + storm of {args.storm}"] = measure(
             car, readers, tester, args.seconds, (port, args.storm)
         )
         car.send(("stats",))
@@ -407,7 +427,7 @@ def main() -> int:
         report(name, r)
     print(f"server totals: {stats}")
     worst = min(r.shares[0] for name, r in results.items() if "baseline" not in name)
-    storm = results[f"{args.clients} clients + storm of {args.storm}"].latencies
+    storm = results[f"{args.clients} clients{idle} + storm of {args.storm}"].latencies
     median, p95, worst_lat = statistics.median(storm), percentile(storm, 0.95), storm[-1]
     ok = worst >= 0.95 and p95 < 0.1
     print(
