@@ -65,17 +65,17 @@ class Workshop:
         self.wait(10)
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def _start_simulator(port: int) -> Workshop:
     sim = Workshop("simulate", "--serve", "socketcand", "--port", str(port), "-c", f"sim-{port}", "--no-ecus")
-
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    wait_for(listening, 20, "the simulator to listen")
+    wait_for(lambda: _listening(port), 20, "the simulator to listen")
     return sim
 
 
@@ -214,3 +214,33 @@ def test_record_keeps_its_file_through_the_gap_and_indexes_it(tmp_path: Path):
     assert len(gaps) == 1
     assert gaps[0].seconds() >= 1.5 and "connection lost" in gaps[0].reason
     assert abs(gaps[0].seconds() - biggest) < 1.5  # the indexed gap is the file's hole
+
+
+def test_a_scan_fails_plainly_when_the_link_is_lost_under_it(tmp_path):
+    port = free_port()
+    sim = Workshop("simulate", "--serve", "socketcand", "--port", str(port), "-c", f"sim-{port}")
+    wait_for(lambda: _listening(port), 20, "the simulator to listen")
+    err_file = tmp_path / "stderr.txt"
+    with err_file.open("w") as err_out:
+        # The progress line is rewritten with carriage returns: read it from a file, not by lines.
+        scan = subprocess.Popen(
+            [*WORKSHOP, "dtc", "scan", "-i", "socketcand", "--port", str(port), "--no-history"],
+            stdout=subprocess.PIPE,
+            stderr=err_out,
+            text=True,
+            env=ENV,
+        )
+        try:
+            wait_for(lambda: "reading ECM" in err_file.read_text(), 30, "the scan to reach the ECUs")
+            sim.kill()
+            out, _ = scan.communicate(timeout=30)
+        finally:
+            if scan.poll() is None:
+                scan.kill()
+                scan.communicate()
+            sim.kill()
+    err = err_file.read_text()
+    assert scan.returncode == 1, err
+    assert f"workshop dtc: error: socketcand 127.0.0.1:{port} can0: connection lost during the scan (" in err
+    assert "Traceback" not in err
+    assert "Scan " not in out  # no half result printed as if it were the car's state

@@ -127,11 +127,16 @@ def _while_linked(source: FrameSource, diag: DiagSession, job: Future[T]) -> T:
         except FutureTimeout:
             if source.state is SourceState.FAILED:
                 diag.cancel.set()  # the scan stops between requests; no half result is stored
-                raise SourceError(f"connection lost during the scan: {source.error}") from None
+                raise SourceError(_lost(source)) from None
             continue
         if source.state is SourceState.FAILED:
-            raise SourceError(f"connection lost during the scan: {source.error}")
+            raise SourceError(_lost(source))
         return result
+
+
+def _lost(source: FrameSource) -> str:
+    why = (source.error or "").removeprefix("connection lost: ")
+    return f"{source.describe()}: connection lost during the scan ({why})"
 
 
 def _history(args: argparse.Namespace) -> HistoryStore | None:

@@ -13,6 +13,7 @@ Two guards, because drivers can block forever:
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import threading
 import time
@@ -26,13 +27,19 @@ from workshop_app.core.types import BusConfig
 CONNECT_TIMEOUT = 3.0  # seconds for a TCP connect and for each socketcand handshake answer
 OPEN_TIMEOUT = 10.0  # seconds for any adapter's open as a whole
 
+log = logging.getLogger(__name__)
+
 # errno values that mean "no such device" rather than a bad setting.
 _ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO})
 
 
+class LinkBroken(can.CanOperationError):
+    """The connection broke while receiving; the message is the plain reason."""
+
+
 def plain_reason(exc: BaseException, interface: str | None = None) -> str:
     """Say in plain words why opening or using an adapter failed (no config prefix)."""
-    if isinstance(exc, SourceError):
+    if isinstance(exc, (SourceError, LinkBroken)):
         return str(exc)
     if isinstance(exc, can.CanInterfaceNotImplementedError):
         name = f" {interface!r}" if interface else ""
@@ -83,6 +90,25 @@ class DeadlineSocketcandBus(SocketCanDaemonBus):
             if isinstance(sock, socket.socket):
                 sock.close()  # python-can leaves it open when the handshake fails
             raise
+
+    def send(self, msg: can.Message, timeout: float | None = None) -> None:
+        if self._is_shutdown:
+            # The source closed this bus because its link was lost, and has said so. An ISO-TP
+            # stack still holding it would die with a traceback on its own thread if this raised;
+            # the frame cannot go anywhere, and whoever watches the source fails the scan plainly.
+            log.debug("%s: frame %03X dropped, the bus was closed", self._where, msg.arbitration_id)
+            return
+        super().send(msg, timeout)
+
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        try:
+            return super()._recv_internal(timeout)
+        except can.CanError as exc:
+            # python-can puts a whole traceback into this message; keep the reason only.
+            cause = exc.__cause__
+            if isinstance(cause, OSError):
+                raise LinkBroken(f"the connection broke ({cause.strerror or cause})") from cause
+            raise LinkBroken(str(exc).split("  Traceback", 1)[0]) from exc
 
     def _expect_msg(self, msg: str) -> None:
         sock: socket.socket = self._SocketCanDaemonBus__socket  # type: ignore[attr-defined]
