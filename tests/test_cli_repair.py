@@ -161,3 +161,14 @@ def test_inspect_refuses_an_unreadable_header_with_one_line(tmp_path: Path) -> N
     path.write_bytes(b"UnFinMF 4.10    workshop" + bytes(38) + b"\x01\x00")
     with pytest.raises(LogFileError, match=r"short\.mf4: cannot recover this MF4 recording"):
         inspect_mf4(path)
+
+
+def test_export_reads_an_unfinished_recording_without_touching_it(tmp_path: Path) -> None:
+    path = tmp_path / "killed.mf4"
+    _killed_recording(path, flushes=2)
+    before = path.read_bytes()
+    out = tmp_path / "copy.blf"
+    assert main(["export", str(path), "-o", str(out)]) == 0
+    assert _as_tuples(_python_can(out)) == _expected(2)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.blf", "killed.mf4"]
