@@ -463,18 +463,18 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> tuple[Fram
             if obj_type == CAN_MESSAGE:
                 match |= types == CAN_MESSAGE2  # same leading layout
             selected = match & (versions == version)
-            rows: np.ndarray | slice = np.flatnonzero(selected)
-            if not len(rows):
+            found = np.flatnonzero(selected)
+            if not len(found):
                 continue
-            short = heads["size"][rows] < itemsize
-            if short.any():
-                short_at.extend(positions[rows[short]].tolist())
-                rows = rows[~short]
-                if not len(rows):
+            short = heads["size"][found] < itemsize
+            if short.any():  # damage: skipped and reported, the rest of the batch is read
+                short_at.extend(positions[found[short]].tolist())
+                found = found[~short]
+                if not len(found):
                     continue
-            rec = _records(buf, positions[rows], {**common, **fields}, itemsize)
-            if len(rows) == m:
-                rows = slice(None)  # the usual batch of one object type: no scatter needed
+            rec = _records(buf, positions[found], {**common, **fields}, itemsize)
+            # The usual batch of one object type: no scatter needed.
+            rows: np.ndarray | slice = slice(None) if len(found) == m else found
             timestamp[rows] = _seconds(rec["tflags"], rec["ts"]) + start_time
             chan[rows] = rec["ch"]
             chan[rows] -= 1

@@ -277,9 +277,9 @@ def _parse_chunk(chunk: bytes) -> tuple[FrameColumns, LineIssues]:
 
     before = len(issues.items)
     issues.reject_impossible(arbitration_id, flags, length, keep)
-    for k in range(before, len(issues.items)):  # row index → line index in the chunk
-        i, reason, rejected = issues.items[k]
-        issues.items[k] = (int(line_no[i]), reason, rejected)
+    for item in range(before, len(issues.items)):  # row index → line index in the chunk
+        row, reason, rejected = issues.items[item]
+        issues.items[item] = (int(line_no[row]), reason, rejected)
     return build(keep), issues.sorted()
 
 

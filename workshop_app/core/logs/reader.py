@@ -6,6 +6,8 @@ import gzip
 import zlib
 from pathlib import Path
 
+import can
+
 from workshop_app.core.errors import LogFileError
 from workshop_app.core.logfiles import iter_log, readable_log
 from workshop_app.core.logs.asc_reader import read_asc
@@ -73,21 +75,17 @@ def read_log(path: str | Path, *, progress: Progress | None = None, cancel: Canc
         raise log_error(
             f"{p} is not {_a(name)} log (binary data: {printable(head[:24])})", FrameColumns.empty(), offset=0
         )
-    kw = {"progress": progress, "cancel": cancel, "notes": notes}
+    fast = {".log": read_candump, ".asc": read_asc, ".trc": read_trc}.get(suffix)
     if suffix == ".blf" and p.suffix.lower() == ".blf":
-        frames = read_blf(p, **kw)
-    elif suffix == ".log":
-        frames = read_candump(p, **kw)
-    elif suffix == ".asc":
-        frames = read_asc(p, **kw)
-    elif suffix == ".trc":
-        frames = read_trc(p, **kw)
+        frames = read_blf(p, progress=progress, cancel=cancel, notes=notes)
+    elif fast is not None:
+        frames = fast(p, progress=progress, cancel=cancel, notes=notes)
     elif suffix == ".mf4" and p.suffix.lower() == ".mf4":
         # A recording of ours cut off by a crash: read as it is, or through a repaired copy.
         with readable_mf4(p) as source:
-            frames = read_mf4(source, **kw)
+            frames = read_mf4(source, progress=progress, cancel=cancel, notes=notes)
     else:
-        messages = []
+        messages: list[can.Message] = []
         try:
             messages.extend(iter_log(p))
         except LogFileError as exc:
