@@ -20,8 +20,13 @@ class GzipMembers(io.BufferedIOBase):
     def __init__(self, path: Path, *, level: int = 6) -> None:
         super().__init__()
         self._raw = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._path = path
         self._level = level
         self._pending = bytearray()
+
+    @property
+    def name(self) -> str:
+        return str(self._path)
 
     def writable(self) -> bool:
         return True

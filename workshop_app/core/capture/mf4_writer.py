@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import can
 import numpy as np
@@ -156,7 +156,8 @@ def _groups(template: bytes) -> list[_Group]:
     mdf = MDF(io.BytesIO(template))
     try:
         groups = []
-        for (name, fields), group in zip(MF4_GROUPS, mdf.groups, strict=True):
+        found: list[Any] = list(mdf.groups)  # asammdf's Group objects carry no type hints
+        for (name, fields), group in zip(MF4_GROUPS, found, strict=True):
             offsets = {ch.name: ch.byte_offset for ch in group.channels}
             size = int(group.channel_group.samples_byte_nr)
             names = ["t"] + [f"{name}.{f}" for f, _t in fields]

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import can
 from can.io.logger import MESSAGE_WRITERS
@@ -257,7 +257,9 @@ def open_writer(path: Path) -> FrameWriter:
         # candump keeps interface names; the other formats number their channels.
         if not plain and suffix in _TEXT_SUFFIXES:
             # Gzipped text: one complete gzip member per flush, so a crash leaves a whole file.
-            listener = MESSAGE_WRITERS[suffix](file=gzip_members.open_text(path))
+            # python-can's text writers take an open text file too (typed as a path only).
+            writer_class: Any = MESSAGE_WRITERS[suffix]
+            listener = writer_class(file=gzip_members.open_text(path))
             return MessageFrameWriter(listener, path, numeric_channels=suffix != ".log")
         return MessageFrameWriter(can.Logger(path), path, numeric_channels=suffix != ".log")
     except OSError as exc:

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from workshop_app.core.capture.mf4_writer import (
     BLOCK_HEADER,
@@ -94,10 +95,10 @@ class Mf4Repair:
     already_finished: bool
 
 
-def _read_at(fh: object, address: int, size: int, file_size: int, what: str) -> bytes:
+def _read_at(fh: BinaryIO, address: int, size: int, file_size: int, what: str) -> bytes:
     if address <= 0 or address + size > file_size:
         raise _Broken(f"{what} at {address:#x} lies outside the file")
-    data = os.pread(fh.fileno(), size, address)  # type: ignore[attr-defined]
+    data = os.pread(fh.fileno(), size, address)
     if len(data) != size:
         raise _Broken(f"{what} at {address:#x} is cut short")
     return data
@@ -107,8 +108,8 @@ class _Broken(Exception):
     """A block that is not what its link says (inside a chain: the chain ends before it)."""
 
 
-def _identification(fh: object) -> tuple[bool, bool]:
-    ident = os.pread(fh.fileno(), 64, 0)  # type: ignore[attr-defined]
+def _identification(fh: BinaryIO) -> tuple[bool, bool]:
+    ident = os.pread(fh.fileno(), 64, 0)
     if len(ident) < 64:
         return False, False
     unfinished = ident[ID_FILE : ID_FILE + 8] == UNFINISHED_ID
@@ -169,7 +170,7 @@ def inspect_mf4(path: str | Path, *, verify_data: bool = False) -> Mf4Check:
         raise LogFileError(f"{p}: cannot read ({exc.strerror or exc})") from exc
 
 
-def _walk(fh: object, address: int, record: int, size: int, group: GroupCheck, verify: bool) -> None:
+def _walk(fh: BinaryIO, address: int, record: int, size: int, group: GroupCheck, verify: bool) -> None:
     """Count the whole records of a data list chain, stopping at its first bad block."""
     if record <= 0:
         group.problem = "records of no size"
@@ -197,7 +198,7 @@ def _walk(fh: object, address: int, record: int, size: int, group: GroupCheck, v
         address = pointers[0]
 
 
-def _data_records(fh: object, address: int, record: int, size: int, verify: bool) -> int:
+def _data_records(fh: BinaryIO, address: int, record: int, size: int, verify: bool) -> int:
     header = _read_at(fh, address, BLOCK_HEADER.size, size, "data block")
     kind, length, _links = BLOCK_HEADER.unpack(header)
     if kind == b"##DT":
