@@ -306,4 +306,4 @@ def test_simulate_max_clients_option_caps_the_server():
         finally:
             first.close()
     assert proc.returncode == 0, proc.stderr_text  # type: ignore[attr-defined]
-    assert "at most 1 clients" in proc.stderr_text  # type: ignore[attr-defined]
+    assert "client limit 1 " in proc.stderr_text  # type: ignore[attr-defined]

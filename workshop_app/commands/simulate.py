@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 raise SourceError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
             print(
                 f"socketcand server on {args.host}:{server.address[1]} channel can0, "
-                f"at most {server.max_clients} clients "
+                f"client limit {server.max_clients} "
                 f"(e.g. `workshop monitor -i socketcand --port {server.address[1]}`)",
                 file=sys.stderr,
             )

@@ -508,7 +508,7 @@ class SocketcandServer:
             sock.close()
         if now - self._refusal_logged_at >= _REFUSAL_LOG_INTERVAL:
             log.warning(
-                "socketcand server: %d clients connected (the limit), %d connection(s) refused",
+                "socketcand server: client limit %d reached, %d connection(s) refused",
                 self.max_clients,
                 self._refused - self._refused_logged,
             )
