@@ -95,7 +95,12 @@ def _wait(vehicle: DemoVehicle, server: SocketcandServer | None, duration: float
             if stop.wait(1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))):
                 break
             if tty:
-                clients = f", {server.clients} client(s)" if server is not None else ""
+                clients = ""
+                if server is not None:
+                    stats = server.stats
+                    clients = f", {stats.clients} client(s)"
+                    if stats.frames_dropped:
+                        clients += f", {stats.frames_dropped} frames dropped for slow clients"
                 sys.stderr.write(
                     f"\r{vehicle.frames_sent} frames sent, bus load {vehicle.bus_load * 100:4.1f}%{clients}   "
                 )
