@@ -175,6 +175,22 @@ def test_text_that_is_no_candump_log(tmp_path):
         read_log(notes)
 
 
+@pytest.mark.parametrize(("suffix", "name"), [(".asc", "an ASC"), (".trc", "a TRC")])
+def test_text_that_is_no_asc_or_trc_log(tmp_path, suffix, name):
+    # python-can's grammar skips unknown lines silently: without this check, "0 frames", exit 0.
+    letter = tmp_path / f"letter{suffix}"
+    letter.write_text("Dear customer,\nyour car is ready.\n")
+    with pytest.raises(
+        LogFileError, match=f"letter\\{suffix} is not {name} log \\(first line: 'Dear customer,'\\)"
+    ):
+        read_log(letter)
+    header_only = tmp_path / f"header{suffix}"
+    header_only.write_text(
+        "date Mon Nov 13 10:00:00.000 2023\nbase hex\n" if suffix == ".asc" else ";$FILEVERSION=1.1\n"
+    )
+    assert len(read_log(header_only).frames) == 0  # a log with no frames is still a log
+
+
 def test_directory_and_missing_file(tmp_path):
     folder = tmp_path / "logs.blf"
     folder.mkdir()

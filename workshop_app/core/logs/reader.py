@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from pathlib import Path
 
@@ -50,6 +51,20 @@ def _a(name: str) -> str:
     return f"an {name}" if name[0] in "AEFHILMNORSX" else f"a {name}"
 
 
+# A line any log of the format has (header, comment or frame line), looked for in its first bytes.
+_FORMAT_LINE = {
+    ".asc": re.compile(rb"^\s*(date |base |begin triggerblock|//|\d+\.\d+\s)", re.IGNORECASE | re.MULTILINE),
+    ".trc": re.compile(rb"^\s*(;|\d+\)?\s)", re.MULTILINE),
+    ".log": re.compile(rb"^\s*\(", re.MULTILINE),
+}
+
+
+def _looks_like(suffix: str, head: bytes) -> bool:
+    """Whether ``head`` has a line of the format (True for a blank file or no known pattern)."""
+    pattern = _FORMAT_LINE.get(suffix)
+    return pattern is None or not head.strip() or pattern.search(head) is not None
+
+
 def _first_line(head: bytes) -> str:
     for line in head.splitlines():
         if line.strip():
@@ -93,8 +108,9 @@ def read_log(path: str | Path, *, progress: Progress | None = None, cancel: Canc
                 raise
             notes.damage(str(exc).removeprefix(f"{p}: "))  # keep the frames before it
         frames = drop_impossible(FrameColumns.from_messages(messages), notes)
-    if name is not None and not len(frames) and notes.damaged:
-        # Not one line of the file was a frame: it is some other text, not a damaged log.
+    if name is not None and not len(frames) and (notes.damaged or not _looks_like(suffix, head)):
+        # Not one line of the file was a frame, and nothing in it is of the format (ASC and TRC
+        # skip unknown lines silently): it is some other text, not a damaged log.
         raise log_error(f"{p} is not {_a(name)} log (first line: {_first_line(head)})", frames, offset=0)
     return LogRead.of(frames, notes)
 
