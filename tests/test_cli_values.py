@@ -28,6 +28,8 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["simulate", "--time-scale", "0"], "--time-scale"),
     (["simulate", "--time-scale", "-1"], "--time-scale"),
     (["simulate", "--time-scale", "nan"], "--time-scale"),
+    (["simulate", "--time-scale", "1e300"], "--time-scale"),  # the physics would never catch up
+    (["simulate", "--time-scale", "1000"], "--time-scale"),
     (["simulate", "-b", "-5"], "--bitrate"),
     (["simulate", "-b", "12"], "--bitrate"),
     (["simulate", "--port", "0"], "--port"),

@@ -206,9 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--time-scale",
-        type=values.positive_float,
+        type=values.time_scale,
         default=1.0,
-        help="speed up the car's physics (warm-up etc.)",
+        help="speed up the car's physics (warm-up etc.), at most 100",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -18,6 +18,7 @@ import math
 __all__ = [
     "MAX_BITRATE",
     "MAX_DATA_BITRATE",
+    "MAX_TIME_SCALE",
     "MIN_BITRATE",
     "bitrate",
     "bitrate_or_zero",
@@ -29,6 +30,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "speed",
+    "time_scale",
 ]
 
 # The slowest bus met in cars is around 10 kbit/s (single-wire and LIN-like bodies run at
@@ -37,6 +39,9 @@ __all__ = [
 MIN_BITRATE = 1_000
 MAX_BITRATE = 1_000_000
 MAX_DATA_BITRATE = 16_000_000
+# The demo car's physics steps in 50 ms slices: at 100x one core still keeps up with real
+# time; far beyond, its thread falls behind and a huge factor never returns from one step.
+MAX_TIME_SCALE = 100.0
 
 
 def _number(text: str, kind: type[int] | type[float]) -> float:
@@ -68,6 +73,16 @@ def non_negative_float(text: str) -> float:
     value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def time_scale(text: str) -> float:
+    """A simulation speed-up: finite, greater than 0 and at most :data:`MAX_TIME_SCALE`."""
+    value = positive_float(text)
+    if value > MAX_TIME_SCALE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too fast: the simulated car keeps up with at most {MAX_TIME_SCALE:g}x real time"
+        )
     return value
 
 
