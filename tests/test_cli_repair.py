@@ -144,15 +144,22 @@ def test_repair_says_plainly_what_it_does_not_repair(tmp_path: Path, capsys) -> 
     junk = tmp_path / "junk.mf4"
     junk.write_bytes(b"UnFinMF 4.10    workshop" + bytes(40))  # our mark, nothing behind it
     missing = tmp_path / "missing.mf4"
+    text = tmp_path / "notes.mf4"
+    text.write_text("not a measurement file\n")
 
-    status = main(["repair", str(blf), str(other), str(junk), str(missing)])
+    status = main(["repair", str(blf), str(other), str(junk), str(missing), str(text)])
     captured = capsys.readouterr()
     assert status == 1
     assert f"{other}: finished already, nothing to repair" in captured.out
     errors = captured.err.strip().splitlines()
-    assert len(errors) == 3 and "Traceback" not in captured.err
+    assert len(errors) == 4 and "Traceback" not in captured.err
     assert errors[0].startswith(f"workshop repair: error: {blf}: only MF4 recordings need repairing")
-    assert str(junk) in errors[1] and str(missing) in errors[2]
+    assert str(junk) in errors[1] and "another program" in errors[1]
+    assert str(missing) in errors[2]
+    assert (
+        errors[3]
+        == f"workshop repair: error: {text}: not an MF4 file (it does not start with an MDF identification)"
+    )
     assert other.read_bytes()[:3] == b"MDF"
 
 

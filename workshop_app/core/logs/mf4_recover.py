@@ -108,6 +108,11 @@ class _Broken(Exception):
     """A block that is not what its link says (inside a chain: the chain ends before it)."""
 
 
+def _is_mdf(fh: BinaryIO) -> bool:
+    head = os.pread(fh.fileno(), 8, 0)
+    return head.startswith(b"MDF") or head == UNFINISHED_ID
+
+
 def _identification(fh: BinaryIO) -> tuple[bool, bool]:
     ident = os.pread(fh.fileno(), 64, 0)
     if len(ident) < 64:
@@ -137,6 +142,8 @@ def inspect_mf4(path: str | Path, *, verify_data: bool = False) -> Mf4Check:
     try:
         with p.open("rb") as fh:
             size = os.fstat(fh.fileno()).st_size
+            if not _is_mdf(fh):
+                raise LogFileError(f"{p}: not an MF4 file (it does not start with an MDF identification)")
             unfinished, ours = _identification(fh)
             check = Mf4Check(p, unfinished, ours)
             if not ours:
