@@ -69,6 +69,13 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["replay", "x.log", "-i", "virtual", "--end", "inf"], "--end"),
     (["export", "x.log", "-o", "y.blf", "--start", "-2"], "--start"),
     (["export", "x.log", "-o", "y.blf", "--end", "nan"], "--end"),
+    # absurdly large waits overflow the platform's timeouts deep inside a command
+    (["dtc", "scan", "--no-sweep", "--timeout", "1e300"], "--timeout"),
+    (["replay", "x.log", "-i", "virtual", "--speed", "1e-300"], "--speed"),
+    (["monitor", "--duration", "1e12"], "--duration"),
+    (["monitor", "--interval", "1e300"], "--interval"),
+    (["export", "x.log", "-o", "y.blf", "--start", "1e300"], "--start"),
+    (["dtc", "scan", "--fault", "misfire_cyl2", "--settle", "1e300"], "--settle"),
     # history
     (["history", "--limit", "-5"], "--limit"),
 ]

@@ -67,7 +67,7 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         )
         p.add_argument(
             "--settle",
-            type=values.non_negative_float,
+            type=values.seconds_or_zero,
             metavar="S",
             help="simulated vehicle: seconds to let the ECUs detect injected faults "
             "(default with --fault: until they confirm them, at most 20 s)",
@@ -75,7 +75,7 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         p.add_argument("--no-sweep", action="store_true", help="skip the physical address sweep (faster)")
         p.add_argument(
             "--timeout",
-            type=values.positive_float,
+            type=values.seconds,
             default=1.0,
             help="seconds to wait for each first answer (P2)",
         )
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gui", help="open the workshop window (default: on the simulated vehicle)")
     _add_source_options(p)
-    p.add_argument("--quit-after", type=values.positive_float, help=argparse.SUPPRESS)
+    p.add_argument("--quit-after", type=values.seconds, help=argparse.SUPPRESS)
     p.add_argument("--screenshot", type=Path, help=argparse.SUPPRESS)
 
     p = sub.add_parser("simulate", help="run the demo vehicle on a bus, optionally shared over socketcand")
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-ecus", action="store_true", help="do not run the diagnostic ECUs (UDS/OBD-II) on the bus"
     )
     p.add_argument(
-        "--duration", type=values.positive_float, help="stop after this many seconds (default: until Ctrl-C)"
+        "--duration", type=values.seconds, help="stop after this many seconds (default: until Ctrl-C)"
     )
 
     p = sub.add_parser("interfaces", help="list the CAN adapters python-can detects")
@@ -229,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("monitor", help="show live decoded values in the terminal")
     _add_source_options(p)
     p.add_argument(
-        "--duration", type=values.positive_float, help="stop after this many seconds (default: until Ctrl-C)"
+        "--duration", type=values.seconds, help="stop after this many seconds (default: until Ctrl-C)"
     )
-    p.add_argument("--interval", type=values.positive_float, default=0.5, help="refresh period in seconds")
+    p.add_argument("--interval", type=values.seconds, default=0.5, help="refresh period in seconds")
     p.add_argument("--filter", help="only messages whose name or hex id contains this text")
 
     p = sub.add_parser("record", help="record frames to a log file (format from the extension)")
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_source_options(p)
     p.add_argument(
-        "--duration", type=values.positive_float, help="stop after this many seconds (default: until Ctrl-C)"
+        "--duration", type=values.seconds, help="stop after this many seconds (default: until Ctrl-C)"
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -309,12 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--start",
-        type=values.non_negative_float,
+        type=values.seconds_or_zero,
         metavar="S",
         help="start S seconds after the log's first frame",
     )
     p.add_argument(
-        "--end", type=values.non_negative_float, metavar="S", help="end S seconds after the log's first frame"
+        "--end", type=values.seconds_or_zero, metavar="S", help="end S seconds after the log's first frame"
     )
     p.add_argument("--loop", action="store_true", help="repeat until Ctrl-C")
     p.add_argument(
@@ -340,13 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--start",
-        type=values.non_negative_float,
+        type=values.seconds_or_zero,
         metavar="S",
         help="from S seconds after the log's first frame",
     )
     p.add_argument(
         "--end",
-        type=values.non_negative_float,
+        type=values.seconds_or_zero,
         metavar="S",
         help="until S seconds after the log's first frame",
     )

@@ -18,8 +18,10 @@ import math
 __all__ = [
     "MAX_BITRATE",
     "MAX_DATA_BITRATE",
+    "MAX_SECONDS",
     "MAX_TIME_SCALE",
     "MIN_BITRATE",
+    "MIN_SPEED",
     "bitrate",
     "bitrate_or_zero",
     "data_bitrate",
@@ -29,6 +31,8 @@ __all__ = [
     "port",
     "positive_float",
     "positive_int",
+    "seconds",
+    "seconds_or_zero",
     "speed",
     "time_scale",
 ]
@@ -42,6 +46,11 @@ MAX_DATA_BITRATE = 16_000_000
 # The demo car's physics steps in 50 ms slices: at 100x one core still keeps up with real
 # time; far beyond, its thread falls behind and a huge factor never returns from one step.
 MAX_TIME_SCALE = 100.0
+# Seconds beyond this are typing mistakes, and far beyond it (1e300) they overflow the
+# platform's time_t inside a thread wait, as a traceback from deep in a command: 16 weeks.
+MAX_SECONDS = 16 * 7 * 24 * 3600.0
+# A replay slower than 1/1000 of real time waits hours between frames; far slower overflows.
+MIN_SPEED = 0.001
 
 
 def _number(text: str, kind: type[int] | type[float]) -> float:
@@ -76,6 +85,22 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def _within_seconds(text: str, value: float) -> float:
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} seconds is more than {MAX_SECONDS / 86400:g} days")
+    return value
+
+
+def seconds(text: str) -> float:
+    """Seconds greater than 0, at most :data:`MAX_SECONDS` (durations, intervals, timeouts)."""
+    return _within_seconds(text, positive_float(text))
+
+
+def seconds_or_zero(text: str) -> float:
+    """Seconds of 0 or more, at most :data:`MAX_SECONDS` (offsets into a log, settle times)."""
+    return _within_seconds(text, non_negative_float(text))
+
+
 def time_scale(text: str) -> float:
     """A simulation speed-up: finite, greater than 0 and at most :data:`MAX_TIME_SCALE`."""
     value = positive_float(text)
@@ -91,6 +116,8 @@ def speed(text: str) -> float:
     value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more (0 = as fast as possible)")
+    if 0 < value < MIN_SPEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is slower than {MIN_SPEED:g} (0 = as fast as possible)")
     return value
 
 
