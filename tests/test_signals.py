@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import can
@@ -19,6 +20,7 @@ from helpers.waiting import wait_for
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
+from workshop_app.core import stop_signals
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.history.store import HistoryStore
@@ -129,3 +131,22 @@ def test_a_stop_signal_takes_the_quit_path_with_a_recording_in_progress(qtbot, t
     assert rows[0].frames == sum(1 for _ in can.LogReader(str(out_file))) > 100
     assert settings.contains("window/state")
     history.close()
+
+
+@pytest.mark.parametrize("signum", STOP_SIGNALS, ids=IDS)
+def test_cli_handlers_ask_a_capture_loop_to_stop_and_interrupt_anything_else(signum):
+    before = signal.getsignal(signum)
+    handlers = stop_signals.install_cli()
+    try:
+        with stop_signals.graceful_stop() as stop:
+            os.kill(os.getpid(), signum)
+            assert stop.wait(2.0)  # asked, not interrupted: the loop ends on its own
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signum)  # a second one does not wait for the loop
+                stop.wait(2.0)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signum)  # outside a capture loop: stop right here
+            threading.Event().wait(2.0)
+    finally:
+        handlers.restore()
+    assert signal.getsignal(signum) == before  # the previous handler is back
