@@ -32,6 +32,10 @@ _FORMATS = {".dbc": "dbc", ".kcd": "kcd", ".sym": "sym", ".arxml": "arxml"}
 _PDU1_LIMIT = 240  # J1939: a PDU format byte below this means PDU1 (PS is a destination address)
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))  # never in a text database
 _CDD_ROOT_RE = re.compile(r"<(?:!DOCTYPE\s+)?CANDELA\b")
+_ODX_ROOT_RE = re.compile(r"<ODX[\s>]")
+_ODX_SUFFIXES = frozenset(
+    {".odx", ".odx-d", ".odx-c", ".odx-v", ".odx-f", ".odx-e", ".odx-cs", ".odx-m", ".pdx"}
+)
 _CACHE_LIMIT = 1 << 16  # lookup cache entries before it is cleared (bounds memory on id floods)
 
 
@@ -161,16 +165,10 @@ def load_database(path: str | Path, *, channel: str | None = None) -> LoadedData
     """
     shown = str(path)
     file = Path(path)
+    _refuse_other_kinds(file, shown, None)  # binary ones (MF4, BLF, PDX) before reading text
     text = _read_text(file, shown)
+    _refuse_other_kinds(file, shown, text[:4096])
     fmt = _FORMATS.get(file.suffix.lower()) or _sniff_format(text)
-    if file.suffix.lower() == ".cdd" or _CDD_ROOT_RE.search(text, 0, 4096):
-        # Users pick a CDD from the same folder as their DBCs; the KCD parser's complaint
-        # about its root element would not tell them what to do instead.
-        raise DatabaseError(
-            shown,
-            "a CANdelaStudio diagnostic description (CDD): it describes an ECU's DIDs and DTCs, "
-            "not CAN signals; make an ECU description from it with `workshop dtc import-cdd`",
-        )
     if fmt == "dbc":
         return _load_dbc(file, shown, text, channel)
     db = _load_other(text, fmt, shown)
@@ -198,6 +196,34 @@ def _load_dbc(file: Path, shown: str, text: str, channel: str | None) -> LoadedD
         # lines of the combined text back to the file (imported or not) they came from
         warnings = [LoadWarning(*expanded.origin(w.line, shown), w.message) for w in warnings]
     return LoadedDatabase(file, result.db, import_warnings + warnings, channel)
+
+
+def _refuse_other_kinds(file: Path, shown: str, head: str | None) -> None:
+    """Files users pick from the same folder as their databases, with what to do instead.
+
+    A parser's complaint about such a file (a KCD root element, an ARXML syntax error)
+    would not tell the user that the file is of another kind altogether.
+    """
+    suffix = file.suffix.lower()
+    if suffix == ".cdd" or (head is not None and _CDD_ROOT_RE.search(head)):
+        raise DatabaseError(
+            shown,
+            "a CANdelaStudio diagnostic description (CDD): it describes an ECU's DIDs and DTCs, "
+            "not CAN signals; make an ECU description from it with `workshop dtc import-cdd`",
+        )
+    if suffix in _ODX_SUFFIXES or (head is not None and _ODX_ROOT_RE.search(head)):
+        raise DatabaseError(
+            shown,
+            "an ODX/PDX diagnostic description: it describes an ECU's DIDs and DTCs, not CAN signals; "
+            "ODX import is not there yet (a CDD imports with `workshop dtc import-cdd`)",
+        )
+    if suffix not in _FORMATS:
+        from workshop_app.core.logfiles import READABLE_SUFFIXES, log_suffix  # only for odd files
+
+        if log_suffix(file) in READABLE_SUFFIXES:
+            raise DatabaseError(
+                shown, "a CAN log, not a signal database: decode it with `workshop decode LOG --dbc DB`"
+            )
 
 
 def _read_text(file: Path, shown: str) -> str:
