@@ -79,7 +79,6 @@ def test_replay_with_a_channel_map(capsys, tmp_path, channel):
     ("argv", "message"),
     [
         (["--speed", "0"], "-i INTERFACE"),
-        (["-i", "virtual", "-c", "x", "--speed", "-1"], "--speed"),
         (["-i", "virtual", "-c", "x", "--start", "3", "--end", "1"], "--end is before --start"),
         (["-i", "virtual", "-c", "x", "--channel-map", "nonsense"], "LOGCHANNEL=BUSCHANNEL"),
     ],
