@@ -139,7 +139,8 @@ class StatementRepairs:
             edits = bare_fraction_edits(text)
             if edits:
                 self.edit(index, edits)
-                shown = ", ".join(_FRACTION_RE.match(text, begin)[0] for begin, _, _ in edits[:3])
+                found = (_FRACTION_RE.match(text, begin) for begin, _, _ in edits[:3])
+                shown = ", ".join(m[0] for m in found if m is not None)
                 self.note(index, f"number without a leading zero read as 0.x: {shown}")
 
     def _rename_digit_names(self) -> None:
