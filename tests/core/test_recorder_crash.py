@@ -89,6 +89,10 @@ def test_kill_9_keeps_all_but_the_last_second(tmp_path: Path, suffix: str, kills
         path = tmp_path / f"drive{attempt}{suffix}"
         sent, due = _record_and_kill(path, after, seed=attempt)
         assert due > RATE * 0.3, "the feed did not run: nothing to check"
+        # No temporary file for the user to puzzle over (asammdf used to stage MF4 data in one);
+        # SQLite's own journal files are part of its file format.
+        extra = {p.name for p in tmp_path.iterdir()} - {f"drive{i}{suffix}" for i in range(attempt + 1)}
+        assert extra <= {f"drive{i}{suffix}{j}" for i in range(attempt + 1) for j in ("-wal", "-shm")}, extra
 
         ours = sequence_numbers(read_columns(path).payload)
         theirs = _python_can_sequence(path)
