@@ -4,28 +4,15 @@ socketcand (linux-can/socketcand) is the ASCII protocol that python-can's ``sock
 interface, SavvyCAN and Kayak speak. This machine has no SocketCAN, so instead of running the
 real daemon on a vcan interface we serve any python-can bus ourselves.
 
-What a client sees
-------------------
-* ``< hi >`` on connect, then ``< open CHANNEL >`` answered by ``< ok >``. An unknown channel
-  gets ``< error could not open bus >`` and the connection is closed, as socketcand does.
+The protocol (what a client sends and sees, CAN FD, python-can's quirks) is described in
+:mod:`workshop_app.core.sim.socketcand_protocol`. Specific to this server:
+
 * Beyond ``max_clients`` connected clients, a new connection gets
   ``< error too many clients (limit N) >`` instead of ``< hi >`` and is closed.
-* ``< rawmode >`` → ``< ok >``. From then on every frame on the bus arrives as
-  ``< frame ID SECONDS.USEC HEXDATA >`` (ID as 3 hex digits, or 8 for an extended id), error
-  frames as ``< error CLASS SECONDS.USEC >`` and remote frames as ``< rtr ID SECONDS.USEC DLC >``.
-  ``< bcmmode >`` stops the stream again. The broadcast-manager jobs of BCM mode (``add``,
-  ``subscribe``, ``filter``, ...), ISO-TP and control mode are not implemented; they are
-  answered with ``< error ... >``.
-* Only in raw mode may a client transmit: ``< send ID LEN B0 B1 ... >``,
-  ``< sendrtr ID DLC >`` and ``< fdsend ID FLAGS LEN B0 ... >``. A frame a client sends goes onto
-  the bus and to every *other* raw-mode client, as a real bus would show it.
-* ``< echo >`` → ``< echo >`` in every mode.
-* Malformed input (text outside ``< >``, unknown commands, bad hex, wrong lengths) is answered
-  with ``< error REASON >`` quoting the offending text (``<``, ``>`` and non-printable
-  characters as ``\\xNN``); the connection stays usable.
 * A client that reads more slowly than the bus runs loses its own newest frames once
   ``max_queue`` frames wait for it; they are counted (``frames_dropped``) and nobody else,
   the bus included, waits for it.
+* No UDP discovery beacon: traffic of this tool stays on loopback.
 
 Threads
 -------
@@ -35,28 +22,6 @@ is read by a :class:`can.Notifier` whose callback only appends the message to th
 (it never touches a socket, so the car's side never waits for a client). Frames clients send
 go to the bus from one writer thread (``socketcand-tx``), because ``bus.send`` may block on a
 real adapter. Three threads in all, whatever the number of clients.
-
-CAN FD
-------
-python-can's client only understands ``< frame ... >`` (at most 8 bytes), so CAN FD frames are
-sent as socketcand's ``< fdframe ID FLAGS SECONDS.USEC HEXDATA >`` (FLAGS: 0x01 bit rate
-switch, 0x02 error state indicator) only to clients that want them: all clients when the
-server is built with ``fd=True`` (what socketcand does on an FD interface), or a single client
-after it sent the extension command ``< fdframes on >``. Every other client skips FD frames;
-the skips are counted in ``fd_skipped``. A client may send FD frames with ``fdsend``;
-``send`` with more than 8 bytes is also accepted as an FD frame without bit rate switch,
-because that is what python-can's client writes for an FD message (length in hex).
-
-Known limits
-------------
-* python-can's client reads the ``< ok >`` of ``< rawmode >`` with one ``recv`` and compares it
-  verbatim, so a frame in the same read would break its handshake. Frames for a client are
-  therefore held back (not dropped) for ``raw_start_delay`` seconds after that ``< ok >``.
-* python-can's client writes a remote frame as ``< send ID DLC >`` without data bytes; that is
-  malformed, the error reply makes its next ``recv`` raise ``CanError``.
-* The bus must not hand our own transmissions back to us (python-can's default), otherwise
-  the other clients would see client frames twice.
-* No UDP discovery beacon: traffic of this tool stays on loopback.
 """
 
 from __future__ import annotations
