@@ -22,6 +22,7 @@ MAX_KEPT = 100
 # Data lengths a CAN FD frame can have (its DLC codes 0..15).
 FD_LENGTHS = np.zeros(256, bool)
 FD_LENGTHS[[0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64]] = True
+_ID_LIMIT = np.array([0x7FF, 0x1FFFFFFF], np.uint32)  # by the extended flag
 
 
 def printable(raw: bytes | str, limit: int = 40) -> str:
@@ -128,11 +129,19 @@ def impossible(arbitration_id: np.ndarray, flags: np.ndarray, length: np.ndarray
     """Rows no CAN bus can carry: ids beyond 11/29 bits, data beyond 8 bytes on classic CAN,
     an FD length no DLC gives, a remote DLC beyond 15. Error frames carry no id or length of
     their own: never flagged."""
-    ext = (flags & EXTENDED) != 0
-    fd = (flags & FD) != 0
-    remote = (flags & REMOTE) != 0
-    bad = arbitration_id > np.where(ext, np.uint32(0x1FFFFFFF), np.uint32(0x7FF))
-    bad |= np.where(remote, length > 15, np.where(fd, ~FD_LENGTHS[length], length > 8))
+    n = len(arbitration_id)
+    bad: np.ndarray | None = None
+    # Each test runs only when a cheap maximum says it can fail: the readers call this on
+    # every chunk, and in a sound log ids fit 11 bits or are extended, lengths fit 8 bytes.
+    if n and int(length.max()) > 8:
+        remote = (flags & REMOTE) != 0
+        fd = (flags & FD) != 0
+        bad = np.where(remote, length > 15, np.where(fd, ~FD_LENGTHS[length], length > 8))
+    if n and int(arbitration_id.max()) > 0x7FF:
+        limit = _ID_LIMIT[flags & EXTENDED]  # EXTENDED is bit 0: the index itself
+        bad = arbitration_id > limit if bad is None else bad | (arbitration_id > limit)
+    if bad is None or not bad.any():
+        return np.zeros(n, bool)
     bad &= (flags & ERROR) == 0
     return bad
 
