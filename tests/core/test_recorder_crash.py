@@ -192,3 +192,37 @@ def test_write_error_before_the_first_flush_leaves_a_readable_empty_log(
     assert summary.frames_written == 0 and summary.frames_dropped == len(frames)
     assert len(_python_can_sequence(path)) == 0
     assert len(read_columns(path)) == 0
+
+
+def test_gzipped_mf4_is_refused_plainly_at_start(tmp_path: Path) -> None:
+    from workshop_app.core.capture.recorder import Recorder
+    from workshop_app.core.errors import LogFileError
+
+    # python-can's route wrote a gzip holding no frames and said nothing (asammdf cannot save
+    # into a gzip stream); an MF4 written as it goes needs a file it can seek in.
+    with pytest.raises(LogFileError) as err:
+        Recorder(tmp_path / "drive.mf4.gz")
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'drive.mf4.gz'}: MF4 recordings cannot be gzipped (MF4 compresses its own data)"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".blf", ".mf4", ".db", ".log.gz", ".csv"])
+def test_write_error_while_stopping_is_reported_and_the_file_readable(
+    tmp_path: Path, suffix: str, file_size_limit
+) -> None:
+    from workshop_app.core.capture.recorder import Recorder
+    from workshop_app.core.types import Frame
+
+    path = tmp_path / f"stop{suffix}"
+    rec = Recorder(path)
+    file_size_limit(max(p.stat().st_size for p in tmp_path.iterdir()) + 512)
+    frames = [Frame(1_700_000_000 + i / 1000, 0x200 + i % 5, i.to_bytes(4, "big") * 2) for i in range(5000)]
+    rec.write(frames)
+    summary = rec.stop()  # at once: the frames reach the file only in the final flush, which fails
+    file_size_limit(None)
+    assert summary.error is not None and "recording stopped" in summary.error, summary
+    assert summary.frames_written + summary.frames_dropped == len(frames)
+    assert len(_python_can_sequence(path)) == summary.frames_written
+    assert len(read_columns(path)) == summary.frames_written

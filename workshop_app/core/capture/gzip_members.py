@@ -54,10 +54,9 @@ class GzipMembers(io.BufferedIOBase):
         if self.closed:
             return
         try:
-            self.flush()
+            super().close()  # flushes (the last member), then marks this file closed
         finally:
             self._raw.close()
-            super().close()
 
 
 def open_text(path: Path) -> io.TextIOWrapper:

@@ -194,7 +194,7 @@ class MessageFrameWriter:
         if file_size is not None:
             try:
                 return int(file_size())
-            except (OSError, ValueError):
+            except Exception:  # an estimate only: python-can's MF4Writer has none after stop()
                 return self._flushed_size
         try:
             return self._path.stat().st_size
@@ -202,21 +202,27 @@ class MessageFrameWriter:
             return 0
 
     def close(self) -> None:
+        """Close the file. If a write failed, or closing does, the file is cut back to its last
+        flush; a failure of closing itself is raised so the recorder can say what happened."""
         if self._closed:
             return
+        failure: Exception | None = None
         if not self._failed:
-            with contextlib.suppress(Exception):  # a failure sets _failed: cut back below
+            try:
                 self.flush()
+            except Exception as exc:  # sets _failed: cut back below
+                failure = exc
         self._closed = True
-        try:
-            if not self._failed:
+        if not self._failed:
+            try:
                 self._listener.stop()
+            except Exception as exc:
+                self._failed, failure = True, exc
+            else:
                 self._flushed = self._written
                 return
-        except Exception:
-            self._failed = True
-        # A write failed: python-can's buffers still hold the failed bytes and would retry them
-        # on close; close the file whatever it says, then drop whatever followed the last flush.
+        # python-can's buffers still hold the failed bytes and would retry them on close: close
+        # the file whatever it says, then drop whatever followed the last flush.
         if self._file is not None:
             with contextlib.suppress(Exception):
                 self._file.close()
@@ -224,6 +230,8 @@ class MessageFrameWriter:
                 os.truncate(self._path, self._flushed_size)
         elif isinstance(self._listener, SqliteFrameWriter):
             self._listener.abandon()
+        if failure is not None:
+            raise failure
 
     def _disk_size(self) -> int:
         try:
@@ -242,7 +250,11 @@ def open_writer(path: Path) -> FrameWriter:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         plain = path.suffix.lower() == suffix  # not gzip-wrapped
-        if suffix == ".mf4" and plain:
+        if suffix == ".mf4":
+            if not plain:
+                # python-can's gzipped MF4 never worked (asammdf cannot save into a gzip stream),
+                # and an MF4 written as it goes needs a seekable file: MF4 compresses its blocks.
+                raise LogFileError(f"{path}: MF4 recordings cannot be gzipped (MF4 compresses its own data)")
             return Mf4FrameWriter(path)
         if suffix == ".db" and plain:
             return MessageFrameWriter(SqliteFrameWriter(path), path, numeric_channels=True)
@@ -262,6 +274,8 @@ def open_writer(path: Path) -> FrameWriter:
             listener = writer_class(file=gzip_members.open_text(path))
             return MessageFrameWriter(listener, path, numeric_channels=suffix != ".log")
         return MessageFrameWriter(can.Logger(path), path, numeric_channels=suffix != ".log")
+    except LogFileError:
+        raise
     except OSError as exc:
         raise LogFileError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     except Exception as exc:
