@@ -71,6 +71,9 @@ def test_scan_shows_network_and_codes_then_clear_after_repair(qtbot, window, tmp
     assert _texts(panel.scans_table, 3) == ["0", "2", "2"]
     events = _texts(panel.timeline_table, 1)
     assert sum("Cleared" in e for e in events) == 5 and sum(e.startswith("Scan") for e in events) == 3
+    # The clears sit between the pre-repair scan and the post-repair scan that followed them.
+    kinds = [e.kind for e in window.history.timeline(result.vin)]
+    assert kinds == ["scan", "scan", *["clear"] * 5, "scan"], kinds
     panel.scans_table.cellDoubleClicked.emit(2, 0)  # the first scan, before the clear
     assert _texts(panel.dtc_table, 1) == ["P0118", "C0035"]
     assert "Stored scan" in panel.status_label.text()

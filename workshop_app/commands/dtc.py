@@ -218,10 +218,7 @@ def run_clear(args: argparse.Namespace) -> int:
     store = _history(args)
     if store is not None:
         with store:
-            for o in outcomes:
-                store.add_clear(
-                    o.ecu, result="done" if o.done else "failed", detail=o.detail, time=o.time, vin=before.vin
-                )
+            store.add_clears(outcomes, vin=before.vin)
             store.add_scan(after)
     cmp = compare_scans(before, after)
     if args.json:

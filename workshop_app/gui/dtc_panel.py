@@ -380,6 +380,7 @@ class DtcPanel(QWidget):
         self.status_label.setText(
             f"{len(result.ecus)} ECUs, {faulty} with faults, {result.dtc_count} fault codes "
             f"(VIN {result.vin or '?'}, {result.seconds:.1f} s).{note}"
+            + (f" Warning: not a valid VIN: {'; '.join(result.vin_warnings)}." if result.vin_warnings else "")
         )
         for e in result.ecus:
             for d in e.dtcs:
@@ -538,10 +539,7 @@ class DtcPanel(QWidget):
         if self.history is not None:
             try:
                 self.history.add_scan(before)
-                for o in outcomes:
-                    self.history.add_clear(
-                        o.ecu, result="done" if o.done else "failed", detail=o.detail, vin=before.vin
-                    )
+                self.history.add_clears(outcomes, vin=before.vin)
                 self.history.add_scan(after)
             except WorkshopError as exc:
                 self.status_label.setText(f"Not stored in the history: {exc}")

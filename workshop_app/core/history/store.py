@@ -21,7 +21,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +40,7 @@ from workshop_app.core.sources.reconnect import LinkGap
 
 if TYPE_CHECKING:  # only for annotations: listing the history needs no numpy or asammdf
     from workshop_app.core.capture.recorder import RecordingSummary
+    from workshop_app.core.diag.scan import ClearOutcome
 
 # Formats by suffix, named as users call them (".log" alone says little).
 _FORMAT_NAMES = {".log": "candump", ".db": "sqlite", ".txt": "text"}
@@ -543,8 +544,10 @@ class HistoryStore:
     def recording_gaps(self, recording_id: int) -> list[LinkGap]:
         """The recording's link gaps, oldest first (empty when the link held)."""
         with self._errors("looking up a recording's gaps"):
-            rows = self._db().table("recording_gaps").rows_where(
-                "recording_id = ?", [recording_id], order_by="started_epoch"
+            rows = (
+                self._db()
+                .table("recording_gaps")
+                .rows_where("recording_id = ?", [recording_id], order_by="started_epoch")
             )
             return [
                 LinkGap(r["started_epoch"], r["started_epoch"] + r["duration_s"], r["reason"] or "")
@@ -769,6 +772,17 @@ class HistoryStore:
         return [r["name"] for r in rows]
 
     # -- clears and DTC events --------------------------------------------------------------
+
+    def add_clears(self, outcomes: Iterable[ClearOutcome], *, vin: str | None) -> None:
+        """Log the outcome of a clear flow, each stamped when the ECU answered (not now).
+
+        The window and ``workshop dtc clear`` store outcomes after the post-repair scan; a
+        stamp taken here would put the clear after that scan on the vehicle's timeline.
+        """
+        for o in outcomes:
+            self.add_clear(
+                o.ecu, result="done" if o.done else "failed", detail=o.detail, time=o.time, vin=vin
+            )
 
     def add_clear(
         self,
