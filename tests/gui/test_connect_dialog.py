@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import can
@@ -185,3 +186,14 @@ def test_detect_adapters_lists_a_virtual_bus(qtbot, dialog):
     dialog.detected_list.itemClicked.emit(mine[0])
     assert dialog.interface_combo.currentText() == "virtual"
     assert dialog.channel_edit.text() == channel
+
+
+def test_detect_adapters_prints_no_driver_noise(qtbot, dialog, caplog):
+    # Missing drivers are the normal case on a workshop PC: their warnings must not reach the
+    # console handlers (the terminal the window was started from).
+    caplog.set_level(logging.DEBUG)
+    dialog.set_page(PAGE_ADAPTER)
+    dialog.detect_button.click()
+    qtbot.waitUntil(lambda: dialog.detect_button.isEnabled(), timeout=15000)
+    noise = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert noise == []

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from workshop_app.core.logfiles import READABLE_SUFFIXES, log_suffix
+from workshop_app.core.sources.detect import quiet_detection
 from workshop_app.core.sources.factory import SOCKETCAND_PORT, SourceSpec
 from workshop_app.core.sources.probe import (
     AdapterCheck,
@@ -69,7 +70,7 @@ RecentDbc = Path | str | tuple[Path | str, str | None]
 
 
 def _detect_adapters(_cancel: threading.Event) -> list[dict[str, object]]:
-    return [dict(c) for c in can.detect_available_configs()]
+    return quiet_detection()[0]
 
 
 def _rate_text(bitrate: int) -> str:

@@ -120,21 +120,30 @@ def _owner(logger_name: str) -> str | None:
     return None
 
 
+def quiet_detection(timeout: float = 5.0) -> tuple[list[dict[str, object]], dict[str, tuple[str, ...]]]:
+    """python-can's own detection, its driver noise collected per interface instead of printed.
+
+    Returns the raw configurations (virtual channels open in this process included) and
+    what each driver said; for the window's list and for :func:`detect_adapters`.
+    """
+    driver_messages = _load_backends(sorted(BACKENDS))
+    with _collected_logs() as collector:
+        found = [dict(c) for c in can.detect_available_configs(timeout=timeout)]
+    for record in collector.records:
+        owner = _owner(record.name)
+        if owner is not None and record.levelno >= logging.WARNING:
+            merged = dict.fromkeys((*driver_messages.get(owner, ()), *_messages([record])))
+            driver_messages[owner] = tuple(merged)
+    return found, driver_messages
+
+
 def detect_adapters(timeout: float = 5.0) -> AdapterReport:
     """Ask every python-can backend which channels it could open now.
 
     Never prints: driver messages come back in ``driver_messages`` keyed by interface.
     Takes up to ``timeout`` seconds (socketcand listens for server beacons for a few).
     """
-    names = sorted(BACKENDS)
-    driver_messages = _load_backends(names)
-    with _collected_logs() as collector:
-        found = can.detect_available_configs(timeout=timeout)
-    for record in collector.records:
-        owner = _owner(record.name)
-        if owner is not None and record.levelno >= logging.WARNING:
-            merged = dict.fromkeys((*driver_messages.get(owner, ()), *_messages([record])))
-            driver_messages[owner] = tuple(merged)
+    found, driver_messages = quiet_detection(timeout)
     adapters: dict[tuple[str, str], DetectedAdapter] = {}
     for config in found:
         interface = str(config.get("interface"))
