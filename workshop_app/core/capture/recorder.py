@@ -9,8 +9,8 @@ is written by exactly one of the two threads, so no update is lost without a loc
 
 Nothing recorded is lost to a crash beyond the last :data:`FLUSH_SECONDS`: the recorder thread
 flushes the writer on a timer (BLF containers written and the header updated, text files
-flushed, SQLite committed, MF4 data blocks appended and linked), so a killed process leaves a
-readable file. A write error (full disk, removed drive) stops the recording with a plain
+flushed, gzipped text as whole gzip members, SQLite committed, MF4 data blocks appended and
+linked), so a killed process leaves a readable file. A write error (full disk, removed drive) stops the recording with a plain
 message and a file cut back to its last flush; the capture itself goes on.
 
 MF4 is written by :class:`Mf4FrameWriter` (ours, in :mod:`.mf4_writer`) rather than
