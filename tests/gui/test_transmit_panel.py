@@ -77,6 +77,15 @@ def _recent(bus: can.BusABC, seconds: float) -> list[can.Message]:
     return got
 
 
+def _send(qtbot, panel: TransmitPanel, button) -> None:
+    """Click a send button and wait for the send it queued (sends run off the GUI thread)."""
+    before = panel.sends_done
+    button.click()
+    if panel._send_worker is None:
+        return  # refused by the editor at once, nothing queued
+    qtbot.waitUntil(lambda: panel.sends_done > before, timeout=5000)
+
+
 def _choose_message(panel: TransmitPanel, name: str) -> None:
     panel.editor_tabs.setCurrentIndex(TAB_DBC)
     panel.message_combo.setCurrentIndex(panel.message_combo.findData(name))
@@ -88,45 +97,45 @@ def _pick(panel: TransmitPanel, signal: str, label: str) -> None:
     combo.setCurrentIndex(next(i for i in range(combo.count()) if combo.itemText(i).startswith(label)))
 
 
-def test_raw_frame_is_sent_and_listed(panel, car):
+def test_raw_frame_is_sent_and_listed(qtbot, panel, car):
     panel.editor_tabs.setCurrentIndex(TAB_RAW)
     panel.id_edit.setText("7DF")
     panel.data_edit.setText("02 01 0C")
-    panel.send_once_button.click()
+    _send(qtbot, panel, panel.send_once_button)
     got = car.recv(1.0)
     assert got is not None and got.arbitration_id == 0x7DF and bytes(got.data) == b"\x02\x01\x0c"
     assert panel.table.rowCount() == 1
     assert panel.table.item(0, COL_CONTENT).text() == "02 01 0C"
     assert panel.table.item(0, COL_STATUS).text() == "sent"
 
-    panel.send_once_button.click()  # the same frame again: same row, count goes up
+    _send(qtbot, panel, panel.send_once_button)  # the same frame again: same row, count goes up
     assert car.recv(1.0) is not None
     assert panel.table.rowCount() == 1 and panel.table.item(0, COL_SENT).text() == "2"
     assert not panel.error_label.isVisible()
 
 
-def test_fd_frame_from_the_raw_editor(panel, car):
+def test_fd_frame_from_the_raw_editor(qtbot, panel, car):
     panel.id_edit.setText("18DAF110")
     panel.ext_check.setChecked(True)
     panel.fd_check.setChecked(True)
     panel.brs_check.setChecked(True)
     panel.data_edit.setText("00112233445566778899AABB")
-    panel.send_once_button.click()
+    _send(qtbot, panel, panel.send_once_button)
     got = car.recv(1.0)
     assert got is not None and got.is_fd and got.bitrate_switch and got.is_extended_id and len(got.data) == 12
 
 
-def test_mistakes_are_shown_in_plain_words(panel, car):
+def test_mistakes_are_shown_in_plain_words(qtbot, panel, car):
     panel.id_edit.setText("800")
     panel.data_edit.setText("01")
-    panel.send_once_button.click()
+    _send(qtbot, panel, panel.send_once_button)
     assert panel.error_label.isVisible() and "11-bit" in panel.error_label.text()
     panel.id_edit.setText("100")
     panel.data_edit.setText("0G")
-    panel.send_once_button.click()
+    _send(qtbot, panel, panel.send_once_button)
     assert "hex bytes" in panel.error_label.text()
     panel.data_edit.setText("00 11 22 33 44 55 66 77 88")
-    panel.send_once_button.click()
+    _send(qtbot, panel, panel.send_once_button)
     assert "at most 8 bytes" in panel.error_label.text()
     assert car.recv(0.1) is None and panel.table.rowCount() == 0
 
@@ -164,7 +173,7 @@ def test_dbc_message_periodic_with_value_table_stop_and_apply(qtbot, panel, car,
     assert panel.table.rowCount() == 0
 
 
-def test_multiplexer_page_decides_which_signals_are_sent(panel, car, dbc):
+def test_multiplexer_page_decides_which_signals_are_sent(qtbot, panel, car, dbc):
     _choose_message(panel, "ENGINE_STATUS_MUX")
     form = panel.signal_form
     assert form.isRowVisible(panel._editors["ManifoldPressure"].field)
@@ -175,7 +184,7 @@ def test_multiplexer_page_decides_which_signals_are_sent(panel, car, dbc):
     assert isinstance(spin, QDoubleSpinBox)
     assert (spin.minimum(), spin.maximum(), spin.decimals()) == (0.0, 6.5535, 4)  # from the DBC
     spin.setValue(1.02)
-    panel.send_once_button.click()
+    _send(qtbot, panel, panel.send_once_button)
     decoded = dbc.decode_message(960, car.recv(1.0).data, decode_choices=False)
     assert decoded["EngStatusPage"] == 2 and decoded["Lambda"] == pytest.approx(1.02)
 
@@ -206,3 +215,32 @@ def test_parse_hex_data():
     for bad in ("123", "0G", "100 2"):
         with pytest.raises(ValueError):
             parse_hex_data(bad)
+
+
+def test_a_stalled_adapter_does_not_freeze_the_window(qtbot, panel, source, car, monkeypatch):
+    # A driver whose send blocks (full TX queue, a server that stopped reading): the click
+    # returns at once and the window keeps running; the frame leaves when the driver does.
+    import threading
+
+    release = threading.Event()
+    bus_send = source.bus.send
+
+    def stalled_send(msg, timeout=None):
+        release.wait(10)
+        bus_send(msg, timeout)
+
+    monkeypatch.setattr(source.bus, "send", stalled_send)
+    panel.editor_tabs.setCurrentIndex(TAB_RAW)
+    panel.id_edit.setText("123")
+    panel.data_edit.setText("01")
+    started = time.monotonic()
+    panel.send_once_button.click()
+    assert time.monotonic() - started < 0.5
+    ticks = []
+    qtbot.waitUntil(lambda: ticks.append(1) or len(ticks) > 5, timeout=2000)  # the event loop runs
+    assert panel.table.rowCount() == 0 and car.recv(0.05) is None
+    release.set()
+    qtbot.waitUntil(lambda: panel.sends_done == 1, timeout=5000)
+    got = car.recv(1.0)
+    assert got is not None and got.arbitration_id == 0x123
+    assert panel.table.rowCount() == 1

@@ -553,6 +553,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self._save_settings()
         self.bridge.stop()
+        self.transmit_panel.wait_for_sends(2.0)
         self.scheduler.stop_all()
         self.plot_panel.clear()
         self.log_view.close()  # cancels a load in progress and joins its thread

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRegularExpression, Qt
@@ -46,6 +47,7 @@ from workshop_app.core.transmit import (
     signal_default,
 )
 from workshop_app.core.types import Frame
+from workshop_app.gui.workers import JobWorker
 
 if TYPE_CHECKING:
     from cantools.database.can import Message
@@ -183,6 +185,9 @@ class TransmitPanel(QWidget):
         super().__init__(parent)
         self.scheduler = scheduler
         self.databases = databases
+        self._pending_sends: list[Callable[[], None]] = []
+        self._send_worker: JobWorker | None = None
+        self.sends_done = 0  # sends finished (sent or failed), for scripts and tests to wait on
         self._editors: dict[str, _SignalEditor] = {}
         self._message: Message | None = None
         self._shown: dict[int, tuple[object, ...]] = {}
@@ -569,9 +574,13 @@ class TransmitPanel(QWidget):
         return True
 
     def _on_send_once(self) -> None:
+        holder: list[TransmitJob] = []
+        if not self._act("Send failed", lambda: holder.append(self._editor_job(None))):
+            return  # the editor's own mistakes are shown at once
+        job = holder[0]
+        same = self._same_one_shot(job)
+
         def send() -> None:
-            job = self._editor_job(None)
-            same = self._same_one_shot(job)
             if same is not None:
                 self.scheduler.trigger(same)  # one row per distinct frame, its count goes up
             elif job.frame is not None:
@@ -580,7 +589,44 @@ class TransmitPanel(QWidget):
                 assert job.message is not None
                 self.scheduler.send_signals_once(job.message, job.values)
 
-        self._act("Send failed", send)
+        self._send_off_thread(send)
+
+    def _send_off_thread(self, send: Callable[[], None]) -> None:
+        """Queue a send for the worker thread: a bus or server that stalls must not freeze the window.
+
+        Sends run one at a time in the order clicked, so frames leave in that order too.
+        """
+        self._pending_sends.append(send)
+        if self._send_worker is None:
+            self._start_next_send()
+
+    def _start_next_send(self) -> None:
+        if not self._pending_sends:
+            self._send_worker = None
+            return
+        send = self._pending_sends.pop(0)
+        worker = JobWorker(lambda _progress, _cancel: send(), name="transmit-send", parent=self)
+        worker.finished.connect(lambda _result: self._on_send_done(worker, None))
+        worker.failed.connect(lambda message, _partial: self._on_send_done(worker, message))
+        self._send_worker = worker
+        worker.start()
+
+    def _on_send_done(self, worker: JobWorker, error: str | None) -> None:
+        worker.deleteLater()
+        if error is None:
+            self.error_label.hide()
+        else:
+            self.error_label.setText(f"Send failed: {error}")
+            self.error_label.show()
+        self.refresh()
+        self.sends_done += 1
+        self._start_next_send()
+
+    def wait_for_sends(self, timeout: float = 5.0) -> bool:
+        """Block until queued sends are out (closing the window); True if none is left running."""
+        worker = self._send_worker
+        self._pending_sends.clear()
+        return worker is None or worker.wait(timeout)
 
     def _same_one_shot(self, job: TransmitJob) -> int | None:
         for existing in self.scheduler.jobs():
@@ -612,11 +658,13 @@ class TransmitPanel(QWidget):
         self._act("Could not resume", resume)
 
     def _on_send_again(self) -> None:
+        ids = self.selected_job_ids()
+
         def send() -> None:
-            for job_id in self.selected_job_ids():
+            for job_id in ids:
                 self.scheduler.trigger(job_id)
 
-        self._act("Send failed", send)
+        self._send_off_thread(send)
 
     def _on_apply(self) -> None:
         ids = self.selected_job_ids()
