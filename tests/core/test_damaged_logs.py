@@ -191,6 +191,17 @@ def test_text_that_is_no_asc_or_trc_log(tmp_path, suffix, name):
     assert len(read_log(header_only).frames) == 0  # a log with no frames is still a log
 
 
+def test_files_python_can_reads_say_what_they_are_not(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(random.Random(2).randbytes(3000))
+    with pytest.raises(LogFileError, match=r"junk\.db is not an SQLite log \(file is not a database\)$"):
+        read_log(junk)
+    table = tmp_path / "prices.csv"
+    table.write_text("item,price\nbrake pads,40\n")
+    with pytest.raises(LogFileError, match=r"prices\.csv is not a CSV log \("):
+        read_log(table)
+
+
 def test_directory_and_missing_file(tmp_path):
     folder = tmp_path / "logs.blf"
     folder.mkdir()

@@ -23,6 +23,7 @@ from workshop_app.core.logs.trc_reader import read_trc
 # What each text format is called in "X is not a … log".
 _TEXT_NAMES = {".log": "candump", ".asc": "ASC", ".trc": "TRC", ".csv": "CSV"}
 _SNIFF_BYTES = 64 << 10
+_SLOW_NAMES = {".csv": "CSV", ".db": "SQLite", ".blf": "BLF", ".mf4": "MF4"}  # read by python-can
 
 
 def _head(path: Path) -> bytes:
@@ -104,8 +105,11 @@ def read_log(path: str | Path, *, progress: Progress | None = None, cancel: Canc
         try:
             messages.extend(iter_log(p))
         except LogFileError as exc:
-            if not messages:
-                raise
+            if not messages:  # not one frame: python-can's reader does not take it for its format
+                reason = printable(str(exc.__cause__ or exc), 80)[1:-1]
+                raise log_error(
+                    f"{p} is not {_a(_SLOW_NAMES[suffix])} log ({reason})", FrameColumns.empty()
+                ) from None
             notes.damage(str(exc).removeprefix(f"{p}: "))  # keep the frames before it
         frames = drop_impossible(FrameColumns.from_messages(messages), notes)
     if name is not None and not len(frames) and (notes.damaged or not _looks_like(suffix, head)):
