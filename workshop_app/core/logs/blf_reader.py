@@ -271,7 +271,8 @@ def read_blf(
                 )
             if size - pos < OBJ_BASE.size:
                 if data[pos:].strip(b"\x00"):
-                    found.damage(f"truncated object header ({size - pos} bytes)", offset=pos)
+                    found.damage(f"file ends inside an object header ({size - pos} bytes)", offset=pos)
+                    truncated = True  # the object cut at the previous container's end: same damage
                 break
             signature, _, _, obj_size, obj_type = OBJ_BASE.unpack_from(data, pos)
             if signature != b"LOBJ":
@@ -286,6 +287,8 @@ def read_blf(
                     f"file ends inside an object ({obj_size} bytes announced, {size - pos} left)", offset=pos
                 )
                 truncated = True
+                if obj_type == LOG_CONTAINER and size - pos < OBJ_BASE.size + CONTAINER.size:
+                    break  # not even the container header is there
             if obj_type == LOG_CONTAINER:
                 method, _ = CONTAINER.unpack_from(data, pos + OBJ_BASE.size)
                 body = data[pos + OBJ_BASE.size + CONTAINER.size : min(pos + obj_size, size)]

@@ -10,8 +10,10 @@ absolute: the file's start time plus the record's relative time, as python-can c
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,53 +102,91 @@ def read_mf4(
     found = LogNotes(p) if notes is None else notes
     if p.stat().st_size == 0:
         return FrameColumns.empty()
-    from asammdf.blocks.source_utils import Source
-    from asammdf.blocks.v4_constants import FLAG_CG_BUS_EVENT
-
-    mdf = _open(p)
-    parts: list[FrameColumns] = []
-    try:
-        start = mdf.header.start_time.timestamp()
-        wanted: list[tuple[int, str, int]] = []
-        for index, group in enumerate(mdf.groups):
-            cg = group.channel_group
-            source = cg.acq_source
-            # The same group filter as python-can's MF4Reader, so both see the same frames.
-            if not cg.flags & FLAG_CG_BUS_EVENT or cg.cycles_nr == 0 or source is None:
-                continue
-            if not source.source_type & Source.SOURCE_BUS or source.bus_type != Source.BUS_TYPE_CAN:
-                continue
-            names = {ch.name for ch in group.channels}
-            kind = next((k for k in _KINDS if k in names), None)
-            if kind is not None:
-                wanted.append(
-                    (index, kind, int(cg.cycles_nr), sorted(n for n in names if n.startswith(kind + ".")))
-                )
-        total = sum(n for _, _, n, _ in wanted)
-        done = 0
-        for index, kind, count, fields in wanted:
-            if cancel is not None and cancel():
-                raise ReadCancelled(f"{p}: reading cancelled at group {index}", _merge(parts))
-            try:
-                for samples, timestamps in _fragments(mdf, index, fields, p):
-                    parts.append(_group_columns(kind, samples, timestamps + start))
-                    if progress is not None:
-                        progress(done + min(count, sum(len(part) for part in parts)), total)
-                    if cancel is not None and cancel():
-                        raise ReadCancelled(f"{p}: reading cancelled in group {index}", _merge(parts))
-            except ReadCancelled:
-                raise
-            except Exception as exc:  # a damaged group: the others are still worth reading
-                found.damage(f"cannot decode channel group {index} ({kind}): {printable(str(exc), 120)}")
-            done += count
-            if progress is not None:
-                progress(done, total)
-    finally:
-        mdf.close()
+    with _asammdf_complaints() as complaints:
+        mdf = _open(p)
+        try:
+            parts = _read_groups(mdf, p, found, progress, cancel)
+        finally:
+            mdf.close()
+    # What asammdf logged while reading (a block where another was expected, ...) is damage too.
+    for message in dict.fromkeys(complaints):
+        found.damage(f"asammdf: {printable(message, 120)[1:-1]}")
     frames = drop_impossible(_merge(parts), found)
     if notes is None and found:
         raise found.error(frames)
     return frames
+
+
+def _read_groups(
+    mdf: Any, p: Path, found: LogNotes, progress: Progress | None, cancel: Cancel | None
+) -> list[FrameColumns]:
+    """The CAN groups of an open file as columns, group by group; a group that fails is noted."""
+    from asammdf.blocks.source_utils import Source
+    from asammdf.blocks.v4_constants import FLAG_CG_BUS_EVENT
+
+    parts: list[FrameColumns] = []
+    start = mdf.header.start_time.timestamp()
+    wanted: list[tuple[int, str, int]] = []
+    for index, group in enumerate(mdf.groups):
+        cg = group.channel_group
+        source = cg.acq_source
+        # The same group filter as python-can's MF4Reader, so both see the same frames.
+        if not cg.flags & FLAG_CG_BUS_EVENT or cg.cycles_nr == 0 or source is None:
+            continue
+        if not source.source_type & Source.SOURCE_BUS or source.bus_type != Source.BUS_TYPE_CAN:
+            continue
+        names = {ch.name for ch in group.channels}
+        kind = next((k for k in _KINDS if k in names), None)
+        if kind is not None:
+            wanted.append(
+                (index, kind, int(cg.cycles_nr), sorted(n for n in names if n.startswith(kind + ".")))
+            )
+    total = sum(n for _, _, n, _ in wanted)
+    done = 0
+    for index, kind, count, fields in wanted:
+        if cancel is not None and cancel():
+            raise ReadCancelled(f"{p}: reading cancelled at group {index}", _merge(parts))
+        try:
+            for samples, timestamps in _fragments(mdf, index, fields, p):
+                parts.append(_group_columns(kind, samples, timestamps + start))
+                if progress is not None:
+                    progress(done + min(count, sum(len(part) for part in parts)), total)
+                if cancel is not None and cancel():
+                    raise ReadCancelled(f"{p}: reading cancelled in group {index}", _merge(parts))
+        except ReadCancelled:
+            raise
+        except Exception as exc:  # a damaged group: the others are still worth reading
+            found.damage(f"cannot decode channel group {index} ({kind}): {printable(str(exc), 120)}")
+        done += count
+        if progress is not None:
+            progress(done, total)
+    return parts
+
+
+class _Complaints(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _asammdf_complaints() -> Iterator[list[str]]:
+    """asammdf's error log lines while the block runs, collected instead of printed.
+
+    asammdf prints them to stderr with its own handler (several lines, some with a stray
+    "NoneType: None" traceback line); a reader says what is wrong in its notes instead.
+    """
+    logger = logging.getLogger("asammdf")
+    handler = _Complaints()
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [handler], False
+    try:
+        yield handler.messages
+    finally:
+        logger.handlers, logger.propagate = saved
 
 
 def _fragments(
