@@ -6,7 +6,9 @@ The decompressed stream is handled in batches: object positions are found by sca
 ``LOBJ`` signature with numpy and checking that they chain (each object starts within 4 bytes of
 where the previous one ends); the frame fields are then read for all objects of one type at once
 through a structured dtype laid over every byte offset of the buffer. Sizes are checked before
-they are trusted, so a zero-size or truncated header is an error, never an endless loop.
+they are trusted, so a zero-size or truncated header is never an endless loop. Damage is not the
+end of the read: the next container (in the file) or object signature (in the decompressed
+stream) is looked for and reading goes on, each damaged place noted with its file offset.
 """
 
 from __future__ import annotations
@@ -68,7 +70,6 @@ class _BadObject(Exception):
         self.offset = offset
         self.reason = reason
         self.positions = positions if positions is not None else np.zeros(0, np.int64)
-        self.good = FrameColumns.empty()
 
 
 def _systemtime(fields: tuple[int, ...]) -> float:
