@@ -107,15 +107,16 @@ def test_replay_keeps_original_timing(tmp_path):
     assert len(source.ring.drain()) == 201
 
 
-def test_replay_of_a_corrupt_log_fails_with_position_and_keeps_frames(tmp_path):
+def test_replay_of_a_damaged_log_plays_every_sound_frame_and_names_the_damage(tmp_path):
+    # As `workshop decode` does: the bad line is skipped, the frames after it still play.
     path = tmp_path / "bad.log"
     _write_candump(path, 10)
     with path.open("a") as f:
-        f.write("(1000.5) can1 XYZ#GG\n")
+        f.write("(1000.5) can1 XYZ#GG\n(1000.6) can1 123#01\n")
     source = ReplaySource(FrameRing(), path, speed=0)
     source.start()
     assert source.finished.wait(5)
-    assert source.state is SourceState.FAILED
-    assert "bad.log:11" in source.error  # the line of the damage
-    assert len(source.ring.drain()) == 10
+    assert source.state is SourceState.FINISHED and source.error is None
+    assert source.warning is not None and "bad.log:11" in source.warning  # the line of the damage
+    assert len(source.ring.drain()) == 11
     source.stop()

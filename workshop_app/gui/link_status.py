@@ -23,8 +23,11 @@ def source_status(source: FrameSource) -> tuple[str, str]:
         return f"{text} — disconnected", _RED
     if state is SourceState.STOPPED:
         return f"{text} — stopped", _GREY
+    warning = getattr(source, "warning", None)  # a replayed log's damage, skipped
     if state is SourceState.FINISHED:
-        return f"{text} — end of log", ""
+        return f"{text} — end of log" + (f" (damaged: {warning})" if warning else ""), ""
+    if warning and state is SourceState.RUNNING:
+        return f"{text} — damaged log: {warning}", _AMBER
     if state is SourceState.CONNECTING:
         why = f" ({source.error})" if source.error else ""
         return f"{text} — connecting…{why}", _AMBER

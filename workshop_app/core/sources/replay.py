@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -10,28 +11,19 @@ from pathlib import Path
 import can
 
 from workshop_app.core.capture.ring import FrameRing
-from workshop_app.core.errors import LogFileError, WorkshopError
-from workshop_app.core.logs.reader import read_columns
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.logs.notes import LogRead
+from workshop_app.core.logs.reader import read_log
 from workshop_app.core.sources.base import FrameSource, SourceState
 from workshop_app.core.types import Frame, SourceCaps
 
+log = logging.getLogger(__name__)
 
-def _messages(path: Path) -> Iterator[can.Message]:
-    """Frames of a log through the guarded fast readers (python-can's BLF reader can hang).
 
-    A damaged file yields the frames before the damage, then raises its error.
-    """
-    try:
-        columns, error = read_columns(path), None
-    except LogFileError as exc:
-        partial = getattr(exc, "partial", None)
-        if partial is None:
-            raise
-        columns, error = partial, exc
+def _messages(read: LogRead) -> Iterator[can.Message]:
+    columns = read.frames
     for start in range(0, len(columns), 50_000):
         yield from columns.to_messages(start, min(len(columns), start + 50_000))
-    if error is not None:
-        raise error
 
 
 class ReplaySource(FrameSource):
@@ -54,6 +46,9 @@ class ReplaySource(FrameSource):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.finished = threading.Event()
+        # What was wrong with the file (damage skipped, impossible frames rejected): the
+        # frames that could be recovered are replayed, and this says what was left out.
+        self.warning: str | None = None
 
     def describe(self) -> str:
         return f"replay {self.path.name}"
@@ -89,8 +84,12 @@ class ReplaySource(FrameSource):
         ring = self.ring
         high = int(ring.capacity * 0.9)
         first_ts: float | None = None
+        read = read_log(self.path)
+        self.warning = read.warning()
+        if self.warning:
+            log.warning("%s: %s", self.path, self.warning)
         wall0 = time.perf_counter()
-        for msg in _messages(self.path):
+        for msg in _messages(read):
             if self._stop.is_set():
                 return
             if self.speed > 0:
