@@ -18,6 +18,7 @@ from PySide6.QtCore import QSettings
 
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.history.store import HistoryStore
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources import opening
 from workshop_app.core.sources.base import SourceState
@@ -68,11 +69,11 @@ def opened_on(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
-def _window(qtbot, tmp_path, source) -> MainWindow:
+def _window(qtbot, tmp_path, source, history: HistoryStore | None = None) -> MainWindow:
     dbs = DatabaseSet()
     dbs.add(demo_dbc_path())
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(CaptureSession(source, dbs), settings=settings)
+    win = MainWindow(CaptureSession(source, dbs), settings=settings, history=history)
     qtbot.addWidget(win)
     win.show()
     return win
@@ -166,4 +167,35 @@ def test_the_window_reconnects_when_the_server_restarts(qtbot, tmp_path):
         assert win.session.source.gaps[0].seconds() >= 1.0
     finally:
         win.close()
+        _kill(sim)
+
+
+def test_a_recording_from_the_window_keeps_its_link_gap_in_the_history(qtbot, tmp_path):
+    # As `workshop record` does: the file stays open through the gap, the history says where.
+    port = free_port()
+    sim = _simulator(port)
+    history = HistoryStore(tmp_path / "history.db")
+    win = _window(qtbot, tmp_path, make_source(_socketcand(port)), history=history)
+    try:
+        win.start()
+        qtbot.waitUntil(lambda: win.session.stats.frames > 50, timeout=15000)
+        win.record_panel.path_edit.setText(str(tmp_path / "drive.blf"))
+        assert win.record_panel.start_recording()
+        qtbot.wait(500)
+        _kill(sim)
+        qtbot.waitUntil(lambda: "reconnecting… (gap" in win.source_label.text(), timeout=5000)
+        qtbot.wait(1200)
+        sim = _simulator(port)
+        qtbot.waitUntil(lambda: win.session.source.state is SourceState.RUNNING, timeout=10000)
+        frames = win.session.stats.frames
+        qtbot.waitUntil(lambda: win.session.stats.frames > frames + 50, timeout=10000)
+        summary = win.record_panel.stop_recording()
+        assert summary is not None and summary.frames_written > 100
+        rid = win.record_panel.last_recording_id
+        assert rid is not None
+        gaps = history.recording_gaps(rid)
+        assert len(gaps) == 1 and gaps[0].seconds() >= 1.0
+    finally:
+        win.close()
+        history.close()
         _kill(sim)

@@ -33,6 +33,7 @@ from workshop_app.core.errors import WorkshopError
 from workshop_app.core.history import HistoryStore, RecordingRow, default_recordings_dir, format_bytes
 from workshop_app.core.logfiles import log_suffix
 from workshop_app.core.session import CaptureSession
+from workshop_app.core.sources.reconnect import gaps_during
 
 # The formats offered in the combo: (label, suffix). Other writable suffixes typed into the
 # file field (.db, .gz variants) still record; the combo then shows no format. ".txt" is refused
@@ -310,8 +311,11 @@ class RecordPanel(QWidget):
             colour = WARNING_COLOUR
         if self._history is not None:
             try:
+                gaps = gaps_during(
+                    self._session.source.gaps, summary.started, summary.started + summary.duration
+                )
                 self.last_recording_id = self._history.index_recording(
-                    summary, self._source_description, extra_dropped=ring_drops
+                    summary, self._source_description, extra_dropped=ring_drops, gaps=gaps
                 )
             except WorkshopError as exc:
                 saved += f" It could not be added to the history: {exc}"

@@ -65,6 +65,14 @@ class LinkGap:
         return f"{when}, {length} ({self.reason})"
 
 
+def gaps_during(gaps: tuple[LinkGap, ...], started: float, ended: float) -> tuple[LinkGap, ...]:
+    """The gaps that overlap a recording from ``started`` to ``ended`` (epoch seconds).
+
+    A source's gaps cover its whole life; a recording started later owns only those it saw.
+    """
+    return tuple(g for g in gaps if g.started < ended and (g.ended is None or g.ended > started))
+
+
 class GapWatcher:
     """Turns a source's gaps into one line per change; call :meth:`poll` from the ticking loop.
 
