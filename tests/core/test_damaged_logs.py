@@ -393,3 +393,20 @@ def test_random_damage_never_crashes_or_hangs(tmp_path, messages, suffix):
         assert len(read.frames) <= len(messages[:1500]) + 5
         warning = read.warning()
         assert warning is None or "\n" not in warning
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".db"])
+def test_fd_frames_in_formats_without_an_fd_flag_read_back_as_fd(tmp_path, suffix):
+    # The demo car sends a 32-byte CAN FD frame; CSV and SQLite recordings keep only its bytes.
+    path = tmp_path / f"fd{suffix}"
+    writer = can.Logger(str(path))
+    writer.on_message_received(
+        can.Message(timestamp=1.0, arbitration_id=0x3C0, data=bytes(range(32)), is_fd=True)
+    )
+    writer.on_message_received(can.Message(timestamp=1.1, arbitration_id=0x100, data=b"\x01\x02"))
+    writer.on_message_received(can.Message(timestamp=1.2, arbitration_id=0x101, data=bytes(30), is_fd=True))
+    writer.stop()
+    read = read_log(path)
+    assert len(read.frames) == 2 and read.rejected == 1  # 30 bytes: no CAN FD frame has that length
+    first = read.frames.to_messages(0, 1)[0]
+    assert first.is_fd and bytes(first.data) == bytes(range(32))

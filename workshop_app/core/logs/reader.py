@@ -111,6 +111,11 @@ def read_log(path: str | Path, *, progress: Progress | None = None, cancel: Canc
                     f"{p} is not {_a(_SLOW_NAMES[suffix])} log ({reason})", FrameColumns.empty()
                 ) from None
             notes.damage(str(exc).removeprefix(f"{p}: "))  # keep the frames before it
+        for msg in messages:
+            # python-can's CSV and SQLite layouts have no FD flag: a frame longer than classic
+            # CAN allows was CAN FD when recorded (a length no FD frame has is still refused).
+            if not msg.is_fd and len(msg.data) > 8:
+                msg.is_fd = True
         frames = drop_impossible(FrameColumns.from_messages(messages), notes)
     if name is not None and not len(frames) and (notes.damaged or not _looks_like(suffix, head)):
         # Not one line of the file was a frame, and nothing in it is of the format (ASC and TRC
