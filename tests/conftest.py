@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -83,3 +85,26 @@ def _no_leaks(request: pytest.FixtureRequest) -> None:
         problems.append(f"{len(buses)} python-can bus(es) left open")
     if problems:
         pytest.fail(f"{request.node.nodeid} leaked " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose listener accepts connections and never says a word (a hung server)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, name="silent-listener", daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.shutdown(socket.SHUT_RDWR)
+    server.close()
+    thread.join(2)
+    for conn in accepted:
+        conn.close()

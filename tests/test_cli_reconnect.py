@@ -13,7 +13,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import can
@@ -77,29 +76,6 @@ def _start_simulator(port: int) -> Workshop:
     sim = Workshop("simulate", "--serve", "socketcand", "--port", str(port), "-c", f"sim-{port}", "--no-ecus")
     wait_for(lambda: _listening(port), 20, "the simulator to listen")
     return sim
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port whose listener accepts connections and never says a word."""
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, name="silent-listener", daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    server.shutdown(socket.SHUT_RDWR)
-    server.close()
-    thread.join(2)
-    for conn in accepted:
-        conn.close()
 
 
 @pytest.mark.parametrize(

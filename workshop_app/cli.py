@@ -14,9 +14,9 @@ from workshop_app.core.errors import WorkshopError
 from workshop_app.core.sources.factory import SOCKETCAND_PORT
 
 
-def _add_source_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("connection (default: the built-in simulated vehicle)")
-    g.add_argument("-i", "--interface", help="python-can interface: socketcand, pcan, kvaser, vector, ...")
+def _add_bus_options(g: argparse._ArgumentGroup, interface_help: str) -> None:
+    """The options that name one bus: interface, channel, bitrates, socketcand server."""
+    g.add_argument("-i", "--interface", help=interface_help)
     g.add_argument("-c", "--channel", help="channel of the interface (e.g. can0, PCAN_USBBUS1)")
     g.add_argument("-b", "--bitrate", type=values.bitrate, help="nominal bitrate in bit/s")
     g.add_argument(
@@ -25,6 +25,11 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
     g.add_argument("--host", help="socketcand server host (default 127.0.0.1)")
     g.add_argument("--port", type=values.port, help=f"socketcand server port (default {SOCKETCAND_PORT})")
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("connection (default: the built-in simulated vehicle)")
+    _add_bus_options(g, "python-can interface: socketcand, pcan, kvaser, vector, ...")
     g.add_argument(
         "--no-reconnect",
         action="store_true",
@@ -295,15 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", type=Path)
     add_strict_option(p)
     g = p.add_argument_group("bus to send to (required)")
-    g.add_argument("-i", "--interface", help="python-can interface: socketcand, pcan, kvaser, virtual, ...")
-    g.add_argument("-c", "--channel", help="channel of the interface (e.g. can0, PCAN_USBBUS1)")
-    g.add_argument("-b", "--bitrate", type=values.bitrate, help="nominal bitrate in bit/s")
-    g.add_argument(
-        "--data-bitrate", type=values.data_bitrate, help="CAN FD data bitrate in bit/s (implies --fd)"
-    )
-    g.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
-    g.add_argument("--host", help="socketcand server host (default 127.0.0.1)")
-    g.add_argument("--port", type=values.port, help=f"socketcand server port (default {SOCKETCAND_PORT})")
+    _add_bus_options(g, "python-can interface: socketcand, pcan, kvaser, virtual, ...")
     p.add_argument(
         "--speed", type=values.speed, default=1.0, help="speed factor (0 = as fast as the bus takes)"
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
 
 import pytest
 from helpers.processes import ENV, WORKSHOP, free_port
@@ -31,28 +30,6 @@ from workshop_app.paths import demo_dbc_path
 pytestmark = pytest.mark.gui
 
 FAST = ReconnectPolicy(retry_interval=0.2, connect_timeout=0.5)
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, name="silent-listener", daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    server.shutdown(socket.SHUT_RDWR)
-    server.close()
-    thread.join(2)
-    for conn in accepted:
-        conn.close()
 
 
 @pytest.fixture
