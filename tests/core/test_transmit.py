@@ -16,7 +16,13 @@ from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import SourceError, WorkshopError
 from workshop_app.core.sources.adapter import AdapterSource
-from workshop_app.core.transmit import JobStatus, TransmitJob, TransmitScheduler, encode_signals
+from workshop_app.core.transmit import (
+    JobStatus,
+    TransmitJob,
+    TransmitScheduler,
+    encode_signals,
+    signal_default,
+)
 from workshop_app.core.types import BusConfig, Frame
 from workshop_app.paths import demo_dbc_path
 
@@ -245,3 +251,17 @@ def test_encode_signals_directly(dbc):
     message = dbc.get_message_by_name("BODY_COMMAND")
     data = encode_signals(message, {"LightsRequest": 3, "TrunkReleaseRequest": 1})
     assert dbc.decode_message(message.frame_id, data, decode_choices=False)["LightsRequest"] == 3
+
+
+def test_default_of_a_signal_whose_initial_value_has_a_name():
+    # cantools gives such an initial value as its value-table entry; the default is its number.
+    db = cantools.database.load_string(
+        'VERSION ""\nNS_ :\nBS_:\nBU_: ECU\n'
+        'BO_ 256 GEARBOX: 1 ECU\n SG_ Gear : 0|8@1+ (1,0) [0|5] "" ECU\n'
+        'BA_DEF_ SG_ "GenSigStartValue" INT 0 255;\nBA_DEF_DEF_ "GenSigStartValue" 0;\n'
+        'BA_ "GenSigStartValue" SG_ 256 Gear 2;\nVAL_ 256 Gear 0 "P" 1 "R" 2 "N" 3 "D" ;\n',
+        database_format="dbc",
+    )
+    signal = db.get_message_by_name("GEARBOX").get_signal_by_name("Gear")
+    assert str(signal.initial) == "N"
+    assert signal_default(signal) == 2.0

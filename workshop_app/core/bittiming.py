@@ -239,7 +239,7 @@ def _fd_bits(arbitration_id: int, is_extended: bool, data: bytes, brs: bool) -> 
 def frame_bits(
     arbitration_id: int,
     is_extended: bool,
-    data: bytes,
+    data: bytes | bytearray,
     *,
     is_fd: bool = False,
     bitrate_switch: bool = False,
@@ -261,7 +261,7 @@ def frame_bits(
 def frame_duration(
     arbitration_id: int,
     is_extended: bool,
-    data: bytes,
+    data: bytes | bytearray,
     *,
     is_fd: bool = False,
     bitrate_switch: bool = False,

@@ -23,12 +23,13 @@ import enum
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.decode.numbers import scaled_number
 from workshop_app.core.errors import SourceError, WorkshopError
 from workshop_app.core.sources.base import FrameSource, SourceState
 from workshop_app.core.types import FD_LENGTHS, Frame
@@ -110,8 +111,12 @@ class _Entry:
 def signal_default(signal: Signal) -> float:
     """The value a signal takes when a job does not set it: its DBC initial value, else 0 (or
     the range end nearest to 0)."""
-    if signal.initial is not None:
-        return float(signal.initial)
+    initial = signal.initial
+    if isinstance(initial, int | float):
+        return float(initial)
+    if initial is not None and signal.raw_initial is not None:
+        # an initial value with a value-table entry: cantools gives the entry, we want its number
+        return float(scaled_number(signal, signal.raw_initial))
     low, high = signal.minimum, signal.maximum
     if low is not None and low > 0:
         return float(low)
@@ -130,7 +135,7 @@ def _coerce(message: Message, signal: Signal, value: object) -> int | float:
     for number, name in (signal.choices or {}).items():
         if str(name) == text:
             # cantools wants the scaled value; a value table holds raw numbers.
-            return signal.conversion.raw_to_scaled(number, decode_choices=False)
+            return scaled_number(signal, number)
     try:
         return float(text)
     except ValueError:
@@ -145,7 +150,7 @@ def frame_signals(message: Message, values: Mapping[str, object]) -> list[Signal
     """The signals one frame carries: multiplexers pick their branch from ``values``."""
     names: list[str] = []
 
-    def walk(tree: list[object]) -> None:
+    def walk(tree: Sequence[object]) -> None:
         for node in tree:
             if isinstance(node, str):
                 names.append(node)

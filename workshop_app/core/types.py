@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict
 
 import can
 
@@ -78,6 +79,19 @@ class Frame:
         return (self.channel, self.arbitration_id, self.is_extended)
 
 
+class BusKwargs(TypedDict):
+    """The keyword arguments ``BusConfig.bus_kwargs`` gives ``can.Bus``."""
+
+    interface: str
+    channel: str
+    bitrate: NotRequired[int]
+    fd: NotRequired[bool]
+    data_bitrate: NotRequired[int]
+    host: NotRequired[str]
+    port: NotRequired[int]
+    receive_own_messages: NotRequired[bool]
+
+
 @dataclass(frozen=True, slots=True)
 class BusConfig:
     """How to open a python-can bus: any interface, channel, bitrate, CAN FD data bitrate."""
@@ -91,8 +105,8 @@ class BusConfig:
     port: int | None = None  # socketcand
     receive_own_messages: bool = False
 
-    def bus_kwargs(self) -> dict[str, object]:
-        kw: dict[str, object] = {"interface": self.interface, "channel": self.channel}
+    def bus_kwargs(self) -> BusKwargs:
+        kw: BusKwargs = {"interface": self.interface, "channel": self.channel}
         if self.bitrate:
             kw["bitrate"] = self.bitrate
         if self.fd:

@@ -21,6 +21,7 @@ from pathlib import Path
 import cantools.database.can as cdb
 
 from workshop_app.core.capture.recorder import Recorder, RecordingSummary
+from workshop_app.core.decode.numbers import decode_numbers
 from workshop_app.core.types import Frame
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -126,7 +127,7 @@ class TriggerCapture:
             if trig.channel is not None and frame.channel != trig.channel:
                 continue
             try:
-                value = m.decode(frame.data, decode_choices=False, allow_truncated=True).get(trig.signal)
+                value = decode_numbers(m, frame.data, allow_truncated=True).get(trig.signal)
             except Exception:  # a frame that does not decode cannot cross a limit
                 continue
             if not isinstance(value, int | float):

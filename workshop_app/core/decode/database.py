@@ -139,11 +139,11 @@ def _database_is_j1939(db: Database) -> bool:
     specifics = db.dbc
     if specifics is None:
         return False
-    attribute = (specifics.attributes or {}).get("ProtocolType")
+    attribute = specifics.attributes.get("ProtocolType")
     value = str(attribute.value) if attribute is not None else ""
     if not value:
         # An empty value means "not set" here: fall back to the definition's default.
-        definition = (specifics.attribute_definitions or {}).get("ProtocolType")
+        definition = specifics.attribute_definitions.get("ProtocolType")
         value = str(definition.default_value or "") if definition is not None else ""
     return value.upper().startswith("J1939")
 

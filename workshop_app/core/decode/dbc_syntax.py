@@ -253,7 +253,9 @@ def _junk_free(text: str, kind: str, start: int, end: int) -> tuple[str, int, in
     """Trim a line-based statement: trailing blanks, and for one-line kinds the next lines."""
     if kind in _ONE_LINE_KINDS:
         # these end with their line: a stray line after a signal is junk, not part of it
-        end = min(end, _LINE_END_RE.match(text, start).end())
+        line = _LINE_END_RE.match(text, start)
+        assert line is not None  # the pattern also matches an empty line
+        end = min(end, line.end())
     if kind in _LINE_KINDS:
         while end > start and text[end - 1].isspace():
             end -= 1

@@ -7,11 +7,13 @@ trace and monitor decode a message's latest payload on demand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cantools.database.can as cdb
 
 from workshop_app.core.capture.series import SignalSeries
 from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.decode.numbers import decode_numbers
 from workshop_app.core.types import Frame
 
 
@@ -32,16 +34,15 @@ class SignalValue:
 
 def decode_payload(message: cdb.Message, data: bytes) -> list[SignalValue]:
     """Decode one payload; raises ``cantools`` errors for short or invalid payloads."""
-    raw = message.decode(data, decode_choices=False, allow_truncated=False)
+    raw = decode_numbers(message, data)
     out: list[SignalValue] = []
     for name, value in raw.items():
         signal = message.get_signal_by_name(name)
         label: str | None = None
-        if signal.choices and not isinstance(value, str):
+        if signal.choices:
             choice = signal.choices.get(int(value)) if float(value).is_integer() else None
             label = None if choice is None else str(choice)
-        numeric = float(value) if not isinstance(value, str) else float("nan")
-        out.append(SignalValue(name, numeric, label, signal.unit or ""))
+        out.append(SignalValue(name, float(value), label, signal.unit or ""))
     return out
 
 
@@ -103,6 +104,7 @@ class LiveDecoder:
         routes = self._routes
         for frame in frames:
             key = (frame.channel, frame.arbitration_id, frame.is_extended)
+            entry: tuple[cdb.Message, dict[str, SignalSeries]] | Literal[False] | None
             entry = routes.get(key, False)
             if entry is False:
                 message = self.databases.lookup(*key)
@@ -111,7 +113,7 @@ class LiveDecoder:
                 continue
             message, series_by_name = entry
             try:
-                values = message.decode(frame.data, decode_choices=False, allow_truncated=False)
+                values = decode_numbers(message, frame.data)
             except Exception:
                 self.decode_errors += 1
                 continue

@@ -21,6 +21,7 @@ import cantools.database.can as cdb
 import numpy as np
 
 from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.decode.numbers import decode_numbers
 from workshop_app.core.logs.columns import ERROR, EXTENDED, REMOTE, FrameColumns, channel_value
 from workshop_app.core.types import channel_label
 
@@ -282,7 +283,7 @@ def _decode_group_cantools(
     refused = 0
     for t, row in zip(ts.tolist(), payload, strict=True):
         try:
-            decoded = message.decode(bytes(row[:length]), decode_choices=False)
+            decoded = decode_numbers(message, bytes(row[:length]))
         except Exception:
             refused += 1
             continue

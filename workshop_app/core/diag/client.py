@@ -151,7 +151,7 @@ class EcuClient:
         dids: dict[Any, Any] = {"default": _RawCodec}
         if spec is not None:
             dids.update({did: SpecCodec(d) for did, d in spec.dids.items()})
-        config = dict(udsoncan.configs.default_client_config)
+        config = udsoncan.configs.default_client_config.copy()
         config.update(
             {
                 "data_identifiers": dids,
@@ -212,6 +212,7 @@ class EcuClient:
                 return fn(*args, **kwargs)
             except NegativeResponseException as exc:
                 code = exc.response.code
+                assert code is not None  # udsoncan raises this only for a parsed negative response
                 raise DiagError(
                     f"{self.name}: {action}: {nrc_info(code).text()}", nrc=code, kind="nrc"
                 ) from None

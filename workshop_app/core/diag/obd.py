@@ -46,10 +46,10 @@ class ObdLink:
         self._stack.send(data)
         timeout = self.timeout
         while True:
-            reply = self._stack.recv(block=True, timeout=timeout)
-            if reply is None:
+            received = self._stack.recv(block=True, timeout=timeout)
+            if received is None:
                 raise DiagError(f"OBD mode {data[0]:02X}: no answer from {self.address.text}", kind="timeout")
-            reply = bytes(reply)
+            reply = bytes(received)
             if reply[:1] == b"\x7f" and len(reply) >= 3 and reply[1] == data[0]:
                 if reply[2] == 0x78:
                     timeout = 5.0

@@ -717,7 +717,8 @@ class HistoryStore:
         self, vin: str | None = None, limit: int | None = None, *, vehicle_id: int | None = None
     ) -> list[ScanSummary]:
         """Scans, newest first; only one vehicle's with ``vin`` or ``vehicle_id``."""
-        where, args = "", []
+        where = ""
+        args: list[str | int | None] = []
         if vin is not None:
             normalized = normalize_vin(vin)
             where, args = "WHERE vehicle_id IN (SELECT id FROM vehicles WHERE vin = ?)", [normalized]

@@ -82,9 +82,11 @@ def _systemtime(fields: tuple[int, ...]) -> float:
     return stamp.timestamp()
 
 
-def _records(
-    buf: bytes, positions: np.ndarray, fields: dict[str, tuple[str | tuple[str, int], int]], itemsize: int
-) -> np.ndarray:
+# Record fields for ``_records``: name -> (numpy dtype, or (dtype, count) for an array; byte offset).
+_Fields = dict[str, tuple[str | tuple[str, int], int]]
+
+
+def _records(buf: bytes, positions: np.ndarray, fields: _Fields, itemsize: int) -> np.ndarray:
     """The records of ``itemsize`` bytes starting at ``positions``, as a structured array.
 
     The bytes are gathered through a view with one record per byte offset (plain bytes copy
@@ -428,8 +430,8 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> tuple[Fram
     width = 8
 
     for version, body in BODY_OFFSET.items():
-        common = {"tflags": ("<u4", 16), "ts": ("<u8", 24)}
-        groups = {
+        common: _Fields = {"tflags": ("<u4", 16), "ts": ("<u8", 24)}
+        groups: dict[int, tuple[_Fields, int]] = {
             CAN_MESSAGE: (
                 {
                     "ch": ("<u2", body),
@@ -553,6 +555,8 @@ def _extract(buf: bytes, positions: np.ndarray, start_time: float) -> tuple[Fram
     rows = slice(None) if keep.all() else np.flatnonzero(keep)
     chan = chan[rows]
     first = chan[0] if len(chan) else 0
+    numbers: np.ndarray
+    chan_index: np.ndarray
     if len(chan) and (chan == first).all():  # one channel: no sort needed
         numbers, chan_index = np.array([first]), np.zeros(len(chan), np.uint8)
     else:

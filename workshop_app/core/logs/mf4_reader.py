@@ -64,8 +64,9 @@ def _open(p: Path) -> Any:
     try:
         try:
             # process_bus_logging=False: asammdf would otherwise read every frame up front
-            # just to index the CAN ids, doubling the work.
-            mdf = MDF(p, process_bus_logging=False)
+            # just to index the CAN ids, doubling the work. (MDF documents this option and passes
+            # it on to MDF4, but asammdf's MdfKwargs type leaves it out.)
+            mdf = MDF(p, process_bus_logging=False)  # type: ignore[call-arg]
             mdf.configure(read_fragment_size=FRAGMENT_BYTES)
         except Exception as exc:  # asammdf raises many kinds on a damaged file
             failure = str(exc) or type(exc).__name__
@@ -126,7 +127,7 @@ def _read_groups(
 
     parts: list[FrameColumns] = []
     start = mdf.header.start_time.timestamp()
-    wanted: list[tuple[int, str, int]] = []
+    wanted: list[tuple[int, str, int, list[str]]] = []  # group index, kind, frames, channel names
     for index, group in enumerate(mdf.groups):
         cg = group.channel_group
         source = cg.acq_source
@@ -136,10 +137,15 @@ def _read_groups(
         if not source.source_type & Source.SOURCE_BUS or source.bus_type != Source.BUS_TYPE_CAN:
             continue
         names = {ch.name for ch in group.channels}
-        kind = next((k for k in _KINDS if k in names), None)
-        if kind is not None:
+        group_kind = next((k for k in _KINDS if k in names), None)
+        if group_kind is not None:
             wanted.append(
-                (index, kind, int(cg.cycles_nr), sorted(n for n in names if n.startswith(kind + ".")))
+                (
+                    index,
+                    group_kind,
+                    int(cg.cycles_nr),
+                    sorted(n for n in names if n.startswith(group_kind + ".")),
+                )
             )
     total = sum(n for _, _, n, _ in wanted)
     done = 0
@@ -247,7 +253,10 @@ def _group_columns(kind: str, samples: dict[str, np.ndarray], timestamps: np.nda
     payload = np.zeros((n, 8), np.uint8)
     if kind == "CAN_RemoteFrame":
         flags |= np.uint8(REMOTE)
-        length = _field(samples, kind, "DLC").astype(np.uint8)
+        dlc = _field(samples, kind, "DLC")
+        if dlc is None:
+            raise ValueError("remote frames without a DLC channel")
+        length = dlc.astype(np.uint8)
     else:
         if kind == "CAN_ErrorFrame":
             flags |= np.uint8(ERROR)

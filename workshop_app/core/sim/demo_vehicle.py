@@ -24,7 +24,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import can
 import cantools
 
 from workshop_app.core import bittiming
+from workshop_app.core.decode.numbers import decode_numbers
 from workshop_app.core.sim.faults import SignalValue, available_faults, get_fault
 from workshop_app.core.sim.vehicle_model import MESSAGES, VehicleModel, VehicleState
 
@@ -174,7 +175,11 @@ class DemoVehicle:
             dbc_path = demo_dbc_path()
         self.bus = bus
         self.dbc_path = Path(dbc_path)
-        self.db = cantools.database.load_file(str(self.dbc_path))
+        db = cantools.database.load_file(str(self.dbc_path))
+        if not isinstance(db, cantools.database.can.Database):
+            # load_file also reads diagnostic (CDD) databases, which have no messages to send
+            raise TypeError(f"{self.dbc_path} is not a CAN database")
+        self.db = db
         self.pace_bitrate = pace_bitrate
         self.data_bitrate = data_bitrate
         self.time_scale = float(time_scale)
@@ -187,6 +192,7 @@ class DemoVehicle:
         self._lock = threading.Lock()  # guards the model: vehicle thread vs. callers
         self._tx = self._build_tx()
         self._by_name = {tx.name: tx for tx in self._tx}
+        self._command: cantools.database.can.Message | None
         try:
             self._command = self.db.get_message_by_name("BODY_COMMAND")
         except KeyError:
@@ -393,7 +399,7 @@ class DemoVehicle:
         ):
             return
         try:
-            request = cmd.decode(bytes(msg.data), decode_choices=False, allow_truncated=True)
+            request = decode_numbers(cmd, bytes(msg.data), allow_truncated=True)
         except Exception:  # a malformed command is ignored, as an ECU would
             return
         if not request:
@@ -664,7 +670,7 @@ class _Filler:
         return can.Message(arbitration_id=FILLER_IDS[seq % len(FILLER_IDS)], is_extended_id=False, data=data)
 
 
-def _flatten(names: list[Any]) -> list[str]:
+def _flatten(names: Sequence[object]) -> list[str]:
     """Signal names of a cantools signal tree node (nested muxes are flattened)."""
     out: list[str] = []
     for n in names:

@@ -15,6 +15,7 @@ import threading
 import time
 
 import can
+from can.notifier import MessageRecipient
 
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.errors import SourceError
@@ -208,7 +209,7 @@ class AdapterSource(FrameSource):
             break
         self._watch_loop()
 
-    def _connect(self, listeners: list[can.Listener]) -> tuple[can.BusABC, can.Notifier, int]:
+    def _connect(self, listeners: list[MessageRecipient]) -> tuple[can.BusABC, can.Notifier, int]:
         generation = self._generation + 1
         bus = open_bus(
             self.config,
@@ -235,12 +236,12 @@ class AdapterSource(FrameSource):
                 log.warning("%s: reconnection attempt still running after stop()", self.describe())
         self._drop_link()
 
-    def _drop_link(self) -> list[can.Listener]:
+    def _drop_link(self) -> list[MessageRecipient]:
         """Stop the Notifier and close the bus; returns the listeners others had added."""
         with self._link_lock:
             notifier, bus = self._notifier, self._bus
             self._notifier = self._bus = None
-        others: list[can.Listener] = []
+        others: list[MessageRecipient] = []
         if notifier is not None:
             others = [x for x in notifier.listeners if not isinstance(x, _RingListener)]
             notifier.stop()
@@ -284,7 +285,7 @@ class AdapterSource(FrameSource):
             if not self._reconnect(reason, listeners):
                 return
 
-    def _reconnect(self, reason: str, listeners: list[can.Listener]) -> bool:
+    def _reconnect(self, reason: str, listeners: list[MessageRecipient]) -> bool:
         """Retry until the bus is back (True) or stop() was called (False)."""
         attempt = 0
         while not self._halt.wait(self.retry_interval):

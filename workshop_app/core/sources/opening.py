@@ -17,6 +17,7 @@ import logging
 import socket
 import threading
 import time
+from typing import Any, cast
 
 import can
 from can.interfaces.socketcand import SocketCanDaemonBus
@@ -143,16 +144,18 @@ def _construct(config: BusConfig, connect_timeout: float, extra: dict[str, objec
     if config.interface == "socketcand":
         _check_server_reachable(config, connect_timeout)
         kwargs = config.bus_kwargs()
-        kwargs.pop("interface")
+        rest = {k: v for k, v in kwargs.items() if k not in ("interface", "channel", "host", "port")}
         return DeadlineSocketcandBus(
-            str(kwargs.pop("channel")),
-            str(kwargs.pop("host", "127.0.0.1")),
-            int(kwargs.pop("port", 29536)),  # type: ignore[call-overload]
+            str(kwargs["channel"]),
+            str(kwargs.get("host", "127.0.0.1")),
+            int(kwargs.get("port", 29536)),
             handshake_timeout=connect_timeout,
-            **kwargs,
+            **rest,
             **extra,
         )
-    return can.Bus(**config.bus_kwargs(), **extra)
+    # ``extra`` holds interface-specific options passed through unchecked; can.Bus takes them
+    # as ``**kwargs: Any``, but mypy would match them against its named parameters too.
+    return can.Bus(**config.bus_kwargs(), **cast("dict[str, Any]", extra))
 
 
 class _Opening:

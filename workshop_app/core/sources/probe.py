@@ -11,6 +11,7 @@ bitrate is wrong, which disturbs every ECU on a running car's bus.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import threading
 import time
@@ -163,11 +164,12 @@ def _bus_state(bus: can.BusABC) -> str | None:
 
 
 def _error_counters(bus: can.BusABC, interface: str) -> tuple[int, int] | None:
-    reader = ERROR_COUNTER_READERS.get(interface) or getattr(bus, "error_counters", None)
+    known = ERROR_COUNTER_READERS.get(interface)
+    reader = getattr(bus, "error_counters", None) if known is None else functools.partial(known, bus)
     if not callable(reader):
         return None
     try:
-        tx, rx = reader(bus) if interface in ERROR_COUNTER_READERS else reader()
+        tx, rx = reader()
         return int(tx), int(rx)
     except Exception:
         return None
