@@ -20,7 +20,7 @@ from workshop_app.cli import main
 from workshop_app.core.capture.mf4_writer import UNFINISHED_ID
 from workshop_app.core.errors import LogFileError
 from workshop_app.core.logs.mf4_recover import inspect_mf4, is_unfinished_recording
-from workshop_app.core.logs.reader import read_columns
+from workshop_app.core.logs.reader import read_log
 
 REPO = Path(__file__).resolve().parents[1]
 FLUSHES = 4
@@ -64,8 +64,9 @@ def test_killed_recording_reads_as_it_is_and_repair_finishes_it(tmp_path: Path, 
 
     # python-can (asammdf) reads it as it is; ours reads it through a finished copy.
     assert _as_tuples(_python_can(path)) == expected
-    columns = read_columns(path)
-    assert len(columns) == len(expected)
+    read = read_log(path)
+    assert len(read.frames) == len(expected)
+    assert read.damaged == 1 and "unfinished MF4 recording" in str(read.notes[0])  # said, not hidden
     assert path.read_bytes() == before, "reading changed the user's file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.mf4"], "a copy was left behind"
 
@@ -114,7 +115,7 @@ def test_repair_cuts_a_damaged_chain_keeps_a_backup_and_readers_agree(
     assert check.needs_repair and check.problems
 
     # Readers get the good part, through a repaired copy; the damaged file stays as it is.
-    read = read_columns(path) if damage == "cut" else None
+    read = read_log(path).frames if damage == "cut" else None
     assert path.read_bytes() == damaged
 
     assert main(["repair", str(path)]) == 0

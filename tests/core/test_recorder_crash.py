@@ -26,7 +26,7 @@ import pytest
 from helpers.numbered_feed import KEPT, sequence_numbers, served_feed, start_recording
 from helpers.waiting import wait_for
 
-from workshop_app.core.logs.reader import read_columns
+from workshop_app.core.logs.reader import read_columns, read_log
 
 RATE = 2_000  # frames/s: a busy bus, well within what one socketcand link carries here
 GRACE = 1.0  # seconds before the kill whose frames may be missing
@@ -94,7 +94,7 @@ def test_kill_9_keeps_all_but_the_last_second(tmp_path: Path, suffix: str, kills
         extra = {p.name for p in tmp_path.iterdir()} - {f"drive{i}{suffix}" for i in range(attempt + 1)}
         assert extra <= {f"drive{i}{suffix}{j}" for i in range(attempt + 1) for j in ("-wal", "-shm")}, extra
 
-        ours = sequence_numbers(read_columns(path).payload)
+        ours = sequence_numbers(read_log(path).frames.payload)
         theirs = _python_can_sequence(path)
         where = f"{path.name} killed {after:.2f} s in"
         _assert_unbroken(ours, f"{where} (our reader)")
@@ -157,7 +157,7 @@ def test_write_error_stops_recording_plainly_and_capture_goes_on(
     assert proc.returncode == 1
     kept = int(KEPT.search(message).group(1))  # type: ignore[union-attr]
     assert kept > 0 and path.stat().st_size <= limit
-    ours = sequence_numbers(read_columns(path).payload)
+    ours = sequence_numbers(read_log(path).frames.payload)
     _assert_unbroken(ours, path.name)
     assert len(ours) == kept, f"the message says {kept} frames, the file holds {len(ours)}"
     assert np.array_equal(ours, _python_can_sequence(path))

@@ -99,6 +99,11 @@ def read_log(path: str | Path, *, progress: Progress | None = None, cancel: Canc
     elif suffix == ".mf4" and p.suffix.lower() == ".mf4":
         # A recording of ours cut off by a crash: read as it is, or through a repaired copy.
         with readable_mf4(p) as source:
+            if source != p:  # say so: the user may not know the recorder never closed it
+                notes.damage(
+                    "unfinished MF4 recording (still being written, or its recorder was killed): "
+                    "read as far as it was flushed; `workshop repair` finishes the file"
+                )
             frames = read_mf4(source, progress=progress, cancel=cancel, notes=notes)
     else:
         messages: list[can.Message] = []
