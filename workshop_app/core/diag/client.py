@@ -10,6 +10,7 @@ plain problems, and every negative response turned into a ``DiagError`` that say
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -171,6 +172,9 @@ class EcuClient:
             }
         )
         self.client = Client(self._conn, config=config)
+        # Every failure udsoncan logs it also raises, and we report it once in plain words;
+        # its own "[TimeoutException] : ..." lines would reach the terminal as raw noise.
+        self.client.logger.setLevel(logging.CRITICAL)
 
     def _extended_sizes(self) -> int:
         if self.spec is None or not self.spec.extended_records:
