@@ -1,0 +1,1 @@
+"""Software updates: verified packages (TUF/Uptane), the UDS programming sequence, audit."""
