@@ -170,6 +170,66 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
 
 
+def _add_package_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    pkg = sub.add_parser("package", help="publisher side: build and sign update packages (docs/updates.md)")
+    psub = pkg.add_subparsers(dest="package_action", metavar="ACTION", required=True)
+
+    def folder(p: argparse.ArgumentParser) -> None:
+        p.add_argument("dir", type=Path, help="the package folder")
+        p.add_argument("--keys", type=Path, help="private key folder (default DIR/keys)")
+
+    p = psub.add_parser("init", help="make the image and director repositories with fresh Ed25519 keys")
+    folder(p)
+    p.add_argument("--threshold", type=int, default=1, help="keys per role, all required (default 1)")
+    p.add_argument("--expires", type=float, default=365, help="days until the metadata expires (default 365)")
+    p = psub.add_parser("add", help="add an ECU image (Intel HEX, S-record or raw binary) as a target")
+    folder(p)
+    p.add_argument("image", type=Path)
+    p.add_argument("--ecu", required=True, help="ECU name, as in the vehicle description (e.g. ECM)")
+    p.add_argument("--version", required=True, help="software version the ECU reports after the flash")
+    p.add_argument("--release-counter", type=int, required=True, help="monotonic release number")
+    p.add_argument("--hardware", required=True, help="allowed hardware numbers, comma separated")
+    p.add_argument("--min-bootloader", help="lowest bootloader version that can take this image")
+    p.add_argument("--depends", action="append", default=[], metavar="ECU>=V", help="repeatable")
+    p.add_argument("--address", help="load address of a raw binary (e.g. 0x8000)")
+    p.add_argument("--name", help="target name (default ECU-VERSION.ext)")
+    p = psub.add_parser("assign", help="director: which targets a VIN gets")
+    folder(p)
+    p.add_argument("--vin", required=True)
+    p.add_argument("targets", nargs="+", help="target names from the image repository")
+    p.add_argument(
+        "--allow-downgrade", action="append", default=[], metavar="ECU", help="signed downgrade grant"
+    )
+    for action in ("sign", "publish"):
+        p = psub.add_parser(action, help="new versions, expiry and signatures of snapshot and timestamp")
+        folder(p)
+        p.add_argument("--expires", type=float, help="days until targets, snapshot and timestamp expire")
+        p.add_argument(
+            "--archive", type=Path, help="also write the shippable package (.tar, .tar.gz; no keys)"
+        )
+    p = psub.add_parser(
+        "inspect", help="targets and custom fields of a package folder or archive (unverified)"
+    )
+    p.add_argument("package", type=Path)
+    p.add_argument("--json", action="store_true")
+
+
+def _add_update_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    upd = sub.add_parser("update", help="software updates: trust a manufacturer, verify a package for a car")
+    usub = upd.add_subparsers(dest="update_action", metavar="ACTION", required=True)
+    p = usub.add_parser("trust", help="trust these root files (given by the manufacturer) from now on")
+    p.add_argument("--image-root", type=Path, required=True)
+    p.add_argument("--director-root", type=Path, required=True)
+    p = usub.add_parser("check", help="verify a package for a car and show what would change (sends nothing)")
+    p.add_argument("package", help="package folder, .tar/.tar.gz/.zip archive, or http(s):// URL")
+    p.add_argument("--vin")
+    p.add_argument("--facts", type=Path, help="JSON file with the car's VIN and per-ECU facts")
+    p.add_argument(
+        "--ecu", action="append", default=[], metavar="NAME:HW:BOOT:VERSION:COUNTER", help="one ECU's facts"
+    )
+    p.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workshop",
@@ -352,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_dtc_parser(sub)
+    _add_package_parser(sub)
+    _add_update_parser(sub)
 
     p = sub.add_parser("info", help="describe a signal database and every loading warning")
     p.add_argument("database", type=Path)
