@@ -28,6 +28,8 @@ OUR_TABLES = {
     "dtc_events",
     "clears",
     "recording_gaps",
+    "flash_journal",
+    "flash_audit",
 }
 
 
@@ -207,6 +209,15 @@ def _v4_recording_gaps(db: Database) -> None:
     db.table("recording_gaps").create_index(["recording_id"])
 
 
+def _v5_flash_journal_and_audit(db: Database) -> None:
+    # Open flash jobs (resume after a crash) and the hash-chained audit trail (core/history/audit.py).
+    from workshop_app.core.history.audit import create_audit_table
+    from workshop_app.core.update.journal import create_journal_table
+
+    create_journal_table(db)
+    create_audit_table(db)
+
+
 # (version, description, migration); versions are 1, 2, 3, ... without gaps.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Database], None]], ...] = (
     (1, "vehicles and recordings", _v1_vehicles_and_recordings),
@@ -221,6 +232,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Database], None]], ...] = (
         _v3_scans_dtcs_and_clears,
     ),
     (4, "link gaps of recordings (lost and reconnected connections)", _v4_recording_gaps),
+    (5, "flash journal (resumable ECU programming) and hash-chained flash audit", _v5_flash_journal_and_audit),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -1,0 +1,557 @@
+"""The flash job: program one ECU with a :class:`FlashImage` over UDS (ISO 14229), safely.
+
+Runs on a connection's bus and notifier through the diagnostic client (``core/diag/client.py``:
+can-isotp on the capture's notifier, udsoncan, TesterPresent kept up by the client while a
+non-default session is open). The sequence::
+
+    preconditions (battery ≥ 12 V, vehicle speed 0, engine off; routine 0x0203)
+    extended session → ControlDTCSetting off → CommunicationControl disable (0x28 03 01)
+    programming session → SecurityAccess 0x11/0x12 → erase (0x31 FF00, NRC 0x78 waited out)
+    per segment: RequestDownload (block length from the ECU) → TransferData … → RequestTransferExit
+    check memory (0x0202, CRC-32) → check dependencies (0xFF01)
+    write 0xF189 and 0xF1B0 → ECUReset → read back and compare
+    extended session → communication and DTC setting restored → default session
+
+Every acknowledged block is written to the flash journal before the next one is sent, so a
+cancel or a killed tool leaves a state :meth:`FlashJob.run` with ``resume=`` continues from.
+A check routine that fails, or answers anything but "ok", ends the job as failed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import can
+import udsoncan
+from udsoncan.common.MemoryLocation import MemoryLocation
+
+from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
+from workshop_app.core.history.audit import AuditEntry, AuditTrail, audit_time
+from workshop_app.core.update import protocol as p
+from workshop_app.core.update.image import FlashImage
+from workshop_app.core.update.journal import FlashJournal, JournalEntry
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total) as gui/workers.py's Job
+
+DID_BATTERY = 0xF1A1  # uint16, 0.001 V
+DID_ENGINE_SPEED = 0x1001  # uint16, 0.25 rpm
+DID_VEHICLE_SPEED = 0x1003  # uint8, km/h
+ISOTP_CLASSIC_MAX = 4095  # largest classic ISO-TP message without the 32-bit length escape
+NOT_THERE = (0x11, 0x31, 0x7F)  # service / identifier not supported (in this session)
+
+
+class FlashError(DiagError):
+    """The flash could not go on; ``refused`` is True when nothing was written yet."""
+
+    def __init__(self, message: str, *, refused: bool = False, nrc: int | None = None) -> None:
+        super().__init__(message, nrc=nrc, kind="flash")
+        self.refused = refused
+
+
+class _Bytes(udsoncan.DidCodec):
+    """Raw bytes of a DID, whatever its length (the flash job decodes what it needs itself)."""
+
+    def encode(self, *values: Any) -> bytes:
+        return bytes(values[0])
+
+    def decode(self, data: bytes) -> Any:
+        return bytes(data)
+
+    def __len__(self) -> int:
+        raise udsoncan.DidCodec.ReadAllRemainingData
+
+
+@dataclass
+class FlashOptions:
+    """How to flash; the defaults are the demo vehicle's."""
+
+    vin: str = ""
+    algorithm: str = "demo"  # key of protocol.SEED_KEY_ALGORITHMS
+    min_battery_v: float = 12.0
+    erase_timeout_s: float = 120.0  # the whole erase, NRC 0x78 included
+    block_retries: int = 3  # resends of one block after a lost answer (same counter)
+    reset_wait_s: float = 10.0  # how long the ECU may take to answer again after ECUReset
+    image_path: str = ""  # recorded in the journal so `workshop update resume` can reload it
+    p2_timeout_s: float = 1.0
+
+
+@dataclass
+class FlashResult:
+    """How the attempt ended; ``result`` is 'success', 'failed', 'refused' or 'cancelled'."""
+
+    ecu: str
+    result: str
+    error: str = ""
+    from_version: str = ""
+    to_version: str = ""
+    seconds: float = 0.0
+    bytes_sent: int = 0
+    total_bytes: int = 0
+    journal_id: int | None = None
+    resumed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "success"
+
+
+def next_counter(counter: int) -> int:
+    """TransferData's block sequence counter after ``counter``: 1, 2, … 0xFF, 0x00, 0x01 …"""
+    return (counter + 1) & 0xFF
+
+
+def _ascii(raw: bytes) -> str:
+    return raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
+
+
+class FlashJob:
+    """Program ``image`` into the ECU at ``address``; one job per attempt, run on one thread.
+
+    >>> job = FlashJob(bus, notifier, EcuAddress(0x7E0, 0x7E8), image, journal=j, audit=a)  # doctest: +SKIP
+    >>> job.run(progress=None, cancel=threading.Event()).ok                                  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        bus: can.BusABC,
+        notifier: can.Notifier,
+        address: EcuAddress,
+        image: FlashImage,
+        *,
+        journal: FlashJournal | None = None,
+        audit: AuditTrail | None = None,
+        options: FlashOptions | None = None,
+        resume: JournalEntry | None = None,
+    ) -> None:
+        self.bus = bus
+        self.notifier = notifier
+        self.address = address
+        self.image = image
+        self.journal = journal
+        self.audit = audit
+        self.options = options or FlashOptions()
+        self.resume_from = resume
+        if self.options.algorithm not in p.SEED_KEY_ALGORITHMS:
+            known = ", ".join(sorted(p.SEED_KEY_ALGORITHMS))
+            raise FlashError(f"unknown seed/key algorithm {self.options.algorithm!r} (known: {known})")
+        if resume is not None and resume.target_hash != image.target_hash:
+            raise FlashError(
+                f"journal entry {resume.id} was for image {resume.target_hash[:12]}…, "
+                f"not {image.target_hash[:12]}… ({image.target_name}): restart the flash instead"
+            )
+        self._entry: int | None = None
+        self._progress: Progress = lambda _phase, _done, _total: None
+        self._sent = 0
+
+    # --- the job ----------------------------------------------------------------------------
+    def run(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> FlashResult:
+        """Flash (or resume); never raises for ECU or link failures: they are in the result."""
+        cancel = cancel or threading.Event()
+        self._progress = progress or self._progress
+        started = time.time()
+        t0 = time.monotonic()
+        result = FlashResult(self.image.ecu, "failed", total_bytes=self.image.size)
+        result.to_version = self.image.software_version
+        result.resumed = self.resume_from is not None
+        with EcuClient(
+            self.bus, self.notifier, self.address, name=self.image.ecu, timeout=self.options.p2_timeout_s
+        ) as client:
+            dids = dict(client.client.config["data_identifiers"])
+            dids.update({did: _Bytes() for did in self._dids()})
+            client.client.set_config("data_identifiers", dids)
+            try:
+                self._flash(client, result, cancel)
+            except FlashError as exc:
+                result.result = "refused" if exc.refused else "failed"
+                result.error = str(exc)
+            except DiagError as exc:
+                result.error = str(exc)
+            except _Cancelled:
+                result.result = "cancelled"
+                result.error = "cancelled by the user; the ECU waits in its bootloader for a resume"
+            result.notes.extend(client.problems)
+            if result.result not in ("success", "cancelled", "refused"):
+                self._try_restore(client)
+        result.seconds = time.monotonic() - t0
+        result.bytes_sent = self._sent
+        result.journal_id = self._entry
+        if self.journal is not None and self._entry is not None:
+            entry = self.journal.get(self._entry)
+            # A cancelled or failed download stays open (resumable); other ends close it.
+            if result.ok or result.result == "refused" or entry is None or not entry.resumable:
+                self.journal.close_entry(self._entry, result.result)
+        if self.audit is not None:
+            self.audit.append(
+                AuditEntry(
+                    ecu=self.image.ecu,
+                    result=result.result,
+                    duration_s=round(result.seconds, 3),
+                    vin=self.options.vin,
+                    from_version=result.from_version,
+                    to_version=result.to_version,
+                    target_hash=self.image.target_hash,
+                    error=result.error,
+                    time=audit_time(started),
+                )
+            )
+        return result
+
+    def _dids(self) -> tuple[int, ...]:
+        return (
+            DID_BATTERY,
+            DID_ENGINE_SPEED,
+            DID_VEHICLE_SPEED,
+            p.DID_APP_SOFTWARE,
+            p.DID_RELEASE_COUNTER,
+            p.DID_APP_VALID,
+            p.DID_BOOT_SOFTWARE,
+            p.DID_HARDWARE,
+        )
+
+    def _flash(self, client: EcuClient, result: FlashResult, cancel: threading.Event) -> None:
+        resume = self.resume_from
+        result.from_version = resume.from_version if resume else self._read_text(client, p.DID_APP_SOFTWARE)
+        self._phase("preconditions")
+        self._preconditions(client)
+        if self.journal is not None:
+            if resume is not None:
+                self._entry = resume.id
+            else:
+                self._entry = self.journal.open_entry(
+                    vin=self.options.vin,
+                    ecu=self.image.ecu,
+                    target_name=self.image.target_name,
+                    target_hash=self.image.target_hash,
+                    image_path=self.options.image_path,
+                    image_crc=self.image.crc32(),
+                    total_bytes=self.image.size,
+                    from_version=result.from_version,
+                    to_version=self.image.software_version,
+                )
+        if resume is None:  # a resume keeps the journal's download state until new blocks land
+            self._step("preconditions")
+        self._phase("programming session")
+        client.change_session(p.EXTENDED_SESSION)
+        self._optional(client, result, "DTC setting off", client.client.control_dtc_setting, 0x02)
+        self._optional(
+            client, result, "communication disable", client.client.communication_control, 0x03, 0x01
+        )
+        client.change_session(p.PROGRAMMING_SESSION)
+        self._unlock(client)
+        start = self._resume_point(client, result)
+        if start is None:
+            self._step("programming")
+            self._erase(client, cancel)
+            start = (0, 0)
+        try:
+            self._download(client, cancel, *start)
+        except _ResumeRefused as exc:
+            result.notes.append(f"restarted from the erase: {exc}")
+            self._sent = 0
+            self._erase(client, cancel)
+            self._download(client, cancel, 0, 0)
+        self._step("downloaded")
+        self._checks(client)
+        self._step("checked")
+        self._write_version(client)
+        self._step("version-written")
+        self._phase("reset")
+        self._call(client, "ECU reset", client.client.ecu_reset, 0x01)
+        self._step("reset")
+        self._confirm(client)
+        self._restore(client, result)
+        self._step("done")
+        result.result = "success"
+        self._phase("done")
+
+    # --- steps -------------------------------------------------------------------------------
+    def _preconditions(self, client: EcuClient) -> None:
+        """Refuse (nothing sent beyond reads and the check routine) unless the car is safe to flash."""
+        confirmed = False
+        battery = self._read_optional(client, DID_BATTERY)
+        if battery is not None:
+            volts = int.from_bytes(battery[:2], "big") * 0.001
+            if volts < self.options.min_battery_v:
+                raise FlashError(
+                    f"{self.image.ecu}: battery at {volts:.2f} V (DID 0xF1A1), flashing needs at least "
+                    f"{self.options.min_battery_v:.1f} V: connect a charger",
+                    refused=True,
+                )
+            confirmed = True
+        speed = self._read_optional(client, DID_VEHICLE_SPEED)
+        if speed is not None and speed[0] != 0:
+            raise FlashError(
+                f"{self.image.ecu}: vehicle moving at {speed[0]} km/h (DID 0x1003): stop it", refused=True
+            )
+        rpm = self._read_optional(client, DID_ENGINE_SPEED)
+        if rpm is not None and int.from_bytes(rpm[:2], "big") != 0:
+            value = int.from_bytes(rpm[:2], "big") * 0.25
+            raise FlashError(
+                f"{self.image.ecu}: engine running at {value:.0f} rpm (DID 0x1001): switch it off",
+                refused=True,
+            )
+        try:
+            response = client.call(
+                "check programming preconditions",
+                client.client.start_routine,
+                p.ROUTINE_CHECK_PROGRAMMING_PRECONDITIONS,
+            )
+        except DiagError as exc:
+            if exc.nrc not in NOT_THERE:
+                raise FlashError(str(exc), refused=True, nrc=exc.nrc) from None
+        else:
+            status = bytes(response.service_data.routine_status_record or b"")
+            if not status or status[0] != p.ROUTINE_OK:
+                code = f"0x{status[0]:02X}" if status else "none"
+                raise FlashError(
+                    f"{self.image.ecu}: the ECU refuses programming (preconditions routine 0x0203 "
+                    f"answered reason {code})",
+                    refused=True,
+                )
+            confirmed = True
+        if not confirmed:
+            raise FlashError(
+                f"{self.image.ecu}: cannot confirm the battery voltage (no DID 0xF1A1, no routine 0x0203)",
+                refused=True,
+            )
+
+    def _unlock(self, client: EcuClient) -> None:
+        level = p.PROGRAMMING_SECURITY_LEVEL
+        response = self._call(client, "security seed", client.client.request_seed, level)
+        seed = bytes(response.service_data.seed)
+        if any(seed):  # an all-zero seed means: already unlocked
+            key = p.SEED_KEY_ALGORITHMS[self.options.algorithm](seed)
+            self._call(client, "security key", client.client.send_key, level + 1, key)
+
+    def _resume_point(self, client: EcuClient, result: FlashResult) -> tuple[int, int] | None:
+        """(segment, offset) to continue from, or None to erase and start over."""
+        entry = self.resume_from
+        if entry is None:
+            return None
+        valid = self._read_optional(client, p.DID_APP_VALID)
+        if not entry.resumable or valid is None or valid[:1] != b"\x00":
+            why = (
+                "the journal is past the download"
+                if not entry.resumable
+                else "the ECU does not report a partial image"
+            )
+            result.notes.append(f"restarted from the erase: {why}")
+            return None
+        result.notes.append(
+            f"resumed at segment {entry.segment} offset {entry.offset} ({entry.bytes_done} of {entry.total_bytes} bytes)"
+        )
+        self._sent = entry.bytes_done
+        return entry.segment, entry.offset
+
+    def _erase(self, client: EcuClient, cancel: threading.Event) -> None:
+        segments = self.image.segments
+        timeout = client.client.config["request_timeout"]
+        # udsoncan's overall timeout runs through NRC 0x78s: a slow erase needs it long.
+        client.client.set_config("request_timeout", self.options.erase_timeout_s)
+        try:
+            for i, segment in enumerate(segments):
+                self._check_cancel(cancel)
+                self._phase("erase", i, len(segments))
+                record = bytes([p.ADDRESS_AND_LENGTH_FORMAT]) + segment.address.to_bytes(4, "big")
+                record += len(segment.data).to_bytes(4, "big")
+                response = self._call(
+                    client,
+                    f"erase 0x{segment.address:08X}",
+                    client.client.start_routine,
+                    p.ROUTINE_ERASE_MEMORY,
+                    record,
+                )
+                self._routine_ok(response, f"erase of 0x{segment.address:08X}", required=False)
+        finally:
+            client.client.set_config("request_timeout", timeout)
+        self._step("erased")
+        if self.journal is not None and self._entry is not None:
+            self.journal.acknowledged(self._entry, 0, 0, 1, 0)
+
+    def _download(self, client: EcuClient, cancel: threading.Event, first: int, offset: int) -> None:
+        """Segments from ``first`` (its bytes from ``offset``): each its own 0x34 … 0x36 … 0x37."""
+        total = self.image.size
+        for index in range(first, len(self.image.segments)):
+            segment = self.image.segments[index]
+            start = offset if index == first else 0
+            counter = 1  # every RequestDownload starts the block sequence at 0x01 (ISO 14229-1)
+            address = segment.address + start
+            remaining = segment.data[start:]
+            if not remaining:
+                continue
+            location = MemoryLocation(address, len(remaining), address_format=32, memorysize_format=32)
+            try:
+                response = self._call(
+                    client, f"request download at 0x{address:08X}", client.client.request_download, location
+                )
+            except DiagError as exc:
+                if self.resume_from is not None and index == first and start > 0 and exc.nrc is not None:
+                    raise _ResumeRefused(f"the ECU refused to continue at 0x{address:08X} ({exc})") from None
+                raise
+            max_length = int(response.service_data.max_length)
+            block = min(max_length, ISOTP_CLASSIC_MAX) - 2  # minus SID and block counter
+            if block <= 0:
+                raise FlashError(
+                    f"{self.image.ecu}: the ECU allows blocks of {max_length} bytes: nothing fits"
+                )
+            done = start
+            while done < len(segment.data):
+                self._check_cancel(cancel)
+                chunk = segment.data[done : done + block]
+                self._transfer(client, counter, chunk, segment.address + done)
+                done += len(chunk)
+                self._sent += len(chunk)
+                counter = next_counter(counter)
+                if self.journal is not None and self._entry is not None:
+                    self.journal.acknowledged(self._entry, index, done, counter, self._sent)
+                self._phase("download", self._sent, total)
+            self._call(client, "request transfer exit", client.client.request_transfer_exit)
+            # The next segment begins at its own start: the journal says so before it is requested.
+            if self.journal is not None and self._entry is not None and index + 1 < len(self.image.segments):
+                self.journal.acknowledged(self._entry, index + 1, 0, 1, self._sent)
+
+    def _transfer(self, client: EcuClient, counter: int, chunk: bytes, address: int) -> None:
+        """One TransferData block; a lost answer resends the same block with the same counter."""
+        for attempt in range(self.options.block_retries + 1):
+            try:
+                client.call(
+                    f"transfer data block {counter} at 0x{address:08X}",
+                    client.client.transfer_data,
+                    counter,
+                    chunk,
+                )
+                return
+            except DiagError as exc:
+                if exc.kind != "timeout" or attempt == self.options.block_retries:
+                    raise FlashError(f"{exc}; the flash stops here and can be resumed", nrc=exc.nrc) from None
+                client.problems.append(f"block {counter} at 0x{address:08X}: no answer, sent again")
+
+    def _checks(self, client: EcuClient) -> None:
+        self._phase("check memory")
+        crc = self.image.crc32().to_bytes(4, "big")
+        response = self._call(
+            client, "check memory", client.client.start_routine, p.ROUTINE_CHECK_MEMORY, crc
+        )
+        self._routine_ok(response, f"memory check (CRC-32 0x{crc.hex().upper()})")
+        self._phase("check dependencies")
+        response = self._call(
+            client, "check dependencies", client.client.start_routine, p.ROUTINE_CHECK_DEPENDENCIES
+        )
+        self._routine_ok(response, "dependency check")
+
+    def _write_version(self, client: EcuClient) -> None:
+        version = self.image.software_version.encode("ascii", errors="replace")[:8].ljust(8, b" ")
+        self._call(
+            client,
+            "write software version",
+            client.client.write_data_by_identifier,
+            p.DID_APP_SOFTWARE,
+            version,
+        )
+        counter = self.image.release_counter.to_bytes(4, "big")
+        self._call(
+            client,
+            "write release counter",
+            client.client.write_data_by_identifier,
+            p.DID_RELEASE_COUNTER,
+            counter,
+        )
+
+    def _confirm(self, client: EcuClient) -> None:
+        """After the reset: the ECU answers again and reports the new version and counter."""
+        self._phase("confirm")
+        deadline = time.monotonic() + self.options.reset_wait_s
+        while True:
+            try:
+                version = self._read_text(client, p.DID_APP_SOFTWARE, required=True)
+                counter = client.call("read release counter", client.read_did, p.DID_RELEASE_COUNTER)
+                break
+            except DiagError:
+                if time.monotonic() > deadline:
+                    raise FlashError(
+                        f"{self.image.ecu}: no answer within {self.options.reset_wait_s:.0f} s after the reset"
+                    ) from None
+                time.sleep(0.2)
+        expected = self.image.software_version[:8].strip()
+        if version != expected or int.from_bytes(bytes(counter)[:4], "big") != self.image.release_counter:
+            raise FlashError(
+                f"{self.image.ecu}: after the reset the ECU reports version {version!r} release "
+                f"{int.from_bytes(bytes(counter)[:4], 'big')}, expected {expected!r} release {self.image.release_counter}"
+            )
+
+    def _restore(self, client: EcuClient, result: FlashResult) -> None:
+        client.change_session(p.EXTENDED_SESSION)
+        self._optional(
+            client, result, "communication enable", client.client.communication_control, 0x00, 0x01
+        )
+        self._optional(client, result, "DTC setting on", client.client.control_dtc_setting, 0x01)
+        client.change_session(p.DEFAULT_SESSION)
+
+    def _try_restore(self, client: EcuClient) -> None:
+        """After a failure before the download: give the car its communication back, best effort."""
+        try:
+            entry = self.journal.get(self._entry) if self.journal and self._entry else None
+            if entry is not None and entry.step not in ("started", "preconditions"):
+                return  # the ECU is in its bootloader now: it restores itself on its next start
+            client.client.communication_control(0x00, 0x01)
+            client.client.control_dtc_setting(0x01)
+        except Exception:  # the failure already reported matters more than this
+            pass
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _call(self, client: EcuClient, action: str, fn: Any, *args: Any) -> Any:
+        return client.call(action, fn, *args)
+
+    def _optional(self, client: EcuClient, result: FlashResult, action: str, fn: Any, *args: Any) -> None:
+        """A service some ECUs lack (answered "not supported"): noted, not fatal."""
+        try:
+            client.call(action, fn, *args)
+        except DiagError as exc:
+            if exc.nrc not in NOT_THERE:
+                raise
+            result.notes.append(f"{action}: not supported by the ECU")
+
+    def _read_optional(self, client: EcuClient, did: int) -> bytes | None:
+        try:
+            return bytes(client.call(f"read DID 0x{did:04X}", client.read_did, did))
+        except DiagError as exc:
+            if exc.nrc in NOT_THERE:
+                return None
+            raise FlashError(str(exc), refused=self._entry is None, nrc=exc.nrc) from None
+
+    def _read_text(self, client: EcuClient, did: int, *, required: bool = False) -> str:
+        if required:
+            return _ascii(bytes(client.read_did(did)))
+        raw = self._read_optional(client, did)
+        return _ascii(raw) if raw is not None else ""
+
+    def _routine_ok(self, response: Any, what: str, *, required: bool = True) -> None:
+        """A check passes only on status 0x00; the erase may answer without a status record."""
+        status = bytes(response.service_data.routine_status_record or b"")
+        if (required and not status) or (status and status[0] != p.ROUTINE_OK):
+            code = f"0x{status[0]:02X}" if status else "no status"
+            raise FlashError(f"{self.image.ecu}: {what} failed (routine answered {code})")
+
+    def _check_cancel(self, cancel: threading.Event) -> None:
+        if cancel.is_set():
+            raise _Cancelled
+
+    def _step(self, step: str) -> None:
+        if self.journal is not None and self._entry is not None:
+            self.journal.step(self._entry, step)
+
+    def _phase(self, phase: str, done: int = 0, total: int = 0) -> None:
+        self._progress(phase, done, total)
+
+
+class _Cancelled(Exception):
+    """The cancel event was seen between two steps or blocks."""
+
+
+class _ResumeRefused(Exception):
+    """The ECU would not take a download starting mid-segment: erase and start over."""
