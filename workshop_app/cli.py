@@ -210,7 +210,7 @@ def _add_package_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
     p = psub.add_parser(
         "inspect", help="targets and custom fields of a package folder or archive (unverified)"
     )
-    p.add_argument("package", type=Path)
+    p.add_argument("package", help="package folder, archive, or http(s):// URL")
     p.add_argument("--json", action="store_true")
 
 

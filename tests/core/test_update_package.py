@@ -156,3 +156,14 @@ def test_segments_match_the_signed_custom_fields(tmp_path: Path) -> None:
     director = json.loads((tmp_path / "pkg/director/metadata/targets.json").read_text())["signed"]["targets"]
     assert director[f"{VIN}/ECM-2.1.hex"]["hashes"] == targets["ECM-2.1.hex"]["hashes"]
     assert repo.trusted_root("image").is_file()
+
+
+def test_inspect_over_http(tmp_path: Path, http_root: tuple[Path, str]) -> None:
+    from workshop_app.core.update.inspect import inspect_package
+
+    served, url = http_root
+    build_package(served / "pkg")
+    info = inspect_package(f"{url}/pkg")
+    assert info["verified"] is False and info["archive"] is False
+    assert info["image"]["targets"]["BCM-1.1.bin"]["custom"]["address"] == BCM_ADDRESS
+    assert set(info["director"]["targets"]) == {f"{VIN}/ECM-2.1.hex", f"{VIN}/BCM-1.1.bin"}

@@ -258,3 +258,21 @@ def test_vin_without_assignment(pkg: Path, tmp_path: Path) -> None:
         pkg, type(other)("WDD2220461A999999", other.ecus), store=trusting(repo, tmp_path / "t")
     )
     _refused(result, R.NO_DIRECTOR_TARGETS)
+
+
+def test_image_declared_larger_than_the_cap(pkg: Path, tmp_path: Path) -> None:
+    repo = build_package(pkg)
+    result = verify_package(pkg, car(), store=trusting(repo, tmp_path / "t"), max_image_bytes=1000)
+    _refused(result, R.IMAGE_TOO_LARGE)
+    assert "limit 1000" in result.refusals[0].message
+
+
+def test_link_member_in_an_archive(pkg: Path, tmp_path: Path) -> None:
+    repo = build_package(pkg)
+    archive = repo.archive(tmp_path / "pkg.tar")
+    with tarfile.open(archive, "a") as tar:
+        info = tarfile.TarInfo("image/targets/passwd")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    _refused(verify_package(archive, car(), store=trusting(repo, tmp_path / "t")), R.PATH_TRAVERSAL)

@@ -166,8 +166,12 @@ def verify_package(
     *,
     store: TrustStore | None = None,
     recorded_highest: RecordedHighest | None = None,
+    max_image_bytes: int = MAX_IMAGE_BYTES,
 ) -> Verification:
-    """Verify the package at ``source`` (folder, archive or http(s) URL) for ``vehicle``."""
+    """Verify the package at ``source`` (folder, archive or http(s) URL) for ``vehicle``.
+
+    ``max_image_bytes`` caps a target's signed length before anything is downloaded.
+    """
     store = store or TrustStore()
     try:
         fetcher = open_package(source)
@@ -175,7 +179,7 @@ def verify_package(
         return Verification(refusals=(exc.refusal,))
     try:
         with tempfile.TemporaryDirectory(prefix="workshop-update-") as scratch:
-            return _verify(fetcher, vehicle, store, recorded_highest, Path(scratch))
+            return _verify(fetcher, vehicle, store, recorded_highest, Path(scratch), max_image_bytes)
     except PackageError as exc:
         return Verification(refusals=(exc.refusal,))
     finally:
@@ -188,6 +192,7 @@ def _verify(
     store: TrustStore,
     recorded_highest: RecordedHighest | None,
     scratch: Path,
+    max_image_bytes: int,
 ) -> Verification:
     updaters = {}
     for repo in (IMAGE, DIRECTOR):
@@ -243,9 +248,9 @@ def _verify(
                 )
             )
             continue
-        if image.length > MAX_IMAGE_BYTES:
+        if image.length > max_image_bytes:
             refusals.append(
-                Refusal(R.ARCHIVE_BOMB, f"declares {image.length} bytes (limit {MAX_IMAGE_BYTES})", name)
+                Refusal(R.IMAGE_TOO_LARGE, f"declares {image.length} bytes (limit {max_image_bytes})", name)
             )
             continue
         chosen.append((ecu, directed, image))
