@@ -167,3 +167,19 @@ def test_inspect_over_http(tmp_path: Path, http_root: tuple[Path, str]) -> None:
     assert info["verified"] is False and info["archive"] is False
     assert info["image"]["targets"]["BCM-1.1.bin"]["custom"]["address"] == BCM_ADDRESS
     assert set(info["director"]["targets"]) == {f"{VIN}/ECM-2.1.hex", f"{VIN}/BCM-1.1.bin"}
+
+
+def test_s_record_and_intel_hex_read_to_the_same_segments(tmp_path: Path) -> None:
+    import bincopy
+
+    from workshop_app.core.update.imagefile import read_segments
+
+    binfile = bincopy.BinFile()
+    for address, data in ECM_SEGMENTS:
+        binfile.add_binary(data, address=address)
+    from_srec = read_segments(binfile.as_srec().encode(), "x.s19")
+    from_hex = read_segments(binfile.as_ihex().encode(), "x.hex")
+    assert from_srec == from_hex
+    assert [(s.address, s.data) for s in from_srec] == list(ECM_SEGMENTS)
+    with pytest.raises(WorkshopError, match="not a readable ihex image"):
+        read_segments(b":10000000ZZ\n", "broken.hex")

@@ -276,3 +276,22 @@ def test_link_member_in_an_archive(pkg: Path, tmp_path: Path) -> None:
         info.linkname = "/etc/passwd"
         tar.addfile(info)
     _refused(verify_package(archive, car(), store=trusting(repo, tmp_path / "t")), R.PATH_TRAVERSAL)
+
+
+def test_signed_but_malformed_custom_fields(pkg: Path, tmp_path: Path) -> None:
+    repo = build_package(pkg)
+    # A faulty publishing tool signs a release counter written as text.
+    targets = repo._load("image", "targets")
+    targets.signed.targets["ECM-2.1.hex"].unrecognized_fields["custom"]["release_counter"] = "five"
+    repo._sign_targets("image", targets)
+    repo.publish()
+    result = verify_package(pkg, car(), store=trusting(repo, tmp_path / "t"))
+    _refused(result, R.METADATA_INVALID)
+    assert "release_counter" in result.refusals[0].message
+
+
+def test_hardware_number_padded_as_the_ecu_sends_it(pkg: Path, tmp_path: Path) -> None:
+    repo = build_package(pkg)
+    assert verify_package(
+        pkg, car(ecm_hardware="HW-ECM-02\x00\x00 "), store=trusting(repo, tmp_path / "t")
+    ).ok

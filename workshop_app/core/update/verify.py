@@ -248,6 +248,13 @@ def _verify(
                 )
             )
             continue
+        problem = _custom_problem(image)
+        if problem:
+            refusals.append(Refusal(R.METADATA_INVALID, problem, name))
+            continue
+        if any(ecu == other for other, _, _ in chosen):
+            refusals.append(Refusal(R.DIRECTOR_MISMATCH, f"the director assigns two images to {ecu}", name))
+            continue
         if image.length > max_image_bytes:
             refusals.append(
                 Refusal(R.IMAGE_TOO_LARGE, f"declares {image.length} bytes (limit {max_image_bytes})", name)
@@ -300,6 +307,29 @@ def _verify(
             )
         )
     return Verification(images=tuple(images), changes=tuple(changes))
+
+
+def _custom_problem(image: TargetFile) -> str:
+    """What is wrong with a target's signed custom fields (signed, yet maybe made by a faulty tool)."""
+    c = image.custom if isinstance(image.custom, dict) else {}
+    if "sha256" not in image.hashes:
+        return "the target has no SHA-256 hash"
+    if not isinstance(c.get("ecu"), str) or not isinstance(c.get("software_version"), str):
+        return "custom fields 'ecu' and 'software_version' must be text"
+    if not isinstance(c.get("release_counter"), int) or c["release_counter"] < 0:
+        return "custom field 'release_counter' must be a whole number from 0"
+    hardware = c.get("hardware")
+    if not isinstance(hardware, list) or not all(isinstance(h, str) for h in hardware):
+        return "custom field 'hardware' must be a list of hardware numbers"
+    depends = c.get("depends", [])
+    if not isinstance(depends, list) or not all(
+        isinstance(d, dict) and isinstance(d.get("ecu"), str) and isinstance(d.get("min_version"), str)
+        for d in depends
+    ):
+        return "custom field 'depends' must list {ecu, min_version} pairs"
+    if c.get("format") == BINARY and not isinstance(c.get("address"), int):
+        return "a raw binary target needs an integer 'address'"
+    return ""
 
 
 def _refreshed(fetcher: PackageFetcher, store: TrustStore, repo: str, scratch: Path) -> Updater:
@@ -425,11 +455,13 @@ def _car_checks(
     custom = image.custom
     out = []
     allowed = [str(h) for h in custom.get("hardware", [])]
-    if facts.hardware.strip() not in allowed:
+    # ASCII DIDs come padded with spaces or NULs.
+    hardware = facts.hardware.strip(" \x00")
+    if hardware not in allowed:
         out.append(
             Refusal(
                 R.HARDWARE_NOT_ALLOWED,
-                f"{ecu} hardware {facts.hardware.strip()!r} is not among {', '.join(allowed)}",
+                f"{ecu} hardware {hardware!r} is not among {', '.join(allowed)}",
                 name,
             )
         )
