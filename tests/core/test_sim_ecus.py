@@ -319,7 +319,8 @@ def test_negative_responses(sim: SimulatorSource, tester: Bench) -> None:
     answer = tester.request(stack, b"\x22\xf1\x90\x12\x34")
     assert answer is not None and answer[:3] == b"\x62\xf1\x90"  # the unknown DID is left out
     assert tester.request(stack, b"\x22\xf1") == b"\x7f\x22\x13"
-    assert tester.request(stack, b"\x85\x02") == b"\x7f\x85\x11"  # service not supported
+    assert tester.request(stack, b"\x2f\x40\x01\x00") == b"\x7f\x2f\x11"  # service not supported
+    assert tester.request(stack, b"\x85\x02") == b"\x7f\x85\x7f"  # DTC setting: not in default
     assert tester.request(stack, b"\x10\x05") == b"\x7f\x10\x12"
     assert tester.request(stack, b"\x10") == b"\x7f\x10\x13"
     assert tester.request(stack, b"\x19\x42\xff") == b"\x7f\x19\x12"

@@ -106,6 +106,7 @@ class _Tx:
     pages: tuple[tuple[int, tuple[str, ...]], ...] = ()
     page: int = 0
     count: int = 0
+    sender: str = ""  # the DBC's transmitting node (an ECU name)
 
 
 @dataclass(slots=True)
@@ -200,6 +201,7 @@ class DemoVehicle:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._silenced: frozenset[str] = frozenset()
+        self._quiet_nodes: frozenset[str] = frozenset()  # ECUs whose frames are stopped
         self._bad_checksum: frozenset[str] = frozenset()
         self._filler_load = 0.0
         self._filler_rate = 0.0
@@ -234,6 +236,7 @@ class DemoVehicle:
                 cycle_s=msg.cycle_time / 1000.0,
                 priority=_arbitration_priority(msg.frame_id, msg.is_extended_frame),
                 limits=limits,
+                sender=msg.senders[0] if msg.senders else "",
             )
             for s in msg.signals:
                 attr = s.dbc.attributes.get("SignalFunction") if s.dbc else None
@@ -384,6 +387,17 @@ class DemoVehicle:
             raise ValueError("frames_per_second must not be negative")
         self._filler_rate = float(frames_per_second)
 
+    def set_node_quiet(self, node: str, quiet: bool) -> None:
+        """Stop (or resume) every periodic frame the DBC node ``node`` sends: an ECU whose
+        communication a tester disabled (UDS 0x28) or that runs its bootloader."""
+        with self._lock:
+            nodes = set(self._quiet_nodes)
+            if quiet:
+                nodes.add(node)
+            else:
+                nodes.discard(node)
+            self._quiet_nodes = frozenset(nodes)
+
     def handle_message(self, msg: can.Message) -> None:
         """Act on a frame read from the bus (BODY_COMMAND; anything else is ignored).
 
@@ -520,7 +534,7 @@ class DemoVehicle:
                 if nxt < now - tx.cycle_s:
                     nxt = now + tx.cycle_s  # after a stall, resume instead of bursting
                 heapq.heappush(schedule, (nxt, i))
-                if tx.name not in self._silenced:
+                if tx.name not in self._silenced and tx.sender not in self._quiet_nodes:
                     seq += 1
                     pending.append(_Pending(tx.priority, due, tx, seq))
 

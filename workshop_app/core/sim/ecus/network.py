@@ -14,6 +14,12 @@ frame format of the tester's last request: classic CAN by default, CAN FD (64-by
 bit-rate switch as requested) after a CAN FD request. can-isotp reads ``can_fd`` and
 ``tx_data_length`` at send time, so the raw listener flips them on the ECU's stack when it
 sees the request frame (it runs before the stacks' listeners on the shared notifier).
+
+Programmable ECUs (:data:`FLASH_LAYOUTS`: ECM, BCM) have a bootloader whose flash is kept in
+``flash_dir`` (default ``$WORKSHOP_HOME/sim``), one ``<ECU>.flash`` file each. While an ECU
+runs its bootloader, or a tester disabled its communication (0x28), the vehicle stops every
+periodic frame the DBC lists that ECU as sender of; ControlDTCSetting off freezes its fault
+memory.
 """
 
 from __future__ import annotations
@@ -21,19 +27,24 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from pathlib import Path
 
 import can
 import isotp
 
 from workshop_app.core.diag.dtc import CONFIRMED, parse_sae
 from workshop_app.core.diag.ecu_spec import EcuSpec, VehicleSpec, demo_vehicle_spec
+from workshop_app.core.history.location import workshop_home
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
+from workshop_app.core.sim.ecus.bootloader import Bootloader
 from workshop_app.core.sim.ecus.dtc_memory import CONFIRM_SECONDS, DtcMemory, Snapshot
+from workshop_app.core.sim.ecus.flash_memory import FLASH_LAYOUTS, FlashMemory
 from workshop_app.core.sim.ecus.obd_server import OBD_MODES, ObdData, ObdServer
 from workshop_app.core.sim.ecus.uds_server import RESPONSE_PENDING, EcuBehaviour, UdsServer, negative
 from workshop_app.core.sim.ecus.values import IDENTIFICATION, Reading, live_value
 from workshop_app.core.sim.faults import FAULTS, Fault, get_fault
 from workshop_app.core.sim.vehicle_model import VehicleState
+from workshop_app.core.update import protocol as p
 
 __all__ = ["FUNCTIONAL_ID_11BIT", "FUNCTIONAL_ID_29BIT", "EcuNetwork", "SimulatedEcu"]
 
@@ -49,6 +60,8 @@ _ISOTP_PARAMS = {
     "can_fd": False,
     "rx_flowcontrol_timeout": 1000,
     "rx_consecutive_frame_timeout": 1000,
+    # A TransferData of 0x0FFF + 2 bytes needs the ISO 15765-2:2016 escaped first frame.
+    "max_frame_size": 0xFFFF,
 }
 _OBD_PIDS = {
     "ECM": frozenset({0x04, 0x05, 0x0C, 0x0D, 0x0F, 0x11, 0x1C, 0x21, 0x31, 0x42, 0x46}),
@@ -85,6 +98,14 @@ class SimulatedEcu:
             for code, text in f.dtcs
         ]
         self.memory = DtcMemory(codes, confirm_seconds=network.confirm_seconds)
+        self.flash: FlashMemory | None = None
+        self.bootloader: Bootloader | None = None
+        layout = FLASH_LAYOUTS.get(spec.name)
+        if layout is not None:
+            folder = network.flash_dir
+            self.flash = FlashMemory(layout, None if folder is None else folder / f"{spec.name}.flash")
+            self.bootloader = Bootloader(self.flash, self._driving)
+        self._quiet = False
         self.uds = UdsServer(
             spec,
             self.memory,
@@ -93,6 +114,7 @@ class SimulatedEcu:
             self.behaviour,
             clear_pending_s=ECM_CLEAR_PENDING_S if spec.name == "ECM" else 0.0,
             before_dtc_read=network.evaluate,
+            bootloader=self.bootloader,
         )
         self.obd: ObdServer | None = None
         self._odo_at_clear = 0.0
@@ -122,6 +144,17 @@ class SimulatedEcu:
         spec = self.spec.did(did)
         if did == 0xF190:
             return spec.encode(self.vin)
+        flash = self.flash
+        if flash is not None:
+            programmed: dict[int, str | int] = {
+                p.DID_BOOT_SOFTWARE: flash.boot_version,
+                p.DID_APP_SOFTWARE: flash.software_version,
+                p.DID_HARDWARE: flash.hardware,
+                p.DID_RELEASE_COUNTER: flash.release_counter,
+                p.DID_APP_VALID: int(flash.app_valid),
+            }
+            if did in programmed:
+                return spec.encode(programmed[did])
         ident = IDENTIFICATION.get(self.name, {})
         if did in ident:
             return spec.encode(ident[did])
@@ -141,6 +174,18 @@ class SimulatedEcu:
             rec: [(did, self._encode(did, live_value(did, state, faults, load))) for did in dids]
             for rec, dids in self.spec.snapshot_records.items()
         }
+
+    def _driving(self) -> tuple[float, float]:
+        """Engine speed (rpm) and vehicle speed (km/h) now: the programming preconditions."""
+        state, _ = self._network.snapshot()
+        return state.rpm, state.speed_kmh  # a cranking engine turns too
+
+    def sync_transmission(self) -> None:
+        """Stop or resume this ECU's periodic frames on the vehicle (0x28, bootloader)."""
+        quiet = self.uds.in_bootloader or not self.uds.transmitting
+        if quiet != self._quiet:
+            self._quiet = quiet
+            self._network.vehicle.set_node_quiet(self.name, quiet)
 
     def _obd_data(self) -> ObdData:
         state, faults = self._network.snapshot()
@@ -166,6 +211,8 @@ class SimulatedEcu:
         untested: set[int] | None = None,
     ) -> None:
         """Run this ECU's monitors against one view of the car (``untested``: cannot run now)."""
+        if not self.uds.dtc_setting_on or self.uds.in_bootloader:
+            return  # DTC setting off (0x85 02), or no application to monitor anything
         self.memory.update(failing, state.t, lambda: self.capture(state, faults), untested)
         if self.obd is not None:
             mil = any(r.mil and r.status & 0x80 for r in self.memory.records())
@@ -183,6 +230,7 @@ class SimulatedEcu:
             bus, notifier, address=_address(self.spec), params=_ISOTP_PARAMS
         )
         self.stack.start()
+        self.sync_transmission()  # an ECU restarting in its bootloader stays quiet
         self._thread = threading.Thread(target=self._serve, name=f"SimEcu[{self.name}]", daemon=True)
         self._thread.start()
 
@@ -230,6 +278,9 @@ class SimulatedEcu:
             return []
         sid = request[0]
         if sid in OBD_MODES:
+            if self.uds.in_bootloader:
+                # The OBD application does not run in the bootloader.
+                return [] if functional else [(negative(sid, 0x22), 0.0)]
             if self.obd is None:
                 return [] if functional else [(negative(sid, 0x11), 0.0)]
             answer = self.obd.handle(request, functional)
@@ -238,9 +289,14 @@ class SimulatedEcu:
             reply = self.uds.handle(request, functional)
             if reply is None:
                 return []
-            out = [(reply.data, 0.0)]
+            out = [(reply.data, reply.delay_s)]
             if reply.pending_s > 0:
-                out = [(negative(sid, RESPONSE_PENDING), 0.0), (reply.data, reply.pending_s)]
+                # NRC 0x78 at once, repeated inside P2*, then the answer when the job is done.
+                every = max(reply.pending_every_s, 0.01)
+                repeats = max(int((reply.pending_s - 1e-9) // every), 0)
+                out = [(negative(sid, RESPONSE_PENDING), 0.0)]
+                out += [(negative(sid, RESPONSE_PENDING), every)] * repeats
+                out.append((reply.data, reply.pending_s - repeats * every))
         if out and self.behaviour.slow > 0:
             gap = self.behaviour.slow_interval_s
             first, first_delay = out[0]
@@ -253,11 +309,17 @@ class SimulatedEcu:
     def _answer(self, request: bytes, functional: bool) -> None:
         self.requests_served += 1
         stack = self.stack
-        for payload, delay in self.respond(request, functional):
-            if delay > 0 and self._network.stopping.wait(delay):
-                return
-            if stack is not None:
-                stack.send(payload)
+        self.uds.busy = True  # an erase answered over seconds must not time the session out
+        try:
+            for payload, delay in self.respond(request, functional):
+                if delay > 0 and self._network.stopping.wait(delay):
+                    return
+                if stack is not None:
+                    stack.send(payload)
+        finally:
+            self.uds.busy = False
+            self.uds.touch()
+            self.sync_transmission()
 
 
 class EcuNetwork:
@@ -278,8 +340,14 @@ class EcuNetwork:
         *,
         confirm_seconds: float = CONFIRM_SECONDS,
         evaluate_period: float = 0.1,
+        flash_dir: Path | None = None,
+        persist_flash: bool = True,
     ) -> None:
         self.bus = bus
+        # The programmable ECUs' flash files (None with persist_flash=False: memory only).
+        self.flash_dir: Path | None = None
+        if persist_flash:
+            self.flash_dir = Path(flash_dir) if flash_dir is not None else workshop_home() / "sim"
         self.vehicle = vehicle
         self.spec = spec or demo_vehicle_spec()
         self.confirm_seconds = confirm_seconds
@@ -401,6 +469,7 @@ class EcuNetwork:
                 self.evaluate()
                 for e in self.ecus.values():
                     e.uds.check_s3()  # outside the evaluation lock: no lock-order cycle
+                    e.sync_transmission()  # S3 back to default: communication resumes
             except Exception:  # a monitor hiccup must not end the simulation
                 time.sleep(self.evaluate_period)
 

@@ -2,8 +2,15 @@
 
 Supported: DiagnosticSessionControl 0x10, ECUReset 0x11, ClearDiagnosticInformation 0x14,
 ReadDTCInformation 0x19 (0x01, 0x02, 0x04, 0x06, 0x0A), ReadDataByIdentifier 0x22,
-SecurityAccess 0x27 (level 1) and TesterPresent 0x3E. The server is transport-free:
-:meth:`UdsServer.handle` maps a request to a :class:`Reply` (or None: no answer).
+SecurityAccess 0x27 (level 1; level 0x11 in the programming session when the ECU has a
+bootloader), CommunicationControl 0x28, TesterPresent 0x3E and ControlDTCSetting 0x85; with a
+:class:`~workshop_app.core.sim.ecus.bootloader.Bootloader` also 0x2E, 0x31, 0x34, 0x36, 0x37.
+The server is transport-free: :meth:`UdsServer.handle` maps a request to a :class:`Reply`
+(or None: no answer).
+
+An ECU whose application is invalid (an interrupted flash) runs its bootloader: in the default
+session it answers only 0x10, 0x3E and 0x22 of identification DIDs (NRC 0x7F for other
+services, 0x22 for live values), and it reports DID 0xF1B1 = 0.
 """
 
 from __future__ import annotations
@@ -13,9 +20,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from workshop_app.core.diag.ecu_spec import EcuSpec
 from workshop_app.core.sim.ecus.dtc_memory import DtcMemory, DtcRecord
+from workshop_app.core.update.protocol import PROGRAMMING_SECURITY_LEVEL, demo_programming_key
+
+if TYPE_CHECKING:
+    from workshop_app.core.sim.ecus.bootloader import Bootloader
 
 __all__ = [
     "P2_SERVER_MAX_MS",
@@ -62,6 +74,11 @@ SUPPRESSED_ON_FUNCTIONAL = frozenset(
 
 DTC_FORMAT_ISO15031_6 = 0x01
 STATUS_AVAILABILITY_MASK = 0xFF
+PENDING_REPEAT_S = 1.0  # a long job repeats NRC 0x78 this often, well inside P2* (5 s)
+# Identification a bootloader still reports (the tool recognises the state by 0xF1B1 = 0).
+BOOT_IDENTIFICATION = frozenset(
+    {0xF180, 0xF187, 0xF189, 0xF18A, 0xF18C, 0xF190, 0xF191, 0xF195, 0xF1B0, 0xF1B1}
+)
 
 
 def security_key(seed: bytes) -> bytes:
@@ -92,10 +109,13 @@ class EcuBehaviour:
 
 @dataclass(frozen=True)
 class Reply:
-    """One answer; with ``pending_s`` the ECU first sends NRC 0x78 and answers that much later."""
+    """One answer; with ``pending_s`` the ECU first sends NRC 0x78 (repeated every
+    ``pending_every_s``) and answers that much later; ``delay_s`` answers late without 0x78."""
 
     data: bytes
     pending_s: float = 0.0
+    pending_every_s: float = PENDING_REPEAT_S
+    delay_s: float = 0.0
 
 
 def negative(sid: int, nrc: int) -> bytes:
@@ -114,6 +134,7 @@ class UdsServer:
         clear_pending_s: ClearDiagnosticInformation answers NRC 0x78 first and the positive
             response this much later (a slow EEPROM erase); 0 answers at once.
         before_dtc_read: run the monitors before DTC services (deterministic reads).
+        bootloader: the programming services (None: the ECU cannot be flashed).
     """
 
     def __init__(
@@ -127,6 +148,7 @@ class UdsServer:
         clear_pending_s: float = 0.0,
         before_dtc_read: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        bootloader: Bootloader | None = None,
     ) -> None:
         self.spec = spec
         self.memory = memory
@@ -139,10 +161,15 @@ class UdsServer:
         self._before_dtc_read = before_dtc_read or (lambda: None)
         self._clock = clock
         self._lock = threading.RLock()
+        self.bootloader = bootloader
         self._session = DEFAULT_SESSION
         self._last_request = clock()
-        self._unlocked = False
+        self._level = 0  # unlocked security level (0: locked)
         self._seed: bytes | None = None
+        self._seed_level = 0
+        self._communication = 0x00  # CommunicationControl type: 0x00 rx and tx enabled
+        self._dtc_setting_on = True
+        self.busy = False  # a long job is being answered: S3 does not run meanwhile
         self._failed_keys = 0
         self._locked_until = 0.0
         self._services: dict[int, Callable[[bytes], bytes | Reply | None]] = {
@@ -152,8 +179,20 @@ class UdsServer:
             0x19: self._read_dtc_information,
             0x22: self._read_data_by_identifier,
             0x27: self._security_access,
+            0x28: self._communication_control,
             0x3E: self._tester_present,
+            0x85: self._control_dtc_setting,
         }
+        if bootloader is not None:
+            self._services.update(
+                {
+                    0x2E: lambda r: bootloader.write_data_by_identifier(r, self._session, self._level),
+                    0x31: lambda r: bootloader.routine_control(r, self._session, self._level),
+                    0x34: lambda r: bootloader.request_download(r, self._session, self._level),
+                    0x36: lambda r: bootloader.transfer_data(r, self._session),
+                    0x37: lambda r: bootloader.request_transfer_exit(r, self._session),
+                }
+            )
 
     # --- state ----------------------------------------------------------------------------
 
@@ -168,20 +207,54 @@ class UdsServer:
     def unlocked(self) -> bool:
         with self._lock:
             self.check_s3()
-            return self._unlocked
+            return self._level != 0
+
+    @property
+    def unlocked_level(self) -> int:
+        """The security level unlocked (0x01, 0x11), 0 when locked."""
+        with self._lock:
+            self.check_s3()
+            return self._level
+
+    @property
+    def in_bootloader(self) -> bool:
+        """True when the application is invalid and the bootloader answers."""
+        return self.bootloader is not None and not self.bootloader.application_valid
+
+    @property
+    def transmitting(self) -> bool:
+        """False while CommunicationControl disabled the transmission of normal messages."""
+        return self._communication not in (0x02, 0x03)
+
+    @property
+    def dtc_setting_on(self) -> bool:
+        """False while ControlDTCSetting 0x02 holds the fault memory (no new DTCs recorded)."""
+        return self._dtc_setting_on
 
     def check_s3(self) -> None:
         """Fall back to the default session when S3 expired (called on requests and by a timer)."""
         with self._lock:
+            if self.busy:
+                return
             if self._session != DEFAULT_SESSION and self._clock() - self._last_request > self.s3_seconds:
                 self._enter_default()
+
+    def touch(self) -> None:
+        """Restart the S3 timer (the answer to a long job has just been sent)."""
+        with self._lock:
+            self._last_request = self._clock()
 
     def _enter_default(self) -> None:
         self._session = DEFAULT_SESSION
         self._lock_security()
+        # Back in the default session the ECU sends and records as usual (ISO 14229-1 9.3, 9.9).
+        self._communication = 0x00
+        self._dtc_setting_on = True
+        if self.bootloader is not None:
+            self.bootloader.on_session(DEFAULT_SESSION)
 
     def _lock_security(self) -> None:
-        self._unlocked = False
+        self._level = 0
         self._seed = None
 
     # --- dispatch -------------------------------------------------------------------------
@@ -195,7 +268,14 @@ class UdsServer:
             self.check_s3()
             self._last_request = self._clock()
             service = self._services.get(sid)
-            out = negative(sid, SERVICE_NOT_SUPPORTED) if service is None else service(request)
+            if service is None:
+                out: bytes | Reply | None = negative(sid, SERVICE_NOT_SUPPORTED)
+            elif self.in_bootloader and (
+                sid in (0x14, 0x19) or (self._session == DEFAULT_SESSION and sid not in (0x10, 0x22, 0x3E))
+            ):
+                out = negative(sid, SERVICE_NOT_IN_SESSION)  # only the bootloader runs
+            else:
+                out = service(request)
         if out is None:
             return None
         reply = out if isinstance(out, Reply) else Reply(out)
@@ -221,8 +301,13 @@ class UdsServer:
         if sub == PROGRAMMING_SESSION and self._session == DEFAULT_SESSION:
             # As on most vehicles: programming is entered from the extended session only.
             return negative(0x10, SUBFUNCTION_NOT_IN_SESSION)
-        self._session = sub
-        self._lock_security()  # every session transition relocks (ISO 14229-1 9.2)
+        if sub == DEFAULT_SESSION:
+            self._enter_default()
+        else:
+            self._session = sub
+            self._lock_security()  # every session transition relocks (ISO 14229-1 9.2)
+            if self.bootloader is not None:
+                self.bootloader.on_session(sub)
         timing = P2_SERVER_MAX_MS.to_bytes(2, "big") + (P2_STAR_SERVER_MAX_MS // 10).to_bytes(2, "big")
         return self._positive(req, bytes((req[1] & 0x7F,)) + timing)
 
@@ -234,6 +319,33 @@ class UdsServer:
             return negative(0x11, SUBFUNCTION_NOT_SUPPORTED)
         self._enter_default()
         self._failed_keys = 0
+        if self.bootloader is not None:
+            self.bootloader.on_reset()  # a checked download becomes the running application
+        return self._positive(req, bytes((sub,)))
+
+    def _communication_control(self, req: bytes) -> bytes | None:
+        if len(req) != 3:
+            return negative(0x28, INCORRECT_LENGTH)
+        if self._session == DEFAULT_SESSION:
+            return negative(0x28, SERVICE_NOT_IN_SESSION)
+        sub, kind = req[1] & 0x7F, req[2] & 0x03
+        if sub > 0x03:
+            return negative(0x28, SUBFUNCTION_NOT_SUPPORTED)
+        if kind == 0:
+            return negative(0x28, REQUEST_OUT_OF_RANGE)
+        if kind & 0x01:  # normal communication messages; network management has none here
+            self._communication = sub
+        return self._positive(req, bytes((sub,)))
+
+    def _control_dtc_setting(self, req: bytes) -> bytes | None:
+        if len(req) < 2:
+            return negative(0x85, INCORRECT_LENGTH)
+        if self._session == DEFAULT_SESSION:
+            return negative(0x85, SERVICE_NOT_IN_SESSION)
+        sub = req[1] & 0x7F
+        if sub not in (0x01, 0x02):
+            return negative(0x85, SUBFUNCTION_NOT_SUPPORTED)
+        self._dtc_setting_on = sub == 0x01
         return self._positive(req, bytes((sub,)))
 
     def _tester_present(self, req: bytes) -> bytes | None:
@@ -247,13 +359,17 @@ class UdsServer:
         if len(req) < 3 or (len(req) - 1) % 2:
             return negative(0x22, INCORRECT_LENGTH)
         body = bytearray()
+        held_back = False  # live values the application would measure: not while it is invalid
         for i in range(1, len(req), 2):
             did = int.from_bytes(req[i : i + 2], "big")
             if did in self.spec.dids:
+                if self.in_bootloader and did not in BOOT_IDENTIFICATION:
+                    held_back = True
+                    continue
                 body += did.to_bytes(2, "big") + self._read_did(did)
         # Unsupported DIDs are left out; only a request with none supported is refused.
         if not body:
-            return negative(0x22, REQUEST_OUT_OF_RANGE)
+            return negative(0x22, CONDITIONS_NOT_CORRECT if held_back else REQUEST_OUT_OF_RANGE)
         return b"\x62" + bytes(body)
 
     def _security_access(self, req: bytes) -> bytes:
@@ -262,27 +378,33 @@ class UdsServer:
         if self._session == DEFAULT_SESSION:
             return negative(0x27, SERVICE_NOT_IN_SESSION)
         sub = req[1] & 0x7F
-        if sub not in (0x01, 0x02):
+        levels = {0x01: security_key}
+        if self.bootloader is not None:
+            levels[PROGRAMMING_SECURITY_LEVEL] = demo_programming_key
+        level = sub if sub % 2 else sub - 1  # odd: request seed; even: send key
+        if level not in levels:
             return negative(0x27, SUBFUNCTION_NOT_SUPPORTED)
+        if level == PROGRAMMING_SECURITY_LEVEL and self._session != PROGRAMMING_SESSION:
+            return negative(0x27, SUBFUNCTION_NOT_IN_SESSION)
         if self._clock() < self._locked_until:
             return negative(0x27, DELAY_NOT_EXPIRED)
-        if sub == 0x01:
-            if self._unlocked:
-                return b"\x67\x01\x00\x00\x00\x00"  # already unlocked: zero seed
+        if sub == level:
+            if self._level == level:
+                return bytes((0x67, sub)) + bytes(4)  # already unlocked: zero seed
             seed = b"\x00" * 4
             while seed == b"\x00" * 4:
                 seed = os.urandom(4)
-            self._seed = seed
-            return b"\x67\x01" + seed
+            self._seed, self._seed_level = seed, level
+            return bytes((0x67, sub)) + seed
         if len(req) != 6:
             return negative(0x27, INCORRECT_LENGTH)
-        if self._seed is None:
+        if self._seed is None or self._seed_level != level:
             return negative(0x27, REQUEST_SEQUENCE_ERROR)
         seed, self._seed = self._seed, None  # a seed is good for one key only
-        if req[2:] == security_key(seed):
-            self._unlocked = True
+        if req[2:] == levels[level](seed):
+            self._level = level
             self._failed_keys = 0
-            return b"\x67\x02"
+            return bytes((0x67, sub))
         self._failed_keys += 1
         if self._failed_keys >= SECURITY_ATTEMPTS:
             self._failed_keys = 0
