@@ -76,6 +76,11 @@ def test_publisher_cli_then_check_from_the_archive(
     assert main(["update", "check", str(pkg), "--facts", str(tmp_path / "car.json")]) == 0
     text = capsys.readouterr().out
     assert "ECM: 2.0 -> 2.1, release 4 -> 5" in text
+    # The director's timestamp keys rotated: the workshop follows the new root and still verifies.
+    assert main(["package", "rotate", str(pkg), "--repository", "director", "--role", "timestamp"]) == 0
+    assert "root version 2" in capsys.readouterr().out
+    assert main(["package", "publish", str(pkg)]) == 0
+    assert main(["update", "check", str(pkg), "--facts", str(tmp_path / "car.json")]) == 0
 
 
 def test_check_refusal_names_code_and_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

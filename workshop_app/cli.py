@@ -200,6 +200,10 @@ def _add_package_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument(
         "--allow-downgrade", action="append", default=[], metavar="ECU", help="signed downgrade grant"
     )
+    p = psub.add_parser("rotate", help="replace a role's keys (new root version; old keys retired)")
+    folder(p)
+    p.add_argument("--repository", choices=["image", "director"], required=True)
+    p.add_argument("--role", choices=["root", "targets", "snapshot", "timestamp"], required=True)
     for action in ("sign", "publish"):
         p = psub.add_parser(action, help="new versions, expiry and signatures of snapshot and timestamp")
         folder(p)

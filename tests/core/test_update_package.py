@@ -183,3 +183,32 @@ def test_s_record_and_intel_hex_read_to_the_same_segments(tmp_path: Path) -> Non
     assert [(s.address, s.data) for s in from_srec] == list(ECM_SEGMENTS)
     with pytest.raises(WorkshopError, match="not a readable ihex image"):
         read_segments(b":10000000ZZ\n", "broken.hex")
+
+
+def test_http_refuses_an_image_longer_than_signed(tmp_path: Path, http_root: tuple[Path, str]) -> None:
+    served, url = http_root
+    repo = build_package(served / "pkg")
+    (target,) = (served / "pkg/image/targets").glob("*.ECM-2.1.hex")
+    target.write_bytes(target.read_bytes() + b"\x00" * 1_000_000)  # the server streams it all
+    result = verify_package(f"{url}/pkg", car(), store=trusting(repo, tmp_path / "trust"))
+    assert result.codes == [R.ENDLESS_DATA] and not result.images
+
+
+def test_key_rotation_is_followed_and_retired_keys_are_refused(tmp_path: Path) -> None:
+    repo = build_package(tmp_path / "pkg")
+    store = trusting(repo, tmp_path / "trust")
+    assert verify_package(tmp_path / "pkg", car(), store=store).ok
+    assert repo.rotate_keys("image", "targets") == 2
+    assert repo.rotate_keys("image", "root") == 3
+    repo.publish()
+    # The workshop still trusts only root v1 on file, and follows v2 and v3 from the package.
+    assert verify_package(tmp_path / "pkg", car(), store=store).ok
+    cached = json.loads((store.metadata_dir("image") / "root.json").read_text())
+    assert cached["signed"]["version"] == 3
+    # Whoever holds the retired targets key can no longer sign for the image repository.
+    keys = tmp_path / "pkg/keys"
+    (retired,) = (keys / "retired").glob("image-targets-1-*.pem")
+    retired.replace(keys / "image-targets-1.pem")
+    repo.publish(expires_days=30)
+    result = verify_package(tmp_path / "pkg", car(), store=store)
+    assert result.codes == [R.UNKNOWN_KEY], result.refusals

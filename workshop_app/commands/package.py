@@ -54,6 +54,13 @@ def _assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate(args: argparse.Namespace) -> int:
+    repo = PackageRepository(args.dir, keys_dir=args.keys)
+    version = repo.rotate_keys(args.repository, args.role)
+    print(f"{args.repository} {args.role}: new keys in {repo.keys_dir}, root version {version}; run publish")
+    return 0
+
+
 def _publish(args: argparse.Namespace) -> int:
     repo = PackageRepository(args.dir, keys_dir=args.keys)
     for repository in (IMAGE, DIRECTOR):
@@ -108,6 +115,7 @@ ACTIONS = {
     "init": _init,
     "add": _add,
     "assign": _assign,
+    "rotate": _rotate,
     "sign": _publish,
     "publish": _publish,
     "inspect": _inspect,

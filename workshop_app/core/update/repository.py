@@ -219,6 +219,41 @@ class PackageRepository:
             versions[repo] = timestamp.signed.version
         return versions
 
+    def rotate_keys(self, repo: str, role: str, count: int | None = None) -> int:
+        """Replace a role's keys (a lost or leaked key); returns the new root version.
+
+        The new root is signed by the old root keys and, for the root role, the new ones too (TUF's
+        rule for clients to follow a rotation). Old key files move to ``keys/retired/``. Run
+        :meth:`publish` afterwards so the role is signed with its new keys.
+        """
+        if role not in ROLES:
+            raise WorkshopError(f"role {role!r}: one of {', '.join(ROLES)}")
+        md = self._load(repo, "root")
+        root = md.signed
+        old_root_signers = load_signers(self.keys_dir, repo, "root")
+        count = count or root.roles[role].threshold
+        if count < root.roles[role].threshold:
+            raise WorkshopError(
+                f"{count} key(s) cannot meet the {role} threshold of {root.roles[role].threshold}"
+            )
+        for keyid in list(root.roles[role].keyids):
+            root.revoke_key(keyid, role)
+        retired = self.keys_dir / "retired"
+        retired.mkdir(exist_ok=True)
+        for path in sorted(self.keys_dir.glob(f"{repo}-{role}-*.pem")):
+            path.rename(retired / f"{path.stem}-root{root.version}.pem")
+        for signer in generate_keys(self.keys_dir, repo, role, count):
+            root.add_key(signer.public_key, role)
+        root.version += 1
+        md.signatures.clear()
+        new_root_signers = load_signers(self.keys_dir, repo, "root") if role == "root" else []
+        for signer in old_root_signers + new_root_signers:
+            md.sign(signer, append=True)
+        _write(self._meta(repo), "root", md)
+        if role == "targets":
+            self._sign_targets(repo, self._load(repo, "targets"))
+        return int(root.version)
+
     def archive(self, destination: Path) -> Path:
         """Write the shippable package (both repositories, no keys) as a .tar or .tar.gz file."""
         gz = destination.name.endswith((".tar.gz", ".tgz"))
