@@ -27,7 +27,7 @@ from workshop_app.core.diag.ecu_spec import EcuSpec, demo_vehicle_spec
 from workshop_app.core.diag.scan import ScanOptions, VehicleScanner
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
 from workshop_app.core.sim.ecus import EcuNetwork
-from workshop_app.core.sim.ecus.flash_memory import FLASH_LAYOUTS, FlashLayout
+from workshop_app.core.sim.ecus.flash_memory import FLASH_LAYOUTS, FlashLayout, FlashMemoryError
 from workshop_app.core.update import protocol as p
 from workshop_app.core.update.image import FlashImage, Segment
 
@@ -412,3 +412,36 @@ def test_preconditions_communication_control_and_dtc_setting(tmp_path: Path) -> 
         client.change_session(p.EXTENDED_SESSION)
         status = client.start_routine(p.ROUTINE_CHECK_PROGRAMMING_PRECONDITIONS).service_data
         assert status.routine_status_record != b"\x00"  # the engine runs
+
+
+def test_write_speed_and_identification_writes_need_the_unlocked_programming_session(tmp_path: Path) -> None:
+    img = image("ECM", 8190)  # two blocks of 4095 bytes
+    with rig(tmp_path) as r, connect(r, "ECM") as client:
+        client.change_session(p.EXTENDED_SESSION)
+        with pytest.raises(NegativeResponseException) as exc:
+            client.write_data_by_identifier(p.DID_APP_SOFTWARE, "SW 0999 ")
+        assert nrc(exc) == 0x7F
+        client.change_session(p.PROGRAMMING_SESSION)
+        with pytest.raises(NegativeResponseException) as exc:
+            client.write_data_by_identifier(p.DID_APP_SOFTWARE, "SW 0999 ")
+        assert nrc(exc) == 0x33  # security access denied
+        seed = client.request_seed(p.PROGRAMMING_SECURITY_LEVEL).service_data.seed
+        client.send_key(p.PROGRAMMING_SECURITY_LEVEL + 1, p.demo_programming_key(seed))
+        bootloader = r.net.ecu("ECM").bootloader
+        assert bootloader is not None
+        bootloader.timing.write_bytes_per_s = 40_000  # ~0.1 s per block: answered after NRC 0x78
+        t0 = time.monotonic()
+        assert program(client, img) == 2
+        assert time.monotonic() - t0 >= 8190 / 40_000
+        assert app_valid(client) == 1
+
+
+def test_an_unreadable_flash_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "BCM.flash").write_bytes(b'{"format": "workshop-sim-flash/1"}\n')
+    bus = can.Bus(interface="virtual", channel=f"sim-boot-bad-{os.getpid()}")
+    try:
+        car = DemoVehicle(bus, listen=False)
+        with pytest.raises(FlashMemoryError, match=r"BCM\.flash"):
+            EcuNetwork(bus, car, flash_dir=tmp_path)
+    finally:
+        bus.shutdown()

@@ -168,7 +168,7 @@ class Bootloader:
     def _erase(self, req: bytes, head: bytes) -> bytes | Reply:
         parsed = _address_and_size(req[4:])
         if parsed is None:
-            return negative(0x31, INCORRECT_LENGTH)
+            return negative(0x31, INCORRECT_LENGTH if len(req) != 13 else REQUEST_OUT_OF_RANGE)
         address, size = parsed
         if not self.flash.contains(address, size):
             return negative(0x31, REQUEST_OUT_OF_RANGE)
@@ -190,7 +190,7 @@ class Bootloader:
             return negative(0x34, REQUEST_OUT_OF_RANGE)
         parsed = _address_and_size(req[2:])
         if parsed is None:
-            return negative(0x34, INCORRECT_LENGTH)
+            return negative(0x34, INCORRECT_LENGTH if len(req) != 11 else REQUEST_OUT_OF_RANGE)
         address, size = parsed
         if self._download is not None:
             return negative(0x34, CONDITIONS_NOT_CORRECT)

@@ -20,13 +20,15 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from workshop_app.core.errors import WorkshopError
+
 __all__ = ["FLASH_LAYOUTS", "FlashLayout", "FlashMemory", "FlashMemoryError"]
 
 _FORMAT = "workshop-sim-flash/1"
 _ERASED = 0xFF
 
 
-class FlashMemoryError(Exception):
+class FlashMemoryError(WorkshopError):
     """A flash file that cannot be read; the message names the file."""
 
 

@@ -376,6 +376,8 @@ class EcuNetwork:
         for e in self.ecus.values():
             e.behaviour.silent = e.behaviour.malformed = False
             e.behaviour.slow = 0
+            if e.bootloader is not None:
+                e.bootloader.corrupt_writes = False
 
     def wait_confirmed(self, fault_names: list[str], timeout: float) -> bool:
         """Block until the DTCs of these faults are confirmed in their ECUs; False on timeout.
