@@ -232,6 +232,9 @@ def _add_update_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
         "--ecu", action="append", default=[], metavar="NAME:HW:BOOT:VERSION:COUNTER", help="one ECU's facts"
     )
     p.add_argument("--json", action="store_true")
+    from workshop_app.commands import flash  # its options only: the flash stack loads when it runs
+
+    flash.add_arguments(usub, _add_source_options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -418,6 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dtc_parser(sub)
     _add_package_parser(sub)
     _add_update_parser(sub)
+
+    p = sub.add_parser("audit", help="the flash audit trail: list attempts, or verify its hash chain")
+    p.add_argument("action", nargs="?", choices=["list", "verify"], default="list")
+    p.add_argument("--vin", help="only this car's attempts")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--history", type=Path, help="history database (default: the workshop's)")
 
     p = sub.add_parser("info", help="describe a signal database and every loading warning")
     p.add_argument("database", type=Path)

@@ -37,6 +37,7 @@ from workshop_app.core.update.journal import FlashJournal, JournalEntry
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total) as gui/workers.py's Job
 
+DID_VIN = 0xF190
 DID_BATTERY = 0xF1A1  # uint16, 0.001 V
 DID_ENGINE_SPEED = 0x1001  # uint16, 0.25 rpm
 DID_VEHICLE_SPEED = 0x1003  # uint8, km/h
@@ -76,6 +77,7 @@ class FlashOptions:
     block_retries: int = 3  # resends of one block after a lost answer (same counter)
     reset_wait_s: float = 10.0  # how long the ECU may take to answer again after ECUReset
     image_path: str = ""  # recorded in the journal so `workshop update resume` can reload it
+    image_address: int | None = None  # load address of a raw binary image (journalled with the path)
     p2_timeout_s: float = 1.0
 
 
@@ -86,6 +88,7 @@ class FlashResult:
     ecu: str
     result: str
     error: str = ""
+    vin: str = ""
     from_version: str = ""
     to_version: str = ""
     seconds: float = 0.0
@@ -153,6 +156,7 @@ class FlashJob:
         """Flash (or resume); never raises for ECU or link failures: they are in the result."""
         cancel = cancel or threading.Event()
         self._progress = progress or self._progress
+        self._audit_interrupted()
         started = time.time()
         t0 = time.monotonic()
         result = FlashResult(self.image.ecu, "failed", total_bytes=self.image.size)
@@ -185,6 +189,8 @@ class FlashJob:
             # A cancelled or failed download stays open (resumable); other ends close it.
             if result.ok or result.result == "refused" or entry is None or not entry.resumable:
                 self.journal.close_entry(self._entry, result.result)
+            else:
+                self.journal.set_result(self._entry, result.result)
         if self.audit is not None:
             self.audit.append(
                 AuditEntry(
@@ -201,8 +207,29 @@ class FlashJob:
             )
         return result
 
+    def _audit_interrupted(self) -> None:
+        """A resumed entry whose attempt never ended (tool killed) gets its audit row now."""
+        entry = self.resume_from
+        if entry is None or self.audit is None or entry.result:
+            return
+        self.audit.append(
+            AuditEntry(
+                ecu=entry.ecu,
+                result="interrupted",
+                duration_s=round(entry.updated - entry.started, 3),
+                vin=entry.vin,
+                from_version=entry.from_version,
+                to_version=entry.to_version,
+                target_hash=entry.target_hash,
+                error=f"the tool stopped during step {entry.step!r} after {entry.bytes_done} of "
+                f"{entry.total_bytes} bytes (journal entry {entry.id})",
+                time=audit_time(entry.started),
+            )
+        )
+
     def _dids(self) -> tuple[int, ...]:
         return (
+            DID_VIN,
             DID_BATTERY,
             DID_ENGINE_SPEED,
             DID_VEHICLE_SPEED,
@@ -215,6 +242,9 @@ class FlashJob:
 
     def _flash(self, client: EcuClient, result: FlashResult, cancel: threading.Event) -> None:
         resume = self.resume_from
+        if not self.options.vin:  # journal and audit rows name the car: ask it when not told
+            self.options.vin = resume.vin if resume else self._read_text(client, DID_VIN)
+        result.vin = self.options.vin
         result.from_version = resume.from_version if resume else self._read_text(client, p.DID_APP_SOFTWARE)
         self._phase("preconditions")
         self._preconditions(client)
@@ -230,6 +260,8 @@ class FlashJob:
                     image_path=self.options.image_path,
                     image_crc=self.image.crc32(),
                     total_bytes=self.image.size,
+                    release_counter=self.image.release_counter,
+                    image_address=self.options.image_address,
                     from_version=result.from_version,
                     to_version=self.image.software_version,
                 )

@@ -47,6 +47,8 @@ def create_journal_table(db: Database) -> None:
             "target_hash": str,  # SHA-256 hex of the image being written
             "image_path": str,  # where the image came from, so `update resume` can read it again
             "image_crc": int,
+            "image_address": int,  # load address of a raw binary image (NULL for HEX/S-record)
+            "release_counter": int,  # what the flash writes to 0xF1B0
             "step": str,  # one of journal.STEPS
             "segment": int,  # index of the segment being written
             "offset": int,  # bytes of that segment the ECU acknowledged
@@ -75,6 +77,8 @@ class JournalEntry:
     target_hash: str
     image_path: str
     image_crc: int
+    image_address: int | None
+    release_counter: int
     step: str
     segment: int
     offset: int
@@ -93,7 +97,7 @@ class JournalEntry:
         values = {k: row[k] for k in cls.__slots__}
         for text in ("vin", "target_name", "image_path", "from_version", "to_version", "result"):
             values[text] = values[text] or ""
-        for number in ("image_crc", "bytes_done", "total_bytes"):
+        for number in ("image_crc", "release_counter", "bytes_done", "total_bytes"):
             values[number] = int(values[number] or 0)
         values["open"] = bool(values["open"])
         values["updated"] = float(values["updated"] or values["started"])
@@ -144,6 +148,8 @@ class FlashJournal:
         image_path: str,
         image_crc: int,
         total_bytes: int,
+        release_counter: int = 0,
+        image_address: int | None = None,
         from_version: str,
         to_version: str,
     ) -> int:
@@ -157,9 +163,10 @@ class FlashJournal:
         )
         cursor = self._run(
             "opening an entry",
-            f"INSERT INTO {TABLE} (vin, ecu, target_name, target_hash, image_path, image_crc, step, segment, "
+            f"INSERT INTO {TABLE} (vin, ecu, target_name, target_hash, image_path, image_crc, image_address, "
+            "release_counter, step, segment, "
             "offset, block_counter, bytes_done, total_bytes, from_version, to_version, started, updated, "
-            "open, result) VALUES (?, ?, ?, ?, ?, ?, 'started', 0, 0, 1, 0, ?, ?, ?, ?, ?, 1, '')",
+            "open, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'started', 0, 0, 1, 0, ?, ?, ?, ?, ?, 1, '')",
             (
                 vin,
                 ecu,
@@ -167,6 +174,8 @@ class FlashJournal:
                 target_hash,
                 image_path,
                 image_crc,
+                image_address,
+                release_counter,
                 total_bytes,
                 from_version,
                 to_version,
@@ -196,6 +205,14 @@ class FlashJournal:
             f"UPDATE {TABLE} SET step = 'downloading', segment = ?, offset = ?, block_counter = ?, "
             "bytes_done = ?, updated = ? WHERE id = ?",
             (segment, offset, next_counter, bytes_done, time.time(), entry_id),
+        )
+
+    def set_result(self, entry_id: int, result: str) -> None:
+        """How the last attempt on an entry that stays open ended ('' means it never ended: killed)."""
+        self._run(
+            "recording the result",
+            f"UPDATE {TABLE} SET result = ?, updated = ? WHERE id = ?",
+            (result, time.time(), entry_id),
         )
 
     def close_entry(self, entry_id: int, result: str) -> None:

@@ -1,0 +1,166 @@
+"""`workshop update flash|resume` in real processes (killed with SIGKILL mid-transfer), and `workshop audit`.
+
+The programming ECU (tests/helpers/flash_ecu.py) runs in this process on a virtual bus shared
+over socketcand, so it outlives the killed tool exactly as a car does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import zlib
+
+import bincopy
+import can
+import pytest
+from helpers.flash_ecu import Faults, Responder
+from helpers.processes import ENV, free_port
+
+from workshop_app.cli import main
+from workshop_app.core.history.audit import AuditEntry, AuditTrail
+from workshop_app.core.sim.socketcand_server import SocketcandServer
+from workshop_app.core.update.journal import FlashJournal
+
+WORKSHOP = [sys.executable, "-m", "workshop_app"]
+BLOCK = 4093
+VIN = "WDEMO000000000042"
+
+
+def hex_image(path, size: int) -> bytes:
+    data = (hashlib.sha256(b"cli").digest() * (size // 32 + 1))[:size]
+    binfile = bincopy.BinFile()
+    binfile.add_binary(data, address=0x10000)
+    path.write_text(binfile.as_ihex())
+    return data
+
+
+def test_killed_flash_is_resumed_from_the_journal_and_audited(tmp_path):
+    image = tmp_path / "ecm.hex"
+    data = hex_image(image, 40 * BLOCK)
+    db = tmp_path / "history.db"
+    port = free_port()
+    faults = Faults(hold_at=12)
+    with Responder("cli-kill", faults) as ecu:
+        server_bus = can.Bus(interface="virtual", channel="cli-kill")
+        server = SocketcandServer(server_bus, port=port)
+        server.start()
+        try:
+            link = ["-i", "socketcand", "--port", str(port), "--history", str(db), "--vin", VIN]
+            tool = subprocess.Popen(
+                [
+                    *WORKSHOP,
+                    "update",
+                    "flash",
+                    "--image",
+                    str(image),
+                    "--ecu",
+                    "ECM",
+                    "--sw-version",
+                    "APP-0300",
+                    "--release",
+                    "9",
+                    *link,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=ENV,
+            )
+            try:
+                assert faults.holding.wait(60), "the tool never reached block 12"
+            finally:
+                os.kill(tool.pid, signal.SIGKILL)
+                tool.communicate(timeout=10)
+            assert tool.returncode == -signal.SIGKILL
+            faults.release.set()  # the block in flight is lost with the tool
+            with FlashJournal(db) as journal:
+                (entry,) = journal.open_entries()
+            assert entry.resumable and entry.offset == 11 * BLOCK and entry.result == ""
+            assert ecu.app_valid == 0 and ecu.blocks == 11
+
+            resumed = subprocess.run(
+                [*WORKSHOP, "update", "resume", "--json", *link[:-2]],
+                capture_output=True,
+                text=True,
+                env=ENV,
+                timeout=120,
+            )
+        finally:
+            server.stop()
+            server_bus.shutdown()
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["result"] == "success" and result["resumed"] and result["vin"] == VIN
+    assert any("resumed at segment 0 offset 45023" in n for n in result["notes"])
+    assert ecu.blocks == 40 and ecu.crc() == zlib.crc32(data)
+    assert (ecu.version, ecu.release, ecu.app_valid) == ("APP-0300", 9, 1)
+    with FlashJournal(db) as journal:
+        assert not journal.open_entries()
+    with AuditTrail(db) as trail:
+        rows = trail.rows(VIN)
+        assert trail.verify().ok
+    assert [r.entry.result for r in rows] == ["interrupted", "success"]
+    assert "after 45023 of 163720 bytes" in rows[0].entry.error
+
+
+def _attempts(db) -> None:
+    with AuditTrail(db) as trail:
+        for n, vin in enumerate(["VIN-A", "VIN-B", "VIN-A"]):
+            trail.append(
+                AuditEntry(
+                    ecu="ECM",
+                    result="success" if n != 1 else "failed",
+                    duration_s=10.0 + n,
+                    vin=vin,
+                    from_version="APP-0100",
+                    to_version="APP-0200",
+                    target_hash="ab" * 32,
+                    error="" if n != 1 else "memory check failed",
+                )
+            )
+
+
+def test_audit_lists_filters_by_vin_and_prints_json(tmp_path, capsys):
+    db = tmp_path / "history.db"
+    _attempts(db)
+    assert main(["audit", "--history", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("APP-0100 → APP-0200") == 3 and "memory check failed" in out
+    assert main(["audit", "--history", str(db), "--vin", "VIN-A", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == [1, 3] and rows[0]["user"] and len(rows[0]["row_hash"]) == 64
+
+
+def test_audit_verify_names_the_first_broken_link_after_tampering(tmp_path, capsys):
+    db = tmp_path / "history.db"
+    _attempts(db)
+    assert main(["audit", "verify", "--history", str(db)]) == 0
+    assert "intact (3 rows" in capsys.readouterr().out
+    conn = sqlite3.connect(db)
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("DELETE FROM flash_audit WHERE id = 2")
+    conn.execute("DROP TRIGGER flash_audit_no_update")
+    conn.execute("UPDATE flash_audit SET result = 'success', error = '' WHERE id = 2")
+    conn.commit()
+    conn.close()
+    assert main(["audit", "verify", "--history", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert "BROKEN at row 2" in err and "edited" in err
+
+
+def test_audit_verify_names_a_removed_row(tmp_path, capsys):
+    db = tmp_path / "history.db"
+    _attempts(db)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER flash_audit_no_delete")
+    conn.execute("DELETE FROM flash_audit WHERE id = 2")
+    conn.commit()
+    conn.close()
+    assert main(["audit", "verify", "--history", str(db), "--json"]) == 1
+    check = json.loads(capsys.readouterr().out)
+    assert check["broken_at"] == 3 and "removed" in check["reason"]
