@@ -27,7 +27,7 @@ from workshop_app.core.diag.ecu_spec import EcuSpec, demo_vehicle_spec
 from workshop_app.core.diag.scan import ScanOptions, VehicleScanner
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
 from workshop_app.core.sim.ecus import EcuNetwork
-from workshop_app.core.sim.ecus.flash_memory import FLASH_LAYOUTS, FlashLayout, FlashMemoryError
+from workshop_app.core.sim.ecus.flash_memory import FLASH_LAYOUTS, FlashLayout, FlashMemory, FlashMemoryError
 from workshop_app.core.update import protocol as p
 from workshop_app.core.update.image import FlashImage, Segment
 
@@ -320,7 +320,9 @@ def test_reset_mid_transfer_leaves_a_bootloader_that_survives_a_restart_and_a_re
         assert nrc(exc) == 0x7F
         with pytest.raises(NegativeResponseException) as exc:
             client.read_data_by_identifier(0x1001)  # engine speed: no application measures it
-        assert nrc(exc) == 0x22
+        assert nrc(exc) == 0x7F
+        volts = client.read_data_by_identifier(0xF1A1).service_data.values[0xF1A1]
+        assert 11.0 < volts < 15.0  # the bootloader measures its supply for the preconditions
         with pytest.raises(NegativeResponseException) as exc:
             client.control_dtc_setting(0x02)
         assert nrc(exc) == 0x7F
@@ -445,3 +447,25 @@ def test_an_unreadable_flash_file_is_named(tmp_path: Path) -> None:
             EcuNetwork(bus, car, flash_dir=tmp_path)
     finally:
         bus.shutdown()
+
+
+def test_flash_memory_keeps_several_erased_ranges_and_reloads_them(tmp_path: Path) -> None:
+    layout = FLASH_LAYOUTS["BCM"]
+    first, second = Segment(layout.start, os.urandom(5000)), Segment(layout.start + 0x10000, os.urandom(3000))
+    flash = FlashMemory(layout, tmp_path / "BCM.flash")
+    for segment in (first, second):
+        flash.erase(segment.address, len(segment.data))
+    assert (
+        not flash.app_valid and flash.is_erased(first.address, 5000) and flash.is_erased(second.address, 3000)
+    )
+    flash.write(first.address, first.data[:4000])
+    flash.write(first.address + 3000, first.data[3000:])  # a resumed download repeats 1000 bytes
+    flash.write(second.address, second.data)
+    expected = FlashImage("BCM", "", "", (second, first), "", 0).crc32()
+    assert flash.crc32() == expected and flash.written == 8000
+    flash.mark_checked(True)
+    again = FlashMemory(layout, tmp_path / "BCM.flash")
+    assert again.crc32() == expected and again.checked and not again.app_valid
+    assert again.read(first.address + 4990, 20) == first.data[4990:] + b"\xff" * 10
+    assert again.activate("SW 0102", 12) and again.erased == []
+    assert FlashMemory(layout, tmp_path / "BCM.flash").release_counter == 12

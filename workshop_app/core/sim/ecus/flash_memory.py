@@ -68,7 +68,7 @@ class FlashMemory:
         self._segments: dict[int, bytearray] = {}  # start address -> bytes written there
         self.app_valid = True
         self.checked = False  # check-memory passed since the last erase
-        self.erased: tuple[int, int] | None = None  # (address, size) erased and not yet rewritten
+        self.erased: list[tuple[int, int]] = []  # (address, size) erased since the last valid flash
         self.software_version = layout.factory_version
         self.release_counter = layout.factory_release_counter
         self.boot_version = layout.boot_version
@@ -84,10 +84,7 @@ class FlashMemory:
 
     def is_erased(self, address: int, size: int) -> bool:
         with self._lock:
-            if self.erased is None:
-                return False
-            start, length = self.erased
-            return start <= address and address + size <= start + length
+            return any(start <= address and address + size <= start + n for start, n in self.erased)
 
     def crc32(self) -> int:
         """CRC-32 of the bytes written since the erase, segments in address order."""
@@ -117,20 +114,28 @@ class FlashMemory:
     def erase(self, address: int, size: int) -> None:
         """Erase a range: the application is invalid from now until a checked re-flash."""
         with self._lock:
-            self._segments.clear()
-            self.erased = (address, size)
+            end = address + size
+            for start in list(self._segments):
+                seg = self._segments.pop(start)
+                if start < address:  # the part before the range stays programmed
+                    self._segments[start] = seg[: address - start]
+                if start + len(seg) > end:
+                    self._segments[end] = seg[end - start :]
+            self._segments = {a: s for a, s in self._segments.items() if s}
+            self.erased.append((address, size))
             self.app_valid = False
             self.checked = False
             self.save()
 
     def write(self, address: int, data: bytes) -> None:
-        """Program ``data`` at ``address`` (extends the segment it continues). Not saved here:
-        a download is saved at its end, at a reset and at the next check, like a page buffer."""
+        """Program ``data`` at ``address`` (extends or overwrites the segment it continues: a
+        resumed download may repeat the last bytes). Not saved here: a download is saved at its
+        end, at a reset and at the next check, like a page buffer."""
         with self._lock:
             self.checked = False
             for start, seg in self._segments.items():
-                if start + len(seg) == address:
-                    seg += data
+                if start <= address <= start + len(seg):
+                    seg[address - start : address - start + len(data)] = data
                     return
             self._segments[address] = bytearray(data)
 
@@ -144,7 +149,7 @@ class FlashMemory:
         with self._lock:
             if self.checked and not self.app_valid:
                 self.app_valid = True
-                self.erased = None
+                self.erased = []
                 if software_version is not None:
                     self.software_version = software_version
                 if release_counter is not None:
@@ -164,7 +169,7 @@ class FlashMemory:
                 "region": [self.layout.start, self.layout.size],
                 "app_valid": self.app_valid,
                 "checked": self.checked,
-                "erased": list(self.erased) if self.erased else None,
+                "erased": [list(r) for r in self.erased],
                 "software_version": self.software_version,
                 "release_counter": self.release_counter,
                 "boot_version": self.boot_version,
@@ -196,11 +201,10 @@ class FlashMemory:
                 offset += int(length)
             if offset != len(body):
                 raise ValueError(f"{len(body)} data bytes where the header lists {offset}")
-            erased = header["erased"]
             self._segments = segments
             self.app_valid = bool(header["app_valid"])
             self.checked = bool(header["checked"])
-            self.erased = (int(erased[0]), int(erased[1])) if erased else None
+            self.erased = [(int(a), int(n)) for a, n in header["erased"]]
             self.software_version = str(header["software_version"])
             self.release_counter = int(header["release_counter"])
             self.boot_version = str(header["boot_version"])

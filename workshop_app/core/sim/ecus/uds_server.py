@@ -9,8 +9,9 @@ The server is transport-free: :meth:`UdsServer.handle` maps a request to a :clas
 (or None: no answer).
 
 An ECU whose application is invalid (an interrupted flash) runs its bootloader: in the default
-session it answers only 0x10, 0x3E and 0x22 of identification DIDs (NRC 0x7F for other
-services, 0x22 for live values), and it reports DID 0xF1B1 = 0.
+session it answers only 0x10, 0x3E and 0x22 of identification DIDs and the supply voltage
+(NRC 0x7F for other services and for the application's live values), and it reports DID
+0xF1B1 = 0.
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ SUPPRESSED_ON_FUNCTIONAL = frozenset(
 DTC_FORMAT_ISO15031_6 = 0x01
 STATUS_AVAILABILITY_MASK = 0xFF
 PENDING_REPEAT_S = 1.0  # a long job repeats NRC 0x78 this often, well inside P2* (5 s)
-# Identification a bootloader still reports (the tool recognises the state by 0xF1B1 = 0).
+# What a bootloader still reports: identification (the tool recognises the state by 0xF1B1 = 0)
+# and the supply voltage it measures itself for its programming preconditions.
 BOOT_IDENTIFICATION = frozenset(
-    {0xF180, 0xF187, 0xF189, 0xF18A, 0xF18C, 0xF190, 0xF191, 0xF195, 0xF1B0, 0xF1B1}
+    {0xF180, 0xF187, 0xF189, 0xF18A, 0xF18C, 0xF190, 0xF191, 0xF195, 0xF1A1, 0xF1B0, 0xF1B1}
 )
 
 
@@ -369,7 +371,8 @@ class UdsServer:
                 body += did.to_bytes(2, "big") + self._read_did(did)
         # Unsupported DIDs are left out; only a request with none supported is refused.
         if not body:
-            return negative(0x22, CONDITIONS_NOT_CORRECT if held_back else REQUEST_OUT_OF_RANGE)
+            # Not in the bootloader's session: a tester reads that as "not there", not as a fault.
+            return negative(0x22, SERVICE_NOT_IN_SESSION if held_back else REQUEST_OUT_OF_RANGE)
         return b"\x62" + bytes(body)
 
     def _security_access(self, req: bytes) -> bytes:
