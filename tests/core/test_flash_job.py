@@ -11,13 +11,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import can
 import pytest
 from helpers.flash_ecu import Faults, Responder
 
 from workshop_app.core.diag.client import EcuAddress
+from workshop_app.core.diag.ecu_spec import demo_vehicle_spec
+from workshop_app.core.diag.scan import ScanOptions, VehicleScanner
 from workshop_app.core.history.audit import AuditTrail
+from workshop_app.core.sim.demo_vehicle import DemoVehicle
+from workshop_app.core.sim.ecus import EcuNetwork
 from workshop_app.core.update.flash import FlashJob, FlashOptions, next_counter
 from workshop_app.core.update.image import FlashImage, Segment
 from workshop_app.core.update.journal import FlashJournal
@@ -230,3 +237,135 @@ def test_audit_chain_verifies_and_names_an_edited_row(tmp_path):
     with AuditTrail(db) as trail:
         check = trail.verify()
     assert check.broken_at == 3 and "edited" in check.reason
+
+
+# --- the real simulated vehicle: the ECM's bootloader (core/sim/ecus/bootloader.py) ---------------
+
+
+@dataclass
+class SimRig:
+    tester: TesterSide
+    car: DemoVehicle
+    net: EcuNetwork
+
+
+@contextmanager
+def sim_rig(tmp_path: Path, name: str, *, engine_running: bool = False) -> Iterator[SimRig]:
+    channel = f"flash-sim-{name}"
+    car_bus = can.Bus(interface="virtual", channel=channel)
+    ecu_bus = can.Bus(interface="virtual", channel=channel)
+    # Time almost stands still, so the engine stays as it was: off at 0 s, running at 15 s.
+    car = DemoVehicle(car_bus, time_scale=1e-6, start_at=15.0 if engine_running else 0.0)
+    net = EcuNetwork(ecu_bus, car, flash_dir=tmp_path / "sim")
+    tester = TesterSide(channel)
+    try:
+        net.ecu("ECM").bootloader.timing.erase_seconds = 0.1  # type: ignore[union-attr]
+        car.start()
+        net.start()
+        yield SimRig(tester, car, net)
+    finally:
+        net.stop()
+        car.stop()
+        tester.close()
+        ecu_bus.shutdown()
+        car_bus.shutdown()
+
+
+def sim_image(size: int, version: str = "SW 0500", release: int = 12) -> FlashImage:
+    data = (hashlib.sha256(b"sim").digest() * (size // 32 + 1))[:size]
+    return FlashImage(
+        ecu="ECM",
+        target_name="ecm.hex",
+        target_hash=hashlib.sha256(data).hexdigest(),
+        segments=(Segment(0x00010000, data),),
+        software_version=version,
+        release_counter=release,
+    )
+
+
+def sim_job(rig: SimRig, image: FlashImage, db: Path, **kwargs) -> FlashJob:
+    return FlashJob(
+        rig.tester.bus,
+        rig.tester.notifier,
+        ECM,
+        image,
+        journal=FlashJournal(db),
+        audit=AuditTrail(db),
+        options=FlashOptions(),
+        **kwargs,
+    )
+
+
+def test_simulated_ecm_flashed_with_64k_and_the_next_scan_sees_the_new_version(tmp_path):
+    image = sim_image(64 * 1024)
+    with sim_rig(tmp_path, "64k") as rig:
+        result = sim_job(rig, image, tmp_path / "h.db").run(None, threading.Event())
+        assert result.ok, result.error
+        assert len(result.vin) == 17  # read from the ECU (0xF190)
+        assert result.from_version == "SW 0412" and result.to_version == "SW 0500"
+        flash = rig.net.ecu("ECM").flash
+        assert flash.app_valid and flash.crc32() == image.crc32()
+        scan = VehicleScanner(
+            rig.tester.bus,
+            rig.tester.notifier,
+            demo_vehicle_spec(),
+            options=ScanOptions(sweep=False, obd=False),
+        )
+        ecm = scan.scan_ecu(ECM, demo_vehicle_spec().ecu("ECM"))
+        assert ecm.identification["Software version"] == "SW 0500"
+    with AuditTrail(tmp_path / "h.db") as trail:
+        (row,) = trail.rows()
+        assert row.entry.result == "success" and row.entry.vin and row.entry.from_version == "SW 0412"
+
+
+def test_simulated_car_driving_is_refused_with_the_speed_read_before_any_programming_request(tmp_path):
+    with sim_rig(tmp_path, "engine", engine_running=True) as rig:
+        result = sim_job(rig, sim_image(4096), tmp_path / "h.db").run(None, threading.Event())
+        time.sleep(0.1)
+        sids = rig.tester.request_sids()
+        assert result.result == "refused" and "vehicle moving at 25 km/h (DID 0x1003)" in result.error
+        assert not {0x27, 0x31, 0x34, 0x36} & set(sids)
+        assert rig.net.ecu("ECM").flash.app_valid
+
+
+def test_simulated_ecm_with_a_bad_flash_cell_fails_the_memory_check(tmp_path):
+    with sim_rig(tmp_path, "badcell") as rig:
+        rig.net.ecu("ECM").bootloader.corrupt_writes = True  # type: ignore[union-attr]
+        result = sim_job(rig, sim_image(3 * BLOCK), tmp_path / "h.db").run(None, threading.Event())
+        assert result.result == "failed" and "memory check" in result.error
+        assert not rig.net.ecu("ECM").flash.app_valid
+
+
+def test_simulated_ecm_cancelled_mid_transfer_then_resumed(tmp_path):
+    image = sim_image(20 * BLOCK)
+    db = tmp_path / "h.db"
+    with sim_rig(tmp_path, "cancel") as rig:
+        cancel = threading.Event()
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase == "download" and done >= 6 * BLOCK:
+                cancel.set()
+
+        first = sim_job(rig, image, db).run(progress, cancel)
+        assert first.result == "cancelled"
+        with FlashJournal(db) as journal:
+            (entry,) = journal.open_entries("ECM")
+        assert entry.resumable and entry.offset == 6 * BLOCK and entry.result == "cancelled"
+        assert not rig.net.ecu("ECM").flash.app_valid  # the ECU waits in its bootloader
+        second = sim_job(rig, image, db, resume=entry).run(None, threading.Event())
+        assert second.ok, second.error
+        assert second.bytes_sent - entry.bytes_done == 14 * BLOCK
+        assert any("resumed at segment 0 offset 24558" in n for n in second.notes)
+        assert rig.net.ecu("ECM").flash.crc32() == image.crc32()
+    with AuditTrail(db) as trail:
+        assert [r.entry.result for r in trail.rows()] == ["cancelled", "success"] and trail.verify().ok
+
+
+def test_one_mib_flash_time_on_the_unpaced_virtual_bus(tmp_path, capsys):
+    image = sim_image(1024 * 1024)
+    with sim_rig(tmp_path, "1mib") as rig:
+        rig.net.ecu("ECM").bootloader.timing.erase_seconds = 0.0  # type: ignore[union-attr]
+        result = sim_job(rig, image, tmp_path / "h.db").run(None, threading.Event())
+    assert result.ok, result.error
+    with capsys.disabled():
+        print(f"\n1 MiB flash of the simulated ECM, unpaced virtual bus: {result.seconds:.2f} s")

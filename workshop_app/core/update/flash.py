@@ -43,6 +43,7 @@ DID_ENGINE_SPEED = 0x1001  # uint16, 0.25 rpm
 DID_VEHICLE_SPEED = 0x1003  # uint8, km/h
 ISOTP_CLASSIC_MAX = 4095  # largest classic ISO-TP message without the 32-bit length escape
 NOT_THERE = (0x11, 0x31, 0x7F)  # service / identifier not supported (in this session)
+NOT_NOW = (*NOT_THERE, 0x22)  # a live value an ECU in its bootloader cannot give
 
 
 class FlashError(DiagError):
@@ -247,7 +248,7 @@ class FlashJob:
         result.vin = self.options.vin
         result.from_version = resume.from_version if resume else self._read_text(client, p.DID_APP_SOFTWARE)
         self._phase("preconditions")
-        self._preconditions(client)
+        battery_read = self._preconditions(client)
         if self.journal is not None:
             if resume is not None:
                 self._entry = resume.id
@@ -269,6 +270,7 @@ class FlashJob:
             self._step("preconditions")
         self._phase("programming session")
         client.change_session(p.EXTENDED_SESSION)
+        self._precondition_routine(client, result, battery_read)
         self._optional(client, result, "DTC setting off", client.client.control_dtc_setting, 0x02)
         self._optional(
             client, result, "communication disable", client.client.communication_control, 0x03, 0x01
@@ -302,8 +304,12 @@ class FlashJob:
         self._phase("done")
 
     # --- steps -------------------------------------------------------------------------------
-    def _preconditions(self, client: EcuClient) -> None:
-        """Refuse (nothing sent beyond reads and the check routine) unless the car is safe to flash."""
+    def _preconditions(self, client: EcuClient) -> bool:
+        """Refuse on the car's live values (reads only); True when the battery voltage was read.
+
+        An ECU in its bootloader has no live values: then its own check (routine 0x0203, in the
+        extended session) must accept, see :meth:`_precondition_routine`.
+        """
         confirmed = False
         battery = self._read_optional(client, DID_BATTERY)
         if battery is not None:
@@ -327,6 +333,10 @@ class FlashJob:
                 f"{self.image.ecu}: engine running at {value:.0f} rpm (DID 0x1001): switch it off",
                 refused=True,
             )
+        return confirmed
+
+    def _precondition_routine(self, client: EcuClient, result: FlashResult, battery_read: bool) -> None:
+        confirmed = battery_read
         try:
             response = client.call(
                 "check programming preconditions",
@@ -345,10 +355,13 @@ class FlashJob:
                     f"answered reason {code})",
                     refused=True,
                 )
+            if not battery_read:
+                result.notes.append("battery voltage not readable (bootloader): the ECU's own check accepted")
             confirmed = True
         if not confirmed:
             raise FlashError(
-                f"{self.image.ecu}: cannot confirm the battery voltage (no DID 0xF1A1, no routine 0x0203)",
+                f"{self.image.ecu}: cannot confirm the programming preconditions (no battery voltage "
+                "DID 0xF1A1, no routine 0x0203)",
                 refused=True,
             )
 
@@ -552,7 +565,7 @@ class FlashJob:
         try:
             return bytes(client.call(f"read DID 0x{did:04X}", client.read_did, did))
         except DiagError as exc:
-            if exc.nrc in NOT_THERE:
+            if exc.nrc in NOT_NOW:
                 return None
             raise FlashError(str(exc), refused=self._entry is None, nrc=exc.nrc) from None
 
