@@ -469,3 +469,25 @@ def test_flash_memory_keeps_several_erased_ranges_and_reloads_them(tmp_path: Pat
     assert again.read(first.address + 4990, 20) == first.data[4990:] + b"\xff" * 10
     assert again.activate("SW 0102", 12) and again.erased == []
     assert FlashMemory(layout, tmp_path / "BCM.flash").release_counter == 12
+
+
+def test_a_tester_that_goes_silent_mid_download_leaves_the_ecu_in_its_bootloader(tmp_path: Path) -> None:
+    img = image("BCM", 12000)
+    (segment,) = img.segments
+    with rig(tmp_path) as r:
+        server = r.net.ecu("BCM").uds
+        with connect(r, "BCM") as client:
+            unlock(client)
+            erase(client, FLASH_LAYOUTS["BCM"])
+            most = download(client, segment.address, len(segment.data))
+            client.transfer_data(1, segment.data[:most])
+            server.s3_seconds = 0.3  # no TesterPresent from here on
+            wait_for(lambda: server.session == p.DEFAULT_SESSION, what="S3 ending the programming session")
+            assert server.in_bootloader and not r.net.ecu("BCM").bootloader.downloading  # type: ignore[union-attr]
+            with pytest.raises(NegativeResponseException) as exc:
+                client.transfer_data(2, segment.data[most : 2 * most])
+            assert nrc(exc) == 0x7F  # the bootloader in the default session: programming first
+            server.s3_seconds = 5.0
+            unlock(client)
+            program(client, img)  # the whole download again, from the erase
+            assert app_valid(client) == 1
