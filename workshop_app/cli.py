@@ -235,6 +235,9 @@ def _add_update_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
     from workshop_app.commands import flash  # its options only: the flash stack loads when it runs
 
     flash.add_arguments(usub, _add_source_options)
+    from workshop_app.commands import install  # flash a verified package (core/update/campaign.py)
+
+    install.add_arguments(usub, _add_source_options)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -254,3 +254,35 @@ def test_counter_lower_than_this_workshop_recorded_is_refused(tmp_path: Path) ->
         assert "recorded" in campaign.plan.refusals[0].message  # type: ignore[union-attr]
     with AuditTrail(tmp_path / "history.db") as trail:
         assert trail.verify().ok and [r.entry.result for r in trail.rows()] == ["success", "refused"]
+
+
+def test_cancel_leaves_a_safe_state_and_installing_again_resumes(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    repo = build_sim_package(pkg, size=64 * 1024)
+    store = trusting(repo, tmp_path / "trust")
+    cancel = threading.Event()
+
+    def stop_midway(phase: str, done: int, total: int) -> None:
+        if phase == "ECM: download" and done >= 20_000:
+            cancel.set()
+
+    with sim_car(tmp_path / "flash") as car:
+        first = _campaign(car, pkg, store, tmp_path)
+        assert first.prepare().ok
+        outcome = first.run(stop_midway, cancel)
+        assert outcome.result == "cancelled", outcome.error
+        assert 20_000 <= outcome.bytes_sent < 64 * 1024
+        ecm = car.net.ecu("ECM").flash
+        assert ecm is not None and not ecm.app_valid  # waits in its bootloader, not half-started
+        # Installing the same package again reads the ECU in its bootloader and finishes the job.
+        again = _campaign(car, pkg, store, tmp_path)
+        plan = again.prepare()
+        reading = {e.name: e for e in plan.reading.ecus}["ECM"]
+        assert reading.app_valid is False and not reading.error
+        assert plan.ok, plan.refusals
+        done = again.run()
+        assert done.ok, done.error
+        (flash,) = done.flashes
+        assert flash.resumed and any(n.startswith("resumed at segment 0 offset 2") for n in flash.notes)
+        assert ecm.app_valid and ecm.software_version == "SW 0500"
+    assert [r.entry.result for r in outcome.audit + done.audit] == ["cancelled", "success"]

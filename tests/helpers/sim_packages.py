@@ -117,6 +117,7 @@ class BusWatch:
 
 @dataclass
 class SimCar:
+    channel: str
     car: DemoVehicle
     net: EcuNetwork
     bus: can.BusABC
@@ -140,7 +141,7 @@ def sim_car(flash_dir: Path, *, erase_seconds: float = 0.05) -> Iterator[SimCar]
             net.ecu(ecu).bootloader.timing.erase_seconds = erase_seconds  # type: ignore[union-attr]
         car.start()
         net.start()
-        yield SimCar(car, net, tester, notifier, watch)
+        yield SimCar(channel, car, net, tester, notifier, watch)
     finally:
         net.stop()
         car.stop()

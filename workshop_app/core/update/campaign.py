@@ -433,7 +433,26 @@ class UpdateCampaign:
         assert plan is not None
         options = FlashOptions(**{**self.options.__dict__, "vin": plan.reading.vin})
         address = EcuAddress.of(self.spec.ecu(image.ecu))
-        job = FlashJob(self.bus, self.notifier, address, image, journal=journal, audit=audit, options=options)
+        # The same image left unfinished on this car (cancelled, link lost, tool killed): go on from
+        # the journal's last acknowledged block rather than erasing again.
+        resume = next(
+            (
+                e
+                for e in journal.open_entries(image.ecu)
+                if e.vin == plan.reading.vin and e.target_hash == image.target_hash
+            ),
+            None,
+        )
+        job = FlashJob(
+            self.bus,
+            self.notifier,
+            address,
+            image,
+            journal=journal,
+            audit=audit,
+            options=options,
+            resume=resume,
+        )
         total = plan.total_bytes
 
         sent = [0]

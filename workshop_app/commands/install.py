@@ -1,0 +1,212 @@
+"""`workshop update install PKG`: verify a signed package for the connected car and flash it.
+
+The car's facts (VIN, hardware, bootloader, software, release counter) are read over UDS, the
+package is verified for them, the plan is shown (from → to per ECU), and after confirmation
+(or ``--yes``) each image is flashed in dependency order with a progress bar on stderr.
+A refused package is recorded in the audit trail and nothing is sent that programs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workshop_app.core.errors import WorkshopError
+
+if TYPE_CHECKING:  # the parser is built for every command: the update stack loads only to run
+    from workshop_app.core.update.campaign import CampaignOutcome, Plan, UpdateCampaign
+
+AddOptions = Callable[[argparse.ArgumentParser], None]
+
+
+def add_arguments(usub: argparse._SubParsersAction, add_source_options: AddOptions) -> None:
+    """`update install` (cli.py calls this with its connection options)."""
+    p = usub.add_parser(
+        "install", help="verify a signed package for the connected car and flash it (journalled, audited)"
+    )
+    p.set_defaults(command="install")
+    p.add_argument("package", help="package folder, .tar/.tar.gz/.zip archive, or http(s):// URL")
+    p.add_argument("--yes", action="store_true", help="flash without asking once the plan is verified")
+    p.add_argument("--spec", type=Path, help="vehicle description (default: the demo vehicle)")
+    p.add_argument("--algorithm", default="demo", help="seed/key algorithm (default: demo)")
+    p.add_argument("--history", type=Path, help="history database (default: the workshop's)")
+    p.add_argument("--json", action="store_true", help="print the plan and the result as JSON")
+    add_source_options(p)
+
+
+class ProgressBar:
+    """One self-rewriting line on stderr: ECU and phase, bytes, %, rate, time left."""
+
+    def __init__(self, quiet: bool) -> None:
+        from workshop_app.core.update.campaign import RateMeter
+
+        self.quiet = quiet
+        self.meter = RateMeter()
+        self._last = 0.0
+        self._phase = ""
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        self.meter.update(done, total)
+        now = time.monotonic()
+        if phase == self._phase and now - self._last < 0.2 and done < total:
+            return
+        self._phase, self._last = phase, now
+        width = 24
+        filled = int(width * done / total) if total else 0
+        line = f"\r{phase[:28]:<28} [{'#' * filled}{'.' * (width - filled)}] {self.meter.text(done, total)}"
+        print(f"{line:<110}", end="\n" if phase == "done" else "", file=sys.stderr, flush=True)
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "package": plan.package,
+        "vin": plan.reading.vin,
+        "ok": plan.ok,
+        "ecus": [dataclasses.asdict(e) for e in plan.reading.ecus],
+        "refusals": [dataclasses.asdict(r) for r in plan.refusals],
+        "steps": [dataclasses.asdict(s) for s in plan.steps],
+    }
+
+
+def _outcome_json(outcome: CampaignOutcome) -> dict[str, Any]:
+    return {
+        "result": outcome.result,
+        "error": outcome.error,
+        "seconds": round(outcome.seconds, 3),
+        "bytes_sent": outcome.bytes_sent,
+        "total_bytes": outcome.total_bytes,
+        "flashes": [dataclasses.asdict(f) for f in outcome.flashes],
+        "audit": [r.as_dict() for r in outcome.audit],
+    }
+
+
+def print_plan(plan: Plan) -> None:
+    print(f"{plan.package}: car {plan.reading.vin}")
+    for e in plan.reading.ecus:
+        if e.error:
+            print(f"  {e.name}: not read ({e.error})")
+        else:
+            valid = "" if e.app_valid else ", application INVALID (in its bootloader)"
+            print(
+                f"  {e.name}: hardware {e.hardware}, bootloader {e.bootloader}, software "
+                f"{e.software_version}, release {e.release_counter}{valid}"
+            )
+    if plan.ok:
+        print("verified; the update would flash:")
+        for s in plan.steps:
+            grant = " (downgrade granted by the director)" if s.downgrade_granted else ""
+            print(
+                f"  {s.ecu}: {s.from_version} -> {s.to_version}, release {s.from_counter} -> "
+                f"{s.to_counter}, {s.size:,} bytes, SHA-256 {s.target_hash[:16]}…{grant}"
+            )
+    else:
+        print("REFUSED, nothing will be flashed:")
+        for r in plan.refusals:
+            print(f"  [{r.code}] {r}")
+
+
+def _confirmed(args: argparse.Namespace) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print("not flashed: confirm with --yes (no terminal to ask on)", file=sys.stderr)
+        return False
+    try:
+        return input("Flash now? The car must stay connected and powered. [y/N] ").strip().lower() == "y"
+    except EOFError:
+        return False
+
+
+def _run(campaign: UpdateCampaign, bar: ProgressBar) -> CampaignOutcome:
+    """The flash on a worker thread; Ctrl-C asks it to stop at the next safe point."""
+    cancel = threading.Event()
+    out: list[CampaignOutcome] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            out.append(campaign.run(bar, cancel))
+        except BaseException as exc:  # reported on the main thread, in plain words
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="update", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        try:
+            worker.join(0.2)
+        except KeyboardInterrupt:
+            cancel.set()
+    if failure:
+        raise failure[0]
+    return out[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    from workshop_app.commands.common import source_spec
+    from workshop_app.commands.history import history_path
+    from workshop_app.core.diag.ecu_spec import demo_vehicle_spec, load_vehicle_spec
+    from workshop_app.core.sources.factory import make_source
+    from workshop_app.core.sources.reconnect import NO_RECONNECT
+    from workshop_app.core.update.campaign import UpdateCampaign
+    from workshop_app.core.update.flash import FlashOptions
+
+    spec = load_vehicle_spec(args.spec) if args.spec else demo_vehicle_spec()
+    # No reconnecting under a flash: a gap is a lost answer the job must see as such.
+    source = make_source(replace(source_spec(args), reconnect=NO_RECONNECT))
+    source.start()
+    try:
+        bus, notifier = source.bus, getattr(source, "notifier", None)
+        if bus is None or notifier is None:
+            raise WorkshopError(f"{source.describe()}: updating needs a live connection")
+        campaign = UpdateCampaign(
+            bus,
+            notifier,
+            args.package,
+            spec=spec,
+            history=history_path(args),
+            options=FlashOptions(algorithm=args.algorithm),
+        )
+        plan = campaign.prepare()
+        if not args.json:
+            print_plan(plan)
+        if plan.ok and not _confirmed(args):
+            if args.json:
+                print(json.dumps({"plan": _plan_json(plan), "outcome": None}, indent=2))
+            return 1
+        outcome = _run(campaign, ProgressBar(args.json or not plan.ok))
+    finally:
+        source.stop()
+    if args.json:
+        print(json.dumps({"plan": _plan_json(plan), "outcome": _outcome_json(outcome)}, indent=2))
+    else:
+        _print_outcome(outcome)
+    if outcome.result == "refused":
+        return 2
+    return 0 if outcome.ok else (130 if outcome.result == "cancelled" else 1)
+
+
+def _print_outcome(outcome: CampaignOutcome) -> None:
+    words = {"success": "flashed", "failed": "FAILED", "refused": "REFUSED", "cancelled": "CANCELLED"}
+    for f in outcome.flashes:
+        print(
+            f"{f.ecu}: {words.get(f.result, f.result)} {f.from_version or '?'} -> {f.to_version} in "
+            f"{f.seconds:.1f} s ({f.bytes_sent:,} of {f.total_bytes:,} bytes)"
+        )
+        for note in f.notes:
+            print(f"  note: {note}")
+    if outcome.error:
+        print(f"  {outcome.error}", file=sys.stderr)
+    if outcome.result in ("failed", "cancelled") and outcome.flashes:
+        print("  the journal keeps the state: `workshop update resume` or install again", file=sys.stderr)
+    for row in outcome.audit:
+        print(f"audit #{row.id}: {row.entry.ecu} {row.entry.result} ({row.row_hash[:12]}…)")
