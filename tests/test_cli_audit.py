@@ -6,13 +6,16 @@ over socketcand, so it outlives the killed tool exactly as a car does.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import zlib
 
 import bincopy
@@ -164,3 +167,92 @@ def test_audit_verify_names_a_removed_row(tmp_path, capsys):
     assert main(["audit", "verify", "--history", str(db), "--json"]) == 1
     check = json.loads(capsys.readouterr().out)
     assert check["broken_at"] == 3 and "removed" in check["reason"]
+
+
+def test_flash_killed_on_the_simulated_car_in_another_process_then_resumed(tmp_path):
+    """The real simulator (`workshop simulate --serve socketcand`) keeps its ECM's flash while the tool dies."""
+    image = tmp_path / "ecm.hex"
+    data = (hashlib.sha256(b"sim-kill").digest() * (64 * BLOCK // 32 + 1))[: 64 * BLOCK]
+    binfile = bincopy.BinFile()
+    binfile.add_binary(data, address=0x00010000)
+    image.write_text(binfile.as_ihex())
+    db = tmp_path / "history.db"
+    port = free_port()
+    env = {**ENV, "WORKSHOP_HOME": str(tmp_path / "home")}
+    # Time almost stands still in the car: the engine stays off, so the preconditions hold.
+    sim = subprocess.Popen(
+        [
+            *WORKSHOP,
+            "simulate",
+            "--serve",
+            "socketcand",
+            "--port",
+            str(port),
+            "-c",
+            f"kill-{port}",
+            "--time-scale",
+            "1e-6",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30  # start-up bound, not a measurement
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        link = ["-i", "socketcand", "--port", str(port), "--history", str(db)]
+        flash = ["update", "flash", "--image", str(image), "--ecu", "ECM", "--sw-version", "SW 0600"]
+        tool = subprocess.Popen(
+            [*WORKSHOP, *flash, "--release", "20", *link],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            done = 0
+            deadline = time.monotonic() + 90
+            while done < 10 * BLOCK and time.monotonic() < deadline and tool.poll() is None:
+                time.sleep(0.05)
+                if db.exists():
+                    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(db)) as conn:
+                        row = conn.execute(
+                            "SELECT max(bytes_done) FROM flash_journal WHERE open = 1"
+                        ).fetchone()
+                        done = row[0] or 0 if row else 0
+        finally:
+            os.kill(tool.pid, signal.SIGKILL)
+            _, err = tool.communicate(timeout=10)
+        assert done >= 10 * BLOCK, err.decode()
+        with FlashJournal(db) as journal:
+            (entry,) = journal.open_entries()
+        assert entry.resumable and entry.bytes_done < 64 * BLOCK
+        resumed = subprocess.run(
+            [*WORKSHOP, "update", "resume", "--json", *link],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        result = json.loads(resumed.stdout)
+        # The ECU read back the new version and counter after its reset (else no success).
+        assert result["result"] == "success" and result["to_version"] == "SW 0600"
+        # Either continued where the journal stood, or (the block in flight had landed) erased again.
+        assert any(
+            n.startswith(("resumed at segment 0", "restarted from the erase")) for n in result["notes"]
+        )
+    finally:
+        sim.send_signal(signal.SIGINT)
+        try:
+            sim.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.communicate()
+    with AuditTrail(db) as trail:
+        assert [r.entry.result for r in trail.rows()] == ["interrupted", "success"] and trail.verify().ok
