@@ -101,7 +101,8 @@ def test_flashing_order_refuses_a_circle() -> None:
 
 def test_rate_meter() -> None:
     meter = RateMeter()
-    meter.update(0, 1000, now=10.0)
+    meter.update(0, 1000, now=0.0)
+    meter.update(0, 1000, now=10.0)  # erasing: no bytes yet, the clock waits
     meter.update(500, 1000, now=11.0)
     assert meter.rate == 500 and meter.left_s == 1.0
     assert "50.0 %" in meter.text(500, 1000) and "1 s left" in meter.text(500, 1000)

@@ -223,6 +223,9 @@ class MainWindow(QMainWindow):
         self._action(capture, "Start/stop &recording", self.record_panel.toggle_recording, "Ctrl+R")
         self._action(capture, "&Disconnect", self.disconnect_source, "Ctrl+Shift+D")
 
+        vehicle = self.menuBar().addMenu("V&ehicle")
+        self._action(vehicle, "Software &update…", self.show_update_wizard)
+
         view = self.menuBar().addMenu("&View")
         find = self._action(view, "&Find", self.filter_edit.setFocus, QKeySequence.StandardKey.Find)
         find.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -351,6 +354,19 @@ class MainWindow(QMainWindow):
         self.scheduler.stop_all()
         self.session.source.stop()
         self._update_source_label()
+
+    def show_update_wizard(self) -> None:
+        from workshop_app.gui.update_wizard import UpdateWizard  # the update stack loads when used
+
+        def link():  # noqa: ANN202 - (bus, notifier) of the connection at the time of asking
+            source = self.session.source
+            bus, notifier = source.bus, getattr(source, "notifier", None)
+            if bus is None or notifier is None:
+                raise WorkshopError(f"{source.describe()}: a software update needs a live connection")
+            return bus, notifier
+
+        history = self.history.path if self.history is not None else None
+        UpdateWizard(link, self.vehicle_spec, history, parent=self).exec()
 
     def show_connect_dialog(self) -> None:
         dialog = ConnectDialog(recent_dbcs=[Path(p) for p in self.recent("databases")], parent=self)

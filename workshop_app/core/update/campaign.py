@@ -142,7 +142,8 @@ class RateMeter:
 
     def update(self, done: int, total: int, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        if self._start is None or done < self._start[1]:
+        # The clock starts when the bytes start to move: erase and unlock time is no rate.
+        if self._start is None or done < self._start[1] or (done == self._start[1] and not self.rate):
             self._start = (now, done)
             return
         t0, d0 = self._start
