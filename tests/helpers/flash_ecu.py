@@ -28,6 +28,7 @@ class Faults:
     pause_at: int | None = None  # block number after which `paused` is set (tests cancel there)
     paused: threading.Event = field(default_factory=threading.Event)
     hold_at: int | None = None  # block number held in flight (not written, no answer) until `release`
+    hold_written: bool = False  # the held block is written first (only its answer is lost)
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     block_delay_s: float = 0.0  # before each TransferData answer (a slow flash)
@@ -140,7 +141,7 @@ class Responder:
             dl, counter = self.download, req[1]
             if dl is None:
                 return [b"\x7f\x36\x24"]
-            if f.hold_at == self.blocks + 1 and not f.release.is_set():
+            if f.hold_at == self.blocks + 1 and not f.release.is_set() and not f.hold_written:
                 f.holding.set()
                 f.release.wait(30)
                 return []  # dropped unwritten: the tester that sent it is gone
@@ -153,6 +154,10 @@ class Responder:
             dl[2] += len(req) - 2
             dl[4], dl[3] = counter, (counter + 1) & 0xFF
             self.blocks += 1
+            if f.hold_at == self.blocks and f.hold_written and not f.release.is_set():
+                f.holding.set()
+                f.release.wait(30)
+                return []  # written, but the tester that sent it is gone
             if f.pause_at == self.blocks:
                 f.paused.set()
                 time.sleep(0.3)

@@ -21,96 +21,42 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import can
-import udsoncan
 from udsoncan.common.MemoryLocation import MemoryLocation
 
 from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
 from workshop_app.core.history.audit import AuditEntry, AuditTrail, audit_time
 from workshop_app.core.update import protocol as p
+from workshop_app.core.update.flash_types import (
+    DID_BATTERY,
+    DID_ENGINE_SPEED,
+    DID_VEHICLE_SPEED,
+    DID_VIN,
+    ISOTP_CLASSIC_MAX,
+    NOT_NOW,
+    NOT_THERE,
+    BytesCodec,
+    FlashError,
+    FlashOptions,
+    FlashResult,
+    Progress,
+    ascii_text,
+    next_counter,
+)
 from workshop_app.core.update.image import FlashImage
 from workshop_app.core.update.journal import FlashJournal, JournalEntry
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total) as gui/workers.py's Job
-
-DID_VIN = 0xF190
-DID_BATTERY = 0xF1A1  # uint16, 0.001 V
-DID_ENGINE_SPEED = 0x1001  # uint16, 0.25 rpm
-DID_VEHICLE_SPEED = 0x1003  # uint8, km/h
-ISOTP_CLASSIC_MAX = 4095  # largest classic ISO-TP message without the 32-bit length escape
-NOT_THERE = (0x11, 0x31, 0x7F)  # service / identifier not supported (in this session)
-NOT_NOW = (*NOT_THERE, 0x22)  # a live value an ECU in its bootloader cannot give
-
-
-class FlashError(DiagError):
-    """The flash could not go on; ``refused`` is True when nothing was written yet."""
-
-    def __init__(self, message: str, *, refused: bool = False, nrc: int | None = None) -> None:
-        super().__init__(message, nrc=nrc, kind="flash")
-        self.refused = refused
-
-
-class _Bytes(udsoncan.DidCodec):
-    """Raw bytes of a DID, whatever its length (the flash job decodes what it needs itself)."""
-
-    def encode(self, *values: Any) -> bytes:
-        return bytes(values[0])
-
-    def decode(self, data: bytes) -> Any:
-        return bytes(data)
-
-    def __len__(self) -> int:
-        raise udsoncan.DidCodec.ReadAllRemainingData
-
-
-@dataclass
-class FlashOptions:
-    """How to flash; the defaults are the demo vehicle's."""
-
-    vin: str = ""
-    algorithm: str = "demo"  # key of protocol.SEED_KEY_ALGORITHMS
-    min_battery_v: float = 12.0
-    erase_timeout_s: float = 120.0  # the whole erase, NRC 0x78 included
-    block_retries: int = 3  # resends of one block after a lost answer (same counter)
-    reset_wait_s: float = 10.0  # how long the ECU may take to answer again after ECUReset
-    image_path: str = ""  # recorded in the journal so `workshop update resume` can reload it
-    image_address: int | None = None  # load address of a raw binary image (journalled with the path)
-    p2_timeout_s: float = 1.0
-
-
-@dataclass
-class FlashResult:
-    """How the attempt ended; ``result`` is 'success', 'failed', 'refused' or 'cancelled'."""
-
-    ecu: str
-    result: str
-    error: str = ""
-    vin: str = ""
-    from_version: str = ""
-    to_version: str = ""
-    seconds: float = 0.0
-    bytes_sent: int = 0
-    total_bytes: int = 0
-    journal_id: int | None = None
-    resumed: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.result == "success"
-
-
-def next_counter(counter: int) -> int:
-    """TransferData's block sequence counter after ``counter``: 1, 2, … 0xFF, 0x00, 0x01 …"""
-    return (counter + 1) & 0xFF
-
-
-def _ascii(raw: bytes) -> str:
-    return raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
+__all__ = [
+    "DID_VIN",
+    "FlashError",
+    "FlashJob",
+    "FlashOptions",
+    "FlashResult",
+    "Progress",
+    "next_counter",
+]
 
 
 class FlashJob:
@@ -149,6 +95,7 @@ class FlashJob:
                 f"not {image.target_hash[:12]}… ({image.target_name}): restart the flash instead"
             )
         self._entry: int | None = None
+        self._notes: list[str] = []  # said to the user with the result
         self._progress: Progress = lambda _phase, _done, _total: None
         self._sent = 0
 
@@ -167,7 +114,7 @@ class FlashJob:
             self.bus, self.notifier, self.address, name=self.image.ecu, timeout=self.options.p2_timeout_s
         ) as client:
             dids = dict(client.client.config["data_identifiers"])
-            dids.update({did: _Bytes() for did in self._dids()})
+            dids.update({did: BytesCodec() for did in self._dids()})
             client.client.set_config("data_identifiers", dids)
             try:
                 self._flash(client, result, cancel)
@@ -179,6 +126,7 @@ class FlashJob:
             except _Cancelled:
                 result.result = "cancelled"
                 result.error = "cancelled by the user; the ECU waits in its bootloader for a resume"
+            result.notes.extend(self._notes)
             result.notes.extend(client.problems)
             if result.result not in ("success", "cancelled", "refused"):
                 self._try_restore(client)
@@ -425,19 +373,11 @@ class FlashJob:
             segment = self.image.segments[index]
             start = offset if index == first else 0
             counter = 1  # every RequestDownload starts the block sequence at 0x01 (ISO 14229-1)
-            address = segment.address + start
-            remaining = segment.data[start:]
-            if not remaining:
+            if not segment.data[start:]:
                 continue
-            location = MemoryLocation(address, len(remaining), address_format=32, memorysize_format=32)
-            try:
-                response = self._call(
-                    client, f"request download at 0x{address:08X}", client.client.request_download, location
-                )
-            except DiagError as exc:
-                if self.resume_from is not None and index == first and start > 0 and exc.nrc is not None:
-                    raise _ResumeRefused(f"the ECU refused to continue at 0x{address:08X} ({exc})") from None
-                raise
+            response, start = self._request_download(
+                client, index, start, resuming=index == first and start > 0
+            )
             max_length = int(response.service_data.max_length)
             block = min(max_length, ISOTP_CLASSIC_MAX) - 2  # minus SID and block counter
             if block <= 0:
@@ -453,12 +393,49 @@ class FlashJob:
                 self._sent += len(chunk)
                 counter = next_counter(counter)
                 if self.journal is not None and self._entry is not None:
-                    self.journal.acknowledged(self._entry, index, done, counter, self._sent)
+                    self.journal.acknowledged(self._entry, index, done, counter, self._sent, block)
                 self._phase("download", self._sent, total)
             self._call(client, "request transfer exit", client.client.request_transfer_exit)
             # The next segment begins at its own start: the journal says so before it is requested.
             if self.journal is not None and self._entry is not None and index + 1 < len(self.image.segments):
                 self.journal.acknowledged(self._entry, index + 1, 0, 1, self._sent)
+
+    def _request_download(
+        self, client: EcuClient, index: int, start: int, *, resuming: bool
+    ) -> tuple[Any, int]:
+        """RequestDownload of segment ``index`` from ``start``; (response, where the download starts).
+
+        Resuming, the ECU may refuse the acknowledged offset because the block in flight when the
+        tool stopped did land (written, answer never read): then one block further is tried, and
+        the memory check still proves every byte. A second refusal erases and starts over.
+        """
+        segment = self.image.segments[index]
+        entry = self.resume_from
+        step = entry.block_bytes if entry is not None else 0
+        tries = (
+            [start, start + step] if resuming and step > 0 and start + step < len(segment.data) else [start]
+        )
+        for n, offset in enumerate(tries):
+            address = segment.address + offset
+            size = len(segment.data) - offset
+            location = MemoryLocation(address, size, address_format=32, memorysize_format=32)
+            try:
+                response = self._call(
+                    client, f"request download at 0x{address:08X}", client.client.request_download, location
+                )
+            except DiagError as exc:
+                if not resuming or exc.nrc is None:
+                    raise
+                if n + 1 < len(tries):
+                    continue
+                raise _ResumeRefused(f"the ECU refused to continue at 0x{address:08X} ({exc})") from None
+            if offset != start:
+                self._sent += offset - start
+                self._notes.append(
+                    f"the block in flight when the tool stopped had landed: continued at offset {offset}"
+                )
+            return response, offset
+        raise AssertionError("unreachable: every try returns or raises")
 
     def _transfer(self, client: EcuClient, counter: int, chunk: bytes, address: int) -> None:
         """One TransferData block; a lost answer resends the same block with the same counter."""
@@ -571,9 +548,9 @@ class FlashJob:
 
     def _read_text(self, client: EcuClient, did: int, *, required: bool = False) -> str:
         if required:
-            return _ascii(bytes(client.read_did(did)))
+            return ascii_text(bytes(client.read_did(did)))
         raw = self._read_optional(client, did)
-        return _ascii(raw) if raw is not None else ""
+        return ascii_text(raw) if raw is not None else ""
 
     def _routine_ok(self, response: Any, what: str, *, required: bool = True) -> None:
         """A check passes only on status 0x00; the erase may answer without a status record."""

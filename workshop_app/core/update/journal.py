@@ -53,6 +53,7 @@ def create_journal_table(db: Database) -> None:
             "segment": int,  # index of the segment being written
             "offset": int,  # bytes of that segment the ECU acknowledged
             "block_counter": int,  # the next TransferData block sequence counter (0..255)
+            "block_bytes": int,  # data bytes per TransferData block in this download
             "bytes_done": int,  # acknowledged bytes of the whole image
             "total_bytes": int,
             "from_version": str,
@@ -83,6 +84,7 @@ class JournalEntry:
     segment: int
     offset: int
     block_counter: int
+    block_bytes: int
     bytes_done: int
     total_bytes: int
     from_version: str
@@ -97,7 +99,7 @@ class JournalEntry:
         values = {k: row[k] for k in cls.__slots__}
         for text in ("vin", "target_name", "image_path", "from_version", "to_version", "result"):
             values[text] = values[text] or ""
-        for number in ("image_crc", "release_counter", "bytes_done", "total_bytes"):
+        for number in ("image_crc", "release_counter", "block_bytes", "bytes_done", "total_bytes"):
             values[number] = int(values[number] or 0)
         values["open"] = bool(values["open"])
         values["updated"] = float(values["updated"] or values["started"])
@@ -197,14 +199,20 @@ class FlashJournal:
         )
 
     def acknowledged(
-        self, entry_id: int, segment: int, offset: int, next_counter: int, bytes_done: int
+        self,
+        entry_id: int,
+        segment: int,
+        offset: int,
+        next_counter: int,
+        bytes_done: int,
+        block_bytes: int = 0,
     ) -> None:
         """The ECU acknowledged everything of ``segment`` before ``offset``."""
         self._run(
             "recording a block",
             f"UPDATE {TABLE} SET step = 'downloading', segment = ?, offset = ?, block_counter = ?, "
-            "bytes_done = ?, updated = ? WHERE id = ?",
-            (segment, offset, next_counter, bytes_done, time.time(), entry_id),
+            "bytes_done = ?, block_bytes = ?, updated = ? WHERE id = ?",
+            (segment, offset, next_counter, bytes_done, block_bytes, time.time(), entry_id),
         )
 
     def set_result(self, entry_id: int, result: str) -> None:
