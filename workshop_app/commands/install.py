@@ -207,6 +207,6 @@ def _print_outcome(outcome: CampaignOutcome) -> None:
     if outcome.error:
         print(f"  {outcome.error}", file=sys.stderr)
     if outcome.result in ("failed", "cancelled") and outcome.flashes:
-        print("  the journal keeps the state: `workshop update resume` or install again", file=sys.stderr)
+        print("  the journal keeps the state: install the same package again to continue", file=sys.stderr)
     for row in outcome.audit:
         print(f"audit #{row.id}: {row.entry.ecu} {row.entry.result} ({row.row_hash[:12]}…)")
