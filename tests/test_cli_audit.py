@@ -258,3 +258,51 @@ def test_flash_killed_on_the_simulated_car_in_another_process_then_resumed(tmp_p
             sim.communicate()
     with AuditTrail(db) as trail:
         assert [r.entry.result for r in trail.rows()] == ["interrupted", "success"] and trail.verify().ok
+
+
+def test_flash_refused_on_low_battery_says_the_voltage_and_is_audited(tmp_path, capsys):
+    image = tmp_path / "ecm.hex"
+    hex_image(image, 4 * BLOCK)
+    db = tmp_path / "history.db"
+    port = free_port()
+    with Responder("cli-low", Faults(battery_mv=11800)) as ecu:
+        server_bus = can.Bus(interface="virtual", channel="cli-low")
+        server = SocketcandServer(server_bus, port=port)
+        server.start()
+        try:
+            code = main(
+                [
+                    "update",
+                    "flash",
+                    "--image",
+                    str(image),
+                    "--ecu",
+                    "ECM",
+                    "--sw-version",
+                    "APP-0300",
+                    "--release",
+                    "9",
+                    "-i",
+                    "socketcand",
+                    "--port",
+                    str(port),
+                    "--history",
+                    str(db),
+                ]
+            )
+        finally:
+            server.stop()
+            server_bus.shutdown()
+    captured = capsys.readouterr()
+    assert code == 1 and "REFUSED" in captured.out
+    assert "battery at 11.80 V (DID 0xF1A1)" in captured.err
+    assert not {0x31, 0x34, 0x36} & {r[0] for r in ecu.requests}
+    with AuditTrail(db) as trail:
+        assert [r.entry.result for r in trail.rows()] == ["refused"]
+
+
+def test_resume_without_an_unfinished_flash_says_so(tmp_path, capsys):
+    db = tmp_path / "history.db"
+    assert main(["update", "resume", "--history", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert "no unfinished flash in the journal" in err and str(db) in err
