@@ -369,3 +369,26 @@ def test_one_mib_flash_time_on_the_unpaced_virtual_bus(tmp_path, capsys):
     assert result.ok, result.error
     with capsys.disabled():
         print(f"\n1 MiB flash of the simulated ECM, unpaced virtual bus: {result.seconds:.2f} s")
+
+
+def test_simulated_ecm_reset_mid_transfer_fails_the_attempt_and_resume_completes(tmp_path):
+    image = sim_image(16 * BLOCK)
+    db = tmp_path / "h.db"
+    with sim_rig(tmp_path, "reset") as rig:
+        uds = rig.net.ecu("ECM").uds
+        resets: list[object] = []
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase == "download" and done >= 5 * BLOCK and not resets:
+                resets.append(uds.handle(b"\x11\x01"))  # a watchdog reset inside the ECU
+
+        first = sim_job(rig, image, db).run(progress, threading.Event())
+        assert first.result == "failed" and "transfer data block 6" in first.error and resets
+        with FlashJournal(db) as journal:
+            (entry,) = journal.open_entries("ECM")
+        assert entry.resumable and entry.offset == 5 * BLOCK and entry.result == "failed"
+        assert not rig.net.ecu("ECM").flash.app_valid
+        second = sim_job(rig, image, db, resume=entry).run(None, threading.Event())
+        assert second.ok, second.error
+        assert any("resumed at segment 0 offset 20465" in n for n in second.notes)
+        assert rig.net.ecu("ECM").flash.crc32() == image.crc32()
