@@ -26,8 +26,7 @@ def test_good_package_flashes_with_progress_and_shows_the_audit_entry(qtbot, tmp
     pkg = tmp_path / "pkg"
     repo = build_sim_package(pkg, size=48 * 1024)
     store = trusting(repo, tmp_path / "trust")
-    shots = Path("/tmp/update-wizard")
-    shots.mkdir(exist_ok=True)
+    shots = tmp_path  # offscreen pictures of each page, to look at when changing the layout
     with sim_car(tmp_path / "flash") as car:
         wizard = UpdateWizard(lambda: (car.bus, car.notifier), SPEC, tmp_path / "h.db", store=store)
         qtbot.addWidget(wizard)
@@ -42,7 +41,7 @@ def test_good_package_flashes_with_progress_and_shows_the_audit_entry(qtbot, tmp
         assert (_column(wizard.plan_table, 1), _column(wizard.plan_table, 2)) == (["SW 0412"], ["SW 0500"])
         assert wizard.flash_button.isEnabled()
         assert car.watch.programming_requests() == []
-        wizard.grab().save(str(shots / "plan.png"))
+        assert wizard.grab().save(str(shots / "plan.png"))
         car.net.ecu("ECM").bootloader.timing.write_bytes_per_s = 40_000  # type: ignore[union-attr]
         seen: list[str] = []
         wizard.flash_button.click()
@@ -52,9 +51,9 @@ def test_good_package_flashes_with_progress_and_shows_the_audit_entry(qtbot, tmp
         )
         seen.append(wizard.rate_label.text())
         assert wizard.phase_label.text() == "ECM: download"
-        wizard.grab().save(str(shots / "progress.png"))
+        assert wizard.grab().save(str(shots / "progress.png"))
         qtbot.waitUntil(lambda: wizard.pages.currentIndex() == PAGE_RESULT, timeout=60_000)
-        wizard.grab().save(str(shots / "result.png"))
+        assert wizard.grab().save(str(shots / "result.png"))
     assert re.search(r"[\d,]+ / 49,152 B +\d+\.\d % +\d+\.\d KiB/s +\d+ s left", seen[0]), seen
     assert "Update finished" in wizard.result_label.text()
     assert "ECM: success, SW 0412 → SW 0500" in wizard.result_label.text()
@@ -73,7 +72,7 @@ def test_refused_package_shows_its_reasons_and_flash_is_disabled(qtbot, tmp_path
         wizard.package_edit.setText(str(pkg))
         wizard.verify_button.click()
         qtbot.waitUntil(lambda: wizard.pages.currentIndex() == PAGE_PLAN, timeout=20_000)
-        wizard.grab().save("/tmp/update-wizard/refused.png")
+        assert wizard.grab().save(str(tmp_path / "refused.png"))
         codes = _column(wizard.checks_table, 0)
         assert codes == ["refused: hardware_not_allowed", "refused: release_counter_rollback"]
         assert "HW H99" in " ".join(_column(wizard.checks_table, 1))
