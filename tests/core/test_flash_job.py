@@ -392,3 +392,21 @@ def test_simulated_ecm_reset_mid_transfer_fails_the_attempt_and_resume_completes
         assert second.ok, second.error
         assert any("resumed at segment 0 offset 20465" in n for n in second.notes)
         assert rig.net.ecu("ECM").flash.crc32() == image.crc32()
+
+
+@pytest.mark.parametrize("rig", [Faults(pause_at=3)], indirect=True)
+def test_resume_refused_while_the_battery_is_low_keeps_the_journal_entry(rig):
+    tester, ecu, journal, audit = rig
+    image = image_of(8 * BLOCK)
+    cancel = threading.Event()
+    threading.Thread(target=lambda: (ecu.faults.paused.wait(10), cancel.set()), daemon=True).start()
+    assert job(tester, image, journal, audit).run(None, cancel).result == "cancelled"
+    (entry,) = journal.open_entries("ECM")
+    ecu.faults.battery_mv = 11000
+    refused = job(tester, image, journal, audit, resume=entry).run(None, threading.Event())
+    assert refused.result == "refused" and "11.00 V" in refused.error
+    (still,) = journal.open_entries("ECM")
+    assert still.id == entry.id and still.resumable and still.offset == 3 * BLOCK
+    ecu.faults.battery_mv = 13500
+    assert job(tester, image, journal, audit, resume=still).run(None, threading.Event()).ok
+    assert [r.entry.result for r in audit.rows()] == ["cancelled", "refused", "success"]

@@ -135,8 +135,9 @@ class FlashJob:
         result.journal_id = self._entry
         if self.journal is not None and self._entry is not None:
             entry = self.journal.get(self._entry)
-            # A cancelled or failed download stays open (resumable); other ends close it.
-            if result.ok or result.result == "refused" or entry is None or not entry.resumable:
+            # A download cancelled, failed or refused on resuming stays open (resumable); the
+            # other ends close it.
+            if result.ok or entry is None or not entry.resumable:
                 self.journal.close_entry(self._entry, result.result)
             else:
                 self.journal.set_result(self._entry, result.result)
