@@ -306,3 +306,42 @@ def test_resume_without_an_unfinished_flash_says_so(tmp_path, capsys):
     assert main(["update", "resume", "--history", str(db)]) == 1
     err = capsys.readouterr().err
     assert "no unfinished flash in the journal" in err and str(db) in err
+
+
+def test_ctrl_c_during_a_flash_cancels_at_a_block_boundary_and_resume_finishes(tmp_path):
+    image = tmp_path / "ecm.hex"
+    data = hex_image(image, 30 * BLOCK)
+    db = tmp_path / "history.db"
+    port = free_port()
+    with Responder("cli-int", Faults(block_delay_s=0.05)) as ecu:
+        server_bus = can.Bus(interface="virtual", channel="cli-int")
+        server = SocketcandServer(server_bus, port=port)
+        server.start()
+        try:
+            link = ["-i", "socketcand", "--port", str(port), "--history", str(db)]
+            flash = ["update", "flash", "--image", str(image), "--ecu", "ECM", "--sw-version", "APP-0400"]
+            tool = subprocess.Popen(
+                [*WORKSHOP, *flash, "--release", "11", *link],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=ENV,
+            )
+            deadline = time.monotonic() + 60
+            while ecu.blocks < 5 and time.monotonic() < deadline and tool.poll() is None:
+                time.sleep(0.02)
+            tool.send_signal(signal.SIGINT)
+            out, err = tool.communicate(timeout=30)
+            assert tool.returncode == 130, err
+            assert b"CANCELLED" in out and b"workshop update resume" in err
+            with FlashJournal(db) as journal:
+                (entry,) = journal.open_entries()
+            assert entry.result == "cancelled" and entry.bytes_done == ecu.blocks * BLOCK < 30 * BLOCK
+            ecu.faults.block_delay_s = 0.0
+            resumed = subprocess.run(
+                [*WORKSHOP, "update", "resume", *link], capture_output=True, text=True, env=ENV, timeout=120
+            )
+        finally:
+            server.stop()
+            server_bus.shutdown()
+    assert resumed.returncode == 0, resumed.stderr
+    assert "flashed" in resumed.stdout and ecu.crc() == zlib.crc32(data) and ecu.version == "APP-0400"

@@ -202,17 +202,29 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_job(job: FlashJob, bar: _Bar) -> FlashResult:
     """The job on its own worker thread; Ctrl-C (or SIGTERM) asks it to stop at the next safe point."""
+    from workshop_app.core.stop_signals import graceful_stop
+
     cancel = threading.Event()
     out: list[FlashResult] = []
-    worker = threading.Thread(target=lambda: out.append(job.run(bar, cancel)), name="flash", daemon=True)
-    worker.start()
-    while worker.is_alive():
+    failure: list[BaseException] = []
+
+    def work() -> None:
         try:
-            worker.join(0.2)
-        except KeyboardInterrupt:
-            cancel.set()
+            out.append(job.run(bar, cancel))
+        except BaseException as exc:  # handed to the main thread, which reports it
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="flash", daemon=True)
+    with graceful_stop() as stop:
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+            if stop.is_set():
+                cancel.set()
+    if failure:
+        raise failure[0]
     if not out:
-        raise WorkshopError("the flash job ended without a result (see the messages above)")
+        raise WorkshopError("the flash job ended without a result")
     return out[0]
 
 
