@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
                     )
                 )
             elif check.ok:
-                rows = f"{check.rows} row" + ("" if check.rows == 1 else "s")
-                print(f"{db}: audit trail intact ({rows}, hash chain verified)")
+                count = f"{check.rows} row" + ("" if check.rows == 1 else "s")
+                print(f"{db}: audit trail intact ({count}, hash chain verified)")
             else:
                 print(f"{db}: audit trail BROKEN at {check.reason}", file=sys.stderr)
             return 0 if check.ok else 1
