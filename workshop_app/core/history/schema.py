@@ -232,7 +232,11 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Database], None]], ...] = (
         _v3_scans_dtcs_and_clears,
     ),
     (4, "link gaps of recordings (lost and reconnected connections)", _v4_recording_gaps),
-    (5, "flash journal (resumable ECU programming) and hash-chained flash audit", _v5_flash_journal_and_audit),
+    (
+        5,
+        "flash journal (resumable ECU programming) and hash-chained flash audit",
+        _v5_flash_journal_and_audit,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
