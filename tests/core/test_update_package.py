@@ -147,6 +147,16 @@ def test_publisher_refuses_unsafe_names_and_raw_binaries_without_address(tmp_pat
     assert oct((tmp_path / "pkg/keys/image-root-1.pem").stat().st_mode & 0o777) == "0o600"
 
 
+def test_default_target_name_of_a_version_as_ecus_report_it(tmp_path: Path) -> None:
+    # The demo ECUs report versions like "SW 0500": the default name must still be a safe one.
+    repo = PackageRepository.init(tmp_path / "pkg")
+    (tmp_path / "a.bin").write_bytes(b"\x00" * 16)
+    name = repo.add_image(
+        tmp_path / "a.bin", ecu="ECM", version="SW 0500", release_counter=2, hardware=["HW H13"], address=0
+    )
+    assert name == "ECM-SW_0500.bin"
+
+
 def test_segments_match_the_signed_custom_fields(tmp_path: Path) -> None:
     repo = build_package(tmp_path / "pkg")
     targets = json.loads((tmp_path / "pkg/image/metadata/targets.json").read_text())["signed"]["targets"]

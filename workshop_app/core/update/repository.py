@@ -139,7 +139,9 @@ class PackageRepository:
             raise WorkshopError("name at least one allowed hardware number (--hardware)")
         if release_counter < 0:
             raise WorkshopError("the release counter is a whole number from 0")
-        target_name = name or f"{ecu}-{version}{image.suffix.lower() or '.bin'}"
+        # Versions are what ECUs report ("SW 0500"): the default name keeps them readable but safe.
+        default = re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{ecu}-{version}").strip("._") or "image"
+        target_name = name or f"{default}{image.suffix.lower() or '.bin'}"
         if not allow_unsafe_name and not safe_target_name(target_name):
             raise WorkshopError(f"target name {target_name!r}: use letters, digits, '.', '_', '+' and '-'")
         custom: dict[str, Any] = {
