@@ -294,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-ecus", action="store_true", help="do not run the diagnostic ECUs (UDS/OBD-II) on the bus"
     )
     p.add_argument(
+        "--parked",
+        action="store_true",
+        help="keep the car parked, key on and engine off (as for flashing an ECU)",
+    )
+    p.add_argument(
         "--duration", type=values.seconds, help="stop after this many seconds (default: until Ctrl-C)"
     )
 

@@ -717,3 +717,25 @@ def test_stop_is_idempotent_and_leaves_nothing(buses):
         assert again.running
     assert not again.running
     assert not [t for t in threading.enumerate() if t.name.startswith("DemoVehicle")]
+
+
+def test_parked_car_stops_and_switches_the_engine_off_then_drives_on():
+    # A workshop job (flashing) needs speed 0 and the engine off with the ECUs awake.
+    m = vm.VehicleModel(seed=3)
+    run(m, 60.0)
+    assert m.state.engine_running and m.state.speed_kmh > 5.0  # driving
+    m.parked = True
+    run(m, 30.0)
+    s = m.state
+    assert (s.speed_kmh, s.engine_running, s.selector, s.key) == (0.0, False, "P", "Run")
+    assert m.signals_for("ENGINE_DATA")["EngineSpeed"] == 0.0
+    m.parked = False
+    run(m, 40.0)
+    assert m.state.engine_running and m.state.speed_kmh > 1.0  # cranked again and drove off
+
+
+def test_parked_from_the_start_never_cranks():
+    m = vm.VehicleModel(seed=3)
+    m.parked = True
+    run(m, 20.0)
+    assert m.state.key == "Run" and not m.state.engine_running and m.state.rpm == 0.0

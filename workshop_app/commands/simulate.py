@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 f"(e.g. `workshop monitor -i socketcand --port {server.address[1]}`)",
                 file=sys.stderr,
             )
+        vehicle.park(args.parked)
         for fault in args.fault:
             vehicle.inject_fault(fault)
         if args.interface == "virtual" and not args.no_ecus:

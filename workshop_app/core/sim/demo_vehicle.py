@@ -356,6 +356,15 @@ class DemoVehicle:
             self._model.inject_fault(fault)
             self._refresh_fault_effects()
 
+    def park(self, parked: bool = True) -> None:
+        """Park the car for a workshop job (stops, P, engine off, key on); ``False`` drives on."""
+        with self._lock:
+            self._model.parked = parked
+
+    @property
+    def parked(self) -> bool:
+        return self._model.parked
+
     def clear_faults(self) -> None:
         """Remove every fault."""
         with self._lock:

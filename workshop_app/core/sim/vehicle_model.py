@@ -107,6 +107,8 @@ _DRIVE_LOOP: tuple[_Segment, ...] = (
     _Segment("park", 0.0, duration=8.0),
 )
 
+_STOP_SEGMENT = next(i for i, seg in enumerate(_DRIVE_LOOP) if seg.kind == "stop")
+
 
 @dataclass(slots=True)
 class VehicleState:
@@ -226,6 +228,8 @@ class VehicleModel:
         self._rng = random.Random(seed)
         rng = self._rng
         ambient = rng.uniform(3.0, 9.0) if ambient_c is None else ambient_c
+        # Parked for a workshop job (flashing needs engine off, speed 0): key on, engine stopped.
+        self.parked = False
         self.state = VehicleState(
             coolant_c=ambient,
             oil_c=ambient,
@@ -346,6 +350,9 @@ class VehicleModel:
     # The scripted story: key, crank, warm-up idle, then the endless driving loop.
     def _script(self, dt: float) -> None:
         s = self.state
+        if self.parked:
+            self._park_script()
+            return
         if s.phase == "off":
             if s.t >= 0.8:
                 s.doors = (False, *s.doors[1:])  # the driver got in
@@ -371,6 +378,21 @@ class VehicleModel:
                 self._start_segment(0)
         else:
             self._drive_loop(dt)
+
+    def _park_script(self) -> None:
+        """Brake to a stop, select P, switch the engine off; the key stays on (ECUs awake)."""
+        s = self.state
+        if s.phase == "off" and s.t >= KEY_ON_AT_S:
+            s.phase, s.key, s.key_on_t = "ignition", "Run", s.t
+        elif s.phase == "crank":
+            s.phase, s.key, s.starter = "ignition", "Run", False
+        elif s.phase in ("warmup", "drive"):
+            s.target_kmh, s.indicator = 0.0, None
+            if s.phase == "drive" and _DRIVE_LOOP[s.segment].kind != "stop":
+                s.segment = _STOP_SEGMENT  # the driver brakes as at the end of the loop
+            if s.speed_kmh == 0.0:
+                s.selector, s.parking_brake = "P", True
+                s.phase, s.key, s.engine_running = "ignition", "Run", False
 
     def _leave_park(self, seg_t: float, duration: float) -> None:
         """Foot on the brake, lever through R and N into D during the last second."""
