@@ -151,3 +151,53 @@ def test_vehicle_menu_opens_the_wizard_on_the_windows_connection(qtbot, tmp_path
         poll.stop()
         win.close()
         win.history.close()
+
+
+def test_technician_parks_the_car_flashes_the_ecm_and_the_next_scan_shows_it(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The whole flow in the real window on its in-process simulated car: park it from the Fault
+    # codes dock, Vehicle → Software update…, flash, then scan.
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+    from test_main_window import _window
+
+    from workshop_app.core.update.verify import TrustStore
+
+    pkg = tmp_path / "pkg"
+    repo = build_sim_package(pkg, size=16 * 1024)
+    TrustStore().trust(repo.trusted_root("image"), repo.trusted_root("director"))  # the workshop's own
+    win = _window(qtbot, tmp_path)
+    vehicle = win.session.source.vehicle
+    opened: list[UpdateWizard] = []
+    poll = QTimer()
+
+    def drive_the_wizard() -> None:
+        wizard = QApplication.activeModalWidget()
+        if not opened and isinstance(wizard, UpdateWizard):
+            opened.append(wizard)
+            wizard.package_edit.setText(str(pkg))
+            wizard.verify_button.click()
+        elif opened and opened[0].worker is None:
+            w = opened[0]
+            if w.pages.currentIndex() == PAGE_PLAN and w.flash_button.isEnabled():
+                w.flash_button.click()
+            elif w.pages.currentIndex() == PAGE_RESULT:
+                poll.stop()
+                w.accept()
+
+    try:
+        win.dtc_panel.park_check.setChecked(True)
+        qtbot.waitUntil(lambda: vehicle.parked and vehicle.state_snapshot().rpm == 0.0, timeout=10_000)
+        (action,) = [a for m in win.menuBar().actions() if m.text() == "V&ehicle" for a in m.menu().actions()]
+        poll.timeout.connect(drive_the_wizard)
+        poll.start(100)
+        action.trigger()  # modal: returns when the wizard closes
+        (wizard,) = opened
+        assert "ECM: success, SW 0412 → SW 0500" in wizard.result_label.text(), wizard.result_label.text()
+        with qtbot.waitSignal(win.dtc_panel.scan_finished, timeout=60_000) as blocker:
+            win.dtc_panel.scan_button.click()
+        ecm = blocker.args[0].ecu("ECM")
+        assert ecm.identification["Software version"] == "SW 0500"
+    finally:
+        poll.stop()
+        win.close()
+        win.history.close()

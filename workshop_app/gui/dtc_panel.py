@@ -161,6 +161,9 @@ class DtcPanel(QWidget):
         self.repair_button = QPushButton("Repair all")
         self.repair_button.setToolTip("Remove every simulated fault (the stored codes stay until cleared)")
         self.repair_button.clicked.connect(self._on_repair_clicked)
+        self.park_check = QCheckBox("Parked, engine off")
+        self.park_check.setToolTip("Stop the car and switch the engine off, key on (flashing needs it)")
+        self.park_check.toggled.connect(self._on_park_toggled)
 
         self.watch_check = QCheckBox("When a fault code appears")
         self.signal_edit = QLineEdit()
@@ -235,6 +238,7 @@ class DtcPanel(QWidget):
         sh.addWidget(self.fault_combo, 1)
         sh.addWidget(self.inject_button)
         sh.addWidget(self.repair_button)
+        sh.addWidget(self.park_check)
         rv.addWidget(sim)
         self.sim_box = sim
 
@@ -312,7 +316,12 @@ class DtcPanel(QWidget):
 
     def refresh_source(self) -> None:
         """Call when the connection changes: the simulator box only makes sense on the simulator."""
-        self.sim_box.setVisible(getattr(self.session.source, "vehicle", None) is not None)
+        vehicle = getattr(self.session.source, "vehicle", None)
+        self.sim_box.setVisible(vehicle is not None)
+        if vehicle is not None:
+            self.park_check.blockSignals(True)
+            self.park_check.setChecked(vehicle.parked)
+            self.park_check.blockSignals(False)
 
     def close_diag(self) -> None:
         self.watch_timer.stop()
@@ -588,6 +597,14 @@ class DtcPanel(QWidget):
         if vehicle is not None:
             vehicle.inject_fault(self.fault_combo.currentData())
             self.status_label.setText(f"Fault injected: {self.fault_combo.currentText()}")
+
+    def _on_park_toggled(self, parked: bool) -> None:
+        vehicle = getattr(self.session.source, "vehicle", None)
+        if vehicle is not None:
+            vehicle.park(parked)
+            self.status_label.setText(
+                "Parking: the car stops and its engine goes off (key on)" if parked else "Driving on"
+            )
 
     def _on_repair_clicked(self) -> None:
         vehicle = getattr(self.session.source, "vehicle", None)
