@@ -289,3 +289,17 @@ def test_missing_flow_control_and_overflow_fail_plainly(sim, status, words):
     finally:
         notifier.stop()
         ecu_bus.shutdown()
+
+
+def test_an_ecu_left_in_its_bootloader_is_named_so(sim):
+    # An interrupted flash (erased, then reset): the ECU runs only its bootloader.
+    bootloader = sim.ecus.ecu("ECM").bootloader
+    region = bootloader.flash.layout
+    bootloader.flash.erase(region.start, region.size)
+    bootloader.on_reset()
+    result = scanner(sim, sweep=False, obd=False).scan()
+    ecm = result.ecu("ECM")
+    assert ecm.identification["Application valid"] == "No"
+    assert len(ecm.problems) == 1 and "in its bootloader" in ecm.problems[0], ecm.problems
+    assert "session" not in ecm.problems[0]  # not the misleading "switch session" hint
+    assert result.ecu("BCM").problems == []  # the others are read as usual

@@ -23,6 +23,7 @@ from workshop_app.core.diag.dtc import Dtc, SnapshotValue
 from workshop_app.core.diag.ecu_spec import EcuSpec, VehicleSpec
 from workshop_app.core.diag.model import EcuResult, ScanLabel, ScanResult
 from workshop_app.core.diag.obd import ObdLink
+from workshop_app.core.update.protocol import DID_APP_VALID
 
 # Identification DIDs read from ECUs without a description (ISO 14229-1 Annex C).
 STANDARD_IDENTIFICATION = {
@@ -166,6 +167,10 @@ class VehicleScanner:
                     res.seconds = time.monotonic() - t0
                     return res
             self._identify(client, ecu, res)
+            if self._in_bootloader(client, ecu, res):
+                res.problems.extend(client.problems)
+                res.seconds = time.monotonic() - t0
+                return res
             self._read_dtcs(client, ecu, res)
             if self.options.live and ecu is not None:
                 for did in ecu.live:
@@ -196,6 +201,24 @@ class VehicleScanner:
                     return
                 continue
             res.identification[name] = str(value)
+
+    def _in_bootloader(self, client: EcuClient, ecu: EcuSpec | None, res: EcuResult) -> bool:
+        """True for an ECU whose application is invalid (an interrupted flash): it runs only its
+        bootloader, which refuses the other services in the default session. Say that, not
+        "not supported in this session" for each refusal, which would send the user astray."""
+        if ecu is None or DID_APP_VALID not in ecu.dids:
+            return False
+        try:
+            valid = client.read_did(DID_APP_VALID)
+        except DiagError:
+            return False
+        if str(valid) not in ("0", "No"):
+            return False
+        res.problems[:] = [
+            "in its bootloader: the application is not valid (an interrupted or failed flash); "
+            "flash it again (`workshop update resume`, or install the package again)"
+        ]
+        return True
 
     def _read_dtcs(self, client: EcuClient, ecu: EcuSpec | None, res: EcuResult) -> None:
         manufacturer = self.spec.manufacturer if self.spec else ""
