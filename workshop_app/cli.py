@@ -180,14 +180,23 @@ def _add_package_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
 
     p = psub.add_parser("init", help="make the image and director repositories with fresh Ed25519 keys")
     folder(p)
-    p.add_argument("--threshold", type=int, default=1, help="keys per role, all required (default 1)")
-    p.add_argument("--expires", type=float, default=365, help="days until the metadata expires (default 365)")
+    p.add_argument(
+        "--threshold", type=values.positive_int, default=1, help="keys per role, all required (default 1)"
+    )
+    p.add_argument(
+        "--expires",
+        type=values.positive_float,
+        default=365,
+        help="days until the metadata expires (default 365)",
+    )
     p = psub.add_parser("add", help="add an ECU image (Intel HEX, S-record or raw binary) as a target")
     folder(p)
     p.add_argument("image", type=Path)
     p.add_argument("--ecu", required=True, help="ECU name, as in the vehicle description (e.g. ECM)")
     p.add_argument("--version", required=True, help="software version the ECU reports after the flash")
-    p.add_argument("--release-counter", type=int, required=True, help="monotonic release number")
+    p.add_argument(
+        "--release-counter", type=values.non_negative_int, required=True, help="monotonic release number"
+    )
     p.add_argument("--hardware", required=True, help="allowed hardware numbers, comma separated")
     p.add_argument("--min-bootloader", help="lowest bootloader version that can take this image")
     p.add_argument("--depends", action="append", default=[], metavar="ECU>=V", help="repeatable")
@@ -207,7 +216,9 @@ def _add_package_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
     for action in ("sign", "publish"):
         p = psub.add_parser(action, help="new versions, expiry and signatures of snapshot and timestamp")
         folder(p)
-        p.add_argument("--expires", type=float, help="days until targets, snapshot and timestamp expire")
+        p.add_argument(
+            "--expires", type=values.positive_float, help="days until targets, snapshot and timestamp expire"
+        )
         p.add_argument(
             "--archive", type=Path, help="also write the shippable package (.tar, .tar.gz; no keys)"
         )

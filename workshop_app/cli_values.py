@@ -137,6 +137,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def address(text: str) -> int:
+    """A 32-bit memory address, decimal or 0x-prefixed hex (a raw binary's load address)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address (e.g. 0x8000)") from None
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a 32-bit address")
+    return value
+
+
 def port(text: str) -> int:
     """A TCP port, 1 to 65535."""
     value = int(_number(text, int))

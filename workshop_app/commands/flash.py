@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workshop_app import cli_values as values
 from workshop_app.core.errors import WorkshopError
 
 if TYPE_CHECKING:  # the parser is built for every command: the flash stack loads only to flash
@@ -41,8 +42,10 @@ def add_arguments(usub: argparse._SubParsersAction, add_source_options: AddOptio
     p.add_argument(
         "--sw-version", required=True, help="software version the ECU reports afterwards (≤ 8 ASCII)"
     )
-    p.add_argument("--release", type=int, required=True, help="release counter written with it")
-    p.add_argument("--address", type=lambda t: int(t, 0), help="load address of a raw binary image")
+    p.add_argument(
+        "--release", type=values.non_negative_int, required=True, help="release counter written with it"
+    )
+    p.add_argument("--address", type=values.address, help="load address of a raw binary image")
     _common(p, add_source_options)
     p = usub.add_parser("resume", help="finish a flash the tool did not end (killed, cancelled, lost link)")
     p.set_defaults(command="flash")
