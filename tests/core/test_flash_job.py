@@ -410,3 +410,25 @@ def test_resume_refused_while_the_battery_is_low_keeps_the_journal_entry(rig):
     ecu.faults.battery_mv = 13500
     assert job(tester, image, journal, audit, resume=still).run(None, threading.Event()).ok
     assert [r.entry.result for r in audit.rows()] == ["cancelled", "refused", "success"]
+
+
+def test_simulated_ecm_flashed_over_can_fd(tmp_path):
+    # ISO-TP on 64-byte CAN FD frames: the same sequence, far fewer frames on the bus.
+    image = sim_image(32 * 1024)
+    with sim_rig(tmp_path, "fd") as rig:
+        frames: list[can.Message] = []
+        rig.tester.notifier.add_listener(frames.append)
+        job = FlashJob(
+            rig.tester.bus,
+            rig.tester.notifier,
+            ECM,
+            image,
+            journal=FlashJournal(tmp_path / "h.db"),
+            audit=AuditTrail(tmp_path / "h.db"),
+            options=FlashOptions(fd=True),
+        )
+        result = job.run(None, threading.Event())
+        assert result.ok, result.error
+        assert rig.net.ecu("ECM").flash.crc32() == image.crc32()
+        answers = [m for m in frames if m.arbitration_id == ECM.response_id]
+        assert answers and all(m.is_fd for m in answers)  # the ECU answered in kind

@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             algorithm=args.algorithm,
             image_path=str(Path(entry.image_path if entry else args.image).resolve()),
             image_address=entry.image_address if entry else args.address,
+            fd=bool(args.fd or args.data_bitrate),
         )
         source = _open_source(args)
         try:

@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             args.package,
             spec=spec,
             history=history_path(args),
-            options=FlashOptions(algorithm=args.algorithm),
+            options=FlashOptions(algorithm=args.algorithm, fd=bool(args.fd or args.data_bitrate)),
         )
         plan = campaign.prepare()
         if not args.json:

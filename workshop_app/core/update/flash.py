@@ -111,7 +111,12 @@ class FlashJob:
         result.to_version = self.image.software_version
         result.resumed = self.resume_from is not None
         with EcuClient(
-            self.bus, self.notifier, self.address, name=self.image.ecu, timeout=self.options.p2_timeout_s
+            self.bus,
+            self.notifier,
+            self.address,
+            name=self.image.ecu,
+            fd=self.options.fd,
+            timeout=self.options.p2_timeout_s,
         ) as client:
             dids = dict(client.client.config["data_identifiers"])
             dids.update({did: BytesCodec() for did in self._dids()})
