@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.errors import WorkshopError
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.reconnect import NO_RECONNECT, RECONNECT, GapWatcher, LinkGap
 from workshop_app.core.stop_signals import graceful_stop
 from workshop_app.paths import demo_dbc_path
+
+T = TypeVar("T")
 
 
 def source_spec(args: argparse.Namespace) -> SourceSpec:
@@ -97,3 +102,30 @@ def gap_lines(gaps: tuple[LinkGap, ...]) -> list[str]:
     lines = [f"{len(gaps)} link gap(s), {total:.1f} s without frames:"]
     lines += [f"  gap {g.text()}" for g in gaps]
     return lines
+
+
+def run_until_stopped(name: str, job: Callable[[threading.Event], T]) -> T:
+    """Run ``job(cancel)`` on a worker thread; Ctrl-C, SIGTERM or SIGHUP set ``cancel`` so the job
+    stops at its next safe point (a flash between two blocks) and returns what it did."""
+    cancel = threading.Event()
+    out: list[T] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            out.append(job(cancel))
+        except BaseException as exc:  # handed to the main thread, which reports it
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name=name, daemon=True)
+    with graceful_stop() as stop:
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.1)
+            if stop.is_set():
+                cancel.set()
+    if failure:
+        raise failure[0]
+    if not out:
+        raise WorkshopError(f"the {name} job ended without a result")
+    return out[0]

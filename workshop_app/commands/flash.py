@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,7 +25,7 @@ if TYPE_CHECKING:  # the parser is built for every command: the flash stack load
     from workshop_app.core.diag.client import EcuAddress
     from workshop_app.core.diag.ecu_spec import VehicleSpec
     from workshop_app.core.sources.base import FrameSource
-    from workshop_app.core.update.flash import FlashJob, FlashResult
+    from workshop_app.core.update.flash import FlashResult
     from workshop_app.core.update.image import FlashImage
     from workshop_app.core.update.journal import JournalEntry
 
@@ -159,6 +158,7 @@ def _report(args: argparse.Namespace, result: FlashResult) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workshop_app.commands.common import run_until_stopped
     from workshop_app.commands.history import history_path
     from workshop_app.core.diag.ecu_spec import demo_vehicle_spec, load_vehicle_spec
     from workshop_app.core.history.audit import AuditTrail
@@ -198,38 +198,10 @@ def run(args: argparse.Namespace) -> int:
             job = FlashJob(
                 bus, notifier, address, image, journal=journal, audit=audit, options=options, resume=entry
             )
-            result = _run_job(job, _Bar(args.json))
+            result = run_until_stopped("flash", lambda cancel: job.run(_Bar(args.json), cancel))
         finally:
             source.stop()
     return _report(args, result)
-
-
-def _run_job(job: FlashJob, bar: _Bar) -> FlashResult:
-    """The job on its own worker thread; Ctrl-C (or SIGTERM) asks it to stop at the next safe point."""
-    from workshop_app.core.stop_signals import graceful_stop
-
-    cancel = threading.Event()
-    out: list[FlashResult] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            out.append(job.run(bar, cancel))
-        except BaseException as exc:  # handed to the main thread, which reports it
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name="flash", daemon=True)
-    with graceful_stop() as stop:
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.1)
-            if stop.is_set():
-                cancel.set()
-    if failure:
-        raise failure[0]
-    if not out:
-        raise WorkshopError("the flash job ended without a result")
-    return out[0]
 
 
 def _reload(entry: JournalEntry) -> FlashImage:

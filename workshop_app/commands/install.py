@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from workshop_app.core.errors import WorkshopError
 
 if TYPE_CHECKING:  # the parser is built for every command: the update stack loads only to run
-    from workshop_app.core.update.campaign import CampaignOutcome, Plan, UpdateCampaign
+    from workshop_app.core.update.campaign import CampaignOutcome, Plan
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 
@@ -127,32 +126,8 @@ def _confirmed(args: argparse.Namespace) -> bool:
         return False
 
 
-def _run(campaign: UpdateCampaign, bar: ProgressBar) -> CampaignOutcome:
-    """The flash on a worker thread; Ctrl-C asks it to stop at the next safe point."""
-    cancel = threading.Event()
-    out: list[CampaignOutcome] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            out.append(campaign.run(bar, cancel))
-        except BaseException as exc:  # reported on the main thread, in plain words
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name="update", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        try:
-            worker.join(0.2)
-        except KeyboardInterrupt:
-            cancel.set()
-    if failure:
-        raise failure[0]
-    return out[0]
-
-
 def run(args: argparse.Namespace) -> int:
-    from workshop_app.commands.common import source_spec
+    from workshop_app.commands.common import run_until_stopped, source_spec
     from workshop_app.commands.history import history_path
     from workshop_app.core.diag.ecu_spec import demo_vehicle_spec, load_vehicle_spec
     from workshop_app.core.sources.factory import make_source
@@ -183,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"plan": _plan_json(plan), "outcome": None}, indent=2))
             return 1
-        outcome = _run(campaign, ProgressBar(args.json or not plan.ok))
+        bar = ProgressBar(args.json or not plan.ok)
+        outcome = run_until_stopped("update", lambda cancel: campaign.run(bar, cancel))
     finally:
         source.stop()
     if args.json:
