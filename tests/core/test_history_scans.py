@@ -29,7 +29,7 @@ def _raw(path: Path) -> sqlite3.Connection:
 
 
 def test_new_file_has_the_scan_tables_and_indexes(tmp_path, store):
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION == 6
     conn = _raw(tmp_path / "history.db")
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -227,14 +227,14 @@ def test_a_version_2_file_migrates_and_keeps_its_rows(tmp_path, monkeypatch):
     conn.close()
 
     with HistoryStore(path) as store:
-        assert store.schema_version == 5
+        assert store.schema_version == SCHEMA_VERSION
         assert store.find_vehicle(VIN).id == car
         scan_id = store.add_scan(sample_scan())
         assert store.scans()[0].vehicle_id == car
         assert store.scan(scan_id).dtc_count == 2
     conn = _raw(path)
     versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-    assert versions == [(1,), (2,), (3,), (4,), (5,)]
+    assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
     conn.close()
 
 

@@ -30,6 +30,7 @@ OUR_TABLES = {
     "recording_gaps",
     "flash_journal",
     "flash_audit",
+    "vehicle_health",
 }
 
 
@@ -218,6 +219,13 @@ def _v5_flash_journal_and_audit(db: Database) -> None:
     create_audit_table(db)
 
 
+def _v6_vehicle_health(db: Database) -> None:
+    # Health summaries the cloud agents publish, one row per summary and VIN (core/history/fleet_store.py).
+    from workshop_app.core.history.fleet_store import create_health_table
+
+    create_health_table(db)
+
+
 # (version, description, migration); versions are 1, 2, 3, ... without gaps.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Database], None]], ...] = (
     (1, "vehicles and recordings", _v1_vehicles_and_recordings),
@@ -237,6 +245,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Database], None]], ...] = (
         "flash journal (resumable ECU programming) and hash-chained flash audit",
         _v5_flash_journal_and_audit,
     ),
+    (6, "vehicle health summaries received over the cloud link, per VIN", _v6_vehicle_health),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
