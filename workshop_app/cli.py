@@ -440,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dtc_parser(sub)
     _add_package_parser(sub)
     _add_update_parser(sub)
+    from workshop_app.commands import cloud  # its options only: paho and cryptography load when it runs
+
+    cloud.add_parser(sub)
 
     p = sub.add_parser("audit", help="the flash audit trail: list attempts, or verify its hash chain")
     p.add_argument("action", nargs="?", choices=["list", "verify"], default="list")

@@ -1,0 +1,27 @@
+"""`workshop cloud ACTION`: the cloud link (docs/cloud.md).
+
+Each action adds its options in :func:`add_parser` and its runner in ``_ACTIONS``; runners
+import their modules when they run, so `workshop --help` never loads paho or cryptography.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from workshop_app import cli_values as values  # noqa: F401  (numeric options use its validators)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cloud = sub.add_parser(
+        "cloud", help="the cloud link: trial broker, vehicle agent, remote functions, fleet (docs/cloud.md)"
+    )
+    csub = cloud.add_subparsers(dest="cloud_action", metavar="ACTION", required=True)
+    del csub  # actions are added below as they land
+
+
+_ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def run(args: argparse.Namespace) -> int:
+    return _ACTIONS[args.cloud_action](args)

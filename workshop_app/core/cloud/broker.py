@@ -1,0 +1,235 @@
+"""A real mosquitto broker for the cloud link: configuration, access list, start and stop.
+
+The broker authenticates every client by its certificate (``require_certificate``), takes
+the certificate's common name as the user name (``use_identity_as_username``) and lets each
+one reach only its own topics:
+
+* a vehicle (common name = VIN) writes its own ``state``, ``frames``, ``health`` and
+  ``reply/+`` and reads its own ``req`` (mosquitto ``pattern`` lines with ``%u``);
+* a workshop reads ``state``, ``frames``, ``health`` and its own ``reply/<id>`` and writes
+  ``req`` only for the VINs granted to it (one ``user`` block each).
+
+mosquitto 2.0 accepts a SUBSCRIBE outside the list and simply never delivers, so a refusal
+shows as silence, not as an error (tests check it that way).
+
+    >>> with MosquittoBroker(Path("broker"), grants={"garage-1": ["WSADEM5T2T0000421"]}) as b:  # doctest: +SKIP
+    ...     print(b.port)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from workshop_app.core.cloud import topics
+from workshop_app.core.cloud.errors import CloudError
+from workshop_app.core.cloud.pki import CA_CERT, CertificateAuthority, Identity
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+CONF = "mosquitto.conf"
+ACL = "acl"
+LOG = "mosquitto.log"
+OUT = "mosquitto.out"
+BROKER_NAME = "broker"
+PROBE_NAME = "broker-probe"  # the identity the readiness check shakes hands with
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+Grants = Mapping[str, Sequence[str]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def acl_text(grants: Grants) -> str:
+    """The mosquitto access list for these grants (workshop id → VINs it may reach)."""
+    lines = [
+        "# Written by workshop_app (core/cloud/broker.py). %u is the client certificate's common name.",
+        "# Vehicles: their own topics only.",
+    ]
+    for leaf in (topics.STATE, topics.FRAMES, topics.HEALTH):
+        lines.append(f"pattern write {topics.PREFIX}/%u/{leaf}")
+    lines.append(f"pattern write {topics.PREFIX}/%u/{topics.REPLY}/+")
+    lines.append(f"pattern read {topics.PREFIX}/%u/{topics.REQUEST}")
+    for workshop in sorted(grants):
+        topics.check_workshop_id(workshop)
+        lines += ["", f"# Workshop {workshop}.", f"user {workshop}"]
+        for vin in sorted(set(grants[workshop])):
+            for leaf in (topics.STATE, topics.FRAMES, topics.HEALTH):
+                lines.append(f"topic read {topics.vehicle_topic(vin, leaf)}")
+            lines.append(f"topic read {topics.reply_topic(vin, workshop)}")
+            lines.append(f"topic write {topics.vehicle_topic(vin, topics.REQUEST)}")
+    return "\n".join(lines) + "\n"
+
+
+def conf_text(folder: Path, port: int, *, log_file: bool = True) -> str:
+    """mosquitto.conf: one TLS listener on 127.0.0.1, certificates required, the ACL file."""
+    folder = folder.resolve()
+    # Started as root, mosquitto drops to the 'mosquitto' user before reading its key files
+    # (written 0600 by us); naming the user who wrote them keeps them readable.
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    lines = [
+        "# Written by workshop_app (core/cloud/broker.py): a trial broker for the cloud link.",
+        "per_listener_settings false",
+        "allow_anonymous false",
+        "persistence false",
+        f"user {user}",
+        f"acl_file {folder / ACL}",
+        "connection_messages true",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "log_timestamp true",
+        f"log_dest file {folder / LOG}" if log_file else "log_dest stderr",
+        "",
+        f"listener {port} 127.0.0.1",
+        "set_tcp_nodelay true",
+        f"cafile {folder / CA_CERT}",
+        f"certfile {folder / (BROKER_NAME + '.crt')}",
+        f"keyfile {folder / (BROKER_NAME + '.key')}",
+        "tls_version tlsv1.2",
+        "require_certificate true",
+        "use_identity_as_username true",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_broker_files(
+    folder: Path, port: int, grants: Grants, *, log_file: bool = True
+) -> CertificateAuthority:
+    """CA (kept if present), broker certificate, mosquitto.conf and ACL in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority.open_or_create(folder)
+    if not (folder / f"{BROKER_NAME}.crt").exists() or not (folder / f"{BROKER_NAME}.key").exists():
+        ca.issue_server(folder, BROKER_NAME)
+    (folder / ACL).write_text(acl_text(grants), encoding="utf-8")
+    (folder / CONF).write_text(conf_text(folder, port, log_file=log_file), encoding="utf-8")
+    return ca
+
+
+def log_tail(folder: Path, lines: int = 5) -> str:
+    text = ""
+    for name in (LOG, OUT):
+        with contextlib.suppress(OSError):
+            text += (folder / name).read_text(encoding="utf-8", errors="replace")
+    tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(tail) if tail else "(nothing logged)"
+
+
+class MosquittoBroker:
+    """Debian's mosquitto on 127.0.0.1, configured in ``folder``; ``port`` None picks a free one.
+
+    ``start()`` returns once a TLS handshake succeeds; ``restart()`` comes back on the same
+    port (what a broker restart looks like to clients).
+    """
+
+    def __init__(self, folder: Path, port: int | None = None, grants: Grants | None = None) -> None:
+        self.folder = Path(folder)
+        self.port = port if port is not None else free_port()
+        self.grants: dict[str, list[str]] = {k: list(v) for k, v in (grants or {}).items()}
+        self.ca = write_broker_files(self.folder, self.port, self.grants)
+        self._probe: Identity = self.ca.issue_client(self.folder / "probe", PROBE_NAME)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.ca.cert_path
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        if not Path(MOSQUITTO).exists():
+            raise CloudError(f"{MOSQUITTO} not found: install Debian's mosquitto package")
+        write_broker_files(self.folder, self.port, self.grants)
+        with open(self.folder / OUT, "ab") as out:
+            self._proc = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.folder / CONF)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,  # a Ctrl-C meant for the caller does not reach it twice
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        context = ssl.create_default_context(cafile=str(self.ca_cert))
+        context.load_cert_chain(str(self._probe.cert), str(self._probe.key))
+        deadline = time.monotonic() + START_TIMEOUT
+        last = "no answer"
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise CloudError(
+                    f"mosquitto exited at start (status {self._proc.returncode}): {log_tail(self.folder)}"
+                )
+            try:
+                with (
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as raw,
+                    context.wrap_socket(raw, server_hostname="127.0.0.1"),
+                ):
+                    return
+            except (OSError, ssl.SSLError) as exc:
+                last = str(exc)
+            time.sleep(0.02)
+        raise CloudError(
+            f"mosquitto did not accept TLS on 127.0.0.1:{self.port} within {START_TIMEOUT:g} s ({last}): "
+            f"{log_tail(self.folder)}"
+        )
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port (clients see a broker restart)."""
+        self.stop()
+        self.start()
+
+    def set_grants(self, grants: Grants) -> None:
+        """Rewrite the access list; a running broker reloads it (SIGHUP) for new subscriptions."""
+        self.grants = {k: list(v) for k, v in grants.items()}
+        (self.folder / ACL).write_text(acl_text(self.grants), encoding="utf-8")
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
+
+    def issue_client(self, common_name: str, folder: Path | None = None) -> Identity:
+        """A client certificate from this broker's CA (VIN or workshop id as common name)."""
+        return self.ca.issue_client(folder or self.folder, common_name)
+
+    def __enter__(self) -> MosquittoBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
