@@ -1,0 +1,580 @@
+"""Fleet overview: every vehicle this workshop may see, sorted by what needs attention.
+
+``FleetWatcher`` subscribes ``wsp/v1/+/state`` and ``wsp/v1/+/health``; the broker's access
+list delivers only the vehicles granted to this workshop, so whatever arrives is ours to
+show. Each VIN gets a :class:`VehicleStatus` built from its latest presence message and
+health summary; health summaries are also kept in the history (``vehicle_health``).
+
+Offline is known two ways: the agent's last will (the broker publishes ``offline`` when the
+car's connection dies) and silence — a vehicle not heard from for three health intervals
+while we were listening is shown as "not heard from since …", because a will can be lost
+with a broker restart and retained presence may be stale or absent.
+
+Threads: paho's network thread parses messages, updates the table under a lock and calls
+``on_change`` (keep it short; the window re-emits it as a queued Qt signal). Readers call
+:meth:`FleetWatcher.vehicles` from any thread.
+
+>>> watcher = FleetWatcher(CloudProfile.load(path), store=FleetStore(history))   # doctest: +SKIP
+>>> watcher.start(); watcher.wait_connected(5)                                     # doctest: +SKIP
+>>> [v.vin for v in watcher.vehicles()]                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from workshop_app.core.cloud import topics
+from workshop_app.core.cloud.errors import CloudError
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+
+    from workshop_app.core.cloud.profile import CloudProfile
+    from workshop_app.core.history.fleet_store import FleetStore
+
+log = logging.getLogger(__name__)
+
+LOW_BATTERY_V = 12.0
+SILENCE_INTERVALS = 3  # health intervals without a word before a vehicle counts as offline
+DEFAULT_HEALTH_INTERVAL = 60.0  # seconds, when neither presence nor health says
+MAX_SUMMARY = 64 * 1024
+# UDS DTC status bit 7: warningIndicatorRequested (the MIL is on for this code).
+_WARNING_INDICATOR = 0x80
+
+# Attention weights: larger first. Offline with faults beats everything (the car may be stuck
+# somewhere with a fault); a lit MIL beats a stored code; a weak battery strands cars.
+_W_OFFLINE_FAULTS = 1000
+_W_MIL = 400
+_W_DTC = 200
+_W_LOW_BATTERY = 150
+_W_OFFLINE = 50
+_W_DROPPED = 10
+
+
+class FleetMessageError(CloudError):
+    """A presence or health message that is not one of ours, in plain words."""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSummary:
+    """One health summary as the agent published it (fields it left out are None/empty)."""
+
+    vin: str
+    time: float  # unix time of the summary (agent clock)
+    interval: float | None
+    dtc_count: int | None
+    dtcs: tuple[str, ...]
+    mil: bool
+    battery_v: float | None
+    odometer_km: float | None
+    software: tuple[tuple[str, str], ...]  # (ECU, version), sorted by ECU
+    frames_dropped: int
+    raw: Mapping[str, Any] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleStatus:
+    """What the fleet table shows of one vehicle; ``attention`` sorts it, ``reasons`` say why."""
+
+    vin: str
+    online: bool
+    last_seen: float | None  # unix time we last heard of it (None: only a stale retained message)
+    presence: str  # 'online', 'offline', 'silent' (no word for 3 health intervals) or 'unknown'
+    dtc_count: int | None = None
+    dtcs: tuple[str, ...] = ()
+    mil: bool = False
+    battery_v: float | None = None
+    odometer_km: float | None = None
+    software: tuple[tuple[str, str], ...] = ()
+    frames_dropped: int = 0
+    health_time: float | None = None  # time of the summary the health columns come from
+    health_from_history: bool = False  # columns from the stored summary, none heard this session
+    health_interval: float | None = None
+    attention: int = 0
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def state_text(self) -> str:
+        """``online``, ``offline`` or ``not heard from since 14:02`` (local time)."""
+        if self.presence == "silent":
+            return f"not heard from since {_clock(self.last_seen)}"
+        return self.presence
+
+    def software_text(self) -> str:
+        return ", ".join(f"{ecu} {version}" for ecu, version in self.software)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for ``workshop cloud vehicles --json``."""
+        return {
+            "vin": self.vin,
+            "online": self.online,
+            "presence": self.presence,
+            "state": self.state_text,
+            "last_seen": self.last_seen,
+            "dtc_count": self.dtc_count,
+            "dtcs": list(self.dtcs),
+            "mil": self.mil,
+            "battery_v": self.battery_v,
+            "odometer_km": self.odometer_km,
+            "software": dict(self.software),
+            "frames_dropped": self.frames_dropped,
+            "health_time": self.health_time,
+            "health_from_history": self.health_from_history,
+            "attention": self.attention,
+            "reasons": list(self.reasons),
+        }
+
+
+def _clock(epoch: float | None) -> str:
+    if epoch is None:
+        return "an unknown time"
+    when = datetime.fromtimestamp(epoch).astimezone()
+    now = datetime.now().astimezone()
+    return when.strftime("%H:%M:%S" if when.date() == now.date() else "%Y-%m-%d %H:%M")
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+
+def _number(doc: Mapping[str, Any], *names: str) -> float | None:
+    for name in names:
+        value = doc.get(name)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def _json_object(payload: bytes, what: str) -> dict[str, Any]:
+    if len(payload) > MAX_SUMMARY:
+        raise FleetMessageError(f"{what} of {len(payload)} bytes is over the {MAX_SUMMARY}-byte limit")
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FleetMessageError(f"{what} is not JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise FleetMessageError(f"{what} is not a JSON object")
+    return doc
+
+
+def _dtc_text(item: Any) -> tuple[str, bool] | None:
+    """(code as people read it, warning lamp requested) of one listed DTC."""
+    if isinstance(item, str):
+        return (item, False) if item else None
+    if not isinstance(item, Mapping):
+        return None
+    code = item.get("sae") or item.get("code") or item.get("dtc")
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = f"{code:06X}"
+    if not isinstance(code, str) or not code:
+        return None
+    status = item.get("status")
+    mil = bool(item.get("mil")) or (
+        isinstance(status, int) and not isinstance(status, bool) and bool(status & _WARNING_INDICATOR)
+    )
+    ecu = item.get("ecu")
+    return (f"{ecu}:{code}" if isinstance(ecu, str) and ecu else code), mil
+
+
+def _software(value: Any) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        pairs = [(str(k), str(v)) for k, v in value.items() if v is not None]
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, Mapping) and item.get("ecu") is not None:
+                version = item.get("version", item.get("software"))
+                if version is not None:
+                    pairs.append((str(item["ecu"]), str(version)))
+    return tuple(sorted(pairs))
+
+
+def parse_health(vin: str, payload: bytes, received: float) -> HealthSummary:
+    """A health summary from its JSON (see docs/cloud.md, "Fleet overview"); FleetMessageError if unusable."""
+    doc = _json_object(payload, f"health summary of {vin}")
+    claimed = doc.get("vin")
+    if claimed is not None and claimed != vin:
+        raise FleetMessageError(f"health summary on {vin}'s topic names another vehicle ({claimed!r})")
+    dtcs: list[str] = []
+    mil = bool(doc.get("mil"))
+    listed = doc.get("dtcs", [])
+    if not isinstance(listed, list):
+        raise FleetMessageError(f"health summary of {vin}: 'dtcs' must be a list")
+    for item in listed:
+        parsed = _dtc_text(item)
+        if parsed is not None:
+            dtcs.append(parsed[0])
+            mil = mil or parsed[1]
+    count = _number(doc, "dtc_count")
+    frames = doc.get("frames")
+    dropped = _number(frames, "dropped") if isinstance(frames, Mapping) else None
+    if dropped is None:
+        dropped = _number(doc, "frames_dropped", "dropped")
+    return HealthSummary(
+        vin=vin,
+        time=_number(doc, "time", "vehicle_time", "sent") or received,
+        interval=_number(doc, "interval", "health_interval"),
+        dtc_count=int(count) if count is not None else len(dtcs) if "dtcs" in doc else None,
+        dtcs=tuple(dtcs),
+        mil=mil,
+        battery_v=_number(doc, "battery_v", "battery_voltage", "battery"),
+        odometer_km=_number(doc, "odometer_km", "odometer"),
+        software=_software(doc.get("software", doc.get("software_versions", doc.get("versions")))),
+        frames_dropped=int(dropped or 0),
+        raw=doc,
+    )
+
+
+def parse_presence(vin: str, payload: bytes) -> tuple[bool, float | None, float | None]:
+    """(online, time it says, health interval it says) of a ``state`` message."""
+    text = payload.strip()
+    if text in (b"online", b"offline"):
+        return text == b"online", None, None
+    doc = _json_object(payload, f"presence message of {vin}")
+    state = doc.get("state", doc.get("status"))
+    if isinstance(doc.get("online"), bool):
+        online = bool(doc["online"])
+    elif state in ("online", "offline"):
+        online = state == "online"
+    else:
+        raise FleetMessageError(f"presence message of {vin} says neither online nor offline")
+    return online, _number(doc, "time", "since"), _number(doc, "health_interval", "interval")
+
+
+# -- attention ----------------------------------------------------------------------------------
+
+
+def assess(status: VehicleStatus) -> VehicleStatus:
+    """The status with its attention score and reasons filled in."""
+    score = 0
+    reasons: list[str] = []
+    count = status.dtc_count or 0
+    codes = f"{count} fault code{'s' if count != 1 else ''}"
+    if not status.online and count:
+        score += _W_OFFLINE_FAULTS
+        reasons.append(f"{status.state_text} with {codes}")
+    if status.mil:
+        score += _W_MIL
+        reasons.append("warning lamp (MIL) on")
+    if count:
+        score += _W_DTC + min(count, 50)
+        if status.online:
+            reasons.append(codes)
+    if status.battery_v is not None and status.battery_v < LOW_BATTERY_V:
+        score += _W_LOW_BATTERY
+        reasons.append(f"battery low: {status.battery_v:.1f} V")
+    if not status.online and not count:
+        score += _W_OFFLINE
+        reasons.append(status.state_text)
+    if status.frames_dropped:
+        score += _W_DROPPED
+        reasons.append(f"agent dropped {status.frames_dropped:,} frames (link outage)")
+    return replace(status, attention=score, reasons=tuple(reasons))
+
+
+def sort_key(status: VehicleStatus) -> tuple[int, float, str]:
+    """Most attention first; among equals the most recently heard first, then by VIN."""
+    return (-status.attention, -(status.last_seen or 0.0), status.vin)
+
+
+# -- the watcher --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Entry:
+    vin: str
+    online: bool | None = None  # None: no presence message yet
+    presence_time: float | None = None
+    last_heard: float | None = None  # receipt time of any live message (workshop clock)
+    interval: float | None = None
+    health: HealthSummary | None = None
+    health_from_history: bool = False
+    was_silent: bool = False
+
+
+class FleetWatcher:
+    """Listens to every granted vehicle's presence and health; see the module docstring.
+
+    Args:
+        profile: the workshop's cloud profile (certificate, key, broker).
+        store: where health summaries are kept (None: not kept); its latest summary of a VIN
+            fills the table until the vehicle publishes a new one.
+        on_change: called with the VIN whenever a vehicle's row may have changed (paho's
+            network thread, or the caller of :meth:`poll`).
+        default_interval: health interval assumed when the vehicle does not say.
+    """
+
+    def __init__(
+        self,
+        profile: CloudProfile,
+        store: FleetStore | None = None,
+        *,
+        on_change: Callable[[str], None] | None = None,
+        default_interval: float = DEFAULT_HEALTH_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.profile = profile
+        self.store = store
+        self.on_change = on_change
+        self.default_interval = default_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._connected = threading.Event()
+        self._client: mqtt.Client | None = None
+        self._listening_since: float | None = None
+        self.problems = 0  # malformed messages and failed writes, each logged once as a plain line
+        self.last_problem = ""
+        self.link_error = ""  # why the broker connection is down, '' while connected
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background (paho's thread); reconnects on its own after an outage."""
+        if self._client is not None:
+            return
+        from workshop_app.core.cloud.profile import mqtt_client
+
+        client = mqtt_client(self.profile)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        try:
+            client.connect_async(self.profile.host, self.profile.port, keepalive=30)
+        except (OSError, ValueError) as exc:
+            raise CloudError(f"broker {self.profile.host}:{self.profile.port}: {exc}") from exc
+        self._client = client
+        client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect and join paho's thread. Idempotent."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.disconnect()
+        client.loop_stop()
+        self._connected.clear()
+
+    def __enter__(self) -> FleetWatcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """True once the broker has acknowledged the subscriptions (for the CLI and tests)."""
+        return self._connected.wait(timeout)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def vehicles(self, now: float | None = None) -> list[VehicleStatus]:
+        """Every vehicle heard of, most attention first."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            rows = [self._status(e, now) for e in self._entries.values()]
+        return sorted(rows, key=sort_key)
+
+    def vehicle(self, vin: str, now: float | None = None) -> VehicleStatus | None:
+        now = self._clock() if now is None else now
+        with self._lock:
+            entry = self._entries.get(vin)
+            return self._status(entry, now) if entry is not None else None
+
+    def poll(self, now: float | None = None) -> list[str]:
+        """Re-check silence (nothing arrives when a car goes quiet); calls ``on_change`` for
+        the VINs whose state changed and returns them. The window calls it on a timer."""
+        now = self._clock() if now is None else now
+        changed: list[str] = []
+        with self._lock:
+            for entry in self._entries.values():
+                silent = self._silent(entry, now)
+                if silent != entry.was_silent:
+                    entry.was_silent = silent
+                    changed.append(entry.vin)
+        for vin in changed:
+            self._notify(vin)
+        return changed
+
+    def _silent(self, entry: _Entry, now: float) -> bool:
+        # Only a vehicle said to be online can fall silent, and only after we have listened
+        # for three of its intervals: a fresh CLI run is not yet evidence of silence.
+        if entry.online is not True or self._listening_since is None:
+            return False
+        interval = entry.interval or self.default_interval
+        heard = max(entry.last_heard or 0.0, self._listening_since)
+        return now - heard > SILENCE_INTERVALS * interval
+
+    def _status(self, entry: _Entry, now: float) -> VehicleStatus:
+        silent = self._silent(entry, now)
+        if entry.online is None:
+            presence = "unknown"
+        elif silent:
+            presence = "silent"
+        else:
+            presence = "online" if entry.online else "offline"
+        health = entry.health
+        heard = [t for t in (entry.last_heard, entry.presence_time) if t is not None]
+        if health is not None and entry.health_from_history:
+            heard.append(health.time)
+        status = VehicleStatus(
+            vin=entry.vin,
+            online=presence == "online" or (presence == "unknown" and entry.last_heard is not None),
+            last_seen=max(heard) if heard else None,
+            presence=presence,
+            health_interval=entry.interval,
+            health_from_history=entry.health_from_history,
+        )
+        if health is not None:
+            status = replace(
+                status,
+                dtc_count=health.dtc_count,
+                dtcs=health.dtcs,
+                mil=health.mil,
+                battery_v=health.battery_v,
+                odometer_km=health.odometer_km,
+                software=health.software,
+                frames_dropped=health.frames_dropped,
+                health_time=health.time,
+            )
+        return assess(status)
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            self._problem(f"broker {self.profile.host}:{self.profile.port} refused the connection: {reason}")
+            self.link_error = str(reason)
+            return
+        # Subscribed again on every (re)connect: a clean session forgets subscriptions.
+        client.subscribe([(topics.all_vehicles(topics.STATE), 1), (topics.all_vehicles(topics.HEALTH), 1)])
+        self.link_error = ""
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: Any, _reasons: Any, _props: Any
+    ) -> None:
+        # Listening from here on: silence is measured from now, and wait_connected returns.
+        if self._listening_since is None:
+            self._listening_since = self._clock()
+        self._connected.set()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._connected.clear()
+        self.link_error = f"broker connection lost ({reason}); reconnecting"
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            vin, leaf, _ = topics.parse(msg.topic)
+            if leaf == topics.STATE:
+                self._presence(vin, bytes(msg.payload), bool(msg.retain))
+            elif leaf == topics.HEALTH:
+                self._health(vin, bytes(msg.payload), bool(msg.retain))
+            else:
+                return
+        except (topics.TopicError, FleetMessageError) as exc:
+            self._problem(str(exc))
+            return
+        self._notify(vin)
+
+    def _notify(self, vin: str) -> None:
+        callback = self.on_change
+        if callback is None:
+            return
+        try:
+            callback(vin)
+        except Exception as exc:  # a listener's bug must not kill paho's thread
+            self._problem(f"fleet listener failed: {type(exc).__name__}: {exc}")
+
+    def _problem(self, text: str) -> None:
+        self.problems += 1
+        self.last_problem = text
+        log.warning("%s", text)
+
+    def _entry(self, vin: str) -> _Entry:
+        entry = self._entries.get(vin)
+        if entry is None:
+            entry = self._entries[vin] = _Entry(vin)
+            self._seed_from_history(entry)
+        return entry
+
+    def _seed_from_history(self, entry: _Entry) -> None:
+        if self.store is None:
+            return
+        try:
+            row = self.store.latest(entry.vin)
+        except Exception as exc:  # HistoryError and friends: shown, never raised into paho
+            self._problem(f"reading the stored health of {entry.vin}: {exc}")
+            return
+        if row is None:
+            return
+        try:
+            summary = parse_health(entry.vin, json.dumps(row.summary).encode(), row.time)
+        except FleetMessageError:
+            return
+        entry.health = replace(summary, time=row.time)
+        entry.health_from_history = True
+
+    def _presence(self, vin: str, payload: bytes, retained: bool) -> None:
+        if not payload:  # a cleared retained message: nothing to say
+            return
+        online, said_time, interval = parse_presence(vin, payload)
+        now = self._clock()
+        with self._lock:
+            entry = self._entry(vin)
+            entry.online = online
+            if interval:
+                entry.interval = interval
+            # A retained message may be hours old: it counts as "heard" only at the time it says.
+            entry.presence_time = said_time if retained else now
+            if not retained:
+                entry.last_heard = now
+            entry.was_silent = self._silent(entry, now)
+
+    def _health(self, vin: str, payload: bytes, retained: bool) -> None:
+        now = self._clock()
+        summary = parse_health(vin, payload, now)
+        with self._lock:
+            entry = self._entry(vin)
+            if (
+                entry.health is not None
+                and not entry.health_from_history
+                and summary.time < entry.health.time
+            ):
+                return  # an older summary redelivered after a newer one
+            entry.health = summary
+            entry.health_from_history = False
+            if summary.interval:
+                entry.interval = summary.interval
+            if not retained:
+                entry.last_heard = now
+                # Health is proof of life even when the presence message was lost or stale.
+                entry.online = True
+            entry.was_silent = self._silent(entry, now)
+        if self.store is not None:
+            try:
+                self.store.add(
+                    vin,
+                    summary.time,
+                    dict(summary.raw),
+                    dtc_count=summary.dtc_count,
+                    battery_v=summary.battery_v,
+                    odometer_km=summary.odometer_km,
+                )
+            except Exception as exc:  # HistoryError: the table still shows it; say it once
+                self._problem(f"storing the health summary of {vin}: {exc}")
