@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workshop_app.commands.dtc import scan_lines
+from workshop_app.commands.dtc_text import scan_lines
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.diag.ecu_spec import demo_vehicle_spec, load_vehicle_spec
 from workshop_app.core.diag.model import ScanResult

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from workshop_app.commands.dtc import comparison_lines, scan_lines
+from workshop_app.commands.dtc_text import comparison_lines, scan_lines
 from workshop_app.commands.history import history_path
 from workshop_app.core.diag.model import ScanLabel, ScanResult
 from workshop_app.core.errors import WorkshopError

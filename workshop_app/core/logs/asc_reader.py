@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from workshop_app.core.logs.candump_reader import _HEX, _at, _decimal_seconds, _groups
 from workshop_app.core.logs.columns import (
     BRS,
     ERROR,
@@ -36,6 +35,10 @@ from workshop_app.core.logs.columns import (
     log_error,
 )
 from workshop_app.core.logs.notes import FD_LENGTHS, ImpossibleFrame, LineIssues, LogNotes, printable
+from workshop_app.core.logs.text_arrays import HEX_DIGITS as _HEX
+from workshop_app.core.logs.text_arrays import decimal_seconds as _decimal_seconds
+from workshop_app.core.logs.text_arrays import groups_by_size as _groups
+from workshop_app.core.logs.text_arrays import records_at as _at
 from workshop_app.core.logs.text_tokens import BadLine, finish, parse_in_chunks, tokenize
 
 _DLC2LEN = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64], np.int64)

@@ -29,17 +29,16 @@ from workshop_app.core.logs.columns import (
     log_error,
 )
 from workshop_app.core.logs.notes import ImpossibleFrame, LineIssues, LogNotes
+from workshop_app.core.logs.text_arrays import HEX_DIGITS as _HEX
+from workshop_app.core.logs.text_arrays import decimal_seconds as _decimal_seconds
+from workshop_app.core.logs.text_arrays import groups_by_size as _groups
+from workshop_app.core.logs.text_arrays import records_at as _at
+from workshop_app.core.logs.text_tokens import BadLine, finish, parse_in_chunks
 
 # Bytes of text parsed per step: bounds the temporary index arrays (~30 MB) and paces progress.
 CHUNK_BYTES = 8 << 20
 CAN_ERR_FLAG = 0x20000000
 MAX_TOKEN = 32  # longest timestamp or interface name the fast path gathers
-
-_HEX = np.full(256, 255, np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _HEX[_c] = _i
-for _i, _c in enumerate(b"ABCDEF"):
-    _HEX[_c] = 10 + _i
 
 
 class _BadLine(Exception):
@@ -73,9 +72,6 @@ def read_candump(
     bits) is skipped and goes into ``notes`` with its 1-based line; reading goes on. Without
     ``notes`` the first one raises LogFileError after the read, every good frame on ``partial``.
     """
-    # Local import: text_tokens imports _at from here.
-    from workshop_app.core.logs.text_tokens import BadLine, finish, parse_in_chunks
-
     p = Path(path)
     found = LogNotes(p) if notes is None else notes
     raw = _read_bytes(p)
@@ -90,47 +86,6 @@ def read_candump(
         p, raw, 0, 0, parse, progress=progress, cancel=cancel, notes=found, chunk_bytes=CHUNK_BYTES
     )
     return finish(frames, found, notes is None)
-
-
-def _at(buf: bytes, offsets: np.ndarray, width: int) -> np.ndarray:
-    """``width`` bytes at each offset, as an (m, width) uint8 array.
-
-    A view with one record per byte offset of ``buf``, so only the selected records are copied
-    (no per-byte index arrays). ``buf`` must extend ``width`` bytes past the last offset.
-    """
-    view = np.ndarray((len(buf) - width + 1,), (np.uint8, (width,)), buffer=buf, strides=(1,))
-    return view[offsets]
-
-
-def _groups(sizes: np.ndarray, rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """``rows`` split by their value in ``sizes`` (a handful of distinct field widths)."""
-    sub = sizes[rows]
-    return [(int(v), rows[sub == v]) for v in np.unique(sub).tolist()]
-
-
-def _decimal_seconds(raw: np.ndarray) -> np.ndarray | None:
-    """Fixed-point timestamps (digits with the point in one column) as floats, or None.
-
-    The digits form an exact integer below 2**53 and one division rounds it, so the result is
-    bit-identical to ``float(text)`` at several times the speed of numpy's string parsing.
-    """
-    point = np.flatnonzero(raw[0] == ord("."))
-    if len(point) != 1 or raw.shape[1] > 17:
-        return None
-    col = int(point[0])
-    if not (raw[:, col] == ord(".")).all():
-        return None
-    digits = raw - np.uint8(ord("0"))  # wraps non-digits to values above 9
-    digits[:, col] = 0
-    if (digits > 9).any():
-        return None
-    total = np.zeros(len(raw), np.int64)
-    for j in range(raw.shape[1]):  # Horner, column by column
-        if j != col:
-            total = total * 10 + digits[:, j]
-    if total.max(initial=0) >= 2**53:
-        return None
-    return total / 10.0 ** (raw.shape[1] - 1 - col)
 
 
 def _parse_chunk(chunk: bytes) -> tuple[FrameColumns, LineIssues]:

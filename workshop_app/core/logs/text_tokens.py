@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from workshop_app.core.logs.candump_reader import _at
 from workshop_app.core.logs.columns import Cancel, FrameColumns, Progress, ReadCancelled, log_error
 from workshop_app.core.logs.notes import LineIssues, LogNotes, printable
+from workshop_app.core.logs.text_arrays import records_at as _at
 
 CHUNK_BYTES = 8 << 20  # bounds the temporary token arrays and paces progress
 PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from workshop_app.core.logs.candump_reader import _HEX, _at, _decimal_seconds, _groups
 from workshop_app.core.logs.columns import (
     BRS,
     ESI,
@@ -34,6 +33,10 @@ from workshop_app.core.logs.columns import (
     log_error,
 )
 from workshop_app.core.logs.notes import LineIssues, LogNotes, impossible_reason, printable
+from workshop_app.core.logs.text_arrays import HEX_DIGITS as _HEX
+from workshop_app.core.logs.text_arrays import decimal_seconds as _decimal_seconds
+from workshop_app.core.logs.text_arrays import groups_by_size as _groups
+from workshop_app.core.logs.text_arrays import records_at as _at
 from workshop_app.core.logs.text_tokens import BadLine, finish, parse_in_chunks, tokenize
 
 # How every message line starts (its number and offset): a cut last line that starts so is damage.
