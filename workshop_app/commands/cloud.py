@@ -17,10 +17,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "cloud", help="the cloud link: trial broker, vehicle agent, remote functions, fleet (docs/cloud.md)"
     )
     csub = cloud.add_subparsers(dest="cloud_action", metavar="ACTION", required=True)
+    from workshop_app.commands import cloud_vehicles
+
+    cloud_vehicles.add_arguments(csub)
     del csub  # actions are added below as they land
 
 
 _ACTIONS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def _vehicles(args: argparse.Namespace) -> int:
+    from workshop_app.commands import cloud_vehicles
+
+    return cloud_vehicles.run(args)
+
+
+_ACTIONS["vehicles"] = _vehicles
 
 
 def run(args: argparse.Namespace) -> int:

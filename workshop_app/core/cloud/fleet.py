@@ -31,12 +31,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import paho.mqtt.client as mqtt
+
 from workshop_app.core.cloud import topics
 from workshop_app.core.cloud.errors import CloudError
 
 if TYPE_CHECKING:
-    import paho.mqtt.client as mqtt
-
     from workshop_app.core.cloud.profile import CloudProfile
     from workshop_app.core.history.fleet_store import FleetStore
 
@@ -335,6 +335,7 @@ class FleetWatcher:
         self.problems = 0  # malformed messages and failed writes, each logged once as a plain line
         self.last_problem = ""
         self.link_error = ""  # why the broker connection is down, '' while connected
+        self._log_why = ""
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -349,6 +350,8 @@ class FleetWatcher:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_connect_fail = self._on_connect_fail
+        client.on_log = self._on_log
         try:
             client.connect_async(self.profile.host, self.profile.port, keepalive=30)
         except (OSError, ValueError) as exc:
@@ -477,6 +480,15 @@ class FleetWatcher:
     ) -> None:
         self._connected.clear()
         self.link_error = f"broker connection lost ({reason}); reconnecting"
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        where = f"the broker at {self.profile.host}:{self.profile.port}"
+        self.link_error = f"{where}: {self._log_why}" if self._log_why else f"{where} cannot be reached"
+
+    def _on_log(self, _client: mqtt.Client, _userdata: Any, level: int, text: str) -> None:
+        # paho says why a connection failed only in its log (a refused certificate, a reset).
+        if level in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING):
+            self._log_why = text
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
