@@ -29,7 +29,14 @@ def _add_bus_options(g: argparse._ArgumentGroup, interface_help: str) -> None:
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection (default: the built-in simulated vehicle)")
-    _add_bus_options(g, "python-can interface: socketcand, pcan, kvaser, vector, ...")
+    _add_bus_options(g, "python-can interface: socketcand, pcan, kvaser, vector, workshop-cloud, ...")
+    g.add_argument(
+        "--cloud-profile",
+        type=Path,
+        metavar="FILE",
+        help="with -i workshop-cloud --channel VIN: the workshop's cloud profile "
+        "(default $WORKSHOP_HOME/cloud/workshop.json)",
+    )
     g.add_argument(
         "--no-reconnect",
         action="store_true",
@@ -243,6 +250,7 @@ def _add_update_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore
         "--ecu", action="append", default=[], metavar="NAME:HW:BOOT:VERSION:COUNTER", help="one ECU's facts"
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument("--history", type=Path, help="history whose flashes set the lowest release counter")
     from workshop_app.commands import flash  # its options only: the flash stack loads when it runs
 
     flash.add_arguments(usub, _add_source_options)

@@ -12,6 +12,10 @@ def run(args: argparse.Namespace) -> int:
     from workshop_app.core.history.audit import AuditTrail
 
     db = history_path(args)
+    if args.action != "verify":  # a flash killed and never resumed is listed as interrupted
+        from workshop_app.commands.update import note_interrupted
+
+        note_interrupted(db)
     with AuditTrail(db) as trail:
         if args.action == "verify":
             check = trail.verify()

@@ -160,6 +160,7 @@ def _report(args: argparse.Namespace, result: FlashResult) -> int:
 def run(args: argparse.Namespace) -> int:
     from workshop_app.commands.common import run_until_stopped
     from workshop_app.commands.history import history_path
+    from workshop_app.commands.update import note_interrupted
     from workshop_app.core.diag.ecu_spec import demo_vehicle_spec, load_vehicle_spec
     from workshop_app.core.history.audit import AuditTrail
     from workshop_app.core.update.flash import FlashJob, FlashOptions
@@ -167,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = load_vehicle_spec(args.spec) if args.spec else demo_vehicle_spec()
     db = history_path(args)
+    note_interrupted(db)
     entry: JournalEntry | None = None
     with FlashJournal(db) as journal, AuditTrail(db) as audit:
         if args.update_action == "resume":
@@ -175,6 +177,12 @@ def run(args: argparse.Namespace) -> int:
                 which = f" for {args.ecu}" if args.ecu else ""
                 raise WorkshopError(f"{db}: no unfinished flash{which} in the journal")
             entry = entries[0]
+            if entry.package_source is not None:
+                from workshop_app.commands.install import resume_package
+
+                journal.close()  # the update workflow opens its own
+                audit.close()
+                return resume_package(args, entry, spec, db)
             if not entry.image_path:
                 raise WorkshopError(
                     f"journal entry {entry.id}: no image file recorded; flash again with --image"

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from workshop_app.core.errors import WorkshopError
 
 if TYPE_CHECKING:  # the parser is built for every command: the update stack loads only to run
+    from workshop_app.core.diag.ecu_spec import VehicleSpec
     from workshop_app.core.update.campaign import CampaignOutcome, Plan
+    from workshop_app.core.update.journal import JournalEntry
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 
@@ -127,15 +129,42 @@ def _confirmed(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workshop_app.commands.common import run_until_stopped, source_spec
     from workshop_app.commands.history import history_path
+    from workshop_app.commands.update import note_interrupted
     from workshop_app.core.diag.ecu_spec import demo_vehicle_spec, load_vehicle_spec
+
+    spec = load_vehicle_spec(args.spec) if args.spec else demo_vehicle_spec()
+    note_interrupted(history_path(args))
+    return _update(args, str(args.package), spec, history_path(args))
+
+
+def resume_package(args: argparse.Namespace, entry: JournalEntry, spec: VehicleSpec, db: Path) -> int:
+    """`update resume` of a flash from a package: verify that package again, continue that ECU.
+
+    Nothing of the journal is trusted but where the package is and which image was being
+    written: TUF, director and the car's facts are checked anew, and the plan must still hold
+    the very image (same SHA-256) the journal was writing.
+    """
+    source = entry.package_source or ""
+    if "://" not in source and not Path(source).exists():
+        raise WorkshopError(
+            f"{source}: the update package of the unfinished flash (journal entry {entry.id}, {entry.ecu}, "
+            f"{entry.target_name}) is not there any more; put it back at that path, or install a package "
+            "again (the ECU waits in its bootloader)"
+        )
+    args.yes = True  # the user asked to finish this flash: the plan is printed, not asked again
+    return _update(args, source, spec, db, resume=entry)
+
+
+def _update(
+    args: argparse.Namespace, package: str, spec: VehicleSpec, db: Path, resume: JournalEntry | None = None
+) -> int:
+    from workshop_app.commands.common import run_until_stopped, source_spec
     from workshop_app.core.sources.factory import make_source
     from workshop_app.core.sources.reconnect import NO_RECONNECT
     from workshop_app.core.update.campaign import UpdateCampaign
     from workshop_app.core.update.flash import FlashOptions
 
-    spec = load_vehicle_spec(args.spec) if args.spec else demo_vehicle_spec()
     # No reconnecting under a flash: a gap is a lost answer the job must see as such.
     source = make_source(replace(source_spec(args), reconnect=NO_RECONNECT))
     source.start()
@@ -146,20 +175,23 @@ def run(args: argparse.Namespace) -> int:
         campaign = UpdateCampaign(
             bus,
             notifier,
-            args.package,
+            package,
             spec=spec,
-            history=history_path(args),
+            history=db,
             options=FlashOptions(algorithm=args.algorithm, fd=bool(args.fd or args.data_bitrate)),
         )
         plan = campaign.prepare()
         if not args.json:
             print_plan(plan)
+        if resume is not None and plan.ok:
+            _still_planned(plan, resume)
         if plan.ok and not _confirmed(args):
             if args.json:
                 print(json.dumps({"plan": _plan_json(plan), "outcome": None}, indent=2))
             return 1
         bar = ProgressBar(args.json or not plan.ok)
-        outcome = run_until_stopped("update", lambda cancel: campaign.run(bar, cancel))
+        from_ecu = resume.ecu if resume is not None and plan.ok else None
+        outcome = run_until_stopped("update", lambda cancel: campaign.run(bar, cancel, from_ecu=from_ecu))
     finally:
         source.stop()
     if args.json:
@@ -169,6 +201,17 @@ def run(args: argparse.Namespace) -> int:
     if outcome.result == "refused":
         return 2
     return 0 if outcome.ok else (130 if outcome.result == "cancelled" else 1)
+
+
+def _still_planned(plan: Plan, entry: JournalEntry) -> None:
+    step = next((s for s in plan.steps if s.ecu == entry.ecu), None)
+    if step is None or step.target_hash != entry.target_hash:
+        now = f"image {step.target_hash[:12]}…" if step else "no image"
+        raise WorkshopError(
+            f"{plan.package}: the package now gives {entry.ecu} {now}, not the image {entry.target_hash[:12]}… "
+            f"({entry.target_name}) the unfinished flash was writing (journal entry {entry.id}); install "
+            "the package again to flash what it holds now"
+        )
 
 
 def _print_outcome(outcome: CampaignOutcome) -> None:
@@ -183,6 +226,10 @@ def _print_outcome(outcome: CampaignOutcome) -> None:
     if outcome.error:
         print(f"  {outcome.error}", file=sys.stderr)
     if outcome.result in ("failed", "cancelled") and outcome.flashes:
-        print("  the journal keeps the state: install the same package again to continue", file=sys.stderr)
+        print(
+            "  the journal keeps the state: `workshop update resume` (or installing the same package "
+            "again) continues it",
+            file=sys.stderr,
+        )
     for row in outcome.audit:
         print(f"audit #{row.id}: {row.entry.ecu} {row.entry.result} ({row.row_hash[:12]}…)")

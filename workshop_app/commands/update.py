@@ -1,8 +1,8 @@
 """`workshop update trust|check`: trust a manufacturer's roots once; verify a package for a car.
 
 ``check`` verifies everything the flash would, and prints what would change; it sends nothing
-to the car. The car's facts come from a JSON file or ``--ecu`` options until the flash job reads
-them from the car itself.
+to the car. The car's facts come from a JSON file or ``--ecu`` options; the highest release
+counter this workshop flashed to the car comes from the history (``--history``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,29 @@ from typing import Any
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.update.image import FlashImage
 from workshop_app.core.update.verify import EcuFacts, TrustStore, VehicleFacts, verify_package
+
+
+def note_interrupted(db: Path) -> None:
+    """Audit, once, every flash whose process died (kill -9, power cut) and say what can be done.
+
+    Every update command and the audit listing call this first, so a killed attempt that is never
+    resumed still has its row in the audit trail.
+    """
+    from workshop_app.core.history.audit import AuditTrail
+    from workshop_app.core.update.journal import FlashJournal
+
+    if not db.is_file():  # nothing was ever flashed with this history
+        return
+    with FlashJournal(db) as journal, AuditTrail(db) as audit:
+        for e in journal.record_interrupted(audit):
+            source = e.package_source or e.image_path or "?"
+            print(
+                f"{db}: the flash of {e.ecu} on {e.vin or 'an unknown car'} (journal entry {e.id}, from "
+                f"{source}) was interrupted at step {e.step!r} after {e.bytes_done:,} of {e.total_bytes:,} "
+                "bytes; recorded in the audit trail as interrupted. `workshop update resume` continues it, "
+                "installing or flashing it again restarts it.",
+                file=sys.stderr,
+            )
 
 
 def _trust(args: argparse.Namespace) -> int:
@@ -62,12 +85,17 @@ def _facts_file(path: Path) -> tuple[str, dict[str, EcuFacts]]:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from workshop_app.commands.history import history_path
+    from workshop_app.core.update.campaign import recorded_counters
+
     vin, ecus = _facts_file(args.facts) if args.facts else ("", {})
     ecus.update(_ecu_option(e) for e in args.ecu)
     vin = args.vin or vin
     if not vin:
         raise WorkshopError("name the car: --vin VIN (or a facts file with a vin)")
-    result = verify_package(args.package, VehicleFacts(vin, ecus))
+    # As install and the window do: never below what this workshop already flashed to that car.
+    db = history_path(args)
+    result = verify_package(args.package, VehicleFacts(vin, ecus), recorded_highest=recorded_counters(db))
     if args.json:
         print(
             json.dumps(
@@ -113,4 +141,7 @@ ACTIONS = {"trust": _trust, "check": _check}
 
 
 def run(args: argparse.Namespace) -> int:
+    from workshop_app.commands.history import history_path
+
+    note_interrupted(history_path(args))
     return ACTIONS[args.update_action](args)

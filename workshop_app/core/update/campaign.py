@@ -27,6 +27,7 @@ import can
 import udsoncan
 from tuf.api.metadata import Metadata, Targets
 
+from workshop_app.core.diag.activity import CAR_ACTIVITY
 from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
 from workshop_app.core.diag.ecu_spec import VehicleSpec, demo_vehicle_spec
 from workshop_app.core.errors import WorkshopError
@@ -36,7 +37,7 @@ from workshop_app.core.update import protocol as p
 from workshop_app.core.update.flash import DID_VIN, FlashJob, FlashOptions, FlashResult
 from workshop_app.core.update.image import FlashImage
 from workshop_app.core.update.journal import TABLE as JOURNAL_TABLE
-from workshop_app.core.update.journal import FlashJournal
+from workshop_app.core.update.journal import FlashJournal, package_reference
 from workshop_app.core.update.refusals import Refusal
 from workshop_app.core.update.repository import IMAGE
 from workshop_app.core.update.verify import (
@@ -375,19 +376,39 @@ class UpdateCampaign:
         self.plan = Plan(self.package, reading, verification, tuple(steps))
         return self.plan
 
-    def run(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> CampaignOutcome:
+    def run(
+        self,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        from_ecu: str | None = None,
+    ) -> CampaignOutcome:
         """Flash every image of the plan in order; stop at the first that does not succeed.
 
         A refused plan is recorded in the audit trail as refused and nothing is sent.
         Progress: ``("<ECU>: <phase>", bytes done, bytes total)`` over the whole update.
+        ``from_ecu`` starts at that ECU's image (a resume: the images before it were flashed,
+        since an update stops at its first failure). A fault-code scan running in this process
+        refuses the flash (CarBusyError) before anything is sent.
         """
         plan = self.plan or self.prepare()
         cancel = cancel or threading.Event()
         report = progress or (lambda _phase, _done, _total: None)
         t0 = time.monotonic()
-        outcome = CampaignOutcome("failed", total_bytes=plan.total_bytes)
-        with AuditTrail(self._db()) as audit, FlashJournal(self._db()) as journal:
+        images = self._images
+        if from_ecu is not None:
+            names = [i.ecu for i in images]
+            if from_ecu not in names:
+                raise WorkshopError(f"{plan.package}: the plan has no image for {from_ecu} to resume")
+            images = images[names.index(from_ecu) :]
+        outcome = CampaignOutcome("failed", total_bytes=sum(i.size for i in images))
+        with (
+            AuditTrail(self._db()) as audit,
+            FlashJournal(self._db()) as journal,
+            CAR_ACTIVITY.hold("flash", f"flashing {', '.join(i.ecu for i in images) or 'nothing'}"),
+        ):
             first_new = len(audit.rows())
+            journal.record_interrupted(audit)  # a killed attempt is audited before it is resumed
             if not plan.ok:
                 outcome.result = "refused"
                 outcome.error = "; ".join(f"[{r.code}] {r}" for r in plan.refusals)
@@ -404,11 +425,11 @@ class UpdateCampaign:
             else:
                 outcome.result = "success"
                 base = 0
-                for image in self._images:
+                for image in images:
                     if cancel.is_set():
                         outcome.result, outcome.error = "cancelled", "cancelled before " + image.ecu
                         break
-                    result = self._flash(image, journal, audit, base, report, cancel)
+                    result = self._flash(image, journal, audit, base, outcome.total_bytes, report, cancel)
                     outcome.flashes.append(result)
                     outcome.bytes_sent += result.bytes_sent
                     base += image.size
@@ -427,12 +448,20 @@ class UpdateCampaign:
         journal: FlashJournal,
         audit: AuditTrail,
         base: int,
+        total: int,
         report: Progress,
         cancel: threading.Event,
     ) -> FlashResult:
         plan = self.plan
         assert plan is not None
-        options = FlashOptions(**{**self.options.__dict__, "vin": plan.reading.vin})
+        # The journal names the package, not an image file: `update resume` verifies it again.
+        options = FlashOptions(
+            **{
+                **self.options.__dict__,
+                "vin": plan.reading.vin,
+                "image_path": package_reference(self.package),
+            }
+        )
         address = EcuAddress.of(self.spec.ecu(image.ecu))
         # The same image left unfinished on this car (cancelled, link lost, tool killed): go on from
         # the journal's last acknowledged block rather than erasing again.
@@ -454,8 +483,6 @@ class UpdateCampaign:
             options=options,
             resume=resume,
         )
-        total = plan.total_bytes
-
         sent = [0]
 
         def each(phase: str, done: int, _total: int) -> None:

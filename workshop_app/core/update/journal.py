@@ -8,6 +8,9 @@ resume from there; the row is closed when the flash ends, whatever the outcome.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -17,9 +20,23 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from workshop_app.core.history.audit import AuditEntry, AuditTrail, audit_time
 from workshop_app.core.history.errors import HistoryError
 
+try:  # POSIX: a flock dies with its process (kill -9 included), which is what "still running" means
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: only the age of the entry tells
+    fcntl = None  # type: ignore[assignment]
+
 TABLE = "flash_journal"
+# ``image_path`` of a flash from a signed package: this prefix, then the package's path or URL.
+# `update resume` verifies that package again instead of trusting any copy of the image.
+PACKAGE_PREFIX = "package:"
+# An open entry with no running owner we can see (another host, no lock file) counts as
+# interrupted once it has not moved for this long; a long erase updates nothing for minutes.
+STALE_AFTER_S = 30 * 60.0
+# A new entry is locked right after its insert; this covers that gap for a reader elsewhere.
+LOCK_GRACE_S = 10.0
 
 # Steps in order; a resume needs at least "erased" (the ECU's memory is ours to write).
 STEPS = (
@@ -110,6 +127,35 @@ class JournalEntry:
         """Past the erase and before the check: the ECU holds a partial image we can continue."""
         return self.open and self.step in ("erased", "downloading")
 
+    @property
+    def package_source(self) -> str | None:
+        """The package (folder, archive or URL) this image came from; None for a plain image file."""
+        if self.image_path.startswith(PACKAGE_PREFIX):
+            return self.image_path[len(PACKAGE_PREFIX) :]
+        return None
+
+
+def package_reference(source: str | Path) -> str:
+    """What the journal keeps of a package: its URL, or its absolute path (resume runs elsewhere)."""
+    text = str(source)
+    if "://" not in text:
+        text = str(Path(text).expanduser().resolve())
+    return PACKAGE_PREFIX + text
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who runs an open entry's flash, as its lock file says: ``alive`` False means it is gone."""
+
+    alive: bool
+    pid: int | None = None
+    host: str = ""
+
+    def describe(self) -> str:
+        if self.pid is None:
+            return "no process recorded"
+        return f"process {self.pid} on {self.host}"
+
 
 class FlashJournal:
     """The journal table of the history database at ``path`` (created and migrated on open)."""
@@ -122,8 +168,12 @@ class FlashJournal:
         self._conn = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._lock = threading.Lock()
+        self._held: dict[int, int] = {}  # entry id -> file descriptor of its held lock file
 
     def close(self) -> None:
+        for fd in self._held.values():
+            os.close(fd)  # the lock goes with it: the entry stays open for a resume
+        self._held.clear()
         self._conn.close()
 
     def __enter__(self) -> FlashJournal:
@@ -187,11 +237,14 @@ class FlashJournal:
         )
         if cursor.lastrowid is None:
             raise HistoryError(f"{self.path}: flash journal: the database returned no row id")
+        self._release_closed()
+        self.claim(cursor.lastrowid)
         return cursor.lastrowid
 
     def step(self, entry_id: int, step: str) -> None:
         if step not in STEPS:
             raise ValueError(f"unknown flash step {step!r}")
+        self.claim(entry_id)  # a resume through the Python API claims on its first write
         self._run(
             "recording a step",
             f"UPDATE {TABLE} SET step = ?, updated = ? WHERE id = ?",
@@ -208,6 +261,7 @@ class FlashJournal:
         block_bytes: int = 0,
     ) -> None:
         """The ECU acknowledged everything of ``segment`` before ``offset``."""
+        self.claim(entry_id)
         self._run(
             "recording a block",
             f"UPDATE {TABLE} SET step = 'downloading', segment = ?, offset = ?, block_counter = ?, "
@@ -222,6 +276,9 @@ class FlashJournal:
             f"UPDATE {TABLE} SET result = ?, updated = ? WHERE id = ?",
             (result, time.time(), entry_id),
         )
+        fd = self._held.pop(entry_id, None)
+        if fd is not None:  # the attempt ended: a resume, from here or elsewhere, may claim it
+            os.close(fd)
 
     def close_entry(self, entry_id: int, result: str) -> None:
         self._run(
@@ -229,6 +286,139 @@ class FlashJournal:
             f"UPDATE {TABLE} SET open = 0, result = ?, updated = ? WHERE id = ?",
             (result, time.time(), entry_id),
         )
+        self._drop_lock(entry_id)
+
+    # --- who runs an entry ---------------------------------------------------------------------
+    def lock_dir(self) -> Path:
+        """Lock files of running flashes, one per open entry, beside the history database."""
+        return self.path.with_name(self.path.name + ".flashing")
+
+    def claim(self, entry_id: int) -> None:
+        """This process runs the entry now: hold its lock file (pid and host inside) until it ends.
+
+        A claimed entry's result is emptied: if this attempt is killed, the next start sees an
+        entry with no result and no living owner, and records it as interrupted.
+        """
+        if entry_id in self._held:
+            return
+        folder = self.lock_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder / f"{entry_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise HistoryError(f"{folder}: cannot write the flash lock file: {exc.strerror or exc}") from exc
+        if fcntl is not None:
+            deadline = time.monotonic() + 2.0  # another start may be probing it for a moment
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        owner = self._read_owner(fd)
+                        os.close(fd)
+                        raise HistoryError(
+                            f"{self.path}: journal entry {entry_id} is being flashed by {owner.describe()}"
+                        ) from None
+                    time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self._held[entry_id] = fd
+        self._run(
+            "claiming the entry",
+            f"UPDATE {TABLE} SET result = '' WHERE id = ? AND open = 1",
+            (entry_id,),
+        )
+
+    def owner(self, entry: JournalEntry, now: float | None = None) -> Owner:
+        """Whether the process that runs ``entry`` still lives (its lock is held) and who it is."""
+        if entry.id in self._held:
+            return Owner(True, os.getpid(), socket.gethostname())
+        now = time.time() if now is None else now
+        try:
+            fd = os.open(self.lock_dir() / f"{entry.id}.lock", os.O_RDWR)
+        except FileNotFoundError:
+            return Owner(now - entry.updated < LOCK_GRACE_S)
+        except OSError as exc:
+            raise HistoryError(f"{self.lock_dir()}: cannot read a flash lock file: {exc}") from exc
+        try:
+            found = self._read_owner(fd)
+            if found.host != socket.gethostname() or fcntl is None:
+                # Another machine's processes cannot be seen from here: only the age tells.
+                return Owner(now - entry.updated < STALE_AFTER_S, found.pid, found.host)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return Owner(True, found.pid, found.host)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return Owner(False, found.pid, found.host)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _read_owner(fd: int) -> Owner:
+        os.lseek(fd, 0, os.SEEK_SET)
+        pid_text, _, host = os.read(fd, 512).decode("utf-8", "replace").strip().partition(" ")
+        return Owner(False, int(pid_text) if pid_text.isdigit() else None, host)
+
+    def _drop_lock(self, entry_id: int) -> None:
+        fd = self._held.pop(entry_id, None)
+        with contextlib.suppress(OSError):  # a leftover file of a closed entry is never read
+            (self.lock_dir() / f"{entry_id}.lock").unlink(missing_ok=True)
+        if fd is not None:
+            os.close(fd)
+
+    def _release_closed(self) -> None:
+        """Lock files of entries closed as superseded by a newer flash are not needed any more."""
+        folder = self.lock_dir()
+        if not folder.is_dir():
+            return
+        open_ids = {e.id for e in self.open_entries()}
+        for lock in folder.glob("*.lock"):
+            if lock.stem.isdigit() and int(lock.stem) not in open_ids and int(lock.stem) not in self._held:
+                lock.unlink(missing_ok=True)
+
+    def record_interrupted(self, audit: AuditTrail) -> list[JournalEntry]:
+        """Audit, once each, the open entries whose attempt never ended and whose process is gone.
+
+        Their result becomes 'interrupted' (the entry stays open, so resume still works); a second
+        caller, or the flash job resuming it, sees that and writes no second row.
+        """
+        found = []
+        for entry in self.open_entries():
+            if entry.result:
+                continue  # ended (cancelled, failed…), already recorded, or in no need of it
+            owner = self.owner(entry)
+            if owner.alive:
+                continue
+            marked = self._run(
+                "marking an interrupted entry",
+                f"UPDATE {TABLE} SET result = 'interrupted' WHERE id = ? AND open = 1 AND result = ''",
+                (entry.id,),
+            )
+            if marked.rowcount != 1:
+                continue  # another start got there first
+            try:
+                audit.append(
+                    AuditEntry(
+                        ecu=entry.ecu,
+                        result="interrupted",
+                        duration_s=round(max(0.0, entry.updated - entry.started), 3),
+                        vin=entry.vin,
+                        from_version=entry.from_version,
+                        to_version=entry.to_version,
+                        target_hash=entry.target_hash,
+                        error=f"the tool stopped during step {entry.step!r} after {entry.bytes_done} of "
+                        f"{entry.total_bytes} bytes (journal entry {entry.id}; {owner.describe()} is gone)",
+                        time=audit_time(entry.started),
+                    )
+                )
+            except HistoryError:
+                self.set_result(entry.id, "")  # not recorded: the next start tries again
+                raise
+            found.append(self.get(entry.id) or entry)
+        return found
 
     def get(self, entry_id: int) -> JournalEntry | None:
         found = self._select(f"SELECT * FROM {TABLE} WHERE id = ?", (entry_id,))
