@@ -8,12 +8,14 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
-from conftest import GARAGE1, GARAGE2, VIN, VIN2, CloudTrial, _profile
+from conftest import GARAGE1, GARAGE2, VIN, VIN2, CloudTrial
 
 from workshop_app.core.cloud import topics
 from workshop_app.core.cloud.broker import MosquittoBroker
 from workshop_app.core.cloud.fleet import FleetWatcher, VehicleStatus
+from workshop_app.core.cloud.profile import CloudProfile, mqtt_client
 from workshop_app.core.history.fleet_store import FleetStore
 
 VIN3 = "WSADEM5T2T0000423"
@@ -215,14 +217,45 @@ def test_a_new_session_starts_from_the_stored_health(cloud, watch, tmp_path):
         later.stop()
 
 
-@pytest.fixture
-def three_cars(tmp_path: Path) -> Iterator[CloudTrial]:
+class ThreeCars:
     """A broker granting garage-1 three vehicles, for the attention order."""
-    folder = tmp_path / "fleet"
-    broker = MosquittoBroker(folder / "broker", grants={GARAGE1: [VIN, VIN2, VIN3]})
-    profiles = {name: _profile(folder, broker, name) for name in (VIN, VIN2, VIN3, GARAGE1)}
-    trial = CloudTrial(folder, broker, profiles, {})
-    broker.start()
+
+    def __init__(self, folder: Path) -> None:
+        self.broker = MosquittoBroker(folder / "broker", grants={GARAGE1: [VIN, VIN2, VIN3]})
+        self.profiles = {name: self._profile(folder, name) for name in (VIN, VIN2, VIN3, GARAGE1)}
+        self.clients: list[mqtt.Client] = []
+
+    def _profile(self, folder: Path, name: str) -> CloudProfile:
+        identity = self.broker.issue_client(name, folder / "clients")
+        return CloudProfile(
+            "127.0.0.1",
+            self.broker.port,
+            self.broker.ca_cert,
+            identity.cert,
+            identity.key,
+            name,
+            reconnect_min=0.1,
+            reconnect_max=1.0,
+        )
+
+    def connect(self, name: str) -> mqtt.Client:
+        client = mqtt_client(self.profiles[name])
+        self.clients.append(client)
+        client.connect("127.0.0.1", self.broker.port)
+        client.loop_start()
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.disconnect()
+            client.loop_stop()
+        self.broker.stop()
+
+
+@pytest.fixture
+def three_cars(tmp_path: Path) -> Iterator[ThreeCars]:
+    trial = ThreeCars(tmp_path / "fleet")
+    trial.broker.start()
     try:
         yield trial
     finally:
@@ -231,13 +264,11 @@ def three_cars(tmp_path: Path) -> Iterator[CloudTrial]:
 
 def test_vehicles_are_sorted_by_what_needs_attention(three_cars):
     changes = Changes()
-    watcher = FleetWatcher(three_cars.garage1, on_change=changes)
+    watcher = FleetWatcher(three_cars.profiles[GARAGE1], on_change=changes)
     watcher.start()
     try:
         assert watcher.wait_connected(WAIT)
-        healthy = three_cars.connect(three_cars.profiles[VIN])
-        weak = three_cars.connect(three_cars.profiles[VIN2])
-        faulty = three_cars.connect(three_cars.profiles[VIN3])
+        healthy, weak, faulty = (three_cars.connect(vin) for vin in (VIN, VIN2, VIN3))
         publish(healthy, VIN, topics.HEALTH, summary(VIN, 70.0, battery_v=12.6))
         publish(weak, VIN2, topics.HEALTH, summary(VIN2, 70.0, battery_v=11.5))
         publish(faulty, VIN3, topics.HEALTH, summary(VIN3, 70.0, dtcs=[dtc("ECM", "P0302", 0xAF)]))
