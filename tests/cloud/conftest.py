@@ -1,6 +1,8 @@
 """The ``cloud`` fixture: a real mosquitto with mutual TLS, two vehicles and two workshops.
 
-garage-1 is granted the first vehicle; garage-2 is granted nothing. Every client made with
+garage-1 is granted the first vehicle (broker ACL and an owner grant for every scope, valid
+an hour); garage-2 is granted nothing. Vehicle profiles carry the owner's public key,
+workshop profiles their command-signing key (and garage-1 its grant file). Every client made with
 ``cloud.connect`` is disconnected and its network thread stopped at teardown, and the broker
 is stopped, so no paho thread or mosquitto process outlives its test.
 """
@@ -19,6 +21,14 @@ import pytest
 
 from workshop_app.core.cloud.broker import MosquittoBroker
 from workshop_app.core.cloud.profile import CloudProfile, mqtt_client
+from workshop_app.core.cloud.signing import (
+    ALL_SCOPES,
+    generate_signing_key,
+    load_private_key,
+    load_public_key,
+    make_grant,
+    save_grant,
+)
 
 VIN = "WSADEM5T2T0000421"
 VIN2 = "WSADEM5T2T0000422"
@@ -54,6 +64,10 @@ class CloudTrial:
     broker: MosquittoBroker
     profiles: dict[str, CloudProfile]
     profile_paths: dict[str, Path]
+    owner_key: Path  # the cars' owner's Ed25519 private key (owner.pub beside it)
+    signing_keys: dict[str, Path]  # workshop id → its Ed25519 command-signing private key
+    grant: dict[str, Any]  # the owner's grant of every scope on VIN to garage-1's key
+    grant_path: Path
     _clients: list[mqtt.Client] = field(default_factory=list)
 
     @property
@@ -115,7 +129,7 @@ class CloudTrial:
         self.broker.stop()
 
 
-def _profile(trial_dir: Path, broker: MosquittoBroker, name: str) -> CloudProfile:
+def _profile(trial_dir: Path, broker: MosquittoBroker, name: str, **extra: Any) -> CloudProfile:
     identity = broker.issue_client(name, trial_dir / "clients")
     return CloudProfile(
         host="127.0.0.1",
@@ -127,6 +141,7 @@ def _profile(trial_dir: Path, broker: MosquittoBroker, name: str) -> CloudProfil
         data_dir=trial_dir / "data" / name,
         reconnect_min=0.1,
         reconnect_max=1.0,
+        **extra,
     )
 
 
@@ -134,9 +149,20 @@ def _profile(trial_dir: Path, broker: MosquittoBroker, name: str) -> CloudProfil
 def cloud(tmp_path: Path) -> Iterator[CloudTrial]:
     folder = tmp_path / "cloud"
     broker = MosquittoBroker(folder / "broker", grants={GARAGE1: [VIN], GARAGE2: []})
-    profiles = {name: _profile(folder, broker, name) for name in (VIN, VIN2, GARAGE1, GARAGE2)}
+    keys = folder / "keys"
+    owner_key = keys / "owner.key"
+    owner_public = generate_signing_key(owner_key)
+    signing = {g: keys / f"{g}.signing.key" for g in (GARAGE1, GARAGE2)}
+    workshop_public = {g: generate_signing_key(path) for g, path in signing.items()}
+    grant = make_grant(
+        load_private_key(owner_key), VIN, load_public_key(workshop_public[GARAGE1]), ALL_SCOPES, 3600.0
+    )
+    grant_path = save_grant(keys / f"grant-{VIN}-{GARAGE1}.json", grant)
+    profiles = {vin: _profile(folder, broker, vin, owner_key=owner_public) for vin in (VIN, VIN2)}
+    profiles[GARAGE1] = _profile(folder, broker, GARAGE1, signing_key=signing[GARAGE1], grants=(grant_path,))
+    profiles[GARAGE2] = _profile(folder, broker, GARAGE2, signing_key=signing[GARAGE2])
     paths = {name: p.save(folder / f"{name}.json") for name, p in profiles.items()}
-    trial = CloudTrial(folder, broker, profiles, paths)
+    trial = CloudTrial(folder, broker, profiles, paths, owner_key, signing, grant, grant_path)
     broker.start()
     try:
         yield trial
