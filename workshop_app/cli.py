@@ -29,7 +29,14 @@ def _add_bus_options(g: argparse._ArgumentGroup, interface_help: str) -> None:
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection (default: the built-in simulated vehicle)")
-    _add_bus_options(g, "python-can interface: socketcand, pcan, kvaser, vector, ...")
+    _add_bus_options(g, "python-can interface: socketcand, pcan, kvaser, vector, workshop-cloud, ...")
+    g.add_argument(
+        "--cloud-profile",
+        type=Path,
+        metavar="FILE",
+        help="with -i workshop-cloud --channel VIN: the workshop's cloud profile "
+        "(default $WORKSHOP_HOME/cloud/workshop.json)",
+    )
     g.add_argument(
         "--no-reconnect",
         action="store_true",

@@ -35,6 +35,7 @@ def source_spec(args: argparse.Namespace) -> SourceSpec:
         replay=getattr(args, "replay", None),
         speed=args.speed,
         reconnect=NO_RECONNECT if getattr(args, "no_reconnect", False) else RECONNECT,
+        cloud_profile=getattr(args, "cloud_profile", None),
     )
 
 

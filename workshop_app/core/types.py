@@ -90,6 +90,7 @@ class BusKwargs(TypedDict):
     host: NotRequired[str]
     port: NotRequired[int]
     receive_own_messages: NotRequired[bool]
+    profile: NotRequired[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class BusConfig:
     host: str | None = None  # socketcand
     port: int | None = None  # socketcand
     receive_own_messages: bool = False
+    cloud_profile: str | None = None  # workshop-cloud: the workshop's cloud profile file
 
     def bus_kwargs(self) -> BusKwargs:
         kw: BusKwargs = {"interface": self.interface, "channel": self.channel}
@@ -119,11 +121,15 @@ class BusConfig:
             kw["port"] = self.port
         if self.receive_own_messages:
             kw["receive_own_messages"] = True
+        if self.cloud_profile is not None:
+            kw["profile"] = self.cloud_profile
         return kw
 
     def describe(self) -> str:
         if self.interface == "socketcand":
             return f"socketcand {self.host or '127.0.0.1'}:{self.port or 29536} {self.channel}"
+        if self.interface == "workshop-cloud":
+            return f"cloud vehicle {self.channel}"
         rate = f" @ {self.bitrate // 1000} kbit/s" if self.bitrate else ""
         fd = f" FD {self.data_bitrate // 1000} kbit/s" if self.fd and self.data_bitrate else ""
         return f"{self.interface} {self.channel}{rate}{fd}"

@@ -31,6 +31,7 @@ from workshop_app.core.cloud.uds_link import REQUEST_TIMEOUT, UdsLink
 INTERFACE = "workshop-cloud"
 # About 25 s of a saturated 500 kbit/s bus: enough to ride out a slow reader, bounded memory.
 QUEUE_FRAMES = 100_000
+VEHICLE_TIMEOUT = 5.0  # for the agent's first pong before diagnostics
 
 
 class CloudBus(can.BusABC):
@@ -104,6 +105,19 @@ class CloudBus(can.BusABC):
     @property
     def dropped_by_agent(self) -> int:
         return self.tracker.dropped_by_agent
+
+    def check_vehicle(self, timeout: float = VEHICLE_TIMEOUT) -> None:
+        """Return once the vehicle's agent answers a ping; CloudError in plain words otherwise.
+
+        Diagnostics call this first: a car that is offline, or not granted to this workshop
+        (the broker then silently drops our requests), is one clear message, not a timeout per ECU.
+        """
+        if self.link.state == "connected" and self.link.probe(timeout) is not None:
+            return
+        raise CloudError(
+            f"{self.vin} does not answer through the cloud link ({self.link_state}): the vehicle is "
+            f"offline, or not granted to workshop {self.profile.client_id}"
+        )
 
     # -- receiving (paho's thread fills, recv empties) --------------------------------------
     def _on_frames(self, payload: bytes) -> None:

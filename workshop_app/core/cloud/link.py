@@ -265,6 +265,23 @@ class VehicleLink:
                 self.latency_ms = (time.monotonic() - t0) * 1000.0
             wait = max(0.0, self._ping_interval - (time.monotonic() - t0))
 
+    def probe(self, timeout: float) -> float | None:
+        """One ping now: the round trip in ms, or None when no pong came within ``timeout``."""
+        pending = self.request(messages.encode("ping", sent=time.time()))
+        t0 = time.monotonic()
+        try:
+            while (left := timeout - (time.monotonic() - t0)) > 0:
+                doc = pending.get(left)
+                if doc is None or doc.get("kind") == "error":
+                    break
+                if doc.get("kind") == "pong":
+                    self._ping_misses = 0
+                    self.latency_ms = (time.monotonic() - t0) * 1000.0
+                    return self.latency_ms
+        finally:
+            self.forget(pending)
+        return None
+
     # -- closing ----------------------------------------------------------------------------
     def close(self) -> None:
         if self._closed.is_set():

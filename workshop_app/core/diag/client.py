@@ -20,7 +20,7 @@ import can
 import isotp
 import udsoncan
 from udsoncan.client import Client
-from udsoncan.connections import PythonIsoTpConnection
+from udsoncan.connections import BaseConnection, PythonIsoTpConnection
 from udsoncan.exceptions import (
     InvalidResponseException,
     NegativeResponseException,
@@ -141,14 +141,28 @@ class EcuClient:
         self._last_request = time.monotonic()
         self._stop = threading.Event()
         self._keepalive: threading.Thread | None = None
-        self._stack = isotp.NotifierBasedCanStack(
-            bus,
-            notifier,
-            address=address.isotp_address(),
-            error_handler=self._isotp_error,
-            params=isotp_params(fd),
-        )
-        self._conn = PythonIsoTpConnection(self._stack)
+        self._stack: isotp.NotifierBasedCanStack | None = None
+        self._conn: BaseConnection
+        self._via = ""
+        uds_connection = getattr(bus, "uds_connection", None)
+        if callable(uds_connection):
+            # A bus that carries UDS messages rather than frames (the cloud link): the far end
+            # runs ISO-TP, so no stack here.
+            from workshop_app.core.cloud.messages import EcuRoute
+
+            self._conn = uds_connection(
+                EcuRoute(address.request_id, address.response_id, address.extended, fd)
+            )
+            self._via = f" over {self._conn.describe()}" if hasattr(self._conn, "describe") else ""
+        else:
+            self._stack = isotp.NotifierBasedCanStack(
+                bus,
+                notifier,
+                address=address.isotp_address(),
+                error_handler=self._isotp_error,
+                params=isotp_params(fd),
+            )
+            self._conn = PythonIsoTpConnection(self._stack)
         dids: dict[Any, Any] = {"default": _RawCodec}
         if spec is not None:
             dids.update({did: SpecCodec(d) for did, d in spec.dids.items()})
@@ -221,7 +235,7 @@ class EcuClient:
                     f"{self.name}: {action}: {nrc_info(code).text()}", nrc=code, kind="nrc"
                 ) from None
             except TimeoutException:
-                if self._stack.transmitting():
+                if self._stack is not None and self._stack.transmitting():
                     # Our multi-frame request is still waiting for the ECU's flow control.
                     self.problems.append("ISO-TP: no flow control from the ECU for a multi-frame request")
                     self._stack.stop_sending()
@@ -229,7 +243,9 @@ class EcuClient:
                         f"{self.name}: {action}: the ECU did not accept the request (no ISO-TP flow control)",
                         kind="transport",
                     ) from None
-                raise DiagError(f"{self.name}: {action}: no answer in time", kind="timeout") from None
+                raise DiagError(
+                    f"{self.name}: {action}: no answer in time{self._via}", kind="timeout"
+                ) from None
             except (InvalidResponseException, UnexpectedResponseException) as exc:
                 raise DiagError(f"{self.name}: {action}: malformed answer ({exc})", kind="invalid") from None
             except (udsoncan.exceptions.ConfigError, ValueError) as exc:

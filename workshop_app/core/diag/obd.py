@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import can
 import isotp
+from udsoncan.connections import BaseConnection
+from udsoncan.exceptions import TimeoutException
 
 from workshop_app.core.diag.client import DiagError, EcuAddress, isotp_params
 from workshop_app.core.diag.dtc import CONFIRMED, PENDING, WARNING_INDICATOR, Dtc
@@ -26,27 +28,59 @@ class ObdLink:
         self.address = address
         self.timeout = timeout
         self.problems: list[str] = []
-        self._stack = isotp.NotifierBasedCanStack(
-            bus,
-            notifier,
-            address=address.isotp_address(),
-            error_handler=lambda e: self.problems.append(f"ISO-TP: {e}"),
-            params=isotp_params(False),
-        )
+        self._stack: isotp.NotifierBasedCanStack | None = None
+        self._conn: BaseConnection | None = None
+        uds_connection = getattr(bus, "uds_connection", None)
+        if callable(uds_connection):
+            # The cloud link: the vehicle's agent runs ISO-TP; requests travel as messages.
+            from workshop_app.core.cloud.messages import EcuRoute
+
+            self._conn = uds_connection(EcuRoute(address.request_id, address.response_id, address.extended))
+        else:
+            self._stack = isotp.NotifierBasedCanStack(
+                bus,
+                notifier,
+                address=address.isotp_address(),
+                error_handler=lambda e: self.problems.append(f"ISO-TP: {e}"),
+                params=isotp_params(False),
+            )
 
     def __enter__(self) -> ObdLink:
-        self._stack.start()
+        if self._stack is not None:
+            self._stack.start()
+        if self._conn is not None:
+            self._conn.open()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.stop()
+        if self._stack is not None:
+            self._stack.stop()
+        if self._conn is not None:
+            self._conn.close()
+
+    def _receive(self, timeout: float) -> bytes | None:
+        if self._conn is not None:
+            try:
+                return self._conn.wait_frame(timeout=timeout, exception=True)
+            except TimeoutException:
+                return None
+            except can.CanError as exc:
+                raise DiagError(f"OBD: {exc}", kind="transport") from None
+        assert self._stack is not None
+        received = self._stack.recv(block=True, timeout=timeout)
+        return None if received is None else bytes(received)
 
     def request(self, data: bytes) -> bytes:
         """The positive response to ``data`` (NRC 0x78 waited out); DiagError otherwise."""
-        self._stack.send(data)
+        if self._conn is not None:
+            self._conn.empty_rxqueue()
+            self._conn.send(data)
+        else:
+            assert self._stack is not None
+            self._stack.send(data)
         timeout = self.timeout
         while True:
-            received = self._stack.recv(block=True, timeout=timeout)
+            received = self._receive(timeout)
             if received is None:
                 raise DiagError(f"OBD mode {data[0]:02X}: no answer from {self.address.text}", kind="timeout")
             reply = bytes(received)

@@ -23,6 +23,7 @@ from workshop_app.core.diag.dtc import Dtc, SnapshotValue
 from workshop_app.core.diag.ecu_spec import EcuSpec, VehicleSpec
 from workshop_app.core.diag.model import EcuResult, ScanLabel, ScanResult
 from workshop_app.core.diag.obd import ObdLink
+from workshop_app.core.errors import WorkshopError
 from workshop_app.core.update.protocol import DID_APP_VALID
 
 # Identification DIDs read from ECUs without a description (ISO 14229-1 Annex C).
@@ -37,6 +38,7 @@ STANDARD_IDENTIFICATION = {
 }
 STORED_MASK = 0x2F  # testFailed, …ThisCycle, pending, confirmed, failedSinceLastClear
 ODOMETER_NAMES = ("odometer", "mileage")
+OBD_PHYSICAL = range(0x7E0, 0x7E8)  # ISO 15765-4 physical request ids of OBD-II ECUs
 
 Progress = Callable[[str, float], None]  # (what is happening, fraction done)
 
@@ -93,10 +95,10 @@ class VehicleScanner:
         """(address, description, expected) of every ECU to talk to."""
         found: dict[tuple[int, bool], EcuAddress] = {}
         progress("OBD-II functional request", 0.02)
-        self._obd_ecus = discovery.obd_discover(self.bus, self.notifier)
+        self._obd_ecus = self._discover_obd()
         for a in self._obd_ecus:
             found[(a.response_id, a.extended)] = a
-        if self.options.sweep:
+        if self.options.sweep and not _carries_uds(self.bus):
             progress("address sweep", 0.05)
             for a in discovery.sweep(self.bus, self.notifier, cancel=cancel):
                 found.setdefault((a.response_id, a.extended), a)
@@ -126,6 +128,13 @@ class VehicleScanner:
             connection=self.connection,
             vehicle=self.spec.vehicle if self.spec else "",
         )
+        check_vehicle = getattr(self.bus, "check_vehicle", None)
+        if callable(check_vehicle):  # the cloud link: is anybody there at all?
+            report("waiting for the vehicle", 0.01)
+            try:
+                check_vehicle()
+            except WorkshopError as exc:
+                raise DiagError(str(exc), kind="timeout") from None
         targets = self._targets(report, cancel)
         for i, (addr, ecu, expected) in enumerate(targets):
             if cancel is not None and cancel.is_set():
@@ -255,11 +264,27 @@ class VehicleScanner:
                     res.problems.append(str(exc))
             res.dtcs.append(dtc)
 
+    def _discover_obd(self, wait: float = 0.3) -> list[EcuAddress]:
+        if not _carries_uds(self.bus):
+            return discovery.obd_discover(self.bus, self.notifier, wait=wait)
+        # A link that carries UDS messages, not frames (the cloud), cannot send the functional
+        # request or sweep: the described ECUs at the OBD-II addresses are asked directly.
+        ecus = self.spec.ecus if self.spec is not None else []
+        return [
+            EcuAddress.of(e)
+            for e in ecus
+            if not e.extended_ids and OBD_PHYSICAL.start <= e.request_id < OBD_PHYSICAL.stop
+        ]
+
     def _read_obd(self, result: ScanResult) -> None:
         manufacturer = self.spec.manufacturer if self.spec else ""
         if self._obd_ecus is None:
-            self._obd_ecus = discovery.obd_discover(self.bus, self.notifier, wait=0.2)
+            self._obd_ecus = self._discover_obd(wait=0.2)
         for addr in self._obd_ecus:
+            if _carries_uds(self.bus) and not any(
+                e.responded and e.address == addr.text for e in result.ecus
+            ):
+                continue  # over the cloud each silent request costs the agent's whole timeout
             with ObdLink(self.bus, self.notifier, addr, timeout=self.options.timeout) as link:
                 for mode in (0x03, 0x07, 0x0A):
                     try:
@@ -320,6 +345,11 @@ class VehicleScanner:
                     continue
                 out.append(ClearOutcome(ecu.name, True, "fault memory cleared"))
         return out
+
+
+def _carries_uds(bus: can.BusABC) -> bool:
+    """True for a bus that takes UDS messages rather than raw frames (the cloud link's)."""
+    return callable(getattr(bus, "uds_connection", None))
 
 
 def _plain(value: Any) -> float | int | str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workshop_app.core.capture.ring import FrameRing
+from workshop_app.core.errors import SourceError
 from workshop_app.core.sources.adapter import AdapterSource
 from workshop_app.core.sources.base import FrameSource
 from workshop_app.core.sources.reconnect import RECONNECT, ReconnectPolicy
@@ -37,6 +38,8 @@ class SourceSpec:
     reconnect: ReconnectPolicy = RECONNECT
     # The window's case: start() returns at once and the source connects on its own thread.
     connect_in_background: bool = False
+    # interface "workshop-cloud": the workshop's cloud profile (None: the default one).
+    cloud_profile: Path | None = None
 
     @property
     def is_simulator(self) -> bool:
@@ -50,6 +53,14 @@ class SourceSpec:
                 self.channel or "can0",
                 host=self.host or "127.0.0.1",
                 port=self.port or SOCKETCAND_PORT,
+            )
+        if self.interface == "workshop-cloud":
+            if not self.channel:
+                raise SourceError("the cloud link needs the vehicle's VIN as its channel (--channel VIN)")
+            return BusConfig(
+                "workshop-cloud",
+                self.channel,
+                cloud_profile=str(self.cloud_profile) if self.cloud_profile is not None else None,
             )
         return BusConfig(
             self.interface,
