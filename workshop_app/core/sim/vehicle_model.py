@@ -17,202 +17,48 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
+from workshop_app.core.sim.drive_script import DRIVE_LOOP, DriveScript
 from workshop_app.core.sim.faults import Fault, SignalValue, get_fault
+from workshop_app.core.sim.vehicle_signals import SignalMapping
+from workshop_app.core.sim.vehicle_state import (
+    AIR_DENSITY,
+    AUTO_LOCK_KMH,
+    BAROMETRIC_KPA,
+    BATTERY_AH,
+    CDA_M2,
+    DISPLACEMENT_M3,
+    DOWNSHIFT_KMH,
+    DRIVELINE_EFFICIENCY,
+    FINAL_DRIVE,
+    FUEL_DENSITY_G_PER_L,
+    FUEL_ENERGY_J_PER_G,
+    GEAR_RATIOS,
+    GRAVITY,
+    IDLE_RPM_WARM,
+    MASS_KG,
+    MAX_STEP_S,
+    MAX_TORQUE_NM,
+    MESSAGES,
+    ROLLING_RESISTANCE,
+    SHIFT_TIME_S,
+    STEERING_RATIO,
+    TANK_L,
+    TRACK_M,
+    TYRE_RADIUS_M,
+    UPSHIFT_KMH,
+    WARMUP_IDLE_S,
+    WHEEL_PULSES_PER_REV,
+    WHEELBASE_M,
+    VehicleState,
+    clamp,
+)
 
 __all__ = ["MESSAGES", "VehicleModel", "VehicleState"]
 
-# --- the car ------------------------------------------------------------------------------
-MASS_KG = 1350.0
-CDA_M2 = 0.62  # drag coefficient x frontal area
-AIR_DENSITY = 1.2
-ROLLING_RESISTANCE = 0.011
-GRAVITY = 9.81
-TYRE_RADIUS_M = 0.315  # 205/55 R16
-WHEELBASE_M = 2.60
-TRACK_M = 1.55
-STEERING_RATIO = 15.0
-GEAR_RATIOS = (4.46, 2.51, 1.56, 1.14, 0.85, 0.67)
-FINAL_DRIVE = 3.74
-DRIVELINE_EFFICIENCY = 0.92
-MAX_TORQUE_NM = 250.0
-DISPLACEMENT_M3 = 1.4e-3
-TANK_L = 50.0
-BATTERY_AH = 60.0
-WHEEL_PULSES_PER_REV = 96
-FUEL_DENSITY_G_PER_L = 745.0
-FUEL_ENERGY_J_PER_G = 43_000.0
-BAROMETRIC_KPA = 101.3
-# Shift schedule of the D position, road speed in km/h: up from gear i+1 at UP[i], down
-# from gear i+2 at DOWN[i]. The gap is the hysteresis that stops hunting between gears.
-UPSHIFT_KMH = (15.0, 28.0, 42.0, 56.0, 68.0)
-DOWNSHIFT_KMH = (8.0, 22.0, 36.0, 48.0, 60.0)
-SHIFT_TIME_S = 0.35
-IDLE_RPM_WARM = 750.0
-MAX_STEP_S = 0.05  # larger steps are split, so any time_scale gives the same physics
 
-# --- the story ----------------------------------------------------------------------------
-KEY_ON_AT_S = 1.0
-CRANK_AT_S = 2.0
-WARMUP_IDLE_S = 8.0
-BULB_CHECK_S = 2.0
-AUTO_LOCK_KMH = 15.0
-
-MESSAGES = (
-    "WHEEL_SPEEDS",
-    "ABS_STATUS",
-    "ENGINE_DATA",
-    "BRAKE_STATUS",
-    "STEERING",
-    "ESC_DYNAMICS_FD",
-    "TRANSMISSION",
-    "BODY_STATUS",
-    "LIGHT_STATUS",
-    "ENGINE_STATUS_MUX",
-    "ENGINE_TEMPS",
-    "CLUSTER_STATUS",
-    "BATTERY_STATUS",
-    "CLIMATE_STATUS",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Segment:
-    """One piece of the driving loop."""
-
-    kind: str  # "drive" (reach target), "cruise", "turn", "stop", "park"
-    target_kmh: float = 0.0
-    accel: float = 1.5  # m/s^2 the driver allows towards the target
-    duration: float = 0.0  # s; minimum time for "drive", exact time otherwise
-    indicator: str | None = None  # "left" / "right"
-    indicator_s: float = 0.0  # indicator on for the first seconds of the segment
-    steer_deg: float = 0.0  # peak steering wheel angle of a turn, + = left
-    high_beam: bool = False
-
-
-_DRIVE_LOOP: tuple[_Segment, ...] = (
-    _Segment("drive", 50.0, accel=1.8),
-    _Segment("cruise", 50.0, duration=8.0),
-    _Segment("drive", 25.0, accel=1.5, duration=3.0, indicator="left", indicator_s=99.0),
-    _Segment("turn", 25.0, duration=6.0, indicator="left", indicator_s=2.5, steer_deg=220.0),
-    _Segment("drive", 80.0, accel=1.5),
-    _Segment("cruise", 80.0, duration=12.0, high_beam=True),
-    _Segment("drive", 30.0, accel=1.5, duration=3.0, indicator="right", indicator_s=99.0),
-    _Segment("turn", 30.0, duration=5.0, indicator="right", indicator_s=2.0, steer_deg=-180.0),
-    _Segment("drive", 50.0, accel=1.6),
-    _Segment("cruise", 50.0, duration=5.0),
-    _Segment("stop", 0.0, accel=2.5),
-    _Segment("park", 0.0, duration=8.0),
-)
-
-_STOP_SEGMENT = next(i for i, seg in enumerate(_DRIVE_LOOP) if seg.kind == "stop")
-
-
-@dataclass(slots=True)
-class VehicleState:
-    """Everything the car is at one instant (SI units except where the name says)."""
-
-    t: float = 0.0
-    phase: str = "off"  # off, ignition, crank, warmup, drive
-    loop: int = 0
-    segment: int = 0
-    segment_t: float = 0.0
-    key: str = "Off"  # Off, Accessory, Run, Crank
-    key_on_t: float = -1.0
-    # engine
-    engine_running: bool = False
-    starter: bool = False
-    crank_t: float = 0.0
-    run_t: float = 0.0
-    rpm: float = 0.0
-    misfire_dip: float = 0.0
-    cam_phase: float = 0.0
-    revolutions: float = 0.0
-    misfire_counts: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    accel_pedal: float = 0.0
-    throttle: float = 0.0
-    load: float = 0.0
-    fuel_cut: bool = False
-    map_kpa: float = BAROMETRIC_KPA
-    maf_gs: float = 0.0
-    lambda_: float = 1.0
-    stft: float = 0.0
-    ltft: float = 1.6
-    ignition_advance: float = 0.0
-    knock_retard: float = 0.0
-    fuel_rate_lh: float = 0.0
-    fuel_used_l: float = 0.0
-    coolant_c: float = 10.0
-    oil_c: float = 10.0
-    intake_c: float = 10.0
-    oil_bar: float = 0.0
-    thermostat: float = 0.0
-    # gearbox
-    selector: str = "P"
-    gear: int = 0  # 0 = neutral/park, 1..6, 7 = reverse
-    shift_timer: float = 0.0
-    converter: str = "Open"  # Open, Slipping, Locked
-    turbine_rpm: float = 0.0
-    trans_oil_c: float = 10.0
-    # chassis
-    speed_kmh: float = 0.0
-    accel: float = 0.0
-    target_kmh: float = 0.0
-    wheel_kmh: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # FL FR RL RR
-    wheel_pulses: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    yaw_rate: float = 0.0  # deg/s, + = left
-    lat_accel: float = 0.0
-    roll_rate: float = 0.0
-    vert_accel: float = 0.0
-    brake_bar: float = 0.0
-    brake_pedal: float = 0.0
-    brake_switch: bool = False
-    parking_brake: bool = True
-    steering_deg: float = 0.0
-    steering_rate: float = 0.0
-    driver_torque: float = 0.0
-    # body
-    doors: tuple[bool, bool, bool, bool] = (True, False, False, False)  # FL FR RL RR
-    trunk: bool = False
-    hood: bool = False
-    trunk_release_t: float = 0.0
-    locked: bool = False
-    seatbelt: bool = False
-    interior_light: bool = True
-    interior_override: bool | None = None
-    low_beam: bool = False
-    high_beam: bool = False
-    lights_override: str | None = None  # "Off", "LowBeam", "HighBeam" once commanded
-    indicator: str | None = None  # scenario request: "left" / "right"
-    hazard: bool = False
-    blink_t: float = 0.0
-    ambient_lux: float = 350.0
-    # electrical
-    battery_v: float = 12.6
-    battery_a: float = 0.0
-    soc: float = 85.0
-    alternator: str = "Off"  # Off, Charging, Limited, Fault
-    # climate
-    outside_c: float = 10.0
-    cabin_c: float = 10.0
-    setpoint_c: float = 21.5
-    fan: int = 0
-    ac: bool = False
-    defrost: bool = False
-    recirculation: bool = False
-    # cluster
-    odometer_km: float = 48_213.4
-    trip_km: float = 0.0
-    fuel_l: float = 30.0
-
-
-def _clamp(x: float, lo: float, hi: float) -> float:
-    return lo if x < lo else hi if x > hi else x
-
-
-class VehicleModel:
+class VehicleModel(DriveScript, SignalMapping):
     """The demo car's physics and scripted drive; see the module docstring.
 
     >>> m = VehicleModel(seed=1)
@@ -248,22 +94,7 @@ class VehicleModel:
         self._engine_torque = 0.0
         self._fuel_power_w = 0.0
         self.state.battery_v = self._ocv()
-        self._builders: dict[str, Callable[[], dict[str, SignalValue]]] = {
-            "WHEEL_SPEEDS": self._wheel_speeds,
-            "ABS_STATUS": self._abs_status,
-            "ENGINE_DATA": self._engine_data,
-            "BRAKE_STATUS": self._brake_status,
-            "STEERING": self._steering,
-            "ESC_DYNAMICS_FD": self._esc_dynamics,
-            "TRANSMISSION": self._transmission,
-            "BODY_STATUS": self._body_status,
-            "LIGHT_STATUS": self._light_status,
-            "ENGINE_STATUS_MUX": self._engine_status_mux,
-            "ENGINE_TEMPS": self._engine_temps,
-            "CLUSTER_STATUS": self._cluster_status,
-            "BATTERY_STATUS": self._battery_status,
-            "CLIMATE_STATUS": self._climate_status,
-        }
+        self._builders = self._signal_builders()
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -347,120 +178,16 @@ class VehicleModel:
         self._body(dt)
         self._chassis_sensors(dt)
 
-    # The scripted story: key, crank, warm-up idle, then the endless driving loop.
-    def _script(self, dt: float) -> None:
-        s = self.state
-        if self.parked:
-            self._park_script()
-            return
-        if s.phase == "off":
-            if s.t >= 0.8:
-                s.doors = (False, *s.doors[1:])  # the driver got in
-            if s.t >= KEY_ON_AT_S:
-                s.phase, s.key, s.key_on_t = "ignition", "Run", s.t
-        elif s.phase == "ignition":
-            if s.t >= KEY_ON_AT_S + 0.5:
-                s.seatbelt = True
-            if s.t >= CRANK_AT_S:
-                s.phase, s.key, s.starter, s.crank_t = "crank", "Crank", True, 0.0
-        elif s.phase == "crank":
-            s.crank_t += dt
-            # A worn battery turns the engine slowly: it takes longer to fire.
-            needed = 0.9 + (0.9 if self._has("weak_battery") else 0.0) + (0.3 if s.coolant_c < 0 else 0.0)
-            if s.crank_t >= needed:
-                s.phase, s.key, s.starter = "warmup", "Run", False
-                s.engine_running, s.run_t, s.segment_t = True, 0.0, 0.0
-        elif s.phase == "warmup":
-            s.seatbelt = True
-            s.segment_t += dt
-            self._leave_park(s.segment_t, WARMUP_IDLE_S)
-            if s.segment_t >= WARMUP_IDLE_S:
-                self._start_segment(0)
-        else:
-            self._drive_loop(dt)
-
-    def _park_script(self) -> None:
-        """Brake to a stop, select P, switch the engine off; the key stays on (ECUs awake)."""
-        s = self.state
-        if s.phase == "off" and s.t >= KEY_ON_AT_S:
-            s.phase, s.key, s.key_on_t = "ignition", "Run", s.t
-        elif s.phase == "crank":
-            s.phase, s.key, s.starter = "ignition", "Run", False
-        elif s.phase in ("warmup", "drive"):
-            s.target_kmh, s.indicator = 0.0, None
-            if s.phase == "drive" and _DRIVE_LOOP[s.segment].kind != "stop":
-                s.segment = _STOP_SEGMENT  # the driver brakes as at the end of the loop
-            if s.speed_kmh == 0.0:
-                s.selector, s.parking_brake = "P", True
-                s.phase, s.key, s.engine_running = "ignition", "Run", False
-
-    def _leave_park(self, seg_t: float, duration: float) -> None:
-        """Foot on the brake, lever through R and N into D during the last second."""
-        s = self.state
-        left = duration - seg_t
-        if left <= 1.0:
-            s.target_kmh = 0.0
-            s.selector = "D" if left <= 0.25 else "N" if left <= 0.5 else "R" if left <= 0.75 else "P"
-        if left <= 0.1:
-            s.parking_brake = False
-
-    def _start_segment(self, index: int) -> None:
-        s = self.state
-        if index >= len(_DRIVE_LOOP):
-            index = 0
-            s.loop += 1
-        s.phase, s.segment, s.segment_t = "drive", index, 0.0
-        seg = _DRIVE_LOOP[index]
-        if index == 0 and s.lights_override is None:
-            s.low_beam = True  # dusk: the driver switches the headlights on when pulling away
-        s.indicator = seg.indicator if seg.indicator_s > 0 else None
-        s.target_kmh = seg.target_kmh
-
-    def _drive_loop(self, dt: float) -> None:
-        s = self.state
-        s.segment_t += dt
-        seg = _DRIVE_LOOP[s.segment]
-        st = s.segment_t
-        s.indicator = seg.indicator if seg.indicator and st < seg.indicator_s else None
-        if s.lights_override is None and s.low_beam:
-            s.high_beam = seg.high_beam and 1.0 < st < seg.duration - 1.0
-        done = False
-        if seg.kind == "drive":
-            done = abs(s.speed_kmh - seg.target_kmh) < 0.3 and st >= seg.duration
-        elif seg.kind in ("cruise", "turn"):
-            done = st >= seg.duration
-        elif seg.kind == "stop":
-            done = s.speed_kmh == 0.0 and st > 1.0
-        elif seg.kind == "park":
-            self._park(st, dt, seg.duration)
-            done = st >= seg.duration
-        if done:
-            self._start_segment(s.segment + 1)
-
-    def _park(self, st: float, dt: float, duration: float) -> None:
-        s = self.state
-        if 0.5 <= st < duration - 1.0:
-            s.selector, s.parking_brake = "P", True
-        if st - dt < 0.8 <= st:
-            s.locked = False  # central locking opens for the passenger
-        # Odd loops a passenger gets out, even loops the trunk is opened and closed.
-        opening = 1.0 <= st < 3.5
-        if s.loop % 2 == 0:
-            s.doors = (s.doors[0], opening, s.doors[2], s.doors[3])
-        elif s.trunk_release_t <= 0:
-            s.trunk = opening
-        self._leave_park(st, duration)
-
     def _longitudinal(self, dt: float) -> None:
         s = self.state
         v = s.speed_kmh / 3.6
         driving = s.phase == "drive" and s.selector == "D" and not s.parking_brake and s.engine_running
-        seg = _DRIVE_LOOP[s.segment] if s.phase == "drive" else None
+        seg = DRIVE_LOOP[s.segment] if s.phase == "drive" else None
         if driving and seg is not None and seg.kind != "park":
             if seg.kind == "stop":
                 a_des = -seg.accel if v > 1.5 else -max(0.6, 1.2 * v)
             else:
-                a_des = _clamp(0.8 * (seg.target_kmh / 3.6 - v), -seg.accel, seg.accel)
+                a_des = clamp(0.8 * (seg.target_kmh / 3.6 - v), -seg.accel, seg.accel)
         else:
             a_des = -max(1.0, 1.2 * v) if v > 0 else 0.0
         # The driver and the car do not change acceleration instantly.
@@ -500,14 +227,14 @@ class VehicleModel:
         if v == 0.0 and s.selector in ("D", "R") and s.engine_running and a_des <= 0.0:
             hold = 12.0  # foot on the brake against creep
         if (s.phase == "warmup" and s.segment_t >= WARMUP_IDLE_S - 1.0) or (
-            s.phase == "drive" and _DRIVE_LOOP[s.segment].kind == "park" and s.selector != "P"
+            s.phase == "drive" and DRIVE_LOOP[s.segment].kind == "park" and s.selector != "P"
         ):
             hold = 25.0  # foot on the brake while moving the selector
-        target_bar = _clamp(brake_force / 130.0 + hold, 0.0, 250.0)
+        target_bar = clamp(brake_force / 130.0 + hold, 0.0, 250.0)
         s.brake_bar += (target_bar - s.brake_bar) * min(1.0, dt / 0.1)
         if s.brake_bar < 0.05:
             s.brake_bar = 0.0
-        s.brake_pedal = _clamp(s.brake_bar / 0.8, 0.0, 100.0)
+        s.brake_pedal = clamp(s.brake_bar / 0.8, 0.0, 100.0)
         s.brake_switch = s.brake_pedal > 2.0
         self._engine_torque = engine_torque
 
@@ -571,11 +298,11 @@ class VehicleModel:
             return
         s.run_t += dt
         # A cold engine (or one whose coolant sensor reads cold) idles faster.
-        idle = IDLE_RPM_WARM + 450.0 * _clamp((60.0 - coolant_seen) / 60.0, 0.0, 1.0)
+        idle = IDLE_RPM_WARM + 450.0 * clamp((60.0 - coolant_seen) / 60.0, 0.0, 1.0)
         idle += 650.0 * math.exp(-s.run_t / 0.8)  # start flare
         torque = self._engine_torque
         cold = 4.0 if coolant_seen < 40.0 else 0.0
-        load = 4.0 if s.fuel_cut else _clamp(12.0 + cold + 88.0 * torque / MAX_TORQUE_NM, 0.0, 100.0)
+        load = 4.0 if s.fuel_cut else clamp(12.0 + cold + 88.0 * torque / MAX_TORQUE_NM, 0.0, 100.0)
         s.load += (load - s.load) * min(1.0, dt / 0.08)
         if s.converter == "Locked":
             target = s.turbine_rpm
@@ -605,9 +332,9 @@ class VehicleModel:
         c1, c2, c3, c4 = s.misfire_counts
         s.misfire_counts = (c1 * decay, c2 * decay + misfires, c3 * decay, c4 * decay)
 
-        s.throttle = 0.0 if s.fuel_cut else _clamp(2.5 + 0.92 * s.load, 0.0, 100.0)
+        s.throttle = 0.0 if s.fuel_cut else clamp(2.5 + 0.92 * s.load, 0.0, 100.0)
         s.accel_pedal = (
-            0.0 if s.fuel_cut or not self._ratio() else _clamp((s.load - 12.0 - cold) * 1.14, 0.0, 100.0)
+            0.0 if s.fuel_cut or not self._ratio() else clamp((s.load - 12.0 - cold) * 1.14, 0.0, 100.0)
         )
         s.map_kpa = 15.0 + 1.4 * s.load
         s.maf_gs = (
@@ -623,7 +350,7 @@ class VehicleModel:
             lam += 0.04  # unburnt oxygen from the dead cylinder looks lean
         s.lambda_ = lam
         s.stft = (6.0 if self._has("misfire_cyl2") else 0.0) + rng.gauss(0.0, 0.8)
-        s.ignition_advance = 8.0 + 22.0 * _clamp(s.rpm / 3000.0, 0.0, 1.0) - 15.0 * s.load / 100.0
+        s.ignition_advance = 8.0 + 22.0 * clamp(s.rpm / 3000.0, 0.0, 1.0) - 15.0 * s.load / 100.0
         s.knock_retard = max(0.0, (s.load - 75.0) * 0.08 + (s.oil_c - 110.0) * 0.05)
         fuel_gs = 0.0 if s.fuel_cut else s.maf_gs / (14.7 * lam)
         s.fuel_rate_lh = fuel_gs * 3600.0 / FUEL_DENSITY_G_PER_L
@@ -631,7 +358,7 @@ class VehicleModel:
         used = s.fuel_rate_lh * dt / 3600.0
         s.fuel_used_l += used
         s.fuel_l = max(0.0, s.fuel_l - used)
-        hot_oil = 1.0 - _clamp((s.oil_c - 20.0) * 0.008, 0.0, 0.75)
+        hot_oil = 1.0 - clamp((s.oil_c - 20.0) * 0.008, 0.0, 0.75)
         s.oil_bar = (0.8 + 2.2 * s.rpm / 3000.0) * (0.6 + hot_oil)
 
     def _thermal(self, dt: float) -> None:
@@ -641,7 +368,7 @@ class VehicleModel:
         if s.engine_running:
             # A share of the fuel's energy reaches the coolant; on overrun friction still heats.
             heat = max(0.30 * self._fuel_power_w, 1500.0 * s.rpm / 1000.0)
-        s.thermostat = _clamp((s.coolant_c - 89.0) / 10.0, 0.0, 1.0)
+        s.thermostat = clamp((s.coolant_c - 89.0) / 10.0, 0.0, 1.0)
         radiator = s.thermostat * 900.0 * (s.coolant_c - amb) * (1.0 + s.speed_kmh / 60.0)
         # Only part of the heater's draw is charged to this small (thermostat-closed) circuit;
         # the engine block we do not model supplies the rest, which keeps warm-up monotonic.
@@ -678,11 +405,11 @@ class VehicleModel:
             s.alternator = "Off"
         elif s.engine_running:
             s.alternator = "Limited" if s.load > 85.0 else "Charging"
-            v_reg = _clamp(14.4 - 0.006 * (s.coolant_c - 20.0), 13.8, 14.4)
+            v_reg = clamp(14.4 - 0.006 * (s.coolant_c - 20.0), 13.8, 14.4)
             if s.alternator == "Limited":
                 v_reg = 13.8  # regulator backs off to give the engine its torque
             # A battery takes less charge as it fills; a worn one also accepts less.
-            current = _clamp((v_reg - ocv) / (0.18 if weak else 0.10), 0.0, 60.0)
+            current = clamp((v_reg - ocv) / (0.18 if weak else 0.10), 0.0, 60.0)
             s.battery_v = v_reg
         else:
             current = -loads
@@ -690,7 +417,7 @@ class VehicleModel:
             s.alternator = "Off"
         s.battery_a = current
         capacity = 25.0 if weak else BATTERY_AH
-        s.soc = _clamp(s.soc + current * dt / 3600.0 / capacity * 100.0, 0.0, 100.0)
+        s.soc = clamp(s.soc + current * dt / 3600.0 / capacity * 100.0, 0.0, 100.0)
 
     def _climate(self, dt: float) -> None:
         s = self.state
@@ -698,12 +425,12 @@ class VehicleModel:
         demand = s.setpoint_c - s.cabin_c
         heat = cool = 0.0
         if on:
-            s.fan = int(_clamp(1.0 + abs(demand) / 2.5, 1.0, 7.0))
+            s.fan = int(clamp(1.0 + abs(demand) / 2.5, 1.0, 7.0))
             if demand > 0 and s.coolant_c < 45.0:
                 s.fan = 1  # no point blowing cold air while the engine is cold
-            capacity = _clamp(120.0 * (s.coolant_c - s.cabin_c) * s.fan / 4.0, 0.0, 4000.0)
+            capacity = clamp(120.0 * (s.coolant_c - s.cabin_c) * s.fan / 4.0, 0.0, 4000.0)
             # Blend door: heat to hold the set point against losses, limited by the heater core.
-            heat = _clamp(2000.0 * demand + 40.0 * (s.cabin_c - s.outside_c), 0.0, capacity)
+            heat = clamp(2000.0 * demand + 40.0 * (s.cabin_c - s.outside_c), 0.0, capacity)
             s.ac = demand < -0.5 and s.outside_c > 2.0
             cool = 1500.0 * -demand if s.ac else 0.0
             s.defrost = s.outside_c < 6.0 and s.phase == "drive" and s.loop == 0 and s.segment < 4
@@ -731,7 +458,7 @@ class VehicleModel:
     def _chassis_sensors(self, dt: float) -> None:
         s = self.state
         rng = self._rng
-        seg = _DRIVE_LOOP[s.segment] if s.phase == "drive" else None
+        seg = DRIVE_LOOP[s.segment] if s.phase == "drive" else None
         if seg is not None and seg.kind == "turn":
             x = math.pi * s.segment_t / seg.duration
             angle = seg.steer_deg * math.sin(x)
@@ -743,7 +470,7 @@ class VehicleModel:
         else:
             angle = rate = 0.0
         s.steering_deg, s.steering_rate = angle, rate
-        s.driver_torque = _clamp(0.012 * angle + 0.004 * rate + rng.gauss(0.0, 0.05), -12.0, 12.0)
+        s.driver_torque = clamp(0.012 * angle + 0.004 * rate + rng.gauss(0.0, 0.05), -12.0, 12.0)
 
         v = s.speed_kmh / 3.6
         kappa = math.tan(math.radians(angle / STEERING_RATIO)) / WHEELBASE_M  # 1/m, + = left
@@ -773,240 +500,6 @@ class VehicleModel:
         s.lat_accel = lat
         s.yaw_rate = math.degrees(v * kappa) + rng.gauss(0.0, 0.05)
         s.vert_accel = rng.gauss(0.0, 0.05 + 0.004 * s.speed_kmh)
-
-    # --- signals --------------------------------------------------------------------------
-
-    def signals_for(self, message_name: str) -> dict[str, SignalValue]:
-        """Physical values (numbers, or value-table names) of a DBC message's data signals.
-
-        Rolling counters and checksums are not included: they belong to the transmitter. For
-        ENGINE_STATUS_MUX the signals of every page are returned with ``EngStatusPage`` 0;
-        the transmitter picks the page. Active faults' overrides are applied.
-        """
-        try:
-            builder = self._builders[message_name]
-        except KeyError:
-            raise KeyError(f"the demo vehicle does not send {message_name!r}") from None
-        values = builder()
-        for f in self._faults.values():
-            for msg, sig, value in f.overrides:
-                if msg == message_name:
-                    values[sig] = value
-        return values
-
-    def _key_on(self) -> bool:
-        return self.state.key in ("Run", "Crank")
-
-    def _wheel_speeds(self) -> dict[str, SignalValue]:
-        fl, fr, rl, rr = self.state.wheel_kmh
-        return {"WheelSpeedFL": fl, "WheelSpeedFR": fr, "WheelSpeedRL": rl, "WheelSpeedRR": rr}
-
-    def _abs_status(self) -> dict[str, SignalValue]:
-        s = self.state
-        valid = list(s.wheel_kmh[1:] if self._has("wheel_speed_fl_dropout") else s.wheel_kmh)
-        return {
-            "VehicleSpeed": sum(valid) / len(valid),
-            "LongitudinalAccel": s.accel,
-            "YawRate": s.yaw_rate,
-            "AbsActive": 0,
-            "EscActive": 0,
-            "TractionControlActive": 0,
-            "AbsFaultPresent": 0,
-        }
-
-    def _engine_data(self) -> dict[str, SignalValue]:
-        s = self.state
-        idle = s.engine_running and s.accel_pedal < 0.5 and not s.fuel_cut
-        return {
-            "EngineSpeed": max(0.0, s.rpm - s.misfire_dip),
-            "AccelPedalPosition": s.accel_pedal,
-            "ThrottlePosition": s.throttle,
-            "EngineLoad": s.load,
-            "EngineRunning": "Running" if s.engine_running else "Stopped",
-            "StarterActive": "Engaged" if s.starter else "Off",
-            "IdleActive": "Idle" if idle else "OffIdle",
-        }
-
-    def _brake_status(self) -> dict[str, SignalValue]:
-        s = self.state
-        return {
-            "BrakePedalPosition": s.brake_pedal,
-            "BrakePressure": s.brake_bar,
-            "BrakeLightSwitch": "Pressed" if s.brake_switch else "Released",
-            "ParkingBrake": "Applied" if s.parking_brake else "Released",
-            "BrakeFluidLow": "OK",
-        }
-
-    def _steering(self) -> dict[str, SignalValue]:
-        s = self.state
-        return {
-            "SteeringAngle": s.steering_deg,
-            "SteeringRate": s.steering_rate,
-            "DriverTorque": s.driver_torque,
-            "SteeringAngleValid": "Valid" if self._key_on() else "Invalid",
-        }
-
-    def _esc_dynamics(self) -> dict[str, SignalValue]:
-        s = self.state
-        p = s.brake_bar
-        fl, fr, rl, rr = s.wheel_pulses
-        return {
-            "EscLateralAccel": s.lat_accel,
-            "EscLongAccel": s.accel,
-            "EscVerticalAccel": s.vert_accel,
-            "EscYawRate": s.yaw_rate,
-            "EscRollRate": s.roll_rate,
-            "BrakePressureFL": p,
-            "BrakePressureFR": p,
-            "BrakePressureRL": 0.8 * p,  # rear pressure limited by the proportioning valve
-            "BrakePressureRR": 0.8 * p,
-            "WheelPulsesFL": int(fl),
-            "WheelPulsesFR": int(fr),
-            "WheelPulsesRL": int(rl),
-            "WheelPulsesRR": int(rr),
-            "FrictionEstimate": 0.9,
-            "Standstill": "Standstill" if s.speed_kmh == 0.0 else "Moving",
-        }
-
-    def _transmission(self) -> dict[str, SignalValue]:
-        s = self.state
-        wheel_rpm = s.speed_kmh / 3.6 / TYRE_RADIUS_M * 60.0 / (2.0 * math.pi)
-        return {
-            "GearActual": s.gear,
-            "GearSelector": s.selector,
-            "ShiftInProgress": "Shifting" if s.shift_timer > 0.0 else "Idle",
-            "TorqueConverterState": s.converter,
-            "TransOilTemp": s.trans_oil_c,
-            "OutputShaftSpeed": wheel_rpm * FINAL_DRIVE,
-            "TurbineSpeed": s.turbine_rpm,
-        }
-
-    def _body_status(self) -> dict[str, SignalValue]:
-        s = self.state
-        fl, fr, rl, rr = s.doors
-
-        def door(is_open: bool) -> str:
-            return "Open" if is_open else "Closed"
-
-        return {
-            "DoorFL": door(fl),
-            "DoorFR": door(fr),
-            "DoorRL": door(rl),
-            "DoorRR": door(rr),
-            "Trunk": door(s.trunk),
-            "Hood": door(s.hood),
-            "LockState": "Locked" if s.locked else "Unlocked",
-            "KeyPosition": s.key,
-            "InteriorLight": "On" if s.interior_light else "Off",
-            "SeatbeltDriver": "Buckled" if s.seatbelt else "Unbuckled",
-        }
-
-    def _light_status(self) -> dict[str, SignalValue]:
-        s = self.state
-        lamp = (s.blink_t % (2.0 / 3.0)) < (1.0 / 3.0) if s.blink_t > 0.0 else False
-        left = lamp and (s.hazard or s.indicator == "left")
-        right = lamp and (s.hazard or s.indicator == "right")
-
-        def on(x: bool) -> str:
-            return "On" if x else "Off"
-
-        return {
-            "LowBeam": on(s.low_beam),
-            "HighBeam": on(s.high_beam),
-            "IndicatorLeft": on(left),
-            "IndicatorRight": on(right),
-            "HazardActive": on(s.hazard),
-            "BrakeLights": on(s.brake_switch),
-            "ReverseLight": on(s.gear == 7),
-            "RearFogLight": "Off",
-            "ParkingLights": on(s.low_beam),
-            "DaytimeRunningLights": on(s.engine_running and not s.low_beam),
-            "AmbientLight": s.ambient_lux,
-        }
-
-    def _engine_status_mux(self) -> dict[str, SignalValue]:
-        s = self.state
-        c1, c2, c3, c4 = s.misfire_counts
-        return {
-            "EngStatusPage": 0,
-            "ManifoldPressure": s.map_kpa,
-            "BarometricPressure": BAROMETRIC_KPA,
-            "MassAirFlow": s.maf_gs,
-            "MisfireCountCyl1": round(c1),
-            "MisfireCountCyl2": round(c2),
-            "MisfireCountCyl3": round(c3),
-            "MisfireCountCyl4": round(c4),
-            "Lambda": s.lambda_ if s.engine_running else 0.0,
-            "ShortTermFuelTrim": s.stft if s.engine_running else 0.0,
-            "LongTermFuelTrim": s.ltft,
-            "IgnitionAdvance": s.ignition_advance if s.engine_running else 0.0,
-            "KnockRetard": s.knock_retard if s.engine_running else 0.0,
-        }
-
-    def _engine_temps(self) -> dict[str, SignalValue]:
-        s = self.state
-        return {
-            "CoolantTemp": s.coolant_c,
-            "OilTemp": s.oil_c,
-            "IntakeAirTemp": s.intake_c,
-            "FuelRate": s.fuel_rate_lh,
-            "OilPressure": s.oil_bar if s.engine_running else 0.0,
-            "FuelUsed": s.fuel_used_l,
-        }
-
-    def _cluster_status(self) -> dict[str, SignalValue]:
-        s = self.state
-        key_on = self._key_on()
-        bulb_check = key_on and s.t - s.key_on_t < BULB_CHECK_S
-        lamps = {name for f in self._faults.values() for name in f.lamps} if key_on else set()
-        coolant_seen = self._reading("ENGINE_TEMPS", "CoolantTemp", s.coolant_c)
-        oil_bar = s.oil_bar if s.engine_running else 0.0
-        flags = {
-            "WarnCheckEngine": key_on and (not s.engine_running or bulb_check),
-            "WarnBattery": key_on and s.alternator == "Off",
-            "WarnOilPressure": key_on and oil_bar < 0.4,
-            "WarnAbs": bulb_check,
-            "WarnBrake": key_on and (s.parking_brake or bulb_check),
-            "WarnCoolantTemp": key_on and coolant_seen > 118.0,
-            "WarnDoorOpen": any(s.doors) or s.trunk or s.hood,
-            "WarnLowFuel": key_on and s.fuel_l < 0.12 * TANK_L,
-        }
-        values: dict[str, SignalValue] = {k: "On" if (v or k in lamps) else "Off" for k, v in flags.items()}
-        values["Odometer"] = s.odometer_km
-        values["FuelLevel"] = s.fuel_l / TANK_L * 100.0
-        values["TripDistance"] = s.trip_km
-        # Speedometers are allowed to read high, never low.
-        values["DisplayedSpeed"] = float(round(s.speed_kmh * 1.03 + 1.0)) if s.speed_kmh > 1.0 else 0.0
-        return values
-
-    def _battery_status(self) -> dict[str, SignalValue]:
-        s = self.state
-        return {
-            "BatteryVoltage": s.battery_v,
-            "BatteryCurrent": s.battery_a,
-            "BatterySoC": s.soc,
-            "AlternatorState": s.alternator,
-            "BatteryLowVoltage": "Low" if s.battery_v < 11.8 else "Normal",
-        }
-
-    def _climate_status(self) -> dict[str, SignalValue]:
-        s = self.state
-        if s.defrost:
-            distribution = "Windscreen"
-        elif s.ac:
-            distribution = "Face"
-        else:
-            distribution = "Feet"
-        return {
-            "CabinTemp": s.cabin_c,
-            "OutsideTemp": s.outside_c,
-            "TempSetpoint": s.setpoint_c,
-            "FanLevel": s.fan,
-            "Defrost": "On" if s.defrost else "Off",
-            "Recirculation": "On" if s.recirculation else "Off",
-            "AcCompressor": "On" if s.ac else "Off",
-            "AirDistribution": distribution,
-        }
 
 
 def _choice(value: SignalValue | None, names: tuple[str, ...]) -> str | None:
