@@ -150,7 +150,8 @@ class CloudAgent:
         self._busy = ""  # what the diag worker is doing that refuses other requests (a flash)
         self._worker: threading.Thread | None = None
         self._client: mqtt.Client | None = None
-        self._connected = threading.Event()
+        self._connected = threading.Event()  # connected and subscribed to requests
+        self._mqtt_up = threading.Event()  # connected (frames may go)
         self._stopping = threading.Event()
         self._last_line = ""
         self.connects = 0
@@ -168,6 +169,7 @@ class CloudAgent:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         self.source.start()
         try:
@@ -265,17 +267,26 @@ class CloudAgent:
                 f"broker {self.profile.host}:{self.profile.port} refused the agent: {reason}; retrying"
             )
             return
+        self._mqtt_up.set()
         client.subscribe(self._topic_req, qos=1)
         client.publish(self._topic_state, self._presence("online"), qos=1, retain=True)
         self.connects += 1
-        self._connected.set()
-        self.link_state = "online"
         # The first connection streams at once; after an outage the backlog waits for workshops.
         self.pump.link_up(resume_after=self.resume_delay if self.connects > 1 else 0.0)
         again = " again" if self.connects > 1 else ""
         self._event(f"connected{again} to {self.profile.host}:{self.profile.port} as {self.vin}")
 
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[ReasonCode], _p: Any) -> None:
+        # Requests published before the broker took our subscription reach nobody: "online" for
+        # callers (wait_connected) means requests are being listened to.
+        if codes and codes[0].is_failure:
+            self._event(f"the broker refused the request subscription: {codes[0]}")
+            return
+        self._connected.set()
+        self.link_state = "online"
+
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self._mqtt_up.clear()
         self._connected.clear()
         self.pump.link_down()
         if self._stopping.is_set():
@@ -289,7 +300,7 @@ class CloudAgent:
 
     def _publish_frames(self, payload: bytes) -> bool:
         client = self._client
-        if client is None or not self._connected.is_set():
+        if client is None or not self._mqtt_up.is_set():
             return False
         info = client.publish(self._topic_frames, payload, qos=0)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
