@@ -20,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     from workshop_app.commands import cloud_vehicles
 
     cloud_vehicles.add_arguments(csub)
+    from workshop_app.commands import cloud_remote
+
+    cloud_remote.add_arguments(csub)
     del csub  # actions are added below as they land
 
 
@@ -33,6 +36,16 @@ def _vehicles(args: argparse.Namespace) -> int:
 
 
 _ACTIONS["vehicles"] = _vehicles
+
+
+def _remote(args: argparse.Namespace) -> int:
+    from workshop_app.commands import cloud_remote
+
+    return cloud_remote.run(args)
+
+
+for _action in ("lock", "unlock", "lights", "flash"):
+    _ACTIONS[_action] = _remote
 
 
 def run(args: argparse.Namespace) -> int:
