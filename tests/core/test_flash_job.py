@@ -30,6 +30,7 @@ from workshop_app.core.update.image import FlashImage, Segment
 from workshop_app.core.update.journal import FlashJournal
 
 ECM = EcuAddress(0x7E0, 0x7E8)
+FUNCTIONAL = 0x7DF  # every ECU (ISO 15765-4 functional request id)
 BLOCK = 4093  # data bytes per TransferData: a 4095-byte ISO-TP message minus SID and counter
 
 
@@ -46,19 +47,24 @@ class TesterSide:
         self._spy = can.Notifier(self._own, [self._seen], timeout=0.05)
 
     def _seen(self, msg: can.Message) -> None:
-        if msg.arbitration_id == ECM.request_id:
+        if msg.arbitration_id in (ECM.request_id, FUNCTIONAL):
             self.frames.append(msg)
 
-    def request_sids(self) -> list[int]:
-        """Service ids of the requests on the bus (single and first frames)."""
+    def requests(self) -> list[tuple[str, bytes]]:
+        """("to ECM" or "to all", the request's first bytes) of single and first frames, in order."""
         out = []
         for m in self.frames:
             kind = m.data[0] >> 4
+            to = "to all" if m.arbitration_id == FUNCTIONAL else "to ECM"
             if kind == 0:
-                out.append(m.data[1])
+                out.append((to, bytes(m.data[1 : 1 + (m.data[0] & 0x0F)])))
             elif kind == 1:
-                out.append(m.data[2])
+                out.append((to, bytes(m.data[2:])))
         return out
+
+    def request_sids(self) -> list[int]:
+        """Service ids of the requests to the ECM on the bus (single and first frames)."""
+        return [data[0] for to, data in self.requests() if to == "to ECM"]
 
     def close(self) -> None:
         self._spy.stop()
@@ -123,11 +129,16 @@ def test_64k_image_flashes_with_counter_wrap_and_is_audited(rig):
     assert (ecu.version, ecu.release, ecu.app_valid) == ("APP-0200", 7, 1)
     assert result.from_version == "OLD-0001" and result.to_version == "APP-0200"
     assert ("download", 64 * 1024, 64 * 1024) in phases
-    sids = tester.request_sids()
+    time.sleep(0.1)  # the spy's notifier hands over the last frames
+    sids = [(to, data[0]) for to, data in tester.requests()]
     order = iter(sids)  # the ISO 14229 sequence, in this order (other requests between)
-    assert all(
-        s in order for s in (0x22, 0x10, 0x85, 0x28, 0x10, 0x27, 0x31, 0x34, 0x36, 0x37, 0x31, 0x2E, 0x11)
-    )
+    ecm = [("to ECM", s) for s in (0x22, 0x10)]
+    ecm += [("to all", s) for s in (0x10, 0x85, 0x28)]  # the whole car quiet, functionally
+    ecm += [("to ECM", s) for s in (0x10, 0x27, 0x31, 0x34, 0x36, 0x37, 0x31, 0x2E, 0x11)]
+    ecm += [("to all", s) for s in (0x28, 0x85, 0x10)]  # and back
+    assert all(s in order for s in ecm), sids
+    everyone = [data for to, data in tester.requests() if to == "to all" and data[0] != 0x3E]
+    assert everyone == [b"\x10\x83", b"\x85\x82", b"\x28\x83\x01", b"\x28\x80\x01", b"\x85\x81", b"\x10\x81"]
     assert not journal.open_entries()
     row = audit.rows()[-1]
     assert (row.entry.result, row.entry.vin, row.entry.target_hash) == (

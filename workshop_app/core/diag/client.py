@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from udsoncan.exceptions import (
     UnexpectedResponseException,
 )
 
+from workshop_app.core.diag.addressed_stack import AddressedCanStack
 from workshop_app.core.diag.ecu_spec import DidSpec, EcuSpec
 from workshop_app.core.diag.nrc import nrc_info
 from workshop_app.core.errors import WorkshopError
@@ -155,7 +157,7 @@ class EcuClient:
             )
             self._via = f" over {self._conn.describe()}" if hasattr(self._conn, "describe") else ""
         else:
-            self._stack = isotp.NotifierBasedCanStack(
+            self._stack = AddressedCanStack(
                 bus,
                 notifier,
                 address=address.isotp_address(),
@@ -189,6 +191,26 @@ class EcuClient:
         # Every failure udsoncan logs it also raises, and we report it once in plain words;
         # its own "[TimeoutException] : ..." lines would reach the terminal as raw noise.
         self.client.logger.setLevel(logging.CRITICAL)
+        # Work a caller does while its next request travels (see after_send).
+        self._after_send: tuple[int, Callable[[], None]] | None = None
+        self._conn_send = self._conn.send
+        self._conn.send = self._send_then  # type: ignore[method-assign]
+
+    def after_send(self, work: Callable[[], None]) -> None:
+        """Run ``work`` once, on this thread, as soon as its next request is handed to the transport.
+
+        It then overlaps the request's bus time instead of delaying it (the flash job commits
+        the previous block's journal row while the next block is on the wire). A request from
+        another thread (TesterPresent) does not run it.
+        """
+        self._after_send = (threading.get_ident(), work)
+
+    def _send_then(self, data: Any, timeout: float | None = None) -> None:
+        self._conn_send(data, timeout)
+        pending = self._after_send
+        if pending is not None and pending[0] == threading.get_ident():
+            self._after_send = None
+            pending[1]()
 
     def _extended_sizes(self) -> int:
         if self.spec is None or not self.spec.extended_records:

@@ -5,15 +5,19 @@ can-isotp on the capture's notifier, udsoncan, TesterPresent kept up by the clie
 non-default session is open). The sequence::
 
     preconditions (battery ≥ 12 V, vehicle speed 0, engine off; routine 0x0203)
-    extended session → ControlDTCSetting off → CommunicationControl disable (0x28 03 01)
+    extended session; to every ECU (functional, no answers): extended session, ControlDTCSetting
+    off (0x85 02), CommunicationControl disable (0x28 03 01), TesterPresent every 2 s
     programming session → SecurityAccess 0x11/0x12 → erase (0x31 FF00, NRC 0x78 waited out)
     per segment: RequestDownload (block length from the ECU) → TransferData … → RequestTransferExit
     check memory (0x0202, CRC-32) → check dependencies (0xFF01)
     write 0xF189 and 0xF1B0 → ECUReset → read back and compare
-    extended session → communication and DTC setting restored → default session
+    to every ECU: communication and DTC setting back on, default session (also after a failure
+    or a cancel)
 
-Every acknowledged block is written to the flash journal before the next one is sent, so a
-cancel or a killed tool leaves a state :meth:`FlashJob.run` with ``resume=`` continues from.
+Every acknowledged block is written to the flash journal, committed while the next block is on
+the wire (so the disk never holds the bus up), and before anything else happens after the last
+one; a cancel or a killed tool leaves a state :meth:`FlashJob.run` with ``resume=`` continues
+from, at most two blocks behind what the ECU holds.
 A check routine that fails, or answers anything but "ok", ends the job as failed.
 """
 
@@ -27,6 +31,7 @@ import can
 from udsoncan.common.MemoryLocation import MemoryLocation
 
 from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
+from workshop_app.core.diag.functional import SUPPRESS, FunctionalTester
 from workshop_app.core.history.audit import AuditEntry, AuditTrail, audit_time
 from workshop_app.core.update import protocol as p
 from workshop_app.core.update.flash_types import (
@@ -98,6 +103,9 @@ class FlashJob:
         self._notes: list[str] = []  # said to the user with the result
         self._progress: Progress = lambda _phase, _done, _total: None
         self._sent = 0
+        self._everyone = FunctionalTester(bus, extended=address.extended, fd=self.options.fd)
+        self._car_quiet = False  # the functional requests that quiet the car were sent
+        self._unjournalled: tuple[int, int, int, int, int] | None = None  # last block, not committed
 
     # --- the job ----------------------------------------------------------------------------
     def run(self, progress: Progress | None = None, cancel: threading.Event | None = None) -> FlashResult:
@@ -131,10 +139,12 @@ class FlashJob:
             except _Cancelled:
                 result.result = "cancelled"
                 result.error = "cancelled by the user; the ECU waits in its bootloader for a resume"
+            finally:
+                self._journal_block()  # a block acknowledged before a failure or cancel
+                self._give_back_the_car()  # every ECU, whatever the outcome
             result.notes.extend(self._notes)
             result.notes.extend(client.problems)
-            if result.result not in ("success", "cancelled", "refused"):
-                self._try_restore(client)
+            result.notes.extend(self._everyone.problems)
         result.seconds = time.monotonic() - t0
         result.bytes_sent = self._sent
         result.journal_id = self._entry
@@ -225,10 +235,7 @@ class FlashJob:
         self._phase("programming session")
         client.change_session(p.EXTENDED_SESSION)
         self._precondition_routine(client, result, battery_read)
-        self._optional(client, result, "DTC setting off", client.client.control_dtc_setting, 0x02)
-        self._optional(
-            client, result, "communication disable", client.client.communication_control, 0x03, 0x01
-        )
+        self._quiet_the_car()
         client.change_session(p.PROGRAMMING_SESSION)
         self._unlock(client)
         start = self._resume_point(client, result)
@@ -252,7 +259,8 @@ class FlashJob:
         self._call(client, "ECU reset", client.client.ecu_reset, 0x01)
         self._step("reset")
         self._confirm(client)
-        self._restore(client, result)
+        self._give_back_the_car()
+        client.change_session(p.DEFAULT_SESSION)
         self._step("done")
         result.result = "success"
         self._phase("done")
@@ -318,6 +326,31 @@ class FlashJob:
                 "DID 0xF1A1, no routine 0x0203)",
                 refused=True,
             )
+
+    def _quiet_the_car(self) -> None:
+        """Every ECU (functional address, positive answers suppressed): extended session, no new
+        DTCs, no normal messages; TesterPresent keeps them there until :meth:`_give_back_the_car`."""
+        self._phase("quiet the car")
+        self._car_quiet = True
+        everyone = self._everyone
+        everyone.request(bytes((0x10, SUPPRESS | p.EXTENDED_SESSION)))
+        everyone.request(bytes((0x85, SUPPRESS | 0x02)))  # ControlDTCSetting off
+        everyone.request(bytes((0x28, SUPPRESS | 0x03, 0x01)))  # disable rx and tx, normal messages
+        everyone.keep_alive()
+
+    def _give_back_the_car(self) -> None:
+        """Communication and DTC setting back on, default session: every ECU, best effort."""
+        if not self._car_quiet:
+            return
+        self._car_quiet = False
+        everyone = self._everyone
+        everyone.close()
+        try:
+            everyone.request(bytes((0x28, SUPPRESS | 0x00, 0x01)))  # enable rx and tx
+            everyone.request(bytes((0x85, SUPPRESS | 0x01)))  # ControlDTCSetting on
+            everyone.request(bytes((0x10, SUPPRESS | p.DEFAULT_SESSION)))
+        except can.CanError as exc:  # S3 (5 s without TesterPresent) restores them anyway
+            everyone.problems.append(f"restoring the other ECUs failed ({exc}); they recover within 5 s")
 
     def _unlock(self, client: EcuClient) -> None:
         level = p.PROGRAMMING_SECURITY_LEVEL
@@ -394,33 +427,44 @@ class FlashJob:
             while done < len(segment.data):
                 self._check_cancel(cancel)
                 chunk = segment.data[done : done + block]
+                # The previous block's journal row is committed while this one is on the wire.
+                client.after_send(self._journal_block)
                 self._transfer(client, counter, chunk, segment.address + done)
+                self._journal_block()  # no request was sent (retries exhausted): commit it now
                 done += len(chunk)
                 self._sent += len(chunk)
                 counter = next_counter(counter)
-                if self.journal is not None and self._entry is not None:
-                    self.journal.acknowledged(self._entry, index, done, counter, self._sent, block)
+                self._unjournalled = (index, done, counter, self._sent, block)
                 self._phase("download", self._sent, total)
+            self._journal_block()
             self._call(client, "request transfer exit", client.client.request_transfer_exit)
             # The next segment begins at its own start: the journal says so before it is requested.
             if self.journal is not None and self._entry is not None and index + 1 < len(self.image.segments):
                 self.journal.acknowledged(self._entry, index + 1, 0, 1, self._sent)
+
+    def _journal_block(self) -> None:
+        """Commit the last acknowledged block's journal row, if it is not yet."""
+        pending, self._unjournalled = self._unjournalled, None
+        if pending is not None and self.journal is not None and self._entry is not None:
+            self.journal.acknowledged(self._entry, *pending)
 
     def _request_download(
         self, client: EcuClient, index: int, start: int, *, resuming: bool
     ) -> tuple[Any, int]:
         """RequestDownload of segment ``index`` from ``start``; (response, where the download starts).
 
-        Resuming, the ECU may refuse the acknowledged offset because the block in flight when the
-        tool stopped did land (written, answer never read): then one block further is tried, and
-        the memory check still proves every byte. A second refusal erases and starts over.
+        Resuming, the ECU may refuse the journalled offset because blocks landed after it: the
+        block in flight when the tool stopped (written, answer never read), and the one before it
+        when the tool stopped while that block's journal row was being committed. So one and two
+        blocks further are tried; the memory check still proves every byte. A third refusal
+        erases and starts over.
         """
         segment = self.image.segments[index]
         entry = self.resume_from
         step = entry.block_bytes if entry is not None else 0
-        tries = (
-            [start, start + step] if resuming and step > 0 and start + step < len(segment.data) else [start]
-        )
+        tries = [start]
+        if resuming and step > 0:
+            tries += [o for o in (start + step, start + 2 * step) if o < len(segment.data)]
         for n, offset in enumerate(tries):
             address = segment.address + offset
             size = len(segment.data) - offset
@@ -512,37 +556,9 @@ class FlashJob:
                 f"{int.from_bytes(bytes(counter)[:4], 'big')}, expected {expected!r} release {self.image.release_counter}"
             )
 
-    def _restore(self, client: EcuClient, result: FlashResult) -> None:
-        client.change_session(p.EXTENDED_SESSION)
-        self._optional(
-            client, result, "communication enable", client.client.communication_control, 0x00, 0x01
-        )
-        self._optional(client, result, "DTC setting on", client.client.control_dtc_setting, 0x01)
-        client.change_session(p.DEFAULT_SESSION)
-
-    def _try_restore(self, client: EcuClient) -> None:
-        """After a failure before the download: give the car its communication back, best effort."""
-        try:
-            entry = self.journal.get(self._entry) if self.journal and self._entry else None
-            if entry is not None and entry.step not in ("started", "preconditions"):
-                return  # the ECU is in its bootloader now: it restores itself on its next start
-            client.client.communication_control(0x00, 0x01)
-            client.client.control_dtc_setting(0x01)
-        except Exception:  # the failure already reported matters more than this
-            pass
-
     # --- helpers -----------------------------------------------------------------------------
     def _call(self, client: EcuClient, action: str, fn: Any, *args: Any) -> Any:
         return client.call(action, fn, *args)
-
-    def _optional(self, client: EcuClient, result: FlashResult, action: str, fn: Any, *args: Any) -> None:
-        """A service some ECUs lack (answered "not supported"): noted, not fatal."""
-        try:
-            client.call(action, fn, *args)
-        except DiagError as exc:
-            if exc.nrc not in NOT_THERE:
-                raise
-            result.notes.append(f"{action}: not supported by the ECU")
 
     def _read_optional(self, client: EcuClient, did: int) -> bytes | None:
         try:

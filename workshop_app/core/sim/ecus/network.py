@@ -2,10 +2,10 @@
 
 One python-can bus connection and one :class:`can.Notifier` carry every ECU: each ECU has an
 ``isotp.NotifierBasedCanStack`` for its physical address pair and a thread that serves the
-requests the stack reassembles. Functional OBD requests (0x7DF, 0x18DB33F1) are single
-frames; a raw listener on the same notifier hands them to the OBD ECUs of the matching
-identifier width, whose physical stack sends the answer (and so receives the tester's flow
-control on the physical request id, as ISO 15765-4 asks). A timer thread runs the fault
+requests the stack reassembles. Functional requests (0x7DF, 0x18DB33F1) are single frames;
+a raw listener on the same notifier hands them to the ECUs of the matching identifier width
+(OBD ones to the OBD ECUs only), whose physical stack sends any answer (and so receives the
+tester's flow control on the physical request id, as ISO 15765-4 asks). A timer thread runs the fault
 monitors and the S3 session timeouts every ``evaluate_period`` seconds; DTC services also
 run the monitors first, so a read right after a fault injection already sees it.
 
@@ -32,6 +32,7 @@ from pathlib import Path
 import can
 import isotp
 
+from workshop_app.core.diag.addressed_stack import AddressedCanStack
 from workshop_app.core.diag.dtc import CONFIRMED, parse_sae
 from workshop_app.core.diag.ecu_spec import EcuSpec, VehicleSpec, demo_vehicle_spec
 from workshop_app.core.history.location import workshop_home
@@ -226,9 +227,8 @@ class SimulatedEcu:
     def start(self, bus: can.BusABC, notifier: can.Notifier) -> None:
         state, _ = self._network.snapshot()
         self._odo_at_clear = state.odometer_km
-        self.stack = isotp.NotifierBasedCanStack(
-            bus, notifier, address=_address(self.spec), params=_ISOTP_PARAMS
-        )
+        # Filtered in the notifier's thread: five ECUs share one notifier.
+        self.stack = AddressedCanStack(bus, notifier, address=_address(self.spec), params=_ISOTP_PARAMS)
         self.stack.start()
         self.sync_transmission()  # an ECU restarting in its bootloader stays quiet
         self._thread = threading.Thread(target=self._serve, name=f"SimEcu[{self.name}]", daemon=True)
@@ -491,7 +491,10 @@ class EcuNetwork:
         if payload is None:
             return  # functional requests are single frames only
         for e in self.ecus.values():
-            if e.obd is not None and e.spec.extended_ids == msg.is_extended_id:
+            # OBD requests reach the OBD ECUs; UDS ones (0x10, 0x28, 0x3E, 0x85 …) every ECU.
+            if e.spec.extended_ids == msg.is_extended_id and (
+                e.obd is not None or payload[0] not in OBD_MODES
+            ):
                 e.follow_format(msg.is_fd, msg.bitrate_switch)
                 e.push_functional(payload)
 
