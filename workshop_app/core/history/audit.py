@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from workshop_app.core.history.errors import HistoryError
 
 TABLE = "flash_audit"
@@ -44,35 +42,6 @@ HASHED_FIELDS = (
     "error",
     "prev_hash",
 )
-
-
-def create_audit_table(db: Database) -> None:
-    """Schema v5's audit table and its append-only triggers (a released migration: never edit)."""
-    db.table(TABLE).create(
-        {
-            "id": int,
-            "time": str,  # ISO-8601 UTC of the attempt's start
-            "user": str,  # the workshop user (login name) who ran it
-            "vin": str,
-            "ecu": str,
-            "from_version": str,
-            "to_version": str,
-            "target_hash": str,
-            "result": str,  # 'success', 'failed', 'refused', 'cancelled'
-            "duration_s": float,
-            "error": str,
-            "prev_hash": str,
-            "row_hash": str,
-        },
-        pk="id",
-        not_null={"time", "user", "ecu", "result", "duration_s", "prev_hash", "row_hash"},
-    )
-    db.table(TABLE).create_index(["vin"])
-    for action in ("UPDATE", "DELETE"):
-        db.execute(
-            f"CREATE TRIGGER {TABLE}_no_{action.lower()} BEFORE {action} ON {TABLE} "
-            f"BEGIN SELECT RAISE(ABORT, 'the flash audit trail is append-only'); END"
-        )
 
 
 @dataclass(frozen=True, slots=True)

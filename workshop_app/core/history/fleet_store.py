@@ -21,31 +21,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlite_utils import Database
-
 from workshop_app.core.history.errors import HistoryError
 
 TABLE = "vehicle_health"
-
-
-def create_health_table(db: Database) -> None:
-    """Schema v6's table (a released migration: never edit)."""
-    db.table(TABLE).create(
-        {
-            "id": int,
-            "vin": str,
-            "time": float,  # unix time of the summary (the agent's clock; receipt time if it gave none)
-            "received": str,  # ISO-8601 UTC, workshop clock
-            "summary": str,  # the summary as published, JSON
-            "dtc_count": int,
-            "battery_v": float,
-            "odometer_km": float,
-        },
-        pk="id",
-        not_null={"vin", "time", "received", "summary"},
-    )
-    # QoS 1 is at-least-once: a summary delivered twice is stored once.
-    db.table(TABLE).create_index(["vin", "time"], unique=True)
 
 
 @dataclass(frozen=True, slots=True)

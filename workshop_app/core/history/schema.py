@@ -212,18 +212,82 @@ def _v4_recording_gaps(db: Database) -> None:
 
 def _v5_flash_journal_and_audit(db: Database) -> None:
     # Open flash jobs (resume after a crash) and the hash-chained audit trail (core/history/audit.py).
-    from workshop_app.core.history.audit import create_audit_table
-    from workshop_app.core.update.journal import create_journal_table
-
-    create_journal_table(db)
-    create_audit_table(db)
+    # (Released migrations are frozen here, not shared with the modules that use the tables,
+    # so a later change to those modules can never change what an old file migrates to.)
+    db.table("flash_journal").create(
+        {
+            "id": int,
+            "vin": str,
+            "ecu": str,
+            "target_name": str,
+            "target_hash": str,  # SHA-256 hex of the image being written
+            "image_path": str,  # where the image came from, so `update resume` can read it again
+            "image_crc": int,
+            "image_address": int,  # load address of a raw binary image (NULL for HEX/S-record)
+            "release_counter": int,  # what the flash writes to 0xF1B0
+            "step": str,  # one of journal.STEPS
+            "segment": int,  # index of the segment being written
+            "offset": int,  # bytes of that segment the ECU acknowledged
+            "block_counter": int,  # the next TransferData block sequence counter (0..255)
+            "block_bytes": int,  # data bytes per TransferData block in this download
+            "bytes_done": int,  # acknowledged bytes of the whole image
+            "total_bytes": int,
+            "from_version": str,
+            "to_version": str,
+            "started": float,  # unix time
+            "updated": float,
+            "open": int,  # 1 until the flash ends (success, failure or a clean restart)
+            "result": str,
+        },
+        pk="id",
+        not_null={"ecu", "target_hash", "step", "segment", "offset", "block_counter", "started", "open"},
+    )
+    db.table("flash_journal").create_index(["open"])
+    db.table("flash_audit").create(
+        {
+            "id": int,
+            "time": str,  # ISO-8601 UTC of the attempt's start
+            "user": str,  # the workshop user (login name) who ran it
+            "vin": str,
+            "ecu": str,
+            "from_version": str,
+            "to_version": str,
+            "target_hash": str,
+            "result": str,  # 'success', 'failed', 'refused', 'cancelled'
+            "duration_s": float,
+            "error": str,
+            "prev_hash": str,
+            "row_hash": str,
+        },
+        pk="id",
+        not_null={"time", "user", "ecu", "result", "duration_s", "prev_hash", "row_hash"},
+    )
+    db.table("flash_audit").create_index(["vin"])
+    for action in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER flash_audit_no_{action.lower()} BEFORE {action} ON flash_audit "
+            f"BEGIN SELECT RAISE(ABORT, 'the flash audit trail is append-only'); END"
+        )
 
 
 def _v6_vehicle_health(db: Database) -> None:
     # Health summaries the cloud agents publish, one row per summary and VIN (core/history/fleet_store.py).
-    from workshop_app.core.history.fleet_store import create_health_table
-
-    create_health_table(db)
+    db.table("vehicle_health").create(
+        {
+            "id": int,
+            "vin": str,
+            "time": float,  # unix time of the summary (the agent's clock; receipt time if it gave none)
+            "received": str,  # ISO-8601 UTC, workshop clock
+            "summary": str,  # the summary as published, JSON
+            "dtc_count": int,
+            "battery_v": float,
+            "odometer_km": float,
+        },
+        pk="id",
+        not_null={"vin", "time", "received", "summary"},
+    )
+    # QoS 1 is at-least-once: a summary delivered twice is stored once.
+    db.table("vehicle_health").create_index(["vin", "time"], unique=True)
 
 
 # (version, description, migration); versions are 1, 2, 3, ... without gaps.

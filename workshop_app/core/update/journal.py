@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from workshop_app.core.history.audit import AuditEntry, AuditTrail, audit_time
 from workshop_app.core.history.errors import HistoryError
 
@@ -51,39 +49,6 @@ STEPS = (
     "reset",
     "done",
 )
-
-
-def create_journal_table(db: Database) -> None:
-    """Schema v5's journal table (a released migration: never edit, add a new one)."""
-    db.table(TABLE).create(
-        {
-            "id": int,
-            "vin": str,
-            "ecu": str,
-            "target_name": str,
-            "target_hash": str,  # SHA-256 hex of the image being written
-            "image_path": str,  # where the image came from, so `update resume` can read it again
-            "image_crc": int,
-            "image_address": int,  # load address of a raw binary image (NULL for HEX/S-record)
-            "release_counter": int,  # what the flash writes to 0xF1B0
-            "step": str,  # one of journal.STEPS
-            "segment": int,  # index of the segment being written
-            "offset": int,  # bytes of that segment the ECU acknowledged
-            "block_counter": int,  # the next TransferData block sequence counter (0..255)
-            "block_bytes": int,  # data bytes per TransferData block in this download
-            "bytes_done": int,  # acknowledged bytes of the whole image
-            "total_bytes": int,
-            "from_version": str,
-            "to_version": str,
-            "started": float,  # unix time
-            "updated": float,
-            "open": int,  # 1 until the flash ends (success, failure or a clean restart)
-            "result": str,
-        },
-        pk="id",
-        not_null={"ecu", "target_hash", "step", "segment", "offset", "block_counter", "started", "open"},
-    )
-    db.table(TABLE).create_index(["open"])
 
 
 @dataclass(frozen=True, slots=True)
