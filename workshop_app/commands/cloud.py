@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     from workshop_app.commands import cloud_remote
 
     cloud_remote.add_arguments(csub)
+    from workshop_app.commands import cloud_agent
+
+    cloud_agent.add_arguments(csub)
     del csub  # actions are added below as they land
 
 
@@ -46,6 +49,15 @@ def _remote(args: argparse.Namespace) -> int:
 
 for _action in ("lock", "unlock", "lights", "flash"):
     _ACTIONS[_action] = _remote
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from workshop_app.commands import cloud_agent
+
+    return cloud_agent.run(args)
+
+
+_ACTIONS["agent"] = _agent
 
 
 def run(args: argparse.Namespace) -> int:

@@ -155,6 +155,7 @@ class CloudAgent:
         self._stopping = threading.Event()
         self._last_line = ""
         self.connects = 0
+        self.requests = 0  # distinct requests received (a redelivery is not counted again)
         self.link_state = "stopped"
         self.health_published = 0
         self.last_health: AgentHealth | None = None
@@ -330,6 +331,7 @@ class CloudAgent:
                 again = list(known.replies)
             else:
                 self._requests[correlation] = _Request(reply_topic)
+                self.requests += 1
                 while len(self._requests) > REMEMBERED_REQUESTS:
                     self._requests.popitem(last=False)
         if known is not None:
