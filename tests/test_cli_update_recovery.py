@@ -12,85 +12,16 @@ from __future__ import annotations
 import json
 import os
 import pty
-import signal
-import sqlite3
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from pathlib import Path
 
-import can
 import pytest
-from helpers.processes import free_port
-from helpers.sim_packages import VIN, SimCar, build_sim_package, sim_car
-from helpers.waiting import wait_for
+from helpers.sim_packages import VIN, build_sim_package
+from helpers.update_cli import BLOCK, WORKSHOP, env, kill_install_midway, served, trust
 
 from workshop_app.cli import main
 from workshop_app.core.history.audit import AuditTrail
-from workshop_app.core.sim.socketcand_server import SocketcandServer
 from workshop_app.core.update.journal import FlashJournal
-
-WORKSHOP = [sys.executable, "-m", "workshop_app"]
-BLOCK = 4093
-
-
-def _env() -> dict[str, str]:
-    # Read now, not at import: WORKSHOP_HOME is this test's own folder (conftest).
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-@contextmanager
-def served(tmp_path: Path) -> Iterator[tuple[SimCar, list[str]]]:
-    port = free_port()
-    with sim_car(tmp_path / "flash") as car:
-        server_bus = can.Bus(interface="virtual", channel=car.channel)
-        server = SocketcandServer(server_bus, port=port)
-        server.start()
-        try:
-            yield car, ["-i", "socketcand", "--port", str(port), "--history", str(tmp_path / "h.db")]
-        finally:
-            server.stop()
-            server_bus.shutdown()
-
-
-def _trust(pkg: Path) -> None:
-    roots = ["--image-root", str(pkg / "image/metadata/1.root.json")]
-    roots += ["--director-root", str(pkg / "director/metadata/1.root.json")]
-    assert main(["update", "trust", *roots]) == 0
-
-
-def _bytes_done(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with closing(sqlite3.connect(db)) as conn:
-            row = conn.execute("SELECT max(bytes_done) FROM flash_journal WHERE open = 1").fetchone()
-    except sqlite3.Error:
-        return 0
-    return int(row[0] or 0) if row else 0
-
-
-def _kill_install_midway(car: SimCar, link: list[str], package: Path, db: Path) -> None:
-    """`update install PKG --yes` in its own process, killed (SIGKILL) once 3 blocks are acknowledged."""
-    car.net.ecu("ECM").bootloader.timing.write_bytes_per_s = 20_000  # type: ignore[union-attr]
-    tool = subprocess.Popen(
-        [*WORKSHOP, "update", "install", str(package), "--yes", *link],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-    try:
-        wait_for(
-            lambda: _bytes_done(db) >= 3 * BLOCK or tool.poll() is not None, 60, "three acknowledged blocks"
-        )
-        assert tool.poll() is None, tool.communicate()
-    finally:
-        tool.kill()
-        tool.communicate(timeout=10)
-    assert tool.returncode == -signal.SIGKILL
-    car.net.ecu("ECM").bootloader.timing.write_bytes_per_s = 0  # type: ignore[union-attr]
 
 
 def test_killed_install_is_audited_as_interrupted_then_resume_verifies_the_package_again(
@@ -98,10 +29,10 @@ def test_killed_install_is_audited_as_interrupted_then_resume_verifies_the_packa
 ) -> None:
     pkg = tmp_path / "pkg"
     build_sim_package(pkg, size=24 * BLOCK)
-    _trust(pkg)
+    trust(pkg)
     db = tmp_path / "h.db"
     with served(tmp_path) as (car, link):
-        _kill_install_midway(car, link, pkg, db)
+        kill_install_midway(car, link, pkg, db)
         with FlashJournal(db) as journal:
             (entry,) = journal.open_entries()
         assert entry.package_source == str(pkg.resolve()) and entry.target_name == "ECM-SW0500.bin"
@@ -125,7 +56,7 @@ def test_killed_install_is_audited_as_interrupted_then_resume_verifies_the_packa
             [*WORKSHOP, "update", "resume", "--json", *link],
             capture_output=True,
             text=True,
-            env=_env(),
+            env=env(),
             timeout=180,
         )
         assert resumed.returncode == 0, resumed.stderr
@@ -149,10 +80,10 @@ def test_resume_names_the_package_path_when_it_is_gone(
 ) -> None:
     pkg = tmp_path / "pkg"
     build_sim_package(pkg, size=16 * BLOCK)
-    _trust(pkg)
+    trust(pkg)
     db = tmp_path / "h.db"
     with served(tmp_path) as (car, link):
-        _kill_install_midway(car, link, pkg, db)
+        kill_install_midway(car, link, pkg, db)
         pkg.rename(tmp_path / "moved")
         capsys.readouterr()
         assert main(["update", "resume", *link]) == 1
@@ -179,7 +110,7 @@ def test_check_refuses_a_counter_below_what_this_workshop_flashed(
         assert car.net.ecu("ECM").flash.release_counter == 5  # type: ignore[union-attr]
     pkg = tmp_path / "pkg"
     build_sim_package(pkg, ecm_counter=4)
-    _trust(pkg)
+    trust(pkg)
     capsys.readouterr()
     # The ECU itself reports counter 1 (as after a swap back): only the history knows better.
     facts = ["--vin", VIN, "--ecu", "ECM:HW H13:BL-02.01:SW 0412:1"]
@@ -199,7 +130,7 @@ def _install_on_a_terminal(link: list[str], pkg: Path, answer: str) -> tuple[int
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_env(),
+            env=env(),
         )
         os.write(master, answer.encode() + b"\n")  # the terminal keeps the line until it is read
         out, err = tool.communicate(timeout=180)
@@ -213,7 +144,7 @@ def _install_on_a_terminal(link: list[str], pkg: Path, answer: str) -> tuple[int
 def test_the_confirmation_question_on_a_terminal(tmp_path: Path, answer: str) -> None:
     pkg = tmp_path / "pkg"
     build_sim_package(pkg)
-    _trust(pkg)
+    trust(pkg)
     db = tmp_path / "h.db"
     with served(tmp_path) as (car, link):
         code, text = _install_on_a_terminal(link, pkg, answer)

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from workshop_app.core.capture.trigger import SignalTrigger, TriggerCapture, TriggerEvent
+from workshop_app.core.diag.activity import CAR_ACTIVITY, CarBusyError
 from workshop_app.core.diag.client import DiagError
 from workshop_app.core.diag.dtc import Dtc
 from workshop_app.core.diag.ecu_spec import VehicleSpec
@@ -117,6 +118,7 @@ class DtcPanel(QWidget):
         self._diag: DiagSession | None = None
         self._diag_source: object = None
         self._busy = False
+        self._car_token: int | None = None  # held in CAR_ACTIVITY while a scan or clear runs
         self._watcher: DtcWatcher | None = None
         self._watch_future: Future[Any] | None = None
         self._relay = _Relay()
@@ -305,8 +307,20 @@ class DtcPanel(QWidget):
     def busy(self) -> bool:
         return self._busy
 
+    def _claim_car(self, what: str) -> bool:
+        """Hold the car for a scan or clear; refused, with the reason shown, while a flash runs."""
+        try:
+            self._car_token = CAR_ACTIVITY.begin("scan", what)
+        except CarBusyError as exc:
+            self.status_label.setText(str(exc))
+            return False
+        return True
+
     def _set_busy(self, busy: bool, text: str = "") -> None:
         self._busy = busy
+        if not busy and self._car_token is not None:
+            CAR_ACTIVITY.end(self._car_token)
+            self._car_token = None
         for w in (self.scan_button, self.clear_button, self.report_button, self.clear_combo):
             w.setEnabled(not busy)
         if text:
@@ -348,7 +362,7 @@ class DtcPanel(QWidget):
             return False
         chosen = label if label is not None else self.label_combo.currentData()
         diag = self._linked_diag()
-        if diag is None:
+        if diag is None or not self._claim_car("a fault-code scan"):
             return False
         self._set_busy(True, "Scanning…")
         self.progress.setValue(0)
@@ -523,7 +537,7 @@ class DtcPanel(QWidget):
         if self._busy:
             return False
         diag = self._linked_diag()
-        if diag is None:
+        if diag is None or not self._claim_car("a fault-code clear"):
             return False
         self._set_busy(True, "Reading the fault codes before clearing…")
 

@@ -29,8 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workshop_app.core.diag.activity import CAR_ACTIVITY
 from workshop_app.core.diag.ecu_spec import VehicleSpec
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.history.audit import AuditTrail
+from workshop_app.core.history.location import default_history_path
 from workshop_app.core.update.campaign import CampaignOutcome, Plan, RateMeter, UpdateCampaign
+from workshop_app.core.update.journal import FlashJournal, JournalEntry
 from workshop_app.core.update.verify import TrustStore
 from workshop_app.gui.workers import JobWorker
 
@@ -101,6 +106,7 @@ class UpdateWizard(QDialog):
         self.pages.addWidget(self._result_page())
         layout = QVBoxLayout(self)
         layout.addWidget(self.pages)
+        self.interrupted = self._offer_unfinished()  # flashes whose process died, audited now
 
     # --- pages -------------------------------------------------------------------------------
     def _package_page(self) -> QWidget:
@@ -111,12 +117,12 @@ class UpdateWizard(QDialog):
         self.package_edit = QLineEdit()
         self.package_edit.setPlaceholderText("/media/usb/ecm-update.tar.gz  or  https://updates.example/pkg/")
         row.addWidget(self.package_edit, 1)
-        folder = QPushButton("Folder…")
-        folder.clicked.connect(self._on_choose_folder)
-        archive = QPushButton("Archive…")
-        archive.clicked.connect(self._on_choose_archive)
-        row.addWidget(folder)
-        row.addWidget(archive)
+        self.folder_button = QPushButton("Folder…")
+        self.folder_button.clicked.connect(self._on_choose_folder)
+        self.archive_button = QPushButton("Archive…")
+        self.archive_button.clicked.connect(self._on_choose_archive)
+        row.addWidget(self.folder_button)
+        row.addWidget(self.archive_button)
         lay.addLayout(row)
         lay.addWidget(
             QLabel(
@@ -155,6 +161,9 @@ class UpdateWizard(QDialog):
         lay.addWidget(QLabel("What changes:"))
         self.plan_table = _table(["ECU", "From", "To", "Release", "Bytes", "Image SHA-256"])
         lay.addWidget(self.plan_table, 2)
+        self.plan_status = QLabel()
+        self.plan_status.setWordWrap(True)
+        lay.addWidget(self.plan_status)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         back = QPushButton("Back")
@@ -218,6 +227,34 @@ class UpdateWizard(QDialog):
         )
         if path:
             self.package_edit.setText(path)
+
+    def _offer_unfinished(self) -> list[JournalEntry]:
+        """Audit flashes whose process died; offer the newest unfinished one from a package.
+
+        Verifying that package again and flashing resumes it (the workflow finds the journal
+        entry of the same image); choosing another package restarts instead.
+        """
+        db = self._history or default_history_path()
+        if not db.is_file():
+            return []
+        try:
+            with FlashJournal(db) as journal, AuditTrail(db) as audit:
+                found = journal.record_interrupted(audit)
+                unfinished = [e for e in journal.open_entries() if e.package_source]
+        except WorkshopError as exc:
+            self.verify_status.setText(f"The flash journal could not be read: {exc}")
+            return []
+        if unfinished:
+            e = unfinished[0]
+            how = "the tool was stopped" if e.result == "interrupted" else e.result or "still open"
+            self.package_edit.setText(e.package_source or "")
+            self.verify_status.setText(
+                f"An unfinished flash of {e.ecu} on {e.vin} from this package ({how}; {e.bytes_done:,} of "
+                f"{e.total_bytes:,} bytes, journal entry {e.id}). Read car and verify checks the package "
+                "again; Flash then resumes from the last acknowledged block. Choose another package to "
+                "restart instead."
+            )
+        return found
 
     def start_verify(self) -> None:
         package = self.package_edit.text().strip()
@@ -293,6 +330,13 @@ class UpdateWizard(QDialog):
     def start_flash(self) -> None:
         if self.plan is None or not self.plan.ok or self.campaign is None or self.worker is not None:
             return
+        scans = [what for kind, what in CAR_ACTIVITY.current() if kind == "scan"]
+        if scans:  # the workflow refuses too; saying it here keeps the plan on screen
+            self.plan_status.setText(
+                f"Not now: {scans[0]} is running; the flash must wait for it to finish. Flash again then."
+            )
+            return
+        self.plan_status.clear()
         campaign = self.campaign
         self._meter = RateMeter()
         self.progress.setValue(0)
@@ -323,7 +367,7 @@ class UpdateWizard(QDialog):
         words = {
             "success": "Update finished: every ECU flashed and confirmed.",
             "cancelled": "Cancelled. The ECU waits in its bootloader; install the same package again to "
-            "finish (it resumes from the last acknowledged block).",
+            "finish (it resumes from the last acknowledged block), or run `workshop update resume`.",
             "failed": "The update FAILED.",
             "refused": "Refused: nothing was flashed.",
         }

@@ -7,7 +7,7 @@ before they start, so whichever comes second is refused with a plain message.
 
 ::
 
-    with CAR_ACTIVITY.hold("flash", "flashing the ECM"):   # raises CarBusyError if a scan runs
+    with CAR_ACTIVITY.hold("flash", "the flash of ECM"):   # raises CarBusyError if a scan runs
         ...
 
 One guard per process on purpose: every connection of this process reaches the same car.
@@ -38,7 +38,10 @@ class CarActivity:
         self._next = 0
 
     def begin(self, kind: str, what: str) -> int:
-        """Start ``kind`` ('flash' or 'scan'); a token for :meth:`end`, or CarBusyError saying why not."""
+        """Start ``kind`` ('flash' or 'scan'); a token for :meth:`end`, or CarBusyError saying why not.
+
+        ``what`` names it for the other side's refusal: "the flash of ECM", "a fault-code scan".
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown car activity {kind!r}")
         with self._lock:
@@ -73,10 +76,10 @@ class CarActivity:
 def _refusal(kind: str, what: str, other_kind: str, other_what: str) -> str:
     if other_kind == "flash":
         return (
-            f"not {what}: the car is being flashed ({other_what}); a fault-code scan or clear now "
-            "would disturb the programming. Wait for the update to finish."
+            f"Not now: {other_what} is running; {what} would disturb the programming. "
+            "Wait for the update to finish."
         )
-    return f"not {what}: a {other_what} is running; wait for it to finish, then start the update."
+    return f"Not now: {other_what} is running; {what} must wait for it to finish."
 
 
 CAR_ACTIVITY = CarActivity()

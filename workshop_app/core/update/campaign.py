@@ -224,6 +224,19 @@ _FACT_DIDS = (
 )
 
 
+def _read_did(client: EcuClient, did: int) -> Any:
+    for attempt in range(3):
+        try:
+            answer = client.call(f"read 0x{did:04X}", client.client.read_data_by_identifier, did)
+            return answer.service_data.values[did]
+        except DiagError as exc:
+            # A tester killed mid-flash may still get its last answer (0x76 to a TransferData
+            # that landed after the tool died): it is not ours, so ask again.
+            if exc.kind != "invalid" or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def read_car(
     bus: can.BusABC,
     notifier: can.Notifier,
@@ -252,10 +265,7 @@ def read_car(
                 try:
                     for did in dids:
                         if did not in values:
-                            answer = client.call(
-                                f"read 0x{did:04X}", client.client.read_data_by_identifier, did
-                            )
-                            values[did] = answer.service_data.values[did]
+                            values[did] = _read_did(client, did)
                     error = ""
                     break
                 except DiagError as exc:
@@ -405,7 +415,7 @@ class UpdateCampaign:
         with (
             AuditTrail(self._db()) as audit,
             FlashJournal(self._db()) as journal,
-            CAR_ACTIVITY.hold("flash", f"flashing {', '.join(i.ecu for i in images) or 'nothing'}"),
+            CAR_ACTIVITY.hold("flash", f"the flash of {', '.join(i.ecu for i in images) or 'no ECU'}"),
         ):
             first_new = len(audit.rows())
             journal.record_interrupted(audit)  # a killed attempt is audited before it is resumed
