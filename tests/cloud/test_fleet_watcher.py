@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from conftest import GARAGE1, GARAGE2, VIN, VIN2, CloudTrial
+from conftest import GARAGE2, VIN, VIN2, CloudTrial
+from helpers.fleet_broker import FleetBroker, dtc, health, publish
 
 from workshop_app.core.cloud import topics
-from workshop_app.core.cloud.broker import MosquittoBroker
 from workshop_app.core.cloud.fleet import FleetWatcher, VehicleStatus
-from workshop_app.core.cloud.profile import CloudProfile, mqtt_client
 from workshop_app.core.history.fleet_store import FleetStore
 
 VIN3 = "WSADEM5T2T0000423"
@@ -54,22 +51,6 @@ def watch(cloud: CloudTrial, tmp_path: Path) -> Iterator[tuple[FleetWatcher, Cha
         store.close()
 
 
-def summary(vin: str, when: float, **fields: object) -> bytes:
-    """A health summary in the documented format (docs/cloud.md, "Fleet overview")."""
-    doc: dict[str, object] = {"v": 1, "vin": vin, "time": when, "interval": 60.0, "dtcs": []}
-    doc.update(fields)
-    doc["dtc_count"] = len(doc["dtcs"])  # type: ignore[arg-type]
-    return json.dumps(doc).encode()
-
-
-def dtc(ecu: str, code: str, status: int) -> dict[str, object]:
-    return {"ecu": ecu, "code": code, "status": status, "description": ""}
-
-
-def publish(client, vin: str, leaf: str, payload: bytes, retain: bool = False) -> None:
-    client.publish(topics.vehicle_topic(vin, leaf), payload, qos=1, retain=retain).wait_for_publish(WAIT)
-
-
 def _heard(vin: str, check=lambda v: True):
     return lambda rows: any(v.vin == vin and check(v) for v in rows)
 
@@ -81,7 +62,7 @@ def test_health_from_a_vehicle_shows_up_and_is_stored(cloud, watch):
         car,
         VIN,
         topics.HEALTH,
-        summary(
+        health(
             VIN,
             1_733_500_000.0,
             dtcs=[dtc("ECM", "P0302", 0xAF)],
@@ -110,9 +91,9 @@ def test_only_granted_vehicles_are_delivered(cloud, watch):
     watcher, changes, _ = watch
     other = cloud.connect(cloud.vehicle2)
     publish(other, VIN2, topics.STATE, b'{"state": "online"}')
-    publish(other, VIN2, topics.HEALTH, summary(VIN2, 10.0, battery_v=11.0))
+    publish(other, VIN2, topics.HEALTH, health(VIN2, 10.0, battery_v=11.0))
     car = cloud.connect(cloud.vehicle)
-    publish(car, VIN, topics.HEALTH, summary(VIN, 20.0, battery_v=12.5))
+    publish(car, VIN, topics.HEALTH, health(VIN, 20.0, battery_v=12.5))
     rows = changes.wait(watcher, _heard(VIN))
     # The broker accepted the subscription to wsp/v1/+/…; its ACL simply never delivers VIN2.
     assert [r.vin for r in rows] == [VIN]
@@ -131,9 +112,9 @@ def test_a_workshop_granted_nothing_sees_no_vehicle(cloud, tmp_path):
         witness = FleetWatcher(cloud.garage1, on_change=changes)
         witness.start()
         try:
-            publish(car, VIN, topics.HEALTH, summary(VIN, 30.0), retain=False)
+            publish(car, VIN, topics.HEALTH, health(VIN, 30.0), retain=False)
             assert witness.wait_connected(WAIT)
-            publish(car, VIN, topics.HEALTH, summary(VIN, 31.0))
+            publish(car, VIN, topics.HEALTH, health(VIN, 31.0))
             changes.wait(witness, _heard(VIN))
         finally:
             witness.stop()
@@ -148,7 +129,7 @@ def test_offline_by_last_will(cloud, watch):
     will = (topics.vehicle_topic(VIN, topics.STATE), b'{"state": "offline"}')
     car = cloud.connect(cloud.vehicle, will=will)
     publish(car, VIN, topics.STATE, b'{"state": "online"}', retain=True)
-    publish(car, VIN, topics.HEALTH, summary(VIN, 40.0, dtcs=[dtc("ABS", "C0035", 0x08)]))
+    publish(car, VIN, topics.HEALTH, health(VIN, 40.0, dtcs=[dtc("ABS", "C0035", 0x08)]))
     changes.wait(watcher, _heard(VIN, lambda v: v.online and v.dtc_count == 1))
     # The car's network goes away without a DISCONNECT: the broker publishes its will.
     car.loop_stop()
@@ -166,7 +147,7 @@ def test_offline_by_silence_without_any_will(cloud, tmp_path):
     try:
         assert watcher.wait_connected(WAIT)
         car = cloud.connect(cloud.vehicle)
-        publish(car, VIN, topics.HEALTH, summary(VIN, now[0]))
+        publish(car, VIN, topics.HEALTH, health(VIN, now[0]))
         changes.wait(watcher, _heard(VIN, lambda v: v.online))
         now[0] += 3 * 60.0 - 1  # not yet three intervals
         assert watcher.poll() == []
@@ -177,7 +158,7 @@ def test_offline_by_silence_without_any_will(cloud, tmp_path):
         assert not row.online and row.presence == "silent"
         assert row.state_text.startswith("not heard from since ")
         # Heard again: online at once.
-        publish(car, VIN, topics.HEALTH, summary(VIN, now[0]))
+        publish(car, VIN, topics.HEALTH, health(VIN, now[0]))
         changes.wait(watcher, _heard(VIN, lambda v: v.online))
         assert watcher.poll() == []  # the message itself reported the change back
     finally:
@@ -189,7 +170,7 @@ def test_a_malformed_message_is_one_plain_problem_and_the_watch_goes_on(cloud, w
     car = cloud.connect(cloud.vehicle)
     publish(car, VIN, topics.HEALTH, b"\x00not json")
     publish(car, VIN, topics.STATE, b'{"state": "dreaming"}')
-    publish(car, VIN, topics.HEALTH, summary(VIN, 50.0, battery_v=11.4))
+    publish(car, VIN, topics.HEALTH, health(VIN, 50.0, battery_v=11.4))
     rows = changes.wait(watcher, _heard(VIN, lambda v: v.battery_v == 11.4))
     assert watcher.problems == 2
     assert "\n" not in watcher.last_problem and VIN in watcher.last_problem
@@ -199,7 +180,7 @@ def test_a_malformed_message_is_one_plain_problem_and_the_watch_goes_on(cloud, w
 def test_a_new_session_starts_from_the_stored_health(cloud, watch, tmp_path):
     watcher, changes, store = watch
     car = cloud.connect(cloud.vehicle)
-    publish(car, VIN, topics.HEALTH, summary(VIN, 60.0, battery_v=11.8))
+    publish(car, VIN, topics.HEALTH, health(VIN, 60.0, battery_v=11.8))
     changes.wait(watcher, _heard(VIN))
     watcher.stop()
     # Later: the car says it is online (retained) but publishes no health while we listen.
@@ -217,45 +198,10 @@ def test_a_new_session_starts_from_the_stored_health(cloud, watch, tmp_path):
         later.stop()
 
 
-class ThreeCars:
-    """A broker granting garage-1 three vehicles, for the attention order."""
-
-    def __init__(self, folder: Path) -> None:
-        self.broker = MosquittoBroker(folder / "broker", grants={GARAGE1: [VIN, VIN2, VIN3]})
-        self.profiles = {name: self._profile(folder, name) for name in (VIN, VIN2, VIN3, GARAGE1)}
-        self.clients: list[mqtt.Client] = []
-
-    def _profile(self, folder: Path, name: str) -> CloudProfile:
-        identity = self.broker.issue_client(name, folder / "clients")
-        return CloudProfile(
-            "127.0.0.1",
-            self.broker.port,
-            self.broker.ca_cert,
-            identity.cert,
-            identity.key,
-            name,
-            reconnect_min=0.1,
-            reconnect_max=1.0,
-        )
-
-    def connect(self, name: str) -> mqtt.Client:
-        client = mqtt_client(self.profiles[name])
-        self.clients.append(client)
-        client.connect("127.0.0.1", self.broker.port)
-        client.loop_start()
-        return client
-
-    def close(self) -> None:
-        for client in self.clients:
-            client.disconnect()
-            client.loop_stop()
-        self.broker.stop()
-
-
 @pytest.fixture
-def three_cars(tmp_path: Path) -> Iterator[ThreeCars]:
-    trial = ThreeCars(tmp_path / "fleet")
-    trial.broker.start()
+def three_cars(tmp_path: Path) -> Iterator[FleetBroker]:
+    """A broker granting garage-1 three vehicles, for the attention order."""
+    trial = FleetBroker(tmp_path / "fleet", [VIN, VIN2, VIN3]).start()
     try:
         yield trial
     finally:
@@ -264,14 +210,14 @@ def three_cars(tmp_path: Path) -> Iterator[ThreeCars]:
 
 def test_vehicles_are_sorted_by_what_needs_attention(three_cars):
     changes = Changes()
-    watcher = FleetWatcher(three_cars.profiles[GARAGE1], on_change=changes)
+    watcher = FleetWatcher(three_cars.garage, on_change=changes)
     watcher.start()
     try:
         assert watcher.wait_connected(WAIT)
         healthy, weak, faulty = (three_cars.connect(vin) for vin in (VIN, VIN2, VIN3))
-        publish(healthy, VIN, topics.HEALTH, summary(VIN, 70.0, battery_v=12.6))
-        publish(weak, VIN2, topics.HEALTH, summary(VIN2, 70.0, battery_v=11.5))
-        publish(faulty, VIN3, topics.HEALTH, summary(VIN3, 70.0, dtcs=[dtc("ECM", "P0302", 0xAF)]))
+        publish(healthy, VIN, topics.HEALTH, health(VIN, 70.0, battery_v=12.6))
+        publish(weak, VIN2, topics.HEALTH, health(VIN2, 70.0, battery_v=11.5))
+        publish(faulty, VIN3, topics.HEALTH, health(VIN3, 70.0, dtcs=[dtc("ECM", "P0302", 0xAF)]))
         rows = changes.wait(watcher, lambda rows: len(rows) == 3)
         assert [r.vin for r in rows] == [VIN3, VIN2, VIN]
         publish(faulty, VIN3, topics.STATE, b'{"state": "offline"}')
