@@ -4,16 +4,27 @@ one side, the real agent with the simulated car on the other, mosquitto with mut
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import can
 import pytest
 from conftest import VIN, VIN2, CloudTrial, wait_until
+from helpers.sim_packages import build_sim_package, trusting
 
 from workshop_app.cli import main
 from workshop_app.core.cloud.agent import CloudAgent
+from workshop_app.core.cloud.canbus import CloudBus
+from workshop_app.core.history.audit import AuditTrail
 from workshop_app.core.sources.factory import SourceSpec
+from workshop_app.core.update.campaign import UpdateCampaign
+from workshop_app.core.update.repository import PackageRepository
 
 FAULTS = ("coolant_sensor_open", "wheel_speed_fl_dropout")
 
@@ -73,3 +84,108 @@ def test_a_scan_of_a_car_not_granted_says_so_plainly(
     assert "Traceback" not in out + err
     assert f"{VIN2} does not answer through the cloud link" in err
     assert "not granted to workshop garage-1" in err
+
+
+def test_frames_flow_again_after_a_broker_restart_with_no_new_connection(
+    cloud: CloudTrial, agent: CloudAgent
+) -> None:
+    with can.Bus(interface="workshop-cloud", channel=VIN, profile=cloud.garage1) as bus:
+        assert bus.recv(10) is not None
+        connects = bus.link.connects
+        cloud.broker.restart()
+        assert wait_until(lambda: bus.link.connects > connects and bus.link_state == "connected", 30)
+        while bus.recv(0) is not None:  # what was queued before the restart
+            pass
+        assert bus.recv(15) is not None
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def http_folder(folder: Path) -> Iterator[str]:
+    """``folder`` served over real HTTP on 127.0.0.1 (the maker's package server)."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@contextmanager
+def flashable_car(
+    cloud: CloudTrial, tmp_path: Path, **options: Any
+) -> Iterator[tuple[CloudAgent, str, PackageRepository]]:
+    """The agent on a parked simulated car (time nearly still), its package served over HTTP."""
+    pkg = tmp_path / "pkg"
+    repo = build_sim_package(pkg)
+    store = trusting(repo, tmp_path / "car-trust")
+    car = CloudAgent(
+        cloud.vehicle,
+        SourceSpec(sim_time_scale=1e-6),
+        health_interval=0,
+        history=tmp_path / "car.db",
+        trust_dir=store.folder,
+        **options,
+    )
+    with http_folder(pkg) as url:
+        car.start()
+        try:
+            assert car.wait_connected(10)
+            ecus = car.source.ecus  # type: ignore[attr-defined]
+            ecus.ecu("ECM").bootloader.timing.erase_seconds = 0.05
+            yield car, url, repo
+        finally:
+            car.stop()
+
+
+def test_the_update_campaign_reads_the_car_over_the_cloud(cloud: CloudTrial, tmp_path: Path) -> None:
+    with flashable_car(cloud, tmp_path) as (_car, url, repo):
+        bus = CloudBus(VIN, profile=cloud.garage1)
+        notifier = can.Notifier(bus, [], timeout=0.05)
+        try:
+            store = trusting(repo, tmp_path / "workshop-trust")
+            plan = UpdateCampaign(bus, notifier, url, store=store, history=tmp_path / "w.db").prepare()
+        finally:
+            notifier.stop()
+            bus.shutdown()
+    assert plan.reading.vin == VIN
+    assert plan.ok, plan.refusals
+    assert [(s.ecu, s.from_version, s.to_version) for s in plan.steps] == [("ECM", "SW 0412", "SW 0500")]
+
+
+def test_cli_signed_flash_over_the_cloud_prints_progress_and_audits(
+    cloud: CloudTrial, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = tmp_path / "workshop.db"
+    common = ["--cloud-profile", str(cloud.profile_paths["garage-1"]), "--history", str(history)]
+    with flashable_car(cloud, tmp_path, allow_remote_flash=True) as (_car, url, _repo):
+        assert main(["cloud", "flash", VIN, "--package-url", url, "--ecu", "ECM", *common]) == 0
+    out = capsys.readouterr().out
+    assert "package verified: ECM SW 0412 → SW 0500" in out
+    assert f"{VIN}: flash: flashed ECM SW 0412 → SW 0500" in out
+    with AuditTrail(history) as trail:
+        (row,) = trail.rows(VIN)
+    assert (row.entry.ecu, row.entry.result) == ("ECM", "success")
+
+
+def test_cli_flash_refused_when_the_car_has_remote_flashing_off(
+    cloud: CloudTrial, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = tmp_path / "workshop.db"
+    common = ["--cloud-profile", str(cloud.profile_paths["garage-1"]), "--history", str(history)]
+    with flashable_car(cloud, tmp_path) as (_car, url, _repo):
+        assert main(["cloud", "flash", VIN, "--package-url", url, "--ecu", "ECM", *common]) == 1
+    err = capsys.readouterr().err
+    assert f"{VIN}: flash refused (remote-flash-off)" in err
+    with AuditTrail(history) as trail:
+        (row,) = trail.rows(VIN)
+    assert (row.entry.ecu, row.entry.result) == ("ECM", "refused")
