@@ -17,6 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "cloud", help="the cloud link: trial broker, vehicle agent, remote functions, fleet (docs/cloud.md)"
     )
     csub = cloud.add_subparsers(dest="cloud_action", metavar="ACTION", required=True)
+    from workshop_app.commands import cloud_broker
+
+    cloud_broker.add_arguments(csub)
     from workshop_app.commands import cloud_vehicles
 
     cloud_vehicles.add_arguments(csub)
@@ -49,6 +52,15 @@ def _remote(args: argparse.Namespace) -> int:
 
 for _action in ("lock", "unlock", "lights", "flash"):
     _ACTIONS[_action] = _remote
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from workshop_app.commands import cloud_broker
+
+    return cloud_broker.run(args)
+
+
+_ACTIONS["broker"] = _broker
 
 
 def _agent(args: argparse.Namespace) -> int:

@@ -233,3 +233,102 @@ class MosquittoBroker:
     ) -> None:
         self.stop()
 
+
+def _check_names(vins: Sequence[str], workshops: Sequence[str], grants: Grants) -> None:
+    try:
+        for vin in vins:
+            topics.check_vin(vin)
+        for workshop in workshops:
+            topics.check_workshop_id(workshop)
+    except topics.TopicError as exc:
+        raise CloudError(str(exc)) from None
+    for workshop, granted in grants.items():
+        if workshop not in workshops:
+            raise CloudError(f"grant for workshop {workshop!r}, which is not one of {', '.join(workshops)}")
+        for vin in granted:
+            if vin not in vins:
+                raise CloudError(f"grant of {vin} to {workshop}: {vin} is not one of the vehicles")
+
+
+def write_trial(
+    folder: Path,
+    vins: Sequence[str],
+    workshops: Sequence[str],
+    grants: Grants,
+    *,
+    port: int | None = None,
+    grant_ttl_s: float = 30 * 24 * 3600.0,
+) -> list[Path]:
+    """Everything a trial needs in ``folder``; returns the files written, in order.
+
+    ``broker/`` holds the CA, broker certificate, mosquitto.conf and ACL; ``vehicles/<VIN>/``
+    an agent profile (``agent.json``) with the car's certificate and its owner's public key;
+    ``workshops/<id>/`` a workshop profile (``workshop.json``) with its certificate, its
+    command-signing key and the owner grants for the VINs granted to it. Each party's folder
+    carries its own copy of the CA certificate, so it can be handed over on its own. One
+    trial owner signs every grant (``owner/owner.key``).
+    """
+    from workshop_app.core.cloud import signing
+    from workshop_app.core.cloud.profile import CloudProfile
+
+    folder = Path(folder)
+    _check_names(vins, workshops, grants)
+    port = port if port is not None else 8883
+    broker_dir = folder / "broker"
+    ca = write_broker_files(broker_dir, port, grants)
+    written = [ca.cert_path, broker_dir / f"{BROKER_NAME}.crt", broker_dir / CONF, broker_dir / ACL]
+    owner_dir = folder / "owner"
+    owner_key = owner_dir / "owner.key"
+    owner_pub = signing.generate_signing_key(owner_key) if not owner_key.exists() else owner_dir / "owner.pub"
+    written += [owner_key, owner_pub]
+
+    def party(sub: Path, name: str) -> tuple[Identity, Path]:
+        identity = ca.issue_client(sub, name)
+        ca_copy = sub / CA_CERT
+        ca_copy.write_bytes(ca.cert_path.read_bytes())
+        written.extend([identity.cert, identity.key, ca_copy])
+        return identity, ca_copy
+
+    for vin in vins:
+        sub = folder / "vehicles" / vin
+        identity, ca_copy = party(sub, vin)
+        owner_copy = sub / "owner.pub"
+        owner_copy.write_bytes(owner_pub.read_bytes())
+        written.append(owner_copy)
+        profile = CloudProfile(
+            "127.0.0.1",
+            port,
+            ca_copy,
+            identity.cert,
+            identity.key,
+            vin,
+            owner_key=owner_copy,
+            data_dir=sub / "data",
+        )
+        written.append(profile.save(sub / "agent.json"))
+    owner_private = signing.load_private_key(owner_key)
+    for workshop in workshops:
+        sub = folder / "workshops" / workshop
+        identity, ca_copy = party(sub, workshop)
+        signing_key = sub / f"{workshop}.signing.key"
+        signing_pub = signing.generate_signing_key(signing_key)
+        written += [signing_key, signing_pub]
+        grant_files: list[Path] = []
+        for vin in grants.get(workshop, []):
+            grant = signing.make_grant(
+                owner_private, vin, signing.load_public_key(signing_pub), signing.ALL_SCOPES, grant_ttl_s
+            )
+            grant_files.append(signing.save_grant(sub / f"grant-{vin}.json", grant))
+        written += grant_files
+        profile = CloudProfile(
+            "127.0.0.1",
+            port,
+            ca_copy,
+            identity.cert,
+            identity.key,
+            workshop,
+            signing_key=signing_key,
+            grants=tuple(grant_files),
+        )
+        written.append(profile.save(sub / "workshop.json"))
+    return written
