@@ -189,3 +189,18 @@ def test_cli_flash_refused_when_the_car_has_remote_flashing_off(
     with AuditTrail(history) as trail:
         (row,) = trail.rows(VIN)
     assert (row.entry.ecu, row.entry.result) == ("ECM", "refused")
+
+
+def test_record_and_clear_over_the_cloud(
+    cloud: CloudTrial, agent: CloudAgent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    link = ["-i", "workshop-cloud", "--channel", VIN, "--cloud-profile", str(cloud.profile_paths["garage-1"])]
+    log = tmp_path / "drive.asc"
+    assert main(["record", *link, "--duration", "2", "--no-history", str(log)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    ids = {m.arbitration_id for m in can.LogReader(str(log))}
+    assert {672, 676} <= ids
+    assert main(["dtc", "clear", *link, "--ecu", "ECM", "--yes", "--no-history"]) == 0, (
+        capsys.readouterr().err
+    )
+    assert "ECM    cleared: fault memory cleared" in capsys.readouterr().out
