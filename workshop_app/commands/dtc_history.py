@@ -12,7 +12,7 @@ from workshop_app.commands.history import history_path
 from workshop_app.core.diag.model import ScanLabel, ScanResult
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.history import HistoryStore
-from workshop_app.core.history.store import ScanSummary
+from workshop_app.core.history.records import ScanSummary
 
 
 def _open(args: argparse.Namespace) -> HistoryStore:

@@ -2,14 +2,9 @@
 
 from workshop_app.core.history.errors import HistoryError, HistoryFileError
 from workshop_app.core.history.location import default_history_path, default_recordings_dir, workshop_home
+from workshop_app.core.history.records import RecordingRow, VehicleRow, format_bytes, log_format_name
 from workshop_app.core.history.schema import SCHEMA_VERSION
-from workshop_app.core.history.store import (
-    HistoryStore,
-    RecordingRow,
-    VehicleRow,
-    format_bytes,
-    log_format_name,
-)
+from workshop_app.core.history.store import HistoryStore
 
 __all__ = [
     "SCHEMA_VERSION",
