@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -148,6 +149,10 @@ class VehicleLink:
         if reason.is_failure:
             self._why = f"the broker refused the connection: {reason}"
             return
+        sock = client.socket()
+        if isinstance(sock, socket.socket):
+            # Requests are small and wait for their answer: send at once, not after Nagle's delay.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         subs = [(self._state_topic, 1), (self.reply_topic, 1)]
         if self._on_frames is not None:
             subs.append((self._frames_topic, 0))
