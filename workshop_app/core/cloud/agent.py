@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -268,6 +269,12 @@ class CloudAgent:
                 f"broker {self.profile.host}:{self.profile.port} refused the agent: {reason}; retrying"
             )
             return
+        # paho leaves Nagle's algorithm on: a small reply would wait for the ACK of the previous
+        # write (~40 ms per hop with delayed ACKs). Replies and pongs must go at once.
+        sock = client.socket()
+        if isinstance(sock, socket.socket):  # ssl.SSLSocket included
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._mqtt_up.set()
         client.subscribe(self._topic_req, qos=1)
         client.publish(self._topic_state, self._presence("online"), qos=1, retain=True)
