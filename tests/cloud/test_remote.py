@@ -82,8 +82,8 @@ def test_a_grant_for_another_workshop_is_refused_by_the_car(cloud: CloudTrial, a
     impostor = replace(cloud.garage1, signing_key=cloud.signing_keys[GARAGE2])
     history = cloud.folder / "workshop.db"
     result = RemoteControl(impostor, history=history).command(VIN, "lock", timeout=20)
-    assert result["ok"] is False
-    assert result["code"] != "done" and "grant" in result["message"].lower(), result
+    assert (result["ok"], result["code"]) == (False, "grant_workshop"), result
+    assert "another workshop's key" in result["message"]
     assert agent.source.vehicle.model.state.locked is False  # type: ignore[attr-defined]
     with AuditTrail(history) as trail:
         (row,) = trail.rows(VIN)
