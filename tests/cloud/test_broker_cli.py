@@ -174,6 +174,10 @@ def test_run_keeps_mosquitto_in_the_foreground_until_stopped(tmp_path: Path, cli
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.terminate()  # its own teardown stops mosquitto; a kill is the last resort
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         reader.join(10)

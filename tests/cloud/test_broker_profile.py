@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +116,44 @@ def test_a_broker_that_cannot_start_says_why(tmp_path: Path) -> None:
 def test_the_access_list_refuses_names_that_are_not_workshop_ids() -> None:
     with pytest.raises(ValueError, match="is not a workshop id"):
         acl_text({"WSADEM5T2T0000421": []})  # a VIN can never be granted other vehicles
+
+
+def test_a_broker_does_not_outlive_a_killed_owner(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from workshop_app.core.cloud.broker import MosquittoBroker\n"
+        "broker = MosquittoBroker(Path(sys.argv[1]))\n"
+        "broker.start()\n"
+        "print(broker.port, flush=True)\n"
+        "sys.stdin.read()\n"  # until the test closes the pipe, or kills us
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "broker")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        port = int(owner.stdout.readline())
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        owner.kill()  # SIGKILL: no teardown of ours runs
+        owner.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.05)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(10)
+        for stream in (owner.stdin, owner.stdout):
+            if stream is not None:
+                stream.close()

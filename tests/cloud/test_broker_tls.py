@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from workshop_app.core.cloud import topics
 from workshop_app.core.cloud.pki import CertificateAuthority
-from workshop_app.core.cloud.profile import mqtt_client
+from workshop_app.core.cloud.profile import connection_problem, mqtt_client
 
 
 def test_workshop_receives_vehicle_publish_through_mutual_tls(cloud: CloudTrial) -> None:
@@ -89,3 +89,16 @@ def test_a_client_without_a_certificate_is_refused(cloud: CloudTrial) -> None:
 def test_a_client_without_tls_is_refused(cloud: CloudTrial) -> None:
     plain = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=GARAGE1, protocol=MQTTProtocolVersion.MQTTv5)
     assert refused(attempt(plain, cloud.broker.port))
+
+
+def test_connection_problems_are_told_in_plain_words(cloud: CloudTrial, tmp_path: Path) -> None:
+    assert connection_problem(cloud.garage1) is None
+    other = CertificateAuthority.create(tmp_path / "other")
+    untrusting = dataclasses.replace(cloud.garage1, ca=other.cert_path)
+    assert "its certificate is not trusted by" in (connection_problem(untrusting) or "")
+    foreign = other.issue_client(tmp_path / "other", GARAGE1)
+    stranger = dataclasses.replace(cloud.garage1, cert=foreign.cert, key=foreign.key)
+    problem = connection_problem(stranger) or ""
+    assert f"refused certificate {foreign.cert}" in problem or "does not accept certificate" in problem
+    cloud.broker.stop()
+    assert "nothing listens there" in (connection_problem(cloud.garage1) or "")

@@ -19,12 +19,14 @@ shows as silence, not as an error (tests check it that way).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pwd
 import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,6 +47,15 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
 Grants = Mapping[str, Sequence[str]]
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent goes (PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the broker is stopped by stop() only
 
 
 def free_port() -> int:
@@ -158,6 +169,9 @@ class MosquittoBroker:
         if not Path(MOSQUITTO).exists():
             raise CloudError(f"{MOSQUITTO} not found: install Debian's mosquitto package")
         write_broker_files(self.folder, self.port, self.grants)
+        # Linux ends mosquitto if the thread that started it dies (SIGKILL of a test run
+        # included), so no broker outlives its owner; only the main thread lives long enough.
+        tie = _die_with_parent if threading.current_thread() is threading.main_thread() else None
         with open(self.folder / OUT, "ab") as out:
             self._proc = subprocess.Popen(
                 [MOSQUITTO, "-c", str(self.folder / CONF)],
@@ -165,6 +179,7 @@ class MosquittoBroker:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,  # a Ctrl-C meant for the caller does not reach it twice
+                preexec_fn=tie,
             )
         try:
             self._wait_ready()

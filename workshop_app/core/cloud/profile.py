@@ -15,6 +15,7 @@ in (docs/cloud.md, "Security").
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -207,3 +208,46 @@ def mqtt_client(profile: CloudProfile, *, will: tuple[str, bytes] | None = None)
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
     return client
+
+
+def connection_problem(profile: CloudProfile, timeout: float = 3.0) -> str | None:
+    """Why this profile cannot reach its broker, in one plain line; None if TLS gets through.
+
+    paho only reports "not connected"; call this when a connection fails to tell the user
+    whether nothing listens, the broker's certificate is not from the profile's CA, or the
+    broker turned the profile's own certificate away.
+    """
+    where = f"broker {profile.host}:{profile.port}"
+    try:
+        context = tls_context(profile)
+    except CloudError as exc:
+        return str(exc)
+    try:
+        raw = socket.create_connection((profile.host, profile.port), timeout=timeout)
+    except socket.gaierror:
+        return f"{where}: host name {profile.host!r} not found"
+    except ConnectionRefusedError:
+        return f"{where}: nothing listens there (is the broker running?)"
+    except OSError as exc:
+        return f"{where}: not reachable ({exc.strerror or exc})"
+    with raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=profile.host) as tls:
+                # Under TLS 1.3 the broker judges our certificate after the handshake and
+                # answers with an alert or by hanging up; a broker content with it waits for
+                # our CONNECT instead, so silence until the timeout means TLS is fine.
+                tls.settimeout(min(timeout, 1.0))
+                try:
+                    if tls.recv(1) == b"":
+                        return f"{where} hung up: it does not accept certificate {profile.cert} (another CA?)"
+                except TimeoutError:
+                    return None
+                except ssl.SSLError as exc:
+                    return f"{where} refused certificate {profile.cert} ({exc.reason or exc})"
+        except ssl.SSLCertVerificationError as exc:
+            return f"{where}: its certificate is not trusted by {profile.ca} ({exc.verify_message})"
+        except ssl.SSLError as exc:
+            return f"{where} refused the TLS handshake with {profile.cert} ({exc.reason or exc})"
+        except (TimeoutError, OSError) as exc:
+            return f"{where}: the TLS handshake failed ({exc})"
+    return None
