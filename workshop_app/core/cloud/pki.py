@@ -49,11 +49,15 @@ def write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     write_secret(path, data)
 
 
-def write_secret(path: Path, data: bytes) -> None:
+def write_secret(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Write ``data`` readable by the owner only; ``durable`` waits until it is on the disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
 
 

@@ -358,7 +358,8 @@ class CommandGuard:
             self._nonces = dict(keep[-MAX_REMEMBERED:])
         data = json.dumps({"v": VERSION, "vin": self.vin, "counters": self._counters, "nonces": self._nonces})
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        write_secret(tmp, data.encode())
+        # On the disk before the command runs: a power cut must not forget an accepted nonce.
+        write_secret(tmp, data.encode(), durable=True)
         os.replace(tmp, self.state_path)  # a crash mid-write leaves the old state, never half a file
 
     # checks ------------------------------------------------------------------------------
