@@ -54,8 +54,10 @@ from workshop_app.core.sources.probe import (
     supports_listen_only,
 )
 from workshop_app.core.types import BusConfig
+from workshop_app.gui.cloud_page import CloudVehicleForm
 
 PAGE_SIMULATOR, PAGE_ADAPTER, PAGE_SOCKETCAND, PAGE_REPLAY = range(4)
+PAGE_CLOUD = 4
 ALL_CHANNELS = "all"
 _DETECT = "detect"  # bitrate combo entry that starts listen-only detection
 _BITRATES = (1_000_000, 800_000, 500_000, 250_000, 125_000, 100_000, 83_333, 50_000, 33_333, 20_000)
@@ -122,6 +124,8 @@ class ConnectDialog(QDialog):
         parent: QWidget | None = None,
         *,
         channels: Sequence[str] = ("can0", "can1"),
+        cloud_vins: Sequence[str] = (),
+        cloud_profile: Path | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Connect")
@@ -140,6 +144,7 @@ class ConnectDialog(QDialog):
             ("Adapter", QStyle.StandardPixmap.SP_DriveHDIcon),
             ("socketcand server", QStyle.StandardPixmap.SP_DriveNetIcon),
             ("Log file replay", QStyle.StandardPixmap.SP_FileIcon),
+            ("Cloud vehicle", QStyle.StandardPixmap.SP_DirLinkIcon),
         ):
             QListWidgetItem(style.standardIcon(icon), text, self.page_list)
         self.pages = QStackedWidget()
@@ -147,6 +152,7 @@ class ConnectDialog(QDialog):
         self.pages.addWidget(self._build_adapter_page())
         self.pages.addWidget(self._build_socketcand_page())
         self.pages.addWidget(self._build_replay_page())
+        self.pages.addWidget(self._build_cloud_page(cloud_vins, cloud_profile))
         self.page_list.currentRowChanged.connect(self._on_page_changed)
 
         top = QHBoxLayout()
@@ -325,6 +331,17 @@ class ConnectDialog(QDialog):
         layout.addStretch(1)
         return page
 
+    def _build_cloud_page(self, vins: Sequence[str], profile: Path | None) -> QWidget:
+        page, layout = self._page(
+            "Cloud vehicle",
+            "A connected car reached through the workshop's MQTT broker: its agent sends the bus "
+            "and answers diagnostics (docs/cloud.md). Only vehicles granted to this workshop answer.",
+        )
+        self.cloud_form = CloudVehicleForm(vins, profile)
+        layout.addWidget(self.cloud_form)
+        layout.addStretch(1)
+        return page
+
     def _build_dbc_group(self) -> QGroupBox:
         group = QGroupBox("Signal databases")
         self.dbc_table = QTableWidget(0, 2)
@@ -404,6 +421,8 @@ class ConnectDialog(QDialog):
                 host=self.host_edit.text().strip() or "127.0.0.1",
                 port=self.port_spin.value(),
             )
+        if page == PAGE_CLOUD:
+            return self.cloud_form.spec()
         if page == PAGE_REPLAY:
             return SourceSpec(
                 replay=Path(self.replay_edit.text().strip()),
@@ -474,6 +493,10 @@ class ConnectDialog(QDialog):
             name = self.socketcand_channel_edit.text().strip()
             if any(ch.isspace() or ch in "<>" for ch in name):
                 return "The bus name may not contain spaces or angle brackets."
+        elif page == PAGE_CLOUD:
+            problem = self.cloud_form.problem()
+            if problem:
+                return problem
         elif page == PAGE_REPLAY:
             text = self.replay_edit.text().strip()
             if not text:

@@ -125,7 +125,8 @@ class FleetModel(QAbstractTableModel):
                 else ""
             )
             codes = f"\nFault codes: {', '.join(status.dtcs)}" if status.dtcs else ""
-            return f"{status.vin} — {status.state_text}\n{reasons}{codes}{stored}"
+            software = f"\nSoftware: {status.software_text()}" if status.software else ""
+            return f"{status.vin} — {status.state_text}\n{reasons}{codes}{software}{stored}"
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_MARK:
             return QBrush(QColor(row_colour(status)))
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_STATE:

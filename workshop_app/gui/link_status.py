@@ -46,3 +46,28 @@ def failure_message(source: FrameSource, message: str) -> str:
     if message.lower().startswith("connection lost"):  # the source said it already
         return message[:1].upper() + message[1:]
     return f"Connection lost: {message}"
+
+
+CLOUD_INTERFACE = "workshop-cloud"
+
+
+def cloud_link_status(source: FrameSource) -> tuple[str, str] | None:
+    """(text, colour) of a cloud link's state and ping latency; None for any other source.
+
+    Read from the python-can bus (``CloudBus.link_state`` / ``latency_ms``); "—" until the
+    bus is open or the first ping has come back.
+    """
+    config = getattr(source, "config", None)
+    if getattr(config, "interface", None) != CLOUD_INTERFACE:
+        return None
+    bus = source.bus
+    state = getattr(bus, "link_state", None)
+    if not isinstance(state, str):
+        return "cloud link —", _GREY
+    latency = getattr(bus, "latency_ms", None)
+    ping = f"{latency:.0f} ms" if isinstance(latency, int | float) else "—"
+    if state == "connected":
+        return f"cloud link connected · {ping}", ""
+    if state == "vehicle offline":
+        return f"cloud link: vehicle offline · last ping {ping}", _RED
+    return f"cloud link {state}", _AMBER

@@ -44,6 +44,7 @@ from workshop_app.core.transmit import TransmitScheduler
 from workshop_app.gui.bit_view import BitView
 from workshop_app.gui.bridge import CaptureBridge
 from workshop_app.gui.chrono_model import ChronoModel
+from workshop_app.gui.cloud_window import CloudControls
 from workshop_app.gui.connect_dialog import ConnectDialog
 from workshop_app.gui.data_delegate import PayloadDelegate
 from workshop_app.gui.dtc_panel import DtcPanel
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._build_menus()
         self._build_status_bar()
+        self.cloud = CloudControls(self)  # Cloud menu, Fleet dock, link state and latency
 
         self.bridge.ticked.connect(self._on_ticked)
         self.bridge.source_failed.connect(self._on_source_failed)
@@ -368,8 +370,15 @@ class MainWindow(QMainWindow):
         history = self.history.path if self.history is not None else None
         UpdateWizard(link, self.vehicle_spec, history, parent=self).exec()
 
-    def show_connect_dialog(self) -> None:
-        dialog = ConnectDialog(recent_dbcs=[Path(p) for p in self.recent("databases")], parent=self)
+    def show_connect_dialog(self, page: int | None = None) -> None:
+        dialog = ConnectDialog(
+            recent_dbcs=[Path(p) for p in self.recent("databases")],
+            parent=self,
+            cloud_vins=self.cloud.vins(),
+            cloud_profile=self.cloud.profile_path,
+        )
+        if page is not None:
+            dialog.set_page(page)
         if dialog.exec() != ConnectDialog.DialogCode.Accepted:
             return
         for path, channel in dialog.result_databases():
@@ -377,6 +386,8 @@ class MainWindow(QMainWindow):
         spec = dialog.result_spec()
         if spec.replay is not None:
             self._remember("logs", spec.replay)
+        if spec.cloud_profile is not None:
+            self.cloud.set_profile_path(spec.cloud_profile)
         self.connect_spec(spec)
 
     def open_log(self, path: Path) -> None:
@@ -463,6 +474,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(line, 15000)
         if source.state is not self._shown_state or source.state in CHANGING_STATES:
             self._update_source_label()
+        self.cloud.update_status()
 
     def _update_source_label(self) -> None:
         source = self.session.source
@@ -574,6 +586,7 @@ class MainWindow(QMainWindow):
         self.plot_panel.clear()
         self.log_view.close()  # cancels a load in progress and joins its thread
         self.dtc_panel.close_diag()  # waits for a diagnostic call in progress
+        self.cloud.stop()  # the fleet watcher's network thread
         # A recording in progress is finished and indexed in the history, as its Stop button does,
         # with the frames still in the ring: quitting (or a stop signal) loses nothing captured.
         self.session.source.stop()
