@@ -228,3 +228,24 @@ def test_vehicles_are_sorted_by_what_needs_attention(three_cars):
         assert rows[1].reasons == ("battery low: 11.5 V", "offline")
     finally:
         watcher.stop()
+
+
+def test_the_real_agent_on_the_simulated_car_appears_and_goes_offline_when_stopped(cloud, watch, tmp_path):
+    from workshop_app.core.cloud.agent import CloudAgent
+    from workshop_app.core.sources.factory import SourceSpec
+
+    watcher, changes, store = watch
+    agent = CloudAgent(cloud.vehicle, SourceSpec(), health_interval=1.0, history=tmp_path / "car.db")
+    agent.start()
+    try:
+        rows = changes.wait(watcher, _heard(VIN, lambda v: v.online and v.battery_v is not None), timeout=60)
+    finally:
+        agent.stop()
+    row = rows[0]
+    assert row.health_interval == 1.0 and not row.health_from_history
+    assert 8.0 < row.battery_v < 16.0 and row.odometer_km > 0
+    assert dict(row.software)["ECM"] == "SW 0412"
+    assert store.latest(VIN) is not None
+    # A clean stop says offline itself (no will needed).
+    rows = changes.wait(watcher, _heard(VIN, lambda v: not v.online))
+    assert rows[0].presence == "offline"
