@@ -6,6 +6,7 @@ broker does, and SIGTERM stops it cleanly: "offline" published, counters printed
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -13,9 +14,12 @@ import sys
 import threading
 from pathlib import Path
 
-from helpers.agent_rig import observer
+from helpers.agent_rig import observer, wait_until
 
 from workshop_app.cli import main
+from workshop_app.core.cloud.agent import CloudAgent
+from workshop_app.core.cloud.pki import CertificateAuthority
+from workshop_app.core.sources.factory import SourceSpec
 
 VIN = "WSADEM5T2T0000421"
 
@@ -70,7 +74,7 @@ def test_agent_waits_for_the_broker_and_stops_cleanly_on_sigterm(cloud, tmp_path
     )
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     try:
-        assert err.wait_for("cannot reach the broker"), err.text
+        assert err.wait_for("nothing listens there"), err.text
         cloud.broker.start()
         with observer(cloud.garage1, VIN) as obs:
             assert obs.wait(lambda: any(b'"online"' in s for s in obs.states), timeout=30), err.text
@@ -86,7 +90,10 @@ def test_agent_waits_for_the_broker_and_stops_cleanly_on_sigterm(cloud, tmp_path
         err.thread.join(5)
     assert "Traceback" not in err.text
     assert f"agent for {VIN} on simulated vehicle" in out.text
-    assert "workshop cloud agent: cannot reach the broker at 127.0.0.1:" in err.text
+    assert (
+        f"workshop cloud agent: broker 127.0.0.1:{cloud.broker.port}: nothing listens there "
+        "(is the broker running?); retrying"
+    ) in err.lines
     assert "connected to 127.0.0.1" in err.text
     (summary,) = [line for line in out.lines if line.startswith("stopped")]
     assert summary.startswith("stopped (SIGTERM): frames sent ") and ", dropped 0;" in summary
@@ -96,3 +103,22 @@ def test_agent_with_a_missing_profile_says_so_in_one_line(tmp_path: Path, capsys
     assert main(["cloud", "agent", "--profile", str(tmp_path / "nope.json")]) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"workshop cloud: error: {tmp_path / 'nope.json'}: no such cloud profile"
+
+
+def test_agent_told_of_a_broker_it_cannot_trust_says_why_and_keeps_the_bus(cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    other_ca = CertificateAuthority.create(tmp_path / "other").cert_path
+    lines: list[str] = []
+    agent = CloudAgent(
+        dataclasses.replace(cloud.vehicle, ca=other_ca),
+        SourceSpec(),
+        health_interval=0,
+        on_event=lines.append,
+    )
+    agent.start()
+    try:
+        assert wait_until(lambda: any("retrying" in line for line in lines)), lines
+        assert wait_until(lambda: agent.pump.buffered > 100)  # frames wait for a broker it trusts
+        assert not agent.connected
+    finally:
+        agent.stop()
+    assert f"its certificate is not trusted by {other_ca}" in lines[0] and lines[0].endswith("; retrying")

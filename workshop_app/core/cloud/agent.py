@@ -48,7 +48,7 @@ from workshop_app.core.cloud.agent_diag import RelayError, UdsRelay
 from workshop_app.core.cloud.agent_frames import FramePump, StatusWatch
 from workshop_app.core.cloud.errors import CloudError
 from workshop_app.core.cloud.health import AgentHealth, FrameCounters, summary_from_scan
-from workshop_app.core.cloud.profile import CloudProfile, mqtt_client
+from workshop_app.core.cloud.profile import CloudProfile, connection_problem, mqtt_client
 from workshop_app.core.diag.ecu_spec import VehicleSpec, demo_vehicle_spec
 from workshop_app.core.diag.scan import ScanOptions, VehicleScanner
 from workshop_app.core.errors import WorkshopError
@@ -303,8 +303,12 @@ class CloudAgent:
         self._event(f"broker link lost ({reason}); buffering frames and reconnecting")
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
-        self.link_state = "reconnecting: broker not reachable"
-        self._event(f"cannot reach the broker at {self.profile.host}:{self.profile.port}; retrying")
+        # paho says only that it failed; a probe says why (nothing listens, TLS refused), which
+        # is worth the second it takes on paho's thread: paho is waiting to retry anyway.
+        why = connection_problem(self.profile, timeout=1.0) if not self._stopping.is_set() else None
+        why = why or f"broker {self.profile.host}:{self.profile.port}: not reachable"
+        self.link_state = f"reconnecting: {why}"
+        self._event(f"{why}; retrying")
 
     def _publish_frames(self, payload: bytes) -> bool:
         client = self._client
