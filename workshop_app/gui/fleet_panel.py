@@ -199,7 +199,8 @@ class FleetPanel(QWidget):
         for col, width in enumerate((24, 160, 150, 100, 48, 70, 90, 150)):
             header.resizeSection(col, width)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.view.doubleClicked.connect(self._on_activated)
+        # activated covers the double click and Enter (and a single click where the platform
+        # activates on one); doubleClicked as well would connect twice.
         self.view.activated.connect(self._on_activated)
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
 
