@@ -225,16 +225,18 @@ _FACT_DIDS = (
 
 
 def _read_did(client: EcuClient, did: int) -> Any:
-    for attempt in range(3):
+    late_answers = 0
+    while True:
         try:
             answer = client.call(f"read 0x{did:04X}", client.client.read_data_by_identifier, did)
-            return answer.service_data.values[did]
         except DiagError as exc:
             # A tester killed mid-flash may still get its last answer (0x76 to a TransferData
             # that landed after the tool died): it is not ours, so ask again.
-            if exc.kind != "invalid" or attempt == 2:
+            late_answers += 1
+            if exc.kind != "invalid" or late_answers > 2:
                 raise
-    raise AssertionError("unreachable")
+            continue
+        return answer.service_data.values[did]
 
 
 def read_car(
