@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -111,3 +112,32 @@ def test_a_missing_or_broken_profile_is_one_plain_line(tmp_path):
     assert str(broken) in done.stderr and "Traceback" not in done.stderr
     bad_wait = _run("--wait", "nan", home=tmp_path)
     assert bad_wait.returncode == 2 and "--wait" in bad_wait.stderr
+
+
+def test_ctrl_c_while_listening_prints_what_was_heard(cloud: CloudTrial, tmp_path):
+    car = cloud.connect(cloud.vehicle)
+    _publish(car, VIN, topics.STATE, b'{"state": "online"}')
+    env = {**os.environ, "WORKSHOP_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    args = ["--json", "--wait", "600", "--cloud-profile", str(cloud.profile_paths[GARAGE1])]
+    proc = subprocess.Popen(
+        [*WORKSHOP, "cloud", "vehicles", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        # Once subscribed it says so, and names each car as it is first heard (either may come first).
+        lines = sorted(proc.stderr.readline() for _ in range(2))
+        assert lines[0].startswith("Listening to 127.0.0.1:") and "as garage-1" in lines[0]
+        assert lines[1] == f"heard {VIN}\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert [r["vin"] for r in json.loads(out)] == [VIN]

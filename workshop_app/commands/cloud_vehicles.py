@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from workshop_app.core.cloud.profile import CloudProfile, default_workshop_profile
     from workshop_app.core.history import HistoryError, default_history_path
     from workshop_app.core.history.fleet_store import FleetStore
+    from workshop_app.core.stop_signals import graceful_stop
 
     profile_path = args.cloud_profile or default_workshop_profile()
     try:
@@ -93,7 +93,14 @@ def run(args: argparse.Namespace) -> int:
     except (CloudError, HistoryError) as exc:
         print(f"workshop cloud vehicles: {exc}", file=sys.stderr)
         return 1
-    watcher = FleetWatcher(profile, store)
+    heard: set[str] = set()
+
+    def on_change(vin: str) -> None:  # paho's thread: one line per newly heard car, as it comes
+        if vin not in heard:
+            heard.add(vin)
+            print(f"heard {vin}", file=sys.stderr, flush=True)
+
+    watcher = FleetWatcher(profile, store, on_change=on_change)
     try:
         watcher.start()
         if not watcher.wait_connected(_CONNECT_GRACE):
@@ -103,10 +110,16 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        # Retained presence arrives at once; health comes at each car's own interval.
-        deadline = time.monotonic() + args.wait
-        while time.monotonic() < deadline:
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        # Retained presence arrives at once; health comes at each car's own interval. Ctrl-C
+        # ends the listening early and still prints what was heard.
+        print(
+            f"Listening to {profile.host}:{profile.port} as {profile.client_id} for {args.wait:g} s "
+            "(Ctrl-C prints what was heard so far)…",
+            file=sys.stderr,
+            flush=True,
+        )
+        with graceful_stop() as stop:
+            stop.wait(args.wait)
         rows = watcher.vehicles()
     except CloudError as exc:
         print(f"workshop cloud vehicles: {exc}", file=sys.stderr)
