@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -109,14 +110,22 @@ class VehicleLink:
         self._client.on_subscribe = self._on_subscribe
         self._client.on_log = self._on_log
         self._client.on_connect_fail = self._on_connect_fail
-        self._client.connect_async(profile.host, profile.port, keepalive=profile.keepalive)
+        where = f"cloud broker {profile.host}:{profile.port}"
+        # The first connection on this thread, so a refusal or a TLS failure is told with its
+        # reason; paho's own thread reconnects after that (it only logs why).
+        self._client.connect_timeout = connect_timeout
+        try:
+            self._client.connect(profile.host, profile.port, keepalive=profile.keepalive)
+        except OSError as exc:
+            self._closed.set()
+            with contextlib.suppress(Exception):
+                self._client.disconnect()
+            raise CloudError(f"{where}: {_connect_reason(exc, profile)}") from None
         self._client.loop_start()
         if not self._connected.wait(connect_timeout):
             why = self._why
             self._stop_client()
-            raise CloudError(
-                f"cloud broker {profile.host}:{profile.port}: not connected within {connect_timeout:g} s ({why})"
-            )
+            raise CloudError(f"{where}: not connected within {connect_timeout:g} s ({why})")
         self._ping_interval = ping_interval
         self._pinger: threading.Thread | None = None
         if ping_interval > 0:
@@ -183,7 +192,7 @@ class VehicleLink:
 
     def _on_log(self, _c: mqtt.Client, _u: Any, level: int, text: str) -> None:
         if level in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING):
-            self._log_why = text
+            self._log_why = _tls_alert(text)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         topic, payload = msg.topic, bytes(msg.payload)
@@ -307,3 +316,30 @@ class VehicleLink:
         with contextlib.suppress(Exception):
             self._client.disconnect()
         self._client.loop_stop()
+
+
+def _connect_reason(exc: OSError, profile: CloudProfile) -> str:
+    """Why the first connection failed, in words a user can act on."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"its certificate is not trusted by {profile.ca} ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"the TLS handshake failed ({exc.reason or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "nothing is listening there (is the broker running?)"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time (check the host and port)"
+    return exc.strerror or str(exc)
+
+
+_TLS_ALERTS = {
+    "ALERT_UNKNOWN_CA": "the broker does not accept this certificate (issued by a CA it does not know)",
+    "CERTIFICATE_REQUIRED": "the broker requires a client certificate",
+    "BAD_CERTIFICATE": "the broker refused this certificate",
+    "CERTIFICATE_EXPIRED": "the broker refused this certificate: it has expired",
+    "CERTIFICATE_REVOKED": "the broker refused this certificate: it was revoked",
+}
+
+
+def _tls_alert(text: str) -> str:
+    """paho's log line of a TLS alert from the broker, as what it means for the user."""
+    return next((meaning for alert, meaning in _TLS_ALERTS.items() if alert in text), text)
