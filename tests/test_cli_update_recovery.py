@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import pty
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,26 @@ def test_resume_names_the_package_path_when_it_is_gone(
     assert len(requests_after) == len(car.watch.programming_requests())
     with AuditTrail(db) as trail:
         assert [r.entry.result for r in trail.rows()] == ["interrupted"]
+
+
+def test_resume_refuses_another_car_than_the_one_in_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkg = tmp_path / "pkg"
+    build_sim_package(pkg, size=16 * BLOCK)
+    trust(pkg)
+    db = tmp_path / "h.db"
+    with served(tmp_path) as (car, link):
+        kill_install_midway(car, link, pkg, db)
+        # The journal's row names another car (as if that car had been flashed from this package).
+        with closing(sqlite3.connect(db)) as conn, conn:
+            conn.execute("UPDATE flash_journal SET vin = 'WDD2220461A000001' WHERE open = 1")
+        before = len(car.watch.programming_requests())
+        capsys.readouterr()
+        assert main(["update", "resume", *link]) == 1
+        assert len(car.watch.programming_requests()) == before
+    err = capsys.readouterr().err
+    assert f"the connected car is {VIN}" in err and "was on WDD2220461A000001" in err
 
 
 def test_check_refuses_a_counter_below_what_this_workshop_flashed(

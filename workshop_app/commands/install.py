@@ -204,6 +204,11 @@ def _update(
 
 
 def _still_planned(plan: Plan, entry: JournalEntry) -> None:
+    if entry.vin and plan.reading.vin != entry.vin:  # never "resume" onto another car
+        raise WorkshopError(
+            f"the connected car is {plan.reading.vin}, but the unfinished flash (journal entry {entry.id}, "
+            f"{entry.ecu}) was on {entry.vin}; connect that car to resume, or install the package on this one"
+        )
     step = next((s for s in plan.steps if s.ecu == entry.ecu), None)
     if step is None or step.target_hash != entry.target_hash:
         now = f"image {step.target_hash[:12]}…" if step else "no image"
