@@ -372,6 +372,26 @@ def test_simulated_ecm_cancelled_mid_transfer_then_resumed(tmp_path):
         assert [r.entry.result for r in trail.rows()] == ["cancelled", "success"] and trail.verify().ok
 
 
+@pytest.mark.parametrize("rig", [Faults(pause_at=3)], indirect=True)
+def test_resume_continues_when_the_ecu_holds_two_blocks_past_the_journal(rig):
+    # A block's journal row is committed while the next block travels: a tool killed right then
+    # leaves the ECU holding that block and the one in flight, two past the journal.
+    tester, ecu, journal, audit = rig
+    image = image_of(8 * BLOCK)
+    cancel = threading.Event()
+    threading.Thread(target=lambda: (ecu.faults.paused.wait(10), cancel.set()), daemon=True).start()
+    assert job(tester, image, journal, audit).run(None, cancel).result == "cancelled"
+    (entry,) = journal.open_entries("ECM")
+    assert entry.offset == 3 * BLOCK and ecu.blocks == 3
+    journal.acknowledged(entry.id, 0, BLOCK, 2, BLOCK, BLOCK)  # the last two rows never landed
+    (entry,) = journal.open_entries("ECM")
+    second = job(tester, image, journal, audit, resume=entry).run(None, threading.Event())
+    assert second.ok, second.error
+    assert any(f"continued at offset {3 * BLOCK}" in n for n in second.notes), second.notes
+    assert not any("restarted from the erase" in n for n in second.notes)
+    assert ecu.blocks == 8 and ecu.crc() == image.crc32()  # nothing sent twice, nothing erased
+
+
 def test_one_mib_flash_time_on_the_unpaced_virtual_bus(tmp_path, capsys):
     image = sim_image(1024 * 1024)
     with sim_rig(tmp_path, "1mib") as rig:

@@ -18,9 +18,25 @@ __all__ = ["AddressedCanStack"]
 class AddressedCanStack(isotp.NotifierBasedCanStack):
     """``isotp.NotifierBasedCanStack`` that queues only frames its address accepts."""
 
+    _ids_of: object = None  # the address _ids were taken from
+    _ids: frozenset[int] = frozenset()
+
+    def _rx_ids(self) -> frozenset[int]:
+        """Arbitration ids the address can accept (physical and functional); empty: unknown."""
+        if self._ids_of is not self.address:
+            try:
+                self._ids = frozenset(self.address.get_rx_arbitration_id(t) for t in isotp.TargetAddressType)
+            except Exception:  # an addressing mode without fixed ids: is_for_me alone decides
+                self._ids = frozenset()
+            self._ids_of = self.address
+        return self._ids
+
     def _on_message_received(self, msg: can.Message) -> None:
         if msg.is_error_frame or msg.is_remote_frame:
             return
+        ids = self._rx_ids()
+        if ids and msg.arbitration_id not in ids:
+            return  # the cheap test first: most frames on a car's bus are someone else's
         frame = isotp.CanMessage(
             arbitration_id=msg.arbitration_id,
             data=bytes(msg.data),
