@@ -126,7 +126,7 @@ class BusConfig:
         return kw
 
     def describe(self) -> str:
-        if self.interface == "socketcand":
+        if self.interface in ("socketcand", "workshop-socketcand"):  # python-can's client, ours
             return f"socketcand {self.host or '127.0.0.1'}:{self.port or 29536} {self.channel}"
         if self.interface == "workshop-cloud":
             return f"cloud vehicle {self.channel}"

@@ -15,6 +15,13 @@ from workshop_app.core.sources.simulator import SimulatorSource
 from workshop_app.core.types import BusConfig
 
 SOCKETCAND_PORT = 29536
+# `-i socketcand` is our client (CAN FD frames included, core/sources/socketcand_client.py);
+# python-can's own client stays reachable as `-i socketcand-python-can`.
+SOCKETCAND_INTERFACES = {
+    "socketcand": "workshop-socketcand",
+    "workshop-socketcand": "workshop-socketcand",
+    "socketcand-python-can": "socketcand",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +54,14 @@ class SourceSpec:
 
     def bus_config(self) -> BusConfig:
         assert self.interface is not None
-        if self.interface == "socketcand":
+        if self.interface in SOCKETCAND_INTERFACES:
+            interface = SOCKETCAND_INTERFACES[self.interface]
             return BusConfig(
-                "socketcand",
+                interface,
                 self.channel or "can0",
                 host=self.host or "127.0.0.1",
                 port=self.port or SOCKETCAND_PORT,
+                fd=interface == "workshop-socketcand",  # ours carries CAN FD frames both ways
             )
         if self.interface == "workshop-cloud":
             if not self.channel:

@@ -153,6 +153,9 @@ def _construct(config: BusConfig, connect_timeout: float, extra: dict[str, objec
             **rest,
             **extra,
         )
+    if config.interface == "workshop-socketcand":
+        # Our client keeps its own deadlines (core/sources/socketcand_client.py).
+        extra = {"connect_timeout": connect_timeout, **extra}
     # ``extra`` holds interface-specific options passed through unchecked; can.Bus takes them
     # as ``**kwargs: Any``, but mypy would match them against its named parameters too.
     return can.Bus(**config.bus_kwargs(), **cast("dict[str, Any]", extra))
