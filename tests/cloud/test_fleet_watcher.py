@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GARAGE2, VIN, VIN2, CloudTrial
+from conftest import GARAGE2, VIN, VIN2, CloudTrial, wait_until
 from helpers.fleet_broker import FleetBroker, dtc, health, publish
 
 from workshop_app.core.cloud import topics
@@ -249,3 +249,23 @@ def test_the_real_agent_on_the_simulated_car_appears_and_goes_offline_when_stopp
     # A clean stop says offline itself (no will needed).
     rows = changes.wait(watcher, _heard(VIN, lambda v: not v.online))
     assert rows[0].presence == "offline"
+
+
+def test_a_broker_restart_is_survived_and_says_so_meanwhile(cloud, watch):
+    watcher, changes, _ = watch
+    car = cloud.connect(cloud.vehicle)
+    publish(car, VIN, topics.HEALTH, health(VIN, 80.0, battery_v=12.5))
+    changes.wait(watcher, _heard(VIN))
+    cloud.broker.stop()
+    assert wait_until(lambda: not watcher.connected)
+    assert watcher.link_error.startswith("broker connection lost") and watcher.link_error.endswith(
+        "reconnecting"
+    )
+    cloud.broker.start()  # the same port; the watcher subscribes again on its own
+    assert watcher.wait_connected(WAIT), watcher.link_error
+    assert watcher.link_error == ""
+    # The car's client reconnects too (paho); what it says now reaches the watcher.
+    assert wait_until(lambda: car.is_connected())
+    publish(car, VIN, topics.HEALTH, health(VIN, 81.0, battery_v=11.9))
+    rows = changes.wait(watcher, _heard(VIN, lambda v: v.battery_v == 11.9))
+    assert rows[0].health_time == 81.0

@@ -137,3 +137,17 @@ def test_fleet_dock_to_live_frames_with_the_link_in_the_status_bar(qtbot, car, w
     assert text.startswith("cloud link connected · ") and window.cloud.link_label.isVisible()
     window.grab().save(str(_shots(tmp_path) / "window_cloud.png"))
     panel.grab().save(str(_shots(tmp_path) / "fleet_live.png"))
+
+    # The broker goes away: the status bar and the fleet line say so; both come back on their own.
+    fleet.broker.stop()
+    qtbot.waitUntil(
+        lambda: window.cloud.link_label.text().startswith("cloud link reconnecting"), timeout=WAIT_MS
+    )
+    assert "#b26a00" in window.cloud.link_label.styleSheet()
+    qtbot.waitUntil(lambda: "reconnecting" in panel.status_label.text(), timeout=WAIT_MS)
+    window.grab().save(str(_shots(tmp_path) / "window_cloud_reconnecting.png"))
+    fleet.broker.start()  # the same port
+    qtbot.waitUntil(
+        lambda: window.cloud.link_label.text().startswith("cloud link connected"), timeout=WAIT_MS
+    )
+    qtbot.waitUntil(lambda: "1 online" in panel.status_label.text(), timeout=WAIT_MS)

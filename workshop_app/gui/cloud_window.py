@@ -138,6 +138,8 @@ class CloudControls(QObject):
         text, colour = status
         self.link_label.setText(text)
         self.link_label.setStyleSheet(f"color: {colour}" if colour else "")
+        state = getattr(self.window.session.source.bus, "link_state", None)
+        self.link_label.setToolTip(f"Cloud link: {state}" if isinstance(state, str) else "")
         self.link_label.show()
 
     def stop(self) -> None:

@@ -70,4 +70,5 @@ def cloud_link_status(source: FrameSource) -> tuple[str, str] | None:
         return f"cloud link connected · {ping}", ""
     if state == "vehicle offline":
         return f"cloud link: vehicle offline · last ping {ping}", _RED
-    return f"cloud link {state}", _AMBER
+    # "reconnecting: <why>": the why goes to the tooltip, the status bar has little room.
+    return f"cloud link {state.split(':', 1)[0]}…", _AMBER

@@ -465,7 +465,7 @@ class FleetWatcher:
             return
         # Subscribed again on every (re)connect: a clean session forgets subscriptions.
         client.subscribe([(topics.all_vehicles(topics.STATE), 1), (topics.all_vehicles(topics.HEALTH), 1)])
-        self.link_error = ""
+        self.link_error = self._log_why = ""
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: Any, _reasons: Any, _props: Any
@@ -479,7 +479,9 @@ class FleetWatcher:
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
         self._connected.clear()
-        self.link_error = f"broker connection lost ({reason}); reconnecting"
+        # paho's reason is often just "Unspecified error"; its log line says more when it has one.
+        why = self._log_why or ("" if str(reason) in ("Unspecified error", "Success") else str(reason))
+        self.link_error = "broker connection lost" + (f" ({why})" if why else "") + "; reconnecting"
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         where = f"the broker at {self.profile.host}:{self.profile.port}"
