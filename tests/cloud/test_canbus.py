@@ -41,6 +41,7 @@ class VehicleEnd:
         self.cloud = cloud
         self.requests: list[tuple[dict[str, Any], mqtt.MQTTMessage]] = []
         self.answer = answer
+        self.pong = True
         self.seq = 0
         self.index = 0
         received = Received()
@@ -53,6 +54,8 @@ class VehicleEnd:
         self.requests.append((doc, msg))
         correlation = msg.properties.CorrelationData
         if doc["kind"] == "ping":
+            if not self.pong:
+                return
             replies = [(messages.encode("pong", sent=doc["sent"], agent_time=0.0), correlation)]
         elif self.answer is not None:
             replies = self.answer(doc, correlation)
@@ -145,8 +148,12 @@ def test_latency_is_measured_and_an_offline_vehicle_is_shown(cloud: CloudTrial) 
         assert wait_until(lambda: bus.latency_ms is not None)
         assert bus.latency_ms > 0
         assert bus.link_state == "connected"
+        car.pong = False  # gone: its will says offline, and pings go unanswered
         car.publish_raw(topics.STATE, json.dumps({"v": 1, "state": "offline"}).encode())
         assert wait_until(lambda: bus.link_state == "vehicle offline")
+        car.pong = True
+        car.publish_raw(topics.STATE, b"online")  # the bare word counts too
+        assert wait_until(lambda: bus.link_state == "connected")
 
 
 def test_a_missing_profile_or_broker_is_one_plain_error(cloud: CloudTrial) -> None:

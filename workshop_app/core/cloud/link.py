@@ -224,8 +224,11 @@ class VehicleLink:
         try:
             doc = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError):
-            self._bad(f"state of {self.vin} is not JSON")
-            return
+            word = payload.decode("utf-8", "replace").strip().lower()
+            if word not in ("online", "offline"):  # the bare word is a presence too
+                self._bad(f"state of {self.vin} is neither JSON nor online/offline")
+                return
+            doc = word
         online = doc.get("online") if isinstance(doc, dict) else None
         state = doc.get("state") if isinstance(doc, dict) else doc
         if isinstance(online, bool):
@@ -276,6 +279,7 @@ class VehicleLink:
                 self._ping_misses += 1
             else:
                 self._ping_misses = 0
+                self._vehicle_online = True  # an answer proves it, whatever a stale state said
                 self.latency_ms = (time.monotonic() - t0) * 1000.0
             wait = max(0.0, self._ping_interval - (time.monotonic() - t0))
 
@@ -290,6 +294,7 @@ class VehicleLink:
                     break
                 if doc.get("kind") == "pong":
                     self._ping_misses = 0
+                    self._vehicle_online = True
                     self.latency_ms = (time.monotonic() - t0) * 1000.0
                     return self.latency_ms
         finally:
