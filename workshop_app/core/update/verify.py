@@ -212,6 +212,19 @@ def _verify(
                 Refusal(R.PATH_TRAVERSAL, f"target name {name!r} is not a plain file name", IMAGE)
             )
     mine = {p: t for p, t in director_targets.items() if p.startswith(vehicle.vin + "/")}
+    if not mine and _delegates(store):
+        # Per-VIN roles (core/update/delegation.py): tuf walks the delegation to this car's role
+        # only, for each image the maker released; other cars' roles are never fetched.
+        for name in image_targets:
+            found = _guarded(
+                partial(updaters[DIRECTOR].get_targetinfo, f"{vehicle.vin}/{name}"),
+                fetcher,
+                store,
+                DIRECTOR,
+                "metadata",
+            )
+            if found is not None:
+                mine[found.path] = found
     if not mine:
         raise PackageError(
             Refusal(R.NO_DIRECTOR_TARGETS, f"the director assigns nothing to VIN {vehicle.vin}")
@@ -356,6 +369,11 @@ def _trusted_targets(store: TrustStore, repo: str) -> dict[str, TargetFile]:
     path = store.metadata_dir(repo) / "targets.json"
     md = Metadata[Targets].from_file(str(path))
     return dict(md.signed.targets)
+
+
+def _delegates(store: TrustStore) -> bool:
+    path = store.metadata_dir(DIRECTOR) / "targets.json"
+    return Metadata[Targets].from_file(str(path)).signed.delegations is not None
 
 
 def _guarded(
