@@ -21,6 +21,7 @@ import argparse
 import functools
 import http.server
 import multiprocessing
+import os
 import resource
 import socket
 import sys
@@ -353,6 +354,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cloud-bench-") as tmp:
         folder = Path(tmp)
+        # Histories, trust stores and the simulated ECUs' flash memories stay in this run's folder
+        # (the car process inherits it): never the user's own workshop home.
+        os.environ["WORKSHOP_HOME"] = str(folder / "home")
         broker = MosquittoBroker(folder / "broker", grants={GARAGE: [VIN]})
         vehicle, garage = profile(folder, broker, VIN), profile(folder, broker, GARAGE)
         broker.start()

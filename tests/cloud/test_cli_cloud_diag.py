@@ -19,10 +19,11 @@ from conftest import VIN, VIN2, CloudTrial, wait_until
 from helpers.sim_packages import build_sim_package, trusting
 
 from workshop_app.cli import main
+from workshop_app.commands.common import LinkStateWatcher
 from workshop_app.core.cloud.agent import CloudAgent
 from workshop_app.core.cloud.canbus import CloudBus
 from workshop_app.core.history.audit import AuditTrail
-from workshop_app.core.sources.factory import SourceSpec
+from workshop_app.core.sources.factory import SourceSpec, make_source
 from workshop_app.core.update.campaign import UpdateCampaign
 from workshop_app.core.update.repository import PackageRepository
 
@@ -204,3 +205,32 @@ def test_record_and_clear_over_the_cloud(
         capsys.readouterr().err
     )
     assert "ECM    cleared: fault memory cleared" in capsys.readouterr().out
+
+
+def test_capture_commands_say_when_the_cloud_link_goes_and_comes_back(
+    cloud: CloudTrial, agent: CloudAgent
+) -> None:
+    spec = SourceSpec(interface="workshop-cloud", channel=VIN, cloud_profile=cloud.profile_paths["garage-1"])
+    source = make_source(spec)
+    source.start()
+    watcher = LinkStateWatcher(source)
+    lines: list[str] = []
+    stop = threading.Event()
+
+    def poll() -> None:  # as run_capture's loop does, on its tick
+        while not stop.wait(0.01):
+            lines.extend(watcher.poll())
+
+    poller = threading.Thread(target=poll, name="test-link-poll")
+    poller.start()
+    try:
+        assert wait_until(lambda: getattr(source.bus, "latency_ms", None) is not None)
+        assert lines == []  # connected from the start: nothing to say
+        cloud.broker.restart()
+        assert wait_until(lambda: any(" link connected" in line for line in lines), 30), lines
+    finally:
+        stop.set()
+        poller.join(5)
+        source.stop()
+    assert lines[0].startswith(f"cloud vehicle {VIN}: link reconnecting: "), lines
+    assert "Traceback" not in "".join(lines)

@@ -13,7 +13,7 @@ from typing import TypeVar
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.session import CaptureSession
-from workshop_app.core.sources.base import SourceState
+from workshop_app.core.sources.base import FrameSource, SourceState
 from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.reconnect import NO_RECONNECT, RECONNECT, GapWatcher, LinkGap
 from workshop_app.core.stop_signals import graceful_stop
@@ -76,11 +76,12 @@ def run_capture(
     loop runs on through the gap (the source reconnects under its policy)."""
     deadline = None if duration is None else time.monotonic() + duration
     watcher = GapWatcher(session.source)
+    link = LinkStateWatcher(session.source)
     with graceful_stop() as stop:
         try:
             while not stop.is_set():
                 session.tick()
-                for line in watcher.poll():
+                for line in watcher.poll() + link.poll():
                     on_link(line)
                 if on_tick is not None:
                     on_tick()
@@ -93,6 +94,26 @@ def run_capture(
             pass
     for line in watcher.poll():  # a gap that ended with the last tick
         on_link(line)
+
+
+class LinkStateWatcher:
+    """One line per change of a bus's own ``link_state`` (the cloud link reconnects inside the
+    bus, so the source sees no gap): ``cloud vehicle VIN: link reconnecting: …``, then back."""
+
+    def __init__(self, source: FrameSource) -> None:
+        self.source = source
+        self._last: str | None = None
+
+    def poll(self) -> list[str]:
+        state = getattr(self.source.bus, "link_state", None)
+        if not isinstance(state, str) or state == self._last:
+            return []
+        first, self._last = self._last is None, state
+        if first and state == "connected":
+            return []
+        latency = getattr(self.source.bus, "latency_ms", None)
+        rtt = f" ({latency:.0f} ms round trip)" if state == "connected" and latency else ""
+        return [f"{self.source.describe()}: link {state}{rtt}"]
 
 
 def gap_lines(gaps: tuple[LinkGap, ...]) -> list[str]:
