@@ -269,3 +269,20 @@ def test_a_broker_restart_is_survived_and_says_so_meanwhile(cloud, watch):
     publish(car, VIN, topics.HEALTH, health(VIN, 81.0, battery_v=11.9))
     rows = changes.wait(watcher, _heard(VIN, lambda v: v.battery_v == 11.9))
     assert rows[0].health_time == 81.0
+
+
+def test_two_fleet_views_of_one_workshop_do_not_push_each_other_off(cloud, watch):
+    watcher, changes, _ = watch
+    other_changes = Changes()
+    other = FleetWatcher(cloud.garage1, on_change=other_changes)  # e.g. a CLI run beside the window
+    other.start()
+    try:
+        assert other.wait_connected(WAIT)
+        car = cloud.connect(cloud.vehicle)
+        for n in range(3):
+            publish(car, VIN, topics.HEALTH, health(VIN, 90.0 + n, battery_v=12.0 + n / 10))
+        changes.wait(watcher, _heard(VIN, lambda v: v.health_time == 92.0))
+        other_changes.wait(other, _heard(VIN, lambda v: v.health_time == 92.0))
+        assert watcher.connected and other.connected
+    finally:
+        other.stop()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -345,7 +346,11 @@ class FleetWatcher:
             return
         from workshop_app.core.cloud.profile import mqtt_client
 
-        client = mqtt_client(self.profile)
+        # Its own client id: a broker drops the older of two connections with one id, and the
+        # window, a CLI run and the cloud bus of the same workshop may all be connected at once.
+        # The access list goes by the certificate's name, not the client id.
+        client_id = f"{self.profile.client_id}.fleet-{os.urandom(3).hex()}"
+        client = mqtt_client(replace(self.profile, client_id=client_id))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
