@@ -116,7 +116,7 @@ def main() -> int:
                 for info in pending:
                     info.wait_for_publish(30)
                 with lock:  # one round at a time: the watcher keeps the newest summary per car
-                    lock.wait_for(lambda: len(arrived) >= (r + 1) * args.vehicles, 60)
+                    lock.wait_for(lambda r=r: len(arrived) >= (r + 1) * args.vehicles, 60)
             elapsed = time.perf_counter() - start
             t1 = time.perf_counter()
             rows = watcher.vehicles()
