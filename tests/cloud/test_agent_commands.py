@@ -97,15 +97,22 @@ def test_lock_unlock_and_lights_change_the_car_and_report_what_it_says(cloud, ke
         locked = send(obs, keys.command("lock"))
         unlocked = send(obs, keys.command("unlock"))
         lights = send(obs, keys.command("lights", {"mode": "LowBeam"}))
+        high = send(obs, keys.command("lights", {"mode": "HighBeam"}))
         bad_mode = send(obs, keys.command("lights", {"mode": "Disco"}))
-        assert wait_until(lambda: len(body_commands(spy)) == 3)
+        assert wait_until(lambda: len(body_commands(spy)) == 4)
         assert agent.source.vehicle is not None
         state = agent.source.vehicle.model.state
-        assert state.low_beam and not state.locked
+        assert state.low_beam and state.high_beam and not state.locked
     assert (locked["kind"], locked["ok"], locked["code"]) == ("result", True, "done")
     assert locked["data"] == {"LockState": "Locked", "confirmed_by": "BODY_STATUS"}
+    assert locked["message"] == "LockState is Locked"
     assert unlocked["ok"] is True and unlocked["data"]["LockState"] == "Unlocked"
-    assert lights["ok"] is True and lights["data"]["LowBeam"] == "On"
+    assert lights["ok"] is True and lights["data"] == {
+        "LowBeam": "On",
+        "HighBeam": "Off",
+        "confirmed_by": "LIGHT_STATUS",
+    }
+    assert high["ok"] is True and high["message"] == "LowBeam is On, HighBeam is On"
     assert bad_mode["ok"] is False and bad_mode["code"] == "bad-args"
 
 

@@ -107,3 +107,13 @@ def test_no_answer_times_out_in_plain_words_and_ping_is_answered(cloud) -> None:
     assert pong["kind"] == "pong" and pong["sent"] == 123.5 and pong["agent_time"] > 0
     assert bad["kind"] == "error" and bad["code"] == "bad-request" and "not JSON" in bad["message"]
     assert bad_route["code"] == "bad-request" and "CAN ids" in bad_route["message"]
+
+
+def test_response_pending_is_relayed_not_final_then_the_answer(cloud) -> None:  # type: ignore[no-untyped-def]
+    # The simulated ECM clears its fault memory behind an NRC 0x78 ("erasing its EEPROM").
+    with car_online(cloud) as (_agent, obs, _spy):
+        corr = obs.request(messages.uds_request(ECM, bytes.fromhex("14FFFFFF"), 2.0))
+        final = obs.final_reply(corr)
+        replies = list(obs.replies[corr])
+    assert [(r["data"], r["final"]) for r in replies] == [("7f1478", False), ("54", True)]
+    assert final == replies[-1]

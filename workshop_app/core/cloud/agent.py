@@ -450,8 +450,8 @@ class CloudAgent:
         args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
         try:
             guard = self._command_guard()
-        except WorkshopError as exc:
-            self._result(correlation, Outcome(False, "no-owner-key", str(exc)))
+        except WorkshopError as exc:  # no owner key, or the guard's memory unreadable: fail closed
+            self._result(correlation, Outcome(False, "guard-unavailable", str(exc)))
             return
         verdict = guard.check(command)
         if verdict.duplicate_of is not None:

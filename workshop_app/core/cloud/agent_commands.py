@@ -70,18 +70,23 @@ class BodyFunctions:
         return dict(message.decode(frame.data, decode_choices=True))
 
     def run(self, action: str, args: dict[str, Any]) -> Outcome:
+        expected: dict[str, str]
         if action in ("lock", "unlock"):
             want_lock = "Lock" if action == "lock" else "Unlock"
-            expected = "Locked" if action == "lock" else "Unlocked"
-            signal, message, request = "LockState", self._body, {"LockRequest": want_lock}
+            expected = {"LockState": "Locked" if action == "lock" else "Unlocked"}
+            message, request = self._body, {"LockRequest": want_lock}
         elif action == "lights":
             mode = args.get("mode")
             if mode not in LIGHTS:
                 return Outcome(
                     False, "bad-args", f"lights needs mode one of {', '.join(LIGHTS)}, got {mode!r}"
                 )
-            expected = "On" if mode != "Off" else "Off"
-            signal, message, request = "LowBeam", self._lights, {"LightsRequest": mode}
+            # High beam implies low beam; each mode is confirmed by both lamps.
+            expected = {
+                "LowBeam": "On" if mode != "Off" else "Off",
+                "HighBeam": "On" if mode == "HighBeam" else "Off",
+            }
+            message, request = self._lights, {"LightsRequest": mode}
         else:
             return Outcome(False, "unknown-action", f"unknown command {action!r}")
         payload: dict[str, int | str] = {s.name: 0 for s in self._command.signals}
@@ -96,26 +101,24 @@ class BodyFunctions:
             )
         except WorkshopError as exc:
             return Outcome(False, "bus", f"BODY_COMMAND not sent: {exc}")
-        seen: dict[str, Any] = {}
+        seen: dict[str, str] = {}
 
         def done() -> bool:
             status = self._status(message, sent_at)
             if status is None:
                 return False
-            seen.update(status)
-            return str(status.get(signal)) == expected
+            seen.update({name: str(status.get(name)) for name in expected})
+            return seen == expected
 
+        said = ", ".join(f"{k} is {v}" for k, v in expected.items())
         if self.watch.wait_for(done, RESULT_DEADLINE_S):
-            return Outcome(
-                True, "done", f"{signal} is {expected}", {signal: expected, "confirmed_by": message.name}
-            )
-        got = seen.get(signal)
-        what = f"still {got}" if got is not None else f"no {message.name} frame"
+            return Outcome(True, "done", said, {**expected, "confirmed_by": message.name})
+        got = ", ".join(f"{k} is {v}" for k, v in seen.items()) or f"no {message.name} frame"
         return Outcome(
             False,
             "not-confirmed",
-            f"the car did not confirm {action}: {signal} {what} after {RESULT_DEADLINE_S:g} s",
-            {signal: None if got is None else str(got)},
+            f"the car did not confirm {action} within {RESULT_DEADLINE_S:g} s: {got}",
+            {k: seen.get(k) for k in expected},
         )
 
 
