@@ -151,3 +151,13 @@ def test_fleet_dock_to_live_frames_with_the_link_in_the_status_bar(qtbot, car, w
         lambda: window.cloud.link_label.text().startswith("cloud link connected"), timeout=WAIT_MS
     )
     qtbot.waitUntil(lambda: "1 online" in panel.status_label.text(), timeout=WAIT_MS)
+
+
+def test_fleet_without_a_profile_says_how_to_get_one(qtbot, window, tmp_path):
+    window.cloud.set_profile_path(tmp_path / "nowhere.json")
+    window.cloud.show_fleet()
+    assert window.cloud.fleet_dock.isVisible()
+    text = window.cloud.fleet_panel.status_label.text()
+    assert text.startswith(f"{tmp_path / 'nowhere.json'}: no such cloud profile")
+    assert "Choose cloud profile" in text and "workshop cloud broker --dir" in text
+    assert window.cloud.fleet_panel.watcher is None
