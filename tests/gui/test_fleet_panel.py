@@ -123,3 +123,23 @@ def test_a_profile_whose_files_are_missing_says_so_in_the_panel(qtbot, fleet, tm
     assert widget.watcher is None
     assert widget.status_label.text().startswith("Cloud: ")
     assert "gone.key" in widget.status_label.text() and "\n" not in widget.status_label.text()
+
+
+def test_a_car_gone_quiet_turns_to_not_heard_from_without_any_message(qtbot, fleet):
+    now = [1_000_000.0]
+    widget = FleetPanel()
+    qtbot.addWidget(widget)
+    widget.set_watcher(FleetWatcher(fleet.garage, clock=lambda: now[0]))
+    try:
+        qtbot.waitUntil(lambda: widget.watcher is not None and widget.watcher.connected, timeout=WAIT_MS)
+        car = fleet.connect(VIN1)
+        publish(car, VIN1, topics.HEALTH, health(VIN1, now[0], battery_v=12.6))  # interval 60 s
+        qtbot.waitUntil(lambda: _cell(widget, 0, COL_STATE) == "online", timeout=WAIT_MS)
+        now[0] += 3 * 60 + 1  # three health intervals of silence: only the panel's timer can notice
+        qtbot.waitUntil(
+            lambda: str(_cell(widget, 0, COL_STATE)).startswith("not heard from since"), timeout=WAIT_MS
+        )
+        assert widget.model.rows[0].reasons == (widget.model.rows[0].state_text,)
+        assert "0 online" in widget.status_label.text()
+    finally:
+        widget.stop()
