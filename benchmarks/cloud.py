@@ -221,9 +221,10 @@ def streaming(conn: Connection, shop: Workshop, seconds: float) -> None:
     print(f"streaming, {elapsed:.0f} s of a saturated 500 kbit/s bus through mosquitto (TLS, 127.0.0.1):")
     print(f"  bus rate                 {offered / elapsed:>10,.0f} frames/s")
     print(
-        f"  frames captured by agent {after['pushed']:>10,}  (sent {after['sent']:,}, {after['buffered']:,} waiting)"
+        f"  frames captured by agent {after['pushed']:>10,}  (at the window's end: sent {after['sent']:,}, "
+        f"{after['buffered']:,} waiting)"
     )
-    print(f"  frames at the workshop   {shop.frames:>10,}")
+    print(f"  frames at the workshop   {shop.frames:>10,}  (the tail included)")
     print(f"  lost (gaps) / dropped    {shop.tracker.lost:>10,} / {after['dropped']:,} (target 0)")
     print(
         f"  latency car → workshop   p50 {pct(lat_ms, 0.5):.1f} ms, p99 {pct(lat_ms, 0.99):.1f} ms, "
