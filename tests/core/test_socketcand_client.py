@@ -228,3 +228,13 @@ def test_shutdown_stops_the_receive_thread_and_recv_returns_none(connect):
     assert not thread.is_alive()
     assert client.recv(0.01) is None
     client.send(can.Message(arbitration_id=1, is_extended_id=False))  # dropped quietly, as documented
+
+
+def test_python_can_filters_still_apply(server, connect, car):
+    client = connect(can_filters=[{"can_id": 0x100, "can_mask": 0x7FF, "extended": False}])
+    wait_for(lambda: server.client_stats()[0].mode == "raw", 5, "raw mode")
+    for can_id in (0x0FF, 0x100, 0x101, 0x100):
+        car.send(can.Message(arbitration_id=can_id, is_extended_id=False, data=b"\x01"))
+    wait_for(lambda: client.stats.frames_received == 4, 5, "all four parsed")
+    assert [m.arbitration_id for m in recv_n(client, 2)] == [0x100, 0x100]
+    assert client.recv(0.1) is None
