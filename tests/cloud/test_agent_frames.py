@@ -56,6 +56,7 @@ def test_frames_arrive_decoded_in_order_with_none_lost(cloud) -> None:  # type: 
         assert obs.wait(lambda: len(obs.frames) >= 3000), "frames did not arrive"
     n = _check_against_bus(obs, agent, spy)
     assert n >= 3000
+    assert any(f.is_fd and len(f.data) == 32 for f in obs.ordered_frames())  # ESC_DYNAMICS_FD, CAN FD
     assert obs.tracker.lost == 0 and obs.tracker.dropped_by_agent == 0 and agent.pump.dropped == 0
     # Batches stay within the managed-broker limits: ~7 KB, and ≤ 17 bytes per classic frame.
     assert agent.pump.bytes_sent / agent.pump.batches <= 8 * 1024

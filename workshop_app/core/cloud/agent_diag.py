@@ -83,6 +83,10 @@ class UdsRelay:
         self._bus: can.BusABC | None = None
         self.problems: list[str] = []
 
+    def _problem(self, text: str) -> None:
+        self.problems.append(text)
+        del self.problems[:-50]  # the latest few say enough; an agent runs for months
+
     def close(self) -> None:
         for stack in self._stacks.values():
             stack.stop()
@@ -105,7 +109,7 @@ class UdsRelay:
                 bus,
                 notifier,
                 address=isotp.Address(mode, txid=route.tx, rxid=route.rx),
-                error_handler=lambda e: self.problems.append(f"ISO-TP 0x{route.tx:X}: {e}"),
+                error_handler=lambda e: self._problem(f"ISO-TP 0x{route.tx:X}: {e}"),
                 params=isotp_params(route.fd),
             )
             stack.start()
