@@ -23,6 +23,7 @@ from workshop_app.commands.common import LinkStateWatcher
 from workshop_app.core.cloud.agent import CloudAgent
 from workshop_app.core.cloud.canbus import CloudBus
 from workshop_app.core.history.audit import AuditTrail
+from workshop_app.core.history.location import workshop_home
 from workshop_app.core.sources.factory import SourceSpec, make_source
 from workshop_app.core.update.campaign import UpdateCampaign
 from workshop_app.core.update.repository import PackageRepository
@@ -234,3 +235,19 @@ def test_capture_commands_say_when_the_cloud_link_goes_and_comes_back(
         source.stop()
     assert lines[0].startswith(f"cloud vehicle {VIN}: link reconnecting: "), lines
     assert "Traceback" not in "".join(lines)
+
+
+def test_update_install_over_the_cloud_reads_and_verifies_then_points_to_the_signed_flash(
+    cloud: CloudTrial, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = tmp_path / "workshop.db"
+    link = ["-i", "workshop-cloud", "--channel", VIN, "--cloud-profile", str(cloud.profile_paths["garage-1"])]
+    with flashable_car(cloud, tmp_path) as (_car, url, repo):
+        trusting(repo, workshop_home() / "update")  # the workshop trusts the maker's roots
+        assert main(["update", "install", url, "--yes", *link, "--history", str(history)]) == 2
+    out, err = capsys.readouterr()
+    assert "ECM: SW 0412 -> SW 0500" in out  # the car was read and the package verified for it
+    assert "[cloud_link] programming over the cloud link is the car's own job" in err
+    assert f"workshop cloud flash {VIN} --package-url URL" in err and "Traceback" not in err
+    with AuditTrail(history) as trail:
+        assert [r.entry.result for r in trail.rows(VIN)] == ["refused"]

@@ -421,9 +421,15 @@ class UpdateCampaign:
         ):
             first_new = len(audit.rows())
             journal.record_interrupted(audit)  # a killed attempt is audited before it is resumed
-            if not plan.ok:
+            over_cloud = callable(getattr(self.bus, "uds_connection", None))
+            if not plan.ok or over_cloud:
                 outcome.result = "refused"
                 outcome.error = "; ".join(f"[{r.code}] {r}" for r in plan.refusals)
+                if plan.ok:  # the cloud link: the car flashes only what it verifies itself
+                    outcome.error = (
+                        "[cloud_link] programming over the cloud link is the car's own job: send it "
+                        f"the signed command (workshop cloud flash {plan.reading.vin} --package-url URL)"
+                    )
                 audit.append(
                     AuditEntry(
                         ecu=",".join(sorted(plan.reading.facts().ecus)) or "-",
