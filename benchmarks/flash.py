@@ -58,7 +58,7 @@ from workshop_app.core.update.journal import FlashJournal  # noqa: E402
 
 SPEC = demo_vehicle_spec()
 ECM = SPEC.ecu("ECM")
-BLOCK_DATA = 4093  # bytes per TransferData: a 4095-byte ISO-TP message minus SID and counter
+CLASSIC_MESSAGE = 4095  # the default TransferData message: the longest without an escaped first frame
 # Bus time a sender may queue before it sleeps: ~1,100 classic frames, what a flashing setup's
 # transmit queue holds (SocketCAN with txqueuelen 1000, a USB adapter's driver queue), so a whole
 # 4 KiB block is handed over at once as real testers do with BS=0, STmin=0.
@@ -161,8 +161,10 @@ def image(size: int) -> FlashImage:
     return FlashImage("ECM", "bench.bin", "0" * 64, (Segment(start, data),), "SW 0900", 9)
 
 
-def floor_seconds(img: FlashImage, bitrate: int, data_bitrate: int | None, fd: bool) -> float:
-    """Bus time of the frames of every TransferData exchange, back to back."""
+def floor_seconds(
+    img: FlashImage, bitrate: int, data_bitrate: int | None, fd: bool, message: int = CLASSIC_MESSAGE
+) -> float:
+    """Bus time of the frames of every TransferData exchange (``message`` bytes long), back to back."""
     payload = 64 if fd else 8
     ecu_tx, tester_tx = ECM.response_id, ECM.request_id
 
@@ -177,12 +179,17 @@ def floor_seconds(img: FlashImage, bitrate: int, data_bitrate: int | None, fd: b
 
     total = 0.0
     data = img.segments[0].data
-    for n, offset in enumerate(range(0, len(data), BLOCK_DATA)):
-        message = bytes((0x36, (n + 1) & 0xFF)) + data[offset : offset + BLOCK_DATA]
-        first = payload - 2  # first frame: 2 bytes of header (12-bit length)
-        total += frame(tester_tx, bytes((0x10 | len(message) >> 8, len(message) & 0xFF)) + message[:first])
-        for cf, pos in enumerate(range(first, len(message), payload - 1)):
-            total += frame(tester_tx, bytes((0x20 | (cf + 1) & 0x0F,)) + message[pos : pos + payload - 1])
+    block = message - 2
+    for n, offset in enumerate(range(0, len(data), block)):
+        request = bytes((0x36, (n + 1) & 0xFF)) + data[offset : offset + block]
+        if len(request) <= 0xFFF:  # first frame: 12-bit length in 2 bytes of header
+            head = bytes((0x10 | len(request) >> 8, len(request) & 0xFF))
+        else:  # ISO 15765-2:2016 escape: 0x10 0x00, then a 32-bit length
+            head = b"\x10\x00" + len(request).to_bytes(4, "big")
+        first = payload - len(head)
+        total += frame(tester_tx, head + request[:first])
+        for cf, pos in enumerate(range(first, len(request), payload - 1)):
+            total += frame(tester_tx, bytes((0x20 | (cf + 1) & 0x0F,)) + request[pos : pos + payload - 1])
         total += frame(ecu_tx, b"\x30\x00\x00")  # flow control: BS 0, STmin 0
         total += frame(ecu_tx, bytes((0x02, 0x76, (n + 1) & 0xFF)))  # positive answer
     return total
@@ -191,7 +198,7 @@ def floor_seconds(img: FlashImage, bitrate: int, data_bitrate: int | None, fd: b
 class Car:
     """The demo car's ECUs on ``bus_factory()`` connections; the car's own model on a side channel."""
 
-    def __init__(self, bus_factory: Any, flash_dir: Path) -> None:
+    def __init__(self, bus_factory: Any, flash_dir: Path, message: int = CLASSIC_MESSAGE) -> None:
         self.side = can.Bus(interface="virtual", channel=f"bench-car-{uuid.uuid4().hex[:8]}")
         self.vehicle = DemoVehicle(self.side, time_scale=1e-6)  # engine off, standing still
         self.ecu_bus = bus_factory()
@@ -199,6 +206,8 @@ class Car:
         timing = self.net.ecu("ECM").bootloader.timing  # type: ignore[union-attr]
         timing.erase_seconds = 0.0
         timing.write_bytes_per_s = 0.0
+        if message > CLASSIC_MESSAGE:  # an ECU that takes long TransferData messages offers them
+            timing.max_block_length = message
         self.tester = bus_factory()
         self.notifier = can.Notifier(self.tester, [], timeout=0.05)
 
@@ -216,7 +225,7 @@ class Car:
 
 
 def run_flash_job(
-    bus_factory: Any, img: FlashImage, work: Path, *, fd: bool = False
+    bus_factory: Any, img: FlashImage, work: Path, *, fd: bool = False, message: int = CLASSIC_MESSAGE
 ) -> tuple[float, float, tuple[float, float]]:
     """(whole job seconds, download seconds: from the erase request to the last block's answer,
     that window in perf_counter time)."""
@@ -231,7 +240,7 @@ def run_flash_job(
 
     db = work / f"history-{uuid.uuid4().hex[:6]}.db"
     flash_dir = work / f"flash-{uuid.uuid4().hex[:6]}"
-    with Car(bus_factory, flash_dir) as car, FlashJournal(db) as journal, AuditTrail(db) as audit:
+    with Car(bus_factory, flash_dir, message) as car, FlashJournal(db) as journal, AuditTrail(db) as audit:
         job = FlashJob(
             car.tester,
             car.notifier,
@@ -239,7 +248,7 @@ def run_flash_job(
             img,
             journal=journal,
             audit=audit,
-            options=FlashOptions(vin=SPEC.vin, fd=fd),
+            options=FlashOptions(vin=SPEC.vin, fd=fd, max_message=message),
         )
         t0 = time.perf_counter()
         result = job.run(progress, threading.Event())
@@ -304,11 +313,13 @@ def gaps_text(timeline: Timeline, start: float, end: float) -> str:
     return f"bus idle {sum(g[1] for g in gaps):.2f} s in {len(gaps)} gaps: after {where}"
 
 
-def paced_row(label: str, img: FlashImage, work: Path, data_bitrate: int | None, notes_floor: float) -> None:
+def paced_row(
+    label: str, img: FlashImage, work: Path, data_bitrate: int | None, notes_floor: float, message: int
+) -> None:
     fd = data_bitrate is not None
     factory, timeline = paced(500_000, data_bitrate)
-    whole, download, window = run_flash_job(factory, img, work, fd=fd)
-    floor = floor_seconds(img, 500_000, data_bitrate, fd=fd)
+    whole, download, window = run_flash_job(factory, img, work, fd=fd, message=message)
+    floor = floor_seconds(img, 500_000, data_bitrate, fd=fd, message=message)
     scale = (1024 * 1024) / img.size
     print(
         f"{label}, flash job: download {download:.2f} s (whole job {whole:.2f} s), floor {floor:.2f} s "
@@ -325,6 +336,12 @@ def main() -> None:
         "--size-kib", type=positive_int, default=1024, help="image size (default 1024 = 1 MiB)"
     )
     parser.add_argument("--runs", type=positive_int, default=1, help="paced runs per bus (default 1)")
+    parser.add_argument(
+        "--message",
+        type=positive_int,
+        default=CLASSIC_MESSAGE,
+        help="TransferData message length the simulated ECM offers and the job uses, 4095 (default) .. 65535",
+    )
     parser.add_argument("--skip-classic", action="store_true")
     parser.add_argument("--skip-fd", action="store_true")
     parser.add_argument("--skip-unpaced", action="store_true")
@@ -332,18 +349,25 @@ def main() -> None:
     size = args.size_kib * 1024
     if size > FLASH_LAYOUTS["ECM"].size:
         raise SystemExit(f"--size-kib: 1 .. {FLASH_LAYOUTS['ECM'].size // 1024}")
+    if not 3 <= args.message <= 0xFFFF:
+        raise SystemExit("--message: 3 .. 65535 (the simulated ECM's ISO-TP takes up to 65535 bytes)")
     img = image(size)
-    print(f"image: {size:,} bytes to the simulated ECM; erase set to 0 s; 4093-byte TransferData blocks")
+    print(
+        f"image: {size:,} bytes to the simulated ECM; erase set to 0 s; "
+        f"{args.message - 2}-byte TransferData blocks"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-flash-") as tmp:
         work = Path(tmp)
         for _ in range(args.runs if not args.skip_classic else 0):
-            paced_row("classic 500 kbit/s", img, work, None, 34.4)
+            paced_row("classic 500 kbit/s", img, work, None, 34.4, args.message)
         for _ in range(args.runs if not args.skip_fd else 0):
-            paced_row("CAN FD 500k/2M", img, work, 2_000_000, 5.85)
+            paced_row("CAN FD 500k/2M", img, work, 2_000_000, 5.85, args.message)
         if not args.skip_unpaced:
             raw = f"bench-raw-{uuid.uuid4().hex[:8]}"
             cpu = time.process_time()
-            whole, download, _ = run_flash_job(lambda: can.Bus(interface="virtual", channel=raw), img, work)
+            whole, download, _ = run_flash_job(
+                lambda: can.Bus(interface="virtual", channel=raw), img, work, message=args.message
+            )
             cpu = time.process_time() - cpu  # the whole process: tester, simulated car and bus
             bare = run_sequence(lambda: can.Bus(interface="virtual", channel=raw), img, work, fd=False)
             print(

@@ -148,6 +148,19 @@ def test_64k_image_flashes_with_counter_wrap_and_is_audited(rig):
     )
 
 
+@pytest.mark.parametrize("rig", [Faults(max_block_length=0x4002)], indirect=True)
+@pytest.mark.parametrize(("max_message", "blocks"), [(None, 17), (0x4002, 4), (0x8000, 4)])
+def test_blocks_as_long_as_the_ecu_offers_when_allowed(rig, max_message, blocks):
+    # The ECU takes 16 KiB TransferData messages: by default the job stays at 4095-byte
+    # messages (every ISO-TP takes them); allowed longer ones, it uses what the ECU offers.
+    tester, ecu, journal, audit = rig
+    image = image_of(64 * 1024)
+    options = {} if max_message is None else {"max_message": max_message}
+    result = job(tester, image, journal, audit, options=options).run(None, threading.Event())
+    assert result.ok, result.error
+    assert ecu.blocks == blocks and ecu.crc() == image.crc32()
+
+
 @pytest.mark.parametrize("rig", [Faults(battery_mv=11400)], indirect=True)
 def test_low_battery_refused_before_any_download_request(rig):
     tester, _ecu, journal, audit = rig

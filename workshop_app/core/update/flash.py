@@ -39,7 +39,6 @@ from workshop_app.core.update.flash_types import (
     DID_ENGINE_SPEED,
     DID_VEHICLE_SPEED,
     DID_VIN,
-    ISOTP_CLASSIC_MAX,
     NOT_NOW,
     NOT_THERE,
     BytesCodec,
@@ -206,6 +205,14 @@ class FlashJob:
         )
 
     def _flash(self, client: EcuClient, result: FlashResult, cancel: threading.Event) -> None:
+        if callable(getattr(self.bus, "uds_connection", None)):
+            # The cloud link carries no raw frames, and its agent refuses programming services:
+            # a car flashes from the cloud only a package it verifies itself.
+            raise FlashError(
+                f"{self.image.ecu}: programming over the cloud link is the car's own job: send it the "
+                "signed command (workshop cloud flash VIN --package-url URL)",
+                refused=True,
+            )
         resume = self.resume_from
         if not self.options.vin:  # journal and audit rows name the car: ask it when not told
             self.options.vin = resume.vin if resume else self._read_text(client, DID_VIN)
@@ -418,7 +425,7 @@ class FlashJob:
                 client, index, start, resuming=index == first and start > 0
             )
             max_length = int(response.service_data.max_length)
-            block = min(max_length, ISOTP_CLASSIC_MAX) - 2  # minus SID and block counter
+            block = min(max_length, self.options.max_message) - 2  # minus SID and block counter
             if block <= 0:
                 raise FlashError(
                     f"{self.image.ecu}: the ECU allows blocks of {max_length} bytes: nothing fits"

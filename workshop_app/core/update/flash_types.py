@@ -59,6 +59,10 @@ class FlashOptions:
     image_address: int | None = None  # load address of a raw binary image (journalled with the path)
     p2_timeout_s: float = 1.0
     fd: bool = False  # ISO-TP over CAN FD frames (64-byte frames: a 1 MiB download ~6x faster)
+    # Longest TransferData message sent (SID and counter included), within what the ECU offers.
+    # 4095 fits every ISO-TP; raise it for ECUs that take ISO 15765-2:2016 long messages: fewer
+    # blocks, fewer turnarounds (what keeps a CAN FD flash off its bus-time floor).
+    max_message: int = ISOTP_CLASSIC_MAX
 
 
 @dataclass
