@@ -122,3 +122,13 @@ def test_agent_told_of_a_broker_it_cannot_trust_says_why_and_keeps_the_bus(cloud
     finally:
         agent.stop()
     assert f"its certificate is not trusted by {other_ca}" in lines[0] and lines[0].endswith("; retrying")
+
+
+def test_agent_with_a_missing_ecu_description_says_so_before_starting(cloud, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    profile = str(cloud.profile_paths[VIN])
+    assert main(["cloud", "agent", "--profile", profile, "--spec", str(tmp_path / "car.json")]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == f"workshop cloud: error: {tmp_path / 'car.json'}: cannot read (No such file or directory)"
+    )

@@ -55,6 +55,18 @@ def add_arguments(csub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         "--history", type=Path, metavar="FILE", help="the agent's history database (its flash audit trail)"
     )
     p.add_argument(
+        "--spec",
+        type=Path,
+        metavar="FILE",
+        help="ECU description file: the ECUs the health scan and a remote flash address (default: the demo vehicle's)",
+    )
+    p.add_argument(
+        "--dbc",
+        type=Path,
+        metavar="FILE",
+        help="database defining BODY_COMMAND and the status frames remote functions read (default: the demo vehicle's)",
+    )
+    p.add_argument(
         "--duration",
         type=values.seconds,
         metavar="S",
@@ -95,6 +107,7 @@ def _say(line: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from workshop_app.core.cloud.agent import CloudAgent
     from workshop_app.core.cloud.profile import CloudProfile
+    from workshop_app.core.diag.ecu_spec import load_vehicle_spec
     from workshop_app.core.stop_signals import graceful_stop, received, signal_name
 
     profile = CloudProfile.load(args.profile)
@@ -106,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         allow_remote_flash=args.allow_remote_flash,
         trust_dir=args.trust_dir,
         history=args.history,
+        dbc_path=args.dbc,
+        vehicle_spec=load_vehicle_spec(args.spec) if args.spec else None,
         on_event=_say,
     )
     agent.start()

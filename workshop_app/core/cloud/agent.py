@@ -140,6 +140,7 @@ class CloudAgent:
             trust_dir=trust_dir,
             history=self.history,
             link=self._link,
+            spec=self.vehicle_spec,
         )
         self._topic_req = topics.vehicle_topic(self.vin, topics.REQUEST)
         self._topic_frames = topics.vehicle_topic(self.vin, topics.FRAMES)

@@ -23,6 +23,7 @@ import can
 import cantools
 
 from workshop_app.core.cloud.agent_frames import StatusWatch
+from workshop_app.core.diag.ecu_spec import VehicleSpec
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.history.audit import AuditEntry, AuditTrail
 from workshop_app.core.types import Frame
@@ -138,8 +139,10 @@ class RemoteFlash:
         trust_dir: Path | None,
         history: Path,
         link: Callable[[], tuple[can.BusABC | None, can.Notifier | None]],
+        spec: VehicleSpec | None = None,
     ) -> None:
         self.vin = vin
+        self.spec = spec
         self.enabled = enabled
         self.trust_dir = trust_dir
         self.history = history
@@ -165,6 +168,7 @@ class RemoteFlash:
             bus,
             notifier,
             url,
+            spec=self.spec,
             store=TrustStore(self.trust_dir) if self.trust_dir else TrustStore(),
             history=self.history,
         )
