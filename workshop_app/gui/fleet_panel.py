@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -59,6 +59,24 @@ def row_colour(status: VehicleStatus) -> str:
     if not status.online:
         return _GREY
     return _AMBER if status.frames_dropped else _GREEN
+
+
+_DOTS: dict[str, QIcon] = {}
+
+
+def _dot(colour: str) -> QIcon:
+    icon = _DOTS.get(colour)
+    if icon is None:
+        pixmap = QPixmap(12, 12)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(colour))
+        painter.drawEllipse(1, 1, 10, 10)
+        painter.end()
+        icon = _DOTS[colour] = QIcon(pixmap)
+    return icon
 
 
 def state_colour(status: VehicleStatus) -> str:
@@ -127,8 +145,8 @@ class FleetModel(QAbstractTableModel):
             codes = f"\nFault codes: {', '.join(status.dtcs)}" if status.dtcs else ""
             software = f"\nSoftware: {status.software_text()}" if status.software else ""
             return f"{status.vin} — {status.state_text}\n{reasons}{codes}{software}{stored}"
-        if role == Qt.ItemDataRole.ForegroundRole and col == COL_MARK:
-            return QBrush(QColor(row_colour(status)))
+        if role == Qt.ItemDataRole.DecorationRole and col == COL_MARK:
+            return _dot(row_colour(status))  # an icon: it keeps its colour on a selected row
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_STATE:
             return QBrush(QColor(state_colour(status)))
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_DTCS, COL_BATTERY, COL_ODO):
@@ -137,7 +155,7 @@ class FleetModel(QAbstractTableModel):
 
     def _text(self, s: VehicleStatus, col: int) -> str:
         if col == COL_MARK:
-            return "●"
+            return ""
         if col == COL_VIN:
             return s.vin
         if col == COL_STATE:
