@@ -251,3 +251,29 @@ def test_update_install_over_the_cloud_reads_and_verifies_then_points_to_the_sig
     assert f"workshop cloud flash {VIN} --package-url URL" in err and "Traceback" not in err
     with AuditTrail(history) as trail:
         assert [r.entry.result for r in trail.rows(VIN)] == ["refused"]
+
+
+def test_update_flash_over_the_cloud_is_refused_before_anything_is_sent(
+    cloud: CloudTrial, agent: CloudAgent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "ecm.bin"
+    image.write_bytes(bytes(range(256)) * 8)
+    link = ["-i", "workshop-cloud", "--channel", VIN, "--cloud-profile", str(cloud.profile_paths["garage-1"])]
+    args = [
+        "update",
+        "flash",
+        "--image",
+        str(image),
+        "--ecu",
+        "ECM",
+        "--sw-version",
+        "SW 0500",
+        "--release",
+        "2",
+        "--address",
+        "0x8000",
+    ]
+    assert main([*args, *link, "--history", str(tmp_path / "h.db")]) != 0
+    out, err = capsys.readouterr()
+    assert "ECM: programming over the cloud link is the car's own job" in out + err
+    assert "Traceback" not in out + err
