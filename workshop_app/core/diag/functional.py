@@ -28,6 +28,10 @@ FUNCTIONAL_ID_29BIT = 0x18DB33F1
 SUPPRESS = 0x80  # suppressPosRspMsgIndicationBit of the sub-function byte
 KEEPALIVE_S = 2.0  # TesterPresent period (S3server is 5 s)
 SETTLE_S = 0.05  # after each request: P2server of an ECU acting on it (no answer to wait for)
+DEFAULT_SESSION, EXTENDED_SESSION = 0x01, 0x03
+DTC_SETTING_ON, DTC_SETTING_OFF = 0x01, 0x02  # ControlDTCSetting 0x85
+ENABLE_RX_AND_TX, DISABLE_RX_AND_TX = 0x00, 0x03  # CommunicationControl 0x28
+NORMAL_MESSAGES = 0x01  # CommunicationControl's communicationType
 
 
 def functional_frame(payload: bytes, *, extended: bool = False, fd: bool = False) -> can.Message:
@@ -65,6 +69,21 @@ class FunctionalTester:
         self.bus.send(functional_frame(payload, extended=self.extended, fd=self.fd))
         self.sent.append(bytes(payload))
         self._stop.wait(SETTLE_S)
+
+    def quiet_for_programming(self) -> None:
+        """Extended session, ControlDTCSetting off, CommunicationControl "disable rx and tx of
+        normal messages", then TesterPresent every 2 s: every ECU, no answers."""
+        self.request(bytes((0x10, SUPPRESS | EXTENDED_SESSION)))
+        self.request(bytes((0x85, SUPPRESS | DTC_SETTING_OFF)))
+        self.request(bytes((0x28, SUPPRESS | DISABLE_RX_AND_TX, NORMAL_MESSAGES)))
+        self.keep_alive()
+
+    def give_back(self) -> None:
+        """Stop TesterPresent; communication and DTC setting back on, default session: every ECU."""
+        self.close()
+        self.request(bytes((0x28, SUPPRESS | ENABLE_RX_AND_TX, NORMAL_MESSAGES)))
+        self.request(bytes((0x85, SUPPRESS | DTC_SETTING_ON)))
+        self.request(bytes((0x10, SUPPRESS | DEFAULT_SESSION)))
 
     def keep_alive(self) -> None:
         """Send TesterPresent (no answers) every 2 s from a thread of its own until :meth:`close`."""

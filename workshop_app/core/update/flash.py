@@ -31,7 +31,7 @@ import can
 from udsoncan.common.MemoryLocation import MemoryLocation
 
 from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
-from workshop_app.core.diag.functional import SUPPRESS, FunctionalTester
+from workshop_app.core.diag.functional import FunctionalTester
 from workshop_app.core.history.audit import AuditEntry, AuditTrail, audit_time
 from workshop_app.core.update import protocol as p
 from workshop_app.core.update.flash_types import (
@@ -339,25 +339,25 @@ class FlashJob:
         DTCs, no normal messages; TesterPresent keeps them there until :meth:`_give_back_the_car`."""
         self._phase("quiet the car")
         self._car_quiet = True
-        everyone = self._everyone
-        everyone.request(bytes((0x10, SUPPRESS | p.EXTENDED_SESSION)))
-        everyone.request(bytes((0x85, SUPPRESS | 0x02)))  # ControlDTCSetting off
-        everyone.request(bytes((0x28, SUPPRESS | 0x03, 0x01)))  # disable rx and tx, normal messages
-        everyone.keep_alive()
+        try:
+            self._everyone.quiet_for_programming()
+        except (can.CanError, OSError) as exc:  # e.g. a link that carries no raw frames
+            raise FlashError(
+                f"{self.image.ecu}: cannot send the functional requests that quiet the car before "
+                f"programming ({exc}); nothing was programmed"
+            ) from None
 
     def _give_back_the_car(self) -> None:
         """Communication and DTC setting back on, default session: every ECU, best effort."""
         if not self._car_quiet:
             return
         self._car_quiet = False
-        everyone = self._everyone
-        everyone.close()
         try:
-            everyone.request(bytes((0x28, SUPPRESS | 0x00, 0x01)))  # enable rx and tx
-            everyone.request(bytes((0x85, SUPPRESS | 0x01)))  # ControlDTCSetting on
-            everyone.request(bytes((0x10, SUPPRESS | p.DEFAULT_SESSION)))
-        except can.CanError as exc:  # S3 (5 s without TesterPresent) restores them anyway
-            everyone.problems.append(f"restoring the other ECUs failed ({exc}); they recover within 5 s")
+            self._everyone.give_back()
+        except (can.CanError, OSError) as exc:  # S3 (5 s without TesterPresent) restores them anyway
+            self._everyone.problems.append(
+                f"restoring the other ECUs failed ({exc}); they recover within 5 s"
+            )
 
     def _unlock(self, client: EcuClient) -> None:
         level = p.PROGRAMMING_SECURITY_LEVEL
