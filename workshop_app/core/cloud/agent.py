@@ -200,7 +200,7 @@ class CloudAgent:
         self.pump.stop(flush_s=1.0)
         client, self._client = self._client, None
         if client is not None:
-            if self._connected.is_set():
+            if self._mqtt_up.is_set():
                 info = client.publish(
                     self._topic_state, self._presence("offline", reason="stopped"), qos=1, retain=True
                 )
