@@ -22,6 +22,7 @@ from workshop_app.cli import main
 from workshop_app.commands.common import LinkStateWatcher
 from workshop_app.core.cloud.agent import CloudAgent
 from workshop_app.core.cloud.canbus import CloudBus
+from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
 from workshop_app.core.history.audit import AuditTrail
 from workshop_app.core.history.location import workshop_home
 from workshop_app.core.sources.factory import SourceSpec, make_source
@@ -277,3 +278,23 @@ def test_update_flash_over_the_cloud_is_refused_before_anything_is_sent(
     out, err = capsys.readouterr()
     assert "ECM: programming over the cloud link is the car's own job" in out + err
     assert "Traceback" not in out + err
+
+
+def test_an_ecu_that_never_answers_times_out_naming_the_car_and_the_ecu(
+    cloud: CloudTrial, agent: CloudAgent
+) -> None:
+    with can.Bus(interface="workshop-cloud", channel=VIN, profile=cloud.garage1) as bus:
+        notifier = can.Notifier(bus, [], timeout=0.05)
+        try:
+            with (
+                EcuClient(bus, notifier, EcuAddress(0x7E5, 0x7ED), name="ECU 0x7E5") as client,
+                pytest.raises(DiagError) as failed,
+            ):
+                client.tester_present()
+        finally:
+            notifier.stop()
+    assert failed.value.kind == "timeout"
+    assert str(failed.value).startswith(
+        f"ECU 0x7E5: tester present: no answer in time over the cloud link to {VIN} (127.0.0.1:"
+    )
+    assert str(failed.value).endswith("ECU 0x7E5/0x7ED")

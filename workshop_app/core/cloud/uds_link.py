@@ -58,7 +58,7 @@ class UdsLink(BaseConnection):
         return f"ECU 0x{self.route.tx:0{width}X}/0x{self.route.rx:0{width}X}"
 
     def describe(self) -> str:
-        return f"{self.link.vin} {self.ecu_text} over {self.link.describe()}"
+        return f"{self.link.describe()}, {self.ecu_text}"
 
     def open(self) -> UdsLink:
         self._open = True
