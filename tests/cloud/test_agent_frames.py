@@ -67,11 +67,14 @@ def test_frames_arrive_decoded_in_order_with_none_lost(cloud) -> None:  # type: 
 
 
 def test_broker_restart_loses_nothing_inside_the_buffer(cloud) -> None:  # type: ignore[no-untyped-def]
-    with streaming(cloud, buffer_frames=200_000, resume_delay=2.0) as (agent, obs, spy):
+    # The backlog is held until the test's workshop has subscribed again, then released: QoS 0
+    # frames published before it subscribes would reach nobody (the agent waits 2 s by default).
+    with streaming(cloud, buffer_frames=200_000, resume_delay=600) as (agent, obs, spy):
         assert obs.wait(lambda: len(obs.frames) >= 1000)
         cloud.broker.restart()
         assert wait_until(lambda: agent.connects >= 2), "the agent did not reconnect"
         assert obs.wait(lambda: obs.subscribed >= 2), "the observer did not reconnect"
+        agent.pump.link_up()
         before = agent.pump.sent
         # Frames flow again: the outage's backlog and what came after it.
         assert obs.wait(lambda: len(obs.frames) >= before + 2000)
@@ -80,7 +83,7 @@ def test_broker_restart_loses_nothing_inside_the_buffer(cloud) -> None:  # type:
 
 
 def test_an_outage_beyond_the_buffer_drops_the_oldest_and_says_how_many(cloud) -> None:  # type: ignore[no-untyped-def]
-    with streaming(cloud, buffer_frames=1000, resume_delay=0.5) as (agent, obs, _spy):
+    with streaming(cloud, buffer_frames=1000, resume_delay=600) as (agent, obs, _spy):
         assert obs.wait(lambda: len(obs.frames) >= 500)
         cloud.broker.stop()
         # ~4,400 frames/s against a 1,000-frame buffer: drops start within a second.
@@ -88,6 +91,7 @@ def test_an_outage_beyond_the_buffer_drops_the_oldest_and_says_how_many(cloud) -
         cloud.broker.start()
         assert wait_until(lambda: agent.connects >= 2)
         assert obs.wait(lambda: obs.subscribed >= 2)
+        agent.pump.link_up()  # release the backlog now that the workshop listens again
         assert obs.wait(lambda: obs.tracker.dropped_by_agent >= 2000), "the drop count did not arrive"
     assert obs.wait(lambda: len(obs.frames) >= agent.pump.sent)
     obs.ordered_frames()  # indices without holes: dropped frames never took an index

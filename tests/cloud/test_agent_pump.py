@@ -84,3 +84,15 @@ def test_a_quiet_bus_is_batched_by_time_and_a_full_buffer_drops_the_oldest() -> 
     delivered = [(f.arbitration_id, f.data, round(f.timestamp, 5)) for b in batches[2:] for f in b.frames]
     assert delivered == [(f.arbitration_id, f.data, round(f.timestamp, 5)) for f in frames[-1000:]]
     assert batches[2].first_index == 10 and batches[-1].dropped == 4000
+
+
+def test_after_a_reconnect_the_backlog_waits_for_the_workshops_to_subscribe_again() -> None:
+    ring, wire = FrameRing(), Wire()
+    pump = FramePump(ring, wire.publish, buffer_frames=10_000)
+    t = time.monotonic()  # the pump's clock; the test steps it by hand from here
+    pump.link_up(resume_after=2.0)
+    ring.push_many(_frames(3000))
+    _run(pump, wire, t, 1.9)
+    assert wire.sent == [] and pump.buffered == 3000
+    _run(pump, wire, t + 2.1, 0.5)
+    assert pump.sent == 3000 and pump.buffered == 0

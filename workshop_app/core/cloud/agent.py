@@ -279,9 +279,9 @@ class CloudAgent:
         self._mqtt_up.set()
         client.subscribe(self._topic_req, qos=1)
         client.publish(self._topic_state, self._presence("online"), qos=1, retain=True)
-        self.connects += 1
         # The first connection streams at once; after an outage the backlog waits for workshops.
-        self.pump.link_up(resume_after=self.resume_delay if self.connects > 1 else 0.0)
+        self.pump.link_up(resume_after=self.resume_delay if self.connects else 0.0)
+        self.connects += 1  # after link_up: a caller seeing the count sees the link up
         again = " again" if self.connects > 1 else ""
         self._event(f"connected{again} to {self.profile.host}:{self.profile.port} as {self.vin}")
 
