@@ -22,6 +22,7 @@ from workshop_app.cli import main
 from workshop_app.commands.common import LinkStateWatcher
 from workshop_app.core.cloud.agent import CloudAgent
 from workshop_app.core.cloud.canbus import CloudBus
+from workshop_app.core.cloud.errors import CloudError
 from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
 from workshop_app.core.history.audit import AuditTrail
 from workshop_app.core.history.location import workshop_home
@@ -298,3 +299,18 @@ def test_an_ecu_that_never_answers_times_out_naming_the_car_and_the_ecu(
         f"ECU 0x7E5: tester present: no answer in time over the cloud link to {VIN} (127.0.0.1:"
     )
     assert str(failed.value).endswith("ECU 0x7E5/0x7ED")
+
+
+def test_another_workshops_certificate_sees_nothing_of_the_car(cloud: CloudTrial, agent: CloudAgent) -> None:
+    with (
+        can.Bus(interface="workshop-cloud", channel=VIN, profile=cloud.garage2) as foreign,
+        can.Bus(interface="workshop-cloud", channel=VIN, profile=cloud.garage1) as granted,
+    ):
+        # Both subscribed before these frames: the broker delivers them to the granted one only.
+        got = 0
+        while got < 200 and granted.recv(5.0) is not None:
+            got += 1
+        assert got == 200
+        assert foreign.recv(0) is None and foreign.tracker.received == 0
+        with pytest.raises(CloudError, match=f"{VIN} does not answer through the cloud link"):
+            foreign.check_vehicle(timeout=1.0)
