@@ -125,7 +125,7 @@ def test_functional_frame_is_one_padded_single_frame():
 def test_body_ecu_stays_quiet_through_a_flash_longer_than_s3_and_comes_back(tmp_path):
     with car(tmp_path, "s3") as c:
         bcm = c.net.ecu("BCM").uds
-        assert c.watch.body_after(0.0, 2.0), "the BCM sends BODY_STATUS before the flash"
+        assert c.watch.body_after(0.0, 5.0), "the BCM sends BODY_STATUS before the flash"
         # An erase of 6 s (NRC 0x78 repeated): the BCM hears nothing but functional TesterPresent.
         c.net.ecu("ECM").bootloader.timing.erase_seconds = S3_SERVER_S + 1.0  # type: ignore[union-attr]
         marks: dict[str, float] = {}
@@ -140,13 +140,15 @@ def test_body_ecu_stays_quiet_through_a_flash_longer_than_s3_and_comes_back(tmp_
         result = flash(c, tmp_path, ecm_image(4 * BLOCK), progress)
         finished = time.time()
         assert result.ok, result.error
-        assert marks["download end"] - marks["erase"] > S3_SERVER_S
-        # From the erase to the last block (the quiet request was sent before), not one frame.
-        assert c.watch.body_between(marks["erase"], marks["download end"]) == []
+        # From just after the erase began (the quiet request went out before it; 0.5 s for a
+        # loaded machine to schedule the BCM) to the last block, longer than S3: not one frame.
+        quiet_from = marks["erase"] + 0.5
+        assert marks["download end"] - quiet_from > S3_SERVER_S
+        assert c.watch.body_between(quiet_from, marks["download end"]) == []
         assert during and all(d == (False, False, 0x03) for d in during)  # quiet, no DTCs, extended
         keepalives = [t for t, data in c.watch.functional if data == b"\x3e\x80"]
         assert len(keepalives) >= 2  # every 2 s: what kept the BCM in its session past S3
-        assert c.watch.body_after(finished, 2.0), "BODY_STATUS is back after the flash"
+        assert c.watch.body_after(finished, 5.0), "BODY_STATUS is back after the flash"
         assert (bcm.transmitting, bcm.dtc_setting_on, bcm.session) == (True, True, 0x01)
 
 
@@ -154,7 +156,7 @@ def test_body_ecu_stays_quiet_through_a_flash_longer_than_s3_and_comes_back(tmp_
 def test_body_ecu_comes_back_after_a_cancelled_or_failed_flash(tmp_path, ending):
     with car(tmp_path, ending) as c:
         bcm = c.net.ecu("BCM").uds
-        assert c.watch.body_after(0.0, 2.0)
+        assert c.watch.body_after(0.0, 5.0)
         c.net.ecu("ECM").bootloader.timing.erase_seconds = 0.3  # type: ignore[union-attr]
         cancel = threading.Event()
         quiet: list[bool] = []
@@ -171,7 +173,7 @@ def test_body_ecu_comes_back_after_a_cancelled_or_failed_flash(tmp_path, ending)
         finished = time.time()
         assert result.result == ending, result.error
         assert quiet and all(quiet)
-        assert c.watch.body_after(finished, 2.0), f"BODY_STATUS is back after the {ending} flash"
+        assert c.watch.body_after(finished, 5.0), f"BODY_STATUS is back after the {ending} flash"
         assert (bcm.transmitting, bcm.dtc_setting_on, bcm.session) == (True, True, 0x01)
         restored = [data for _, data in c.watch.functional][-3:]
         assert restored == [b"\x28\x80\x01", b"\x85\x81", b"\x10\x81"]
