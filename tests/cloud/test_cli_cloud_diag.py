@@ -314,3 +314,14 @@ def test_another_workshops_certificate_sees_nothing_of_the_car(cloud: CloudTrial
         assert foreign.recv(0) is None and foreign.tracker.received == 0
         with pytest.raises(CloudError, match=f"{VIN} does not answer through the cloud link"):
             foreign.check_vehicle(timeout=1.0)
+
+
+def test_cli_cloud_connection_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere.json"
+    assert (
+        main(["dtc", "scan", "-i", "workshop-cloud", "--channel", VIN, "--cloud-profile", str(missing)]) == 1
+    )
+    err = capsys.readouterr().err
+    assert err == f"workshop dtc: error: cloud vehicle {VIN}: {missing}: no such cloud profile\n"
+    assert main(["record", "-i", "workshop-cloud", "--duration", "1", str(tmp_path / "x.asc")]) == 1
+    assert "the cloud link needs the vehicle's VIN as its channel (--channel VIN)" in capsys.readouterr().err

@@ -118,3 +118,8 @@ def test_cli_lock_prints_the_result_and_refusals_exit_1(
     assert f"{VIN}: unlock refused (" in err and "Traceback" not in err
     assert main(["cloud", "lights", VIN2, "LowBeam", *profile]) == 1
     assert f"no owner grant for {VIN2}" in capsys.readouterr().err
+
+
+def test_a_mistyped_vin_is_one_plain_error(cloud: CloudTrial) -> None:
+    with pytest.raises(CloudError, match="'WSADEM5T2T000042' is not a VIN"):
+        RemoteControl(cloud.garage1).command("WSADEM5T2T000042", "lock")

@@ -27,11 +27,16 @@ from workshop_app.core.cloud.link import CONNECT_TIMEOUT, PING_INTERVAL, Vehicle
 from workshop_app.core.cloud.messages import EcuRoute
 from workshop_app.core.cloud.profile import CloudProfile, default_workshop_profile
 from workshop_app.core.cloud.uds_link import REQUEST_TIMEOUT, UdsLink
+from workshop_app.core.errors import SourceError
 
 INTERFACE = "workshop-cloud"
 # About 25 s of a saturated 500 kbit/s bus: enough to ride out a slow reader, bounded memory.
 QUEUE_FRAMES = 100_000
 VEHICLE_TIMEOUT = 5.0  # for the agent's first pong before diagnostics
+
+
+class CloudOpenError(can.CanInitializationError, SourceError):
+    """The bus could not be opened; a SourceError too, so sources show the reason as it is."""
 
 
 class CloudBus(can.BusABC):
@@ -61,7 +66,7 @@ class CloudBus(can.BusABC):
         try:
             vin = topics.check_vin(str(channel or ""))
         except topics.TopicError as exc:
-            raise can.CanInitializationError(f"{INTERFACE}: channel must be the VIN: {exc}") from None
+            raise CloudOpenError(f"{INTERFACE}: channel must be the VIN: {exc}") from None
         try:
             loaded = (
                 profile if isinstance(profile, CloudProfile) else CloudProfile.load(_profile_path(profile))
@@ -79,7 +84,7 @@ class CloudBus(can.BusABC):
                 connect_timeout=connect_timeout,
             )
         except CloudError as exc:
-            raise can.CanInitializationError(str(exc)) from None
+            raise CloudOpenError(f"cloud vehicle {vin}: {exc}") from None
         self.vin = vin
         self.profile = loaded
         # Constructed last: a bus that failed to connect never counts as opened.

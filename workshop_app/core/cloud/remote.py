@@ -124,7 +124,10 @@ class RemoteControl:
     ) -> dict[str, Any]:
         """Send one signed command and return the car's final result (``ok``, ``code``, ``message``,
         ``data``). CloudError when it cannot be signed or sent, or no answer comes in time."""
-        topics.check_vin(vin)
+        try:
+            topics.check_vin(vin)
+        except topics.TopicError as exc:
+            raise CloudError(str(exc)) from None
         args = dict(args or {})
         t0 = time.monotonic()
         try:
