@@ -129,7 +129,9 @@ def test_64k_image_flashes_with_counter_wrap_and_is_audited(rig):
     assert (ecu.version, ecu.release, ecu.app_valid) == ("APP-0200", 7, 1)
     assert result.from_version == "OLD-0001" and result.to_version == "APP-0200"
     assert ("download", 64 * 1024, 64 * 1024) in phases
-    time.sleep(0.1)  # the spy's notifier hands over the last frames
+    deadline = time.monotonic() + 5  # until the spy's notifier has handed over the last request
+    while ("to all", b"\x10\x81") not in tester.requests() and time.monotonic() < deadline:
+        time.sleep(0.01)
     sids = [(to, data[0]) for to, data in tester.requests()]
     order = iter(sids)  # the ISO 14229 sequence, in this order (other requests between)
     ecm = [("to ECM", s) for s in (0x22, 0x10)]
