@@ -21,6 +21,15 @@ refusals. Targets: in phases 2 and 3 every client gets >= 95 % of the frames, an
 ``--server-rev REV`` runs the same phases against the server of an older git revision;
 ``--idle N`` adds N connected but silent clients to phases 2 and 3 (and N to the cap).
 The exit status is 0 when the targets are met.
+
+``--compare-clients`` measures the receiving side instead: our client (``workshop-socketcand``,
+``-i socketcand``) against python-can's ``socketcand`` client, each one per bus with a
+python-can Notifier into a counting listener (what capture does), on the same car process.
+Buses: 1 and 4 saturated 1 Mbit/s classic buses (demo car + filler), and 2 CAN FD 500k/2M
+buses (demo car + 64-byte FD filler with bit rate switching near the 2,920 frames/s a bus
+carries). Printed per client: frames/s received against the car's frames/s, CPU of the
+receiving process (% of one core, and per 10k frames/s), CAN FD frames received (ours) or
+skipped by the server because the client cannot read them (python-can's).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import argparse
 import contextlib
 import dataclasses
 import inspect
+import logging
 import math
 import multiprocessing
 import os
@@ -38,6 +48,7 @@ import selectors
 import socket
 import statistics
 import sys
+import threading
 import time
 from bisect import bisect_left
 from multiprocessing.connection import Connection
@@ -371,6 +382,208 @@ def report(name: str, r: Phase) -> None:
         )
 
 
+# -- receiving side: our client against python-can's --------------------------------------------
+
+CLIENTS = {"python-can": "socketcand", "ours": "workshop-socketcand"}
+FD_FILL_RATE = 2_800  # 64-byte BRS frames/s on a 500k/2M bus: just under its ~2,920
+
+
+class _CountingServer(SocketcandServer):
+    """The simulator's server, also counting the CAN FD frames the car put on the bus."""
+
+    fd_from_bus = 0
+
+    def _on_bus_message(self, msg: can.Message) -> None:
+        if msg.is_fd:
+            self.fd_from_bus += 1
+        super()._on_bus_message(msg)
+
+
+def _fd_filler(bus: can.BusABC, stop: threading.Event) -> None:
+    """64-byte FD frames with bit rate switching at FD_FILL_RATE, sent in 10 ms slices."""
+    sent, t0, n = 0, time.monotonic(), 0
+    while not stop.is_set():
+        due = int((time.monotonic() - t0) * FD_FILL_RATE)
+        while sent < due:
+            n = (n + 1) & 0xFF
+            bus.send(
+                can.Message(
+                    arbitration_id=0x5C0 + (n & 0x1F),
+                    is_extended_id=False,
+                    is_fd=True,
+                    bitrate_switch=True,
+                    data=bytes((n + i) & 0xFF for i in range(64)),
+                )
+            )
+            sent += 1
+        stop.wait(0.01)
+
+
+def rates_car_process(kinds: list[str], pipe: Connection) -> None:
+    """One demo car and socketcand server per bus; kind "1M" (saturated classic) or "FD"."""
+    servers: list[_CountingServer] = []
+    vehicles, handles, fillers = [], [], []
+    stop = threading.Event()
+    for i, kind in enumerate(kinds):
+        channel = f"bench-rates-{os.getpid()}-{i}"
+        car_bus = can.Bus(interface="virtual", channel=channel)
+        server_bus = can.Bus(interface="virtual", channel=channel)
+        handles += [car_bus, server_bus]
+        if kind == "1M":
+            vehicles.append(DemoVehicle(car_bus, pace_bitrate=1_000_000, extra_load=1.0, seed=i))
+        else:
+            vehicles.append(DemoVehicle(car_bus, pace_bitrate=500_000, data_bitrate=2_000_000, seed=i))
+            fill_bus = can.Bus(interface="virtual", channel=channel)
+            handles.append(fill_bus)
+            fillers.append(threading.Thread(target=_fd_filler, args=(fill_bus, stop), daemon=True))
+        server = _CountingServer(server_bus, port=0)
+        server.start()
+        servers.append(server)
+    for v in vehicles:
+        v.start()
+    for f in fillers:
+        f.start()
+    pipe.send([s.address[1] for s in servers])
+
+    def halt() -> None:
+        stop.set()
+        for v in vehicles:
+            v.stop()
+        for f in fillers:
+            f.join(5)
+
+    try:
+        while (request := pipe.recv())[0] != "stop":
+            if request[0] == "halt":  # the cars fall silent, so every frame can be counted
+                halt()
+                pipe.send("halted")
+            elif request[0] == "counts":
+                pipe.send(
+                    {
+                        "from_bus": sum(s.stats.frames_from_bus for s in servers),
+                        "fd_from_bus": sum(s.fd_from_bus for s in servers),
+                        "clients": [dataclasses.asdict(c) for s in servers for c in s.client_stats()],
+                    }
+                )
+    finally:
+        halt()
+        for s in servers:
+            s.stop()
+        for b in handles:
+            b.shutdown()
+
+
+class _Count(can.Listener):
+    def __init__(self) -> None:
+        self.frames = 0
+        self.fd = 0
+
+    def on_message_received(self, msg: can.Message) -> None:
+        self.frames += 1
+        if msg.is_fd:
+            self.fd += 1
+
+
+def _raw_clients(car: Connection, count: int) -> dict[str, int]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        car.send(("counts",))
+        counts = car.recv()
+        if len(counts["clients"]) == count and all(c["mode"] == "raw" for c in counts["clients"]):
+            return counts
+        time.sleep(0.05)
+    raise RuntimeError(f"{count} clients did not reach raw mode")
+
+
+def measure_client(car: Connection, ports: list[int], interface: str, seconds: float) -> dict[str, float]:
+    buses = [can.Bus(interface=interface, host="127.0.0.1", port=port, channel="can0") for port in ports]
+    counters = [_Count() for _ in buses]
+    notifiers = [can.Notifier(b, [c], timeout=0.05) for b, c in zip(buses, counters, strict=True)]
+    try:
+        _raw_clients(car, len(buses))
+        time.sleep(1.0)  # past the start: queues settled
+        car.send(("counts",))
+        before = car.recv()
+        got0 = sum(c.frames for c in counters)
+        fd0 = sum(c.fd for c in counters)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        time.sleep(seconds)
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        got = sum(c.frames for c in counters) - got0
+        fd = sum(c.fd for c in counters) - fd0
+        car.send(("counts",))
+        after = car.recv()
+        # Loss on the client's side: the cars stop, then what the server wrote to these
+        # clients since they connected is compared with what their listeners got.
+        car.send(("halt",))
+        car.recv()
+        deadline = time.monotonic() + 10.0
+        while True:
+            car.send(("counts",))
+            clients = car.recv()["clients"]
+            written = sum(c["frames_sent"] for c in clients)
+            total = sum(c.frames for c in counters)
+            settled = all(c["frames_queued"] == 0 for c in clients) and total == written
+            if settled or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        for n in notifiers:
+            n.stop()
+        for b in buses:
+            b.shutdown()
+    skipped = sum(c["fd_skipped"] for c in after["clients"]) - sum(c["fd_skipped"] for c in before["clients"])
+    dropped = sum(c["frames_dropped"] for c in after["clients"]) - sum(
+        c["frames_dropped"] for c in before["clients"]
+    )
+    return {
+        "car_rate": (after["from_bus"] - before["from_bus"]) / wall,
+        "rate": got / wall,
+        "cpu": cpu / wall * 100,
+        "fd_sent": after["fd_from_bus"] - before["fd_from_bus"],
+        "fd_received": fd,
+        "fd_skipped": skipped,
+        "server_dropped": dropped,
+        "written": written,
+        "lost": written - total,
+    }
+
+
+def compare_clients(seconds: float) -> None:
+    logging.getLogger("can.interfaces.socketcand.socketcand").setLevel(
+        logging.CRITICAL
+    )  # as the workshop does
+    configs = {"1 bus 1 Mbit/s": ["1M"], "4 buses 1 Mbit/s": ["1M"] * 4, "2 CAN FD buses 500k/2M": ["FD"] * 2}
+    print(
+        f"socketcand clients, receiving side: {seconds:.0f} s windows, loopback, {os.cpu_count()} cores "
+        "(shared with other work: figures are noisy)"
+    )
+    for name, kinds in configs.items():
+        for label, interface in CLIENTS.items():
+            car, child = _MP.Pipe()  # a fresh car per client: each run ends by halting it
+            proc = _MP.Process(target=rates_car_process, args=(kinds, child), daemon=True)
+            proc.start()
+            ports = car.recv()
+            try:
+                time.sleep(1.0)
+                r = measure_client(car, ports, interface, seconds)
+            finally:
+                car.send(("stop",))
+                proc.join(20)
+            per_10k = r["cpu"] / (r["rate"] / 10_000) if r["rate"] else math.inf
+            fd = (
+                f"FD frames: car {r['fd_sent']:,}, received {r['fd_received']:,}, "
+                f"skipped for this client {r['fd_skipped']:,}"
+            )
+            print(
+                f"{name:<24} {label:<10} received {r['rate']:7,.0f} of {r['car_rate']:7,.0f} frames/s  "
+                f"CPU {r['cpu']:5.1f} % of a core = {per_10k:4.1f} % per 10k frames/s  "
+                f"server drops {r['server_dropped']:,}  lost in the client {r['lost']:,} of "
+                f"{r['written']:,} written to it  {fd}"
+            )
+            sys.stdout.flush()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0, help="length of each measuring window")
@@ -385,10 +598,18 @@ def main() -> int:
         default=0,
         help="also hold this many idle connections (greeted, silent) in phases 2 and 3; the cap grows by as many",
     )
+    ap.add_argument(
+        "--compare-clients",
+        action="store_true",
+        help="measure our socketcand client against python-can's instead (uses --seconds)",
+    )
     args = ap.parse_args()
     for key in [k for k in os.environ if k.startswith("CAN_")]:
         del os.environ[key]
     can.util.CONFIG_FILES = []
+    if args.compare_clients:
+        compare_clients(args.seconds)
+        return 0
 
     car, child = _MP.Pipe()
     car_proc = _MP.Process(

@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import selectors
+import queue
 import socket
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +58,7 @@ _RECV_SIZE = 256 * 1024
 # An element longer than this without its '>' is garbage (an fdframe with 64 bytes is ~170).
 _MAX_ELEMENT = 4096
 _JOIN_TIMEOUT = 5.0
+_CLOSED = object()
 
 
 class SocketcandConnectError(SourceError, can.CanInitializationError):
@@ -140,12 +140,16 @@ class SocketcandBus(can.BusABC):
         self._echoes = self._complaints = self._malformed = self._bytes = 0
         self.last_complaint: str | None = None
         # The hand-over: batches of parsed messages, and what recv() is popping from now.
-        self._cond = threading.Condition()
-        self._batches: deque[list[can.Message]] = deque()
-        self._queued = 0  # frames in _batches (not the current batch)
+        # Batches of parsed frames, then possibly one LinkBroken or _CLOSED. A SimpleQueue: its
+        # put and blocking get run in C, cheaper per hand-over than a Condition in Python.
+        self._inbox: queue.SimpleQueue[list[can.Message] | LinkBroken | object] = queue.SimpleQueue()
+        # Frames handed over / taken: each written by one thread only, so no lock is needed.
+        self._delivered = 0
+        self._taken = 0
         self._current: list[can.Message] = []
         self._pos = 0
-        self._failure: LinkBroken | None = None
+        self._failure: LinkBroken | None = None  # set by the rx thread when the link ends
+        self._raised: LinkBroken | None = None  # what recv() raises from now on
         self._closing = False
         self._send_lock = threading.Lock()
         self._buffer = b""  # bytes read during the handshake past its last answer
@@ -157,6 +161,10 @@ class SocketcandBus(can.BusABC):
             raise
         self._can_protocol = can.CanProtocol.CAN_FD if fd else can.CanProtocol.CAN_20
         self._last_rx = time.monotonic()
+        # The socket's timeout: how often the rx thread looks at the keep-alive, and how long a
+        # send may wait for room in the kernel's buffer.
+        self._tick = min(x for x in (self._keepalive, self._link_timeout, 0.5) if x > 0)
+        self._sock.settimeout(self._tick)
         self._rx_thread = threading.Thread(
             target=self._rx_loop, name=f"socketcand-rx {self.where}", daemon=True
         )
@@ -276,17 +284,14 @@ class SocketcandBus(can.BusABC):
         tail = self._buffer
         self._buffer = b""
         last_ping = 0.0
-        tick = min(x for x in (self._keepalive, self._link_timeout, 0.5) if x > 0)
-        selector = selectors.DefaultSelector()  # not select.select: it fails on descriptors >= 1024
         try:
-            selector.register(sock, selectors.EVENT_READ)
             if tail:
                 tail = self._take(tail)
             while not self._closing:
-                ready = selector.select(tick)
-                if self._closing:
-                    break
-                if not ready:
+                try:
+                    # A socket timeout instead of select(): the wait happens in C, one call per read.
+                    data = sock.recv(_RECV_SIZE)
+                except TimeoutError:
                     now = time.monotonic()
                     silent = now - self._last_rx
                     if self._link_timeout > 0 and silent >= self._link_timeout:
@@ -303,9 +308,9 @@ class SocketcandBus(can.BusABC):
                         last_ping = now
                         self._write(b"< echo >")
                     continue
-                data = sock.recv(_RECV_SIZE)
                 if not data:
-                    self._fail(f"the server closed the connection (socketcand {self.where})")
+                    if not self._closing:
+                        self._fail(f"the server closed the connection (socketcand {self.where})")
                     return
                 self._last_rx = time.monotonic()
                 self._bytes += len(data)
@@ -316,8 +321,6 @@ class SocketcandBus(can.BusABC):
         except Exception as exc:  # a bug must end in a plain error on recv(), not a silent thread
             log.exception("socketcand client %s: receive thread failed", self.where)
             self._fail(f"socketcand client {self.where} failed: {exc}")
-        finally:
-            selector.close()
 
     def _take(self, data: bytes) -> bytes:
         """Parse the complete elements of ``data``, queue their frames; return the unfinished rest."""
@@ -351,29 +354,26 @@ class SocketcandBus(can.BusABC):
         return data[cut:]
 
     def _deliver(self, messages: list[can.Message]) -> None:
-        with self._cond:
-            room = self._max_queue - self._queued
-            if len(messages) > room:
-                if not self._dropped:
-                    log.warning(
-                        "socketcand client %s: %d frames wait to be read; further frames are dropped (counted)",
-                        self.where,
-                        self._max_queue,
-                    )
-                self._dropped += len(messages) - max(room, 0)
-                messages = messages[: max(room, 0)]
-                if not messages:
-                    return
-            self._batches.append(messages)
-            self._queued += len(messages)
-            self._cond.notify()
+        room = self._max_queue - (self._delivered - self._taken)
+        if len(messages) > room:
+            if not self._dropped:
+                log.warning(
+                    "socketcand client %s: %d frames wait to be read; further frames are dropped (counted)",
+                    self.where,
+                    self._max_queue,
+                )
+            self._dropped += len(messages) - max(room, 0)
+            messages = messages[: max(room, 0)]
+            if not messages:
+                return
+        self._delivered += len(messages)
+        self._inbox.put(messages)
 
     def _fail(self, reason: str) -> None:
-        with self._cond:
-            if self._failure is None and not self._closing:
-                self._failure = LinkBroken(reason)
-                log.info("%s", reason)
-            self._cond.notify_all()
+        if self._failure is None and not self._closing:
+            self._failure = LinkBroken(reason)
+            log.info("%s", reason)
+            self._inbox.put(self._failure)  # after every batch: frames first, then the error
 
     def recv(self, timeout: float | None = None) -> can.Message | None:
         # Without filters, skip BusABC.recv's per-frame bookkeeping: at tens of thousands of
@@ -383,31 +383,33 @@ class SocketcandBus(can.BusABC):
         return super().recv(timeout)
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
-        # The current batch belongs to the one reader: no lock until it is used up.
+        # The current batch belongs to the one reader: no lock, no queue until it is used up.
         pos = self._pos
         current = self._current
         if pos < len(current):
             self._pos = pos + 1
             return current[pos], False
-        with self._cond:
-            if not self._batches:
-                if self._failure is not None:
-                    raise self._failure
-                if self._closing:
-                    return None, False
-                self._cond.wait(timeout)
-                if not self._batches:
-                    if self._failure is not None:
-                        raise self._failure
-                    return None, False
-            # Everything waiting at once: one lock per wake-up, not one per read of the socket.
-            batches = self._batches
-            current = batches.popleft() if len(batches) == 1 else [m for b in batches for m in b]
-            batches.clear()
-            self._queued = 0
-        self._current = current
+        if self._raised is not None:
+            raise self._raised
+        if self._closing:
+            return None, False
+        try:
+            if timeout is not None and timeout <= 0:
+                item = self._inbox.get_nowait()
+            else:
+                item = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None, False
+        if isinstance(item, LinkBroken):
+            self._raised = item
+            raise item
+        if not isinstance(item, list):  # _CLOSED: shut down while waiting
+            self._inbox.put(item)
+            return None, False
+        self._taken += len(item)
+        self._current = item
         self._pos = 1
-        return current[0], False
+        return item[0], False
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -436,14 +438,23 @@ class SocketcandBus(can.BusABC):
 
     def _write(self, data: bytes) -> None:
         with self._send_lock:
-            self._sock.sendall(data)
+            try:
+                self._sock.sendall(data)
+            except TimeoutError:
+                # The server took nothing for a whole tick: part of an element may be out, so
+                # the stream is spoilt. End the link; the source reconnects.
+                self._fail(
+                    f"the server did not take what we sent within {self._tick:g} s (socketcand {self.where})"
+                )
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                raise
 
     # -- state ----------------------------------------------------------------------------------
 
     @property
     def stats(self) -> SocketcandClientStats:
-        with self._cond:
-            queued = self._queued + max(0, len(self._current) - self._pos)
+        queued = self._delivered - self._taken + max(0, len(self._current) - self._pos)
         return SocketcandClientStats(
             frames_received=self._frames,
             fd_frames=self._fd_frames,
@@ -463,9 +474,8 @@ class SocketcandBus(can.BusABC):
         if self._is_shutdown:
             return
         super().shutdown()
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
+        self._closing = True
+        self._inbox.put(_CLOSED)  # a reader waiting in recv() returns None
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)  # wakes the rx thread's select at once
         if self._rx_thread.is_alive() and self._rx_thread is not threading.current_thread():
