@@ -24,6 +24,8 @@ from workshop_app.core.cloud.agent import CloudAgent
 from workshop_app.core.cloud.canbus import CloudBus
 from workshop_app.core.cloud.errors import CloudError
 from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
+from workshop_app.core.diag.ecu_spec import demo_vehicle_spec
+from workshop_app.core.diag.watch import DtcEvent, DtcWatcher
 from workshop_app.core.history.audit import AuditTrail
 from workshop_app.core.history.location import workshop_home
 from workshop_app.core.sources.factory import SourceSpec, make_source
@@ -325,3 +327,19 @@ def test_cli_cloud_connection_errors_are_one_line(tmp_path: Path, capsys: pytest
     assert err == f"workshop dtc: error: cloud vehicle {VIN}: {missing}: no such cloud profile\n"
     assert main(["record", "-i", "workshop-cloud", "--duration", "1", str(tmp_path / "x.asc")]) == 1
     assert "the cloud link needs the vehicle's VIN as its channel (--channel VIN)" in capsys.readouterr().err
+
+
+def test_watching_for_fault_codes_over_the_cloud(cloud: CloudTrial, agent: CloudAgent) -> None:
+    ecm = demo_vehicle_spec().ecu("ECM")
+    with can.Bus(interface="workshop-cloud", channel=VIN, profile=cloud.garage1) as bus:
+        notifier = can.Notifier(bus, [], timeout=0.05)
+        try:
+            watcher = DtcWatcher(bus, notifier, [ecm])
+            assert watcher.poll() == []  # the first poll learns what is stored
+            agent.source.vehicle.inject_fault("coolant_sensor_open")  # type: ignore[attr-defined]
+            events: list[DtcEvent] = []
+            assert wait_until(lambda: bool(events.extend(watcher.poll()) or events), 30), watcher.problems
+        finally:
+            notifier.stop()
+    assert [(e.ecu, e.dtc.sae, e.kind) for e in events] == [("ECM", "P0118", "appeared")]
+    assert watcher.problems == []
