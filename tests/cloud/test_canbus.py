@@ -159,6 +159,8 @@ def test_latency_is_measured_and_an_offline_vehicle_is_shown(cloud: CloudTrial) 
 def test_a_missing_profile_or_broker_is_one_plain_error(cloud: CloudTrial) -> None:
     with pytest.raises(can.CanInitializationError, match="no such cloud profile"):
         can.Bus(interface="workshop-cloud", channel=VIN, profile=cloud.folder / "nowhere.json")
+    with pytest.raises(can.CanInitializationError, match=f"cloud profile {VIN}: not a workshop's profile"):
+        can.Bus(interface="workshop-cloud", channel=VIN, profile=cloud.profile_paths[VIN])
     with pytest.raises(can.CanInitializationError, match="channel must be the VIN"):
         can.Bus(interface="workshop-cloud", channel="can0", profile=cloud.profile_paths["garage-1"])
     cloud.broker.stop()

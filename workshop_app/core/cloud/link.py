@@ -64,8 +64,8 @@ class PendingRequest:
 class VehicleLink:
     """One MQTT 5 connection of this workshop, aimed at one VIN.
 
-    ``frames`` subscribes the VIN's frame batches and hands each payload to ``on_frames`` (on
-    paho's thread). ``ping_interval`` > 0 starts the latency probe. Raises :class:`CloudError`
+    With ``on_frames`` the VIN's frame batches are subscribed too, each payload handed to it
+    on paho's thread. ``ping_interval`` > 0 starts the latency probe. Raises :class:`CloudError`
     with a plain reason when the first connection fails within ``connect_timeout``.
     """
 
@@ -82,7 +82,10 @@ class VehicleLink:
         self.profile = profile
         self.vin = topics.check_vin(vin)
         self.workshop_id = profile.client_id
-        self.reply_topic = topics.reply_topic(self.vin, self.workshop_id)
+        try:
+            self.reply_topic = topics.reply_topic(self.vin, self.workshop_id)
+        except topics.TopicError as exc:
+            raise CloudError(f"cloud profile {profile.client_id}: not a workshop's profile ({exc})") from None
         self.request_topic = topics.vehicle_topic(self.vin, topics.REQUEST)
         self._frames_topic = topics.vehicle_topic(self.vin, topics.FRAMES)
         self._state_topic = topics.vehicle_topic(self.vin, topics.STATE)
