@@ -305,3 +305,29 @@ def test_the_source_reconnects_when_the_server_dies_mid_stream():
         for handle in handles:
             handle.shutdown()
         car.shutdown()
+
+
+def test_a_server_that_stops_reading_ends_the_link_on_send(scripted):
+    holder: list[ScriptedServer] = []
+
+    def script(conn: socket.socket) -> None:
+        s = holder[0]
+        conn.sendall(b"< hi >")
+        for _ in range(3):  # open, fdframes on, rawmode
+            s.read_element(conn)
+            conn.sendall(b"< ok >")
+        # Then it reads nothing more: the kernel's buffers fill up behind our sends.
+
+    server = scripted(script)
+    holder.append(server)
+    bus = open_client(server.port, keepalive=0.2, link_timeout=0)
+    frame = can.Message(arbitration_id=0x123, is_extended_id=False, is_fd=True, data=bytes(64))
+    try:
+        with pytest.raises(can.CanOperationError, match="not sent") as caught:
+            for _ in range(1_000_000):  # a bound; the buffers hold some tens of thousands
+                bus.send(frame)
+        assert "timed out" in str(caught.value)
+        with pytest.raises(LinkBroken, match=r"the server did not take what we sent within 0.2 s"):
+            bus.recv(5.0)
+    finally:
+        bus.shutdown()

@@ -20,7 +20,8 @@ the caller's thread. This one:
   over as one batch. :meth:`recv` pops from those batches; at most ``max_queue`` frames wait,
   further frames are dropped and counted (:attr:`SocketcandBus.stats`), never silently;
 * sends ``< echo >`` after ``keepalive`` seconds without a byte from the server, and calls the
-  link dead after ``link_timeout`` seconds of silence (a cable pulled, a host gone);
+  link dead after ``link_timeout`` seconds of silence (a cable pulled, a host gone), or when a
+  send finds no room in the kernel's buffer for a whole tick (a server that stopped reading);
 * raises :class:`~workshop_app.core.sources.opening.LinkBroken` from :meth:`recv` once the
   server has closed the connection and every frame received before is delivered, so a
   :class:`~workshop_app.core.sources.adapter.AdapterSource` notices the loss and reconnects.
@@ -92,8 +93,8 @@ class SocketcandBus(can.BusABC):
         port: The server's TCP port.
         connect_timeout: Seconds for the TCP connect and for each handshake answer.
         fd: Ask the server for CAN FD frames (``< fdframes on >``); a refusal is tolerated.
-        max_queue: Frames waiting for :meth:`recv` at most; beyond it frames are dropped and
-            counted in :attr:`stats`.
+        max_queue: Frames waiting for :meth:`recv` at most (besides the batch it is reading);
+            beyond it frames are dropped and counted in :attr:`stats`.
         keepalive: Seconds of silence from the server before we send ``< echo >`` (0: never).
         link_timeout: Seconds of silence after which the link counts as dead (0: never).
         can_filters: python-can's software filters.
