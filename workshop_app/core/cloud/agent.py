@@ -94,8 +94,11 @@ class CloudAgent:
         trust_dir: the agent's own update trust store (default: the workshop home's).
         history: the agent's own history database (the audit of flash attempts).
         dbc_path: the database that defines BODY_COMMAND and the status frames.
-        vehicle_spec: ECUs the health scan reads (default: the demo vehicle's).
+        vehicle_spec: ECUs the health scan reads and a remote flash addresses (default: the demo
+            vehicle's).
+        resume_delay: seconds an outage's backlog waits after a reconnect (workshops subscribe again).
         on_event: gets one plain line per link change or problem (the CLI prints them).
+        source: an already built source instead of ``source_spec`` (benchmarks: a loaded simulator).
     """
 
     def __init__(
