@@ -153,3 +153,25 @@ def test_signed_remote_flash_of_the_ecm_from_an_http_package(cloud, tmp_path: Pa
     assert progress and progress[0]["code"] == "verified"
     assert bytes.fromhex(version["data"])[3:].rstrip() == b"SW 0500"
     assert [(r.entry.vin, r.entry.ecu, r.entry.result) for r in rows] == [(VIN, "ECM", "success")]
+
+
+def test_while_a_remote_flash_runs_other_requests_are_told_the_car_is_busy(cloud, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    signed = Signed.make(tmp_path)
+    pkg = tmp_path / "pkg"
+    store = trusting(build_sim_package(pkg), tmp_path / "agent-trust")
+    with (
+        http_folder(pkg) as url,
+        car_online(cloud, signed, allow_remote_flash=True, trust_dir=store.folder) as (agent, obs),
+    ):
+        assert isinstance(agent.source, SimulatorSource) and agent.source.ecus is not None
+        agent.source.ecus.ecu("ECM").bootloader.timing.erase_seconds = 2.0  # type: ignore[union-attr]
+        flash = obs.request(messages.encode("command", command=signed.command({"url": url})))
+        assert obs.wait(lambda: any(r.get("code") == "verified" for r in obs.replies.get(flash, [])))
+        busy = obs.final_reply(
+            obs.request(messages.uds_request(EcuRoute(0x7E0, 0x7E8), b"\x22\xf1\x90", 2.0))
+        )
+        pong = obs.final_reply(obs.request(messages.encode("ping", sent=1.0)))
+        final = obs.final_reply(flash, timeout=60)
+    assert (busy["kind"], busy["code"]) == ("error", "busy") and "remote flash" in busy["message"]
+    assert pong["kind"] == "pong"  # pings are answered by the network thread, flash or not
+    assert (final["ok"], final["code"]) == (True, "done")
