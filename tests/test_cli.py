@@ -143,7 +143,9 @@ def test_simulate_serve_socketcand_and_monitor_in_another_process():
     port = free_port()
     with simulator_process(port) as sim:
         mon = subprocess.run(
-            _workshop("monitor", "-i", "socketcand", "--port", str(port), "--duration", "2"),
+            # 4 s: the ECM's frames start at key-on (1 s into the drive), and our client connects
+            # sooner than python-can's did, so a loaded machine could end 2 s before it.
+            _workshop("monitor", "-i", "socketcand", "--port", str(port), "--duration", "4"),
             capture_output=True,
             text=True,
             timeout=60,
