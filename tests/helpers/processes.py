@@ -8,11 +8,30 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 WORKSHOP = [sys.executable, "-m", "workshop_app"]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+class _CurrentEnvironment(Mapping[str, str]):
+    """The environment as it is when a child starts, not when this module was imported: the
+    per-test WORKSHOP_HOME (conftest) must reach children, or they write to the real home."""
+
+    def _now(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    def __getitem__(self, key: str) -> str:
+        return self._now()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._now())
+
+    def __len__(self) -> int:
+        return len(self._now())
+
+
+ENV: Mapping[str, str] = _CurrentEnvironment()
 
 
 def free_port() -> int:
