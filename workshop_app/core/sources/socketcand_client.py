@@ -140,14 +140,13 @@ class SocketcandBus(can.BusABC):
         self._frames = self._fd_frames = self._dropped = 0
         self._echoes = self._complaints = self._malformed = self._bytes = 0
         self.last_complaint: str | None = None
-        # The hand-over: batches of parsed messages, and what recv() is popping from now.
-        # Batches of parsed frames, then possibly one LinkBroken or _CLOSED. A SimpleQueue: its
-        # put and blocking get run in C, cheaper per hand-over than a Condition in Python.
+        # The hand-over: batches of parsed frames, then possibly one LinkBroken or _CLOSED. A
+        # SimpleQueue: its put and blocking get run in C, cheaper than a Condition in Python.
         self._inbox: queue.SimpleQueue[list[can.Message] | LinkBroken | object] = queue.SimpleQueue()
         # Frames handed over / taken: each written by one thread only, so no lock is needed.
         self._delivered = 0
         self._taken = 0
-        self._current: list[can.Message] = []
+        self._current: list[can.Message] = []  # the batch recv() pops from
         self._pos = 0
         self._failure: LinkBroken | None = None  # set by the rx thread when the link ends
         self._raised: LinkBroken | None = None  # what recv() raises from now on
@@ -157,6 +156,7 @@ class SocketcandBus(can.BusABC):
         self._sock = self._connect()
         try:
             self.fd_frames_requested = self._handshake(fd)
+            super().__init__(channel=channel, can_filters=can_filters, **kwargs)
         except BaseException:
             self._sock.close()
             raise
@@ -169,7 +169,6 @@ class SocketcandBus(can.BusABC):
         self._rx_thread = threading.Thread(
             target=self._rx_loop, name=f"socketcand-rx {self.where}", daemon=True
         )
-        super().__init__(channel=channel, can_filters=can_filters, **kwargs)
         self._rx_thread.start()
 
     # -- connecting -----------------------------------------------------------------------------
