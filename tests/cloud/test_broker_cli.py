@@ -181,3 +181,21 @@ def test_run_keeps_mosquitto_in_the_foreground_until_stopped(tmp_path: Path, cli
                 proc.kill()
                 proc.wait()
         reader.join(10)
+
+
+def test_a_written_trial_is_run_as_written_and_never_silently_reissued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workshop_app.core.cloud.broker import read_trial
+
+    port = free_port()
+    assert main(trial_args(tmp_path, port)) == 0
+    capsys.readouterr()
+    handed_out = (tmp_path / "workshops" / GARAGE2 / f"{GARAGE2}.crt").read_bytes()
+    # What `--run` on the folder serves: the port and grants written, not the defaults.
+    assert read_trial(tmp_path / "broker") == (port, {GARAGE1: [VIN], GARAGE2: []})
+    # Writing the folder again without naming anything would re-issue every certificate.
+    assert main(["cloud", "broker", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "already holds a trial" in err and "--run" in err
+    assert (tmp_path / "workshops" / GARAGE2 / f"{GARAGE2}.crt").read_bytes() == handed_out

@@ -27,7 +27,7 @@ def add_arguments(csub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument(
         "--port",
         type=values.port,
-        default=DEFAULT_PORT,
+        default=None,
         help=f"TLS port on 127.0.0.1 (default {DEFAULT_PORT})",
     )
     p.add_argument(
@@ -52,7 +52,11 @@ def add_arguments(csub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         default=30.0,
         help="how long the owner's grants last, in days (default 30, at most 366)",
     )
-    p.add_argument("--run", action="store_true", help="then run mosquitto in the foreground until Ctrl-C")
+    p.add_argument(
+        "--run",
+        action="store_true",
+        help="then run mosquitto in the foreground until Ctrl-C (a folder that already holds a trial is run as written)",
+    )
 
 
 def _grants(args: argparse.Namespace, vins: list[str], workshops: list[str]) -> dict[str, list[str]]:
@@ -70,17 +74,34 @@ def _grants(args: argparse.Namespace, vins: list[str], workshops: list[str]) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from workshop_app.core.cloud.broker import ACL, CONF, LOG, MosquittoBroker, write_trial
-    from workshop_app.core.cloud.profile import default_workshop_profile
-    from workshop_app.core.stop_signals import graceful_stop
+    from workshop_app.core.cloud.broker import CONF, read_trial
+    from workshop_app.core.cloud.errors import CloudError
 
+    folder: Path = args.dir
+    rewriting = bool(args.vin or args.workshop or args.grant or args.port is not None)
+    if (folder / "broker" / CONF).exists() and not rewriting:
+        # Writing again would issue new certificates and keys and invalidate every folder
+        # already handed to a car or a workshop: an existing trial is only ever run.
+        if not args.run:
+            raise CloudError(
+                f"{folder} already holds a trial: run it with --run, re-issue it by naming --vin/--workshop/--grant, "
+                "or choose an empty folder"
+            )
+        port, grants = read_trial(folder / "broker")
+        print(f"Running the trial in {folder} as written (port {port}).")
+        return _serve(folder, port, grants)
+    return _write(args, folder)
+
+
+def _write(args: argparse.Namespace, folder: Path) -> int:
+    from workshop_app.core.cloud.broker import CONF, write_trial
+    from workshop_app.core.cloud.profile import default_workshop_profile
+
+    port = args.port if args.port is not None else DEFAULT_PORT
     vins = list(dict.fromkeys(args.vin or [DEMO_VIN]))
     workshops = list(dict.fromkeys(args.workshop or ["garage-1"]))
     grants = _grants(args, vins, workshops)
-    folder: Path = args.dir
-    written = write_trial(
-        folder, vins, workshops, grants, port=args.port, grant_ttl_s=args.grant_days * 86400
-    )
+    written = write_trial(folder, vins, workshops, grants, port=port, grant_ttl_s=args.grant_days * 86400)
     print(f"Trial cloud link written to {folder}:")
     for path in written:
         print(f"  {path.relative_to(folder) if path.is_relative_to(folder) else path}")
@@ -105,7 +126,15 @@ def run(args: argparse.Namespace) -> int:
     )
     if not args.run:
         return 0
-    broker = MosquittoBroker(broker_dir, args.port, grants)
+    return _serve(folder, port, grants)
+
+
+def _serve(folder: Path, port: int, grants: dict[str, list[str]]) -> int:
+    from workshop_app.core.cloud.broker import ACL, LOG, MosquittoBroker
+    from workshop_app.core.stop_signals import graceful_stop
+
+    broker_dir = folder / "broker"
+    broker = MosquittoBroker(broker_dir, port, grants)
     broker.start()
     print(
         f"\nmosquitto listening on 127.0.0.1:{broker.port} (TLS, certificates required, ACL {broker_dir / ACL}); "

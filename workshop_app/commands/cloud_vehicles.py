@@ -81,7 +81,7 @@ def vehicle_lines(rows: list[VehicleStatus]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from workshop_app.core.cloud.errors import CloudError
     from workshop_app.core.cloud.fleet import FleetWatcher
-    from workshop_app.core.cloud.profile import CloudProfile, default_workshop_profile
+    from workshop_app.core.cloud.profile import CloudProfile, connection_problem, default_workshop_profile
     from workshop_app.core.history import HistoryError, default_history_path
     from workshop_app.core.history.fleet_store import FleetStore
     from workshop_app.core.stop_signals import graceful_stop
@@ -104,11 +104,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         watcher.start()
         if not watcher.wait_connected(_CONNECT_GRACE):
-            why = watcher.link_error or watcher.last_problem or "no answer"
-            print(
-                f"workshop cloud vehicles: broker {profile.host}:{profile.port} not reached ({why})",
-                file=sys.stderr,
-            )
+            # paho only says "not connected"; a direct TLS attempt tells which side refused.
+            why = connection_problem(profile) or watcher.link_error or watcher.last_problem or "no answer"
+            print(f"workshop cloud vehicles: {why}", file=sys.stderr)
             return 1
         # Retained presence arrives at once; health comes at each car's own interval. Ctrl-C
         # ends the listening early and still prints what was heard.

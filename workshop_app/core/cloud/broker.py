@@ -131,6 +131,31 @@ def write_broker_files(
     return ca
 
 
+def read_trial(folder: Path) -> tuple[int, dict[str, list[str]]]:
+    """Port and grants of broker files already written in ``folder`` (mosquitto.conf, ACL)."""
+    conf, acl = folder / CONF, folder / ACL
+    try:
+        conf_lines = conf.read_text(encoding="utf-8").splitlines()
+        acl_lines = acl.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CloudError(f"{exc.filename}: cannot read the trial broker's files ({exc.strerror})") from None
+    ports = [line.split()[1] for line in conf_lines if line.startswith("listener ")]
+    if len(ports) != 1 or not ports[0].isdigit():
+        raise CloudError(f"{conf}: expected one 'listener PORT 127.0.0.1' line")
+    grants: dict[str, list[str]] = {}
+    workshop: str | None = None
+    request = f"/{topics.REQUEST}"
+    for line in acl_lines:
+        words = line.split()
+        if words[:1] == ["user"] and len(words) == 2:
+            workshop = words[1]
+            grants[workshop] = []
+        elif workshop is not None and words[:2] == ["topic", "write"] and words[2].endswith(request):
+            vin, _, _ = topics.parse(words[2])
+            grants[workshop].append(vin)
+    return int(ports[0]), grants
+
+
 def log_tail(folder: Path, lines: int = 5) -> str:
     text = ""
     for name in (LOG, OUT):
