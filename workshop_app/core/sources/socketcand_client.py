@@ -348,9 +348,10 @@ class SocketcandBus(can.BusABC):
             self._malformed += len(parsed.malformed)
         messages = parsed.messages
         if messages:
-            self._frames += len(messages)
-            self._fd_frames += parsed.fd_frames
             self._deliver(messages)
+            # Counted after the hand-over, so a reader of stats never sees frames without their drops.
+            self._fd_frames += parsed.fd_frames
+            self._frames += len(messages)
         return data[cut:]
 
     def _deliver(self, messages: list[can.Message]) -> None:
