@@ -180,7 +180,14 @@ def test_cli_signed_flash_over_the_cloud_prints_progress_and_audits(
     assert f"{VIN}: flash: flashed ECM SW 0412 → SW 0500" in out
     with AuditTrail(history) as trail:
         (row,) = trail.rows(VIN)
-    assert (row.entry.ecu, row.entry.result) == ("ECM", "success")
+    # The versions the car reported, and who asked through which cloud identity.
+    assert (row.entry.ecu, row.entry.result, row.entry.from_version, row.entry.to_version) == (
+        "ECM",
+        "success",
+        "SW 0412",
+        "SW 0500",
+    )
+    assert row.entry.user.endswith(" via cloud as garage-1")
 
 
 def test_cli_flash_refused_when_the_car_has_remote_flashing_off(

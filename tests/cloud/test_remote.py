@@ -70,11 +70,12 @@ def test_lock_and_lights_change_what_the_cloud_frames_show(cloud: CloudTrial, ag
         assert wait_until(lambda: view.shows("LowBeam", "On"))
     with AuditTrail(history) as trail:
         rows = trail.rows(VIN)
-    assert [(r.entry.result, r.entry.to_version.split(" from ")[0]) for r in rows] == [
-        ("success", "remote lock"),
-        ("success", "remote unlock"),
-        ("success", 'remote lights {"mode": "LowBeam"}'),
+    assert [(r.entry.ecu, r.entry.result, r.entry.to_version) for r in rows] == [
+        ("BCM", "success", "remote lock"),
+        ("BCM", "success", "remote unlock"),
+        ("BCM", "success", "remote lights LowBeam"),
     ]
+    assert all(r.entry.user.endswith(" via cloud as garage-1") for r in rows)
 
 
 def test_a_grant_for_another_workshop_is_refused_by_the_car(cloud: CloudTrial, agent: CloudAgent) -> None:

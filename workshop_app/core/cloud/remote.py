@@ -17,6 +17,7 @@ audit trail (``core/history/audit.py``), whatever came of it.
 from __future__ import annotations
 
 import fcntl
+import getpass
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -138,7 +139,10 @@ class RemoteControl:
             raise
         outcome = "success" if result.get("ok") else "refused" if is_refusal(result) else "failed"
         error = "" if result.get("ok") else f"{result.get('code')}: {result.get('message')}"
-        self._audit(vin, action, args, outcome, time.monotonic() - t0, error)
+        data = result.get("data")
+        self._audit(
+            vin, action, args, outcome, time.monotonic() - t0, error, data if isinstance(data, dict) else None
+        )
         return result
 
     def _send(
@@ -177,23 +181,55 @@ class RemoteControl:
             link.close()
 
     def _audit(
-        self, vin: str, action: str, args: Mapping[str, Any], result: str, seconds: float, error: str
+        self,
+        vin: str,
+        action: str,
+        args: Mapping[str, Any],
+        result: str,
+        seconds: float,
+        error: str,
+        data: Mapping[str, Any] | None = None,
     ) -> None:
         if self.history is None:
             return
-        what = action if not args else f"{action} {json.dumps(dict(args), sort_keys=True)}"
-        ecu = str(args.get("ecu") or ("body" if action != "flash" else "-"))
-        with AuditTrail(self.history) as trail:
-            trail.append(
+        # Who asked and how: the login name, through this workshop's cloud identity.
+        user = f"{getpass.getuser()} via cloud as {self.profile.client_id}"
+        entries: list[AuditEntry] = []
+        flashes = (data or {}).get("flashes") if action == "flash" else None
+        if isinstance(flashes, list) and flashes:
+            # One row per ECU the car flashed, with the versions the car reported.
+            for f in flashes:
+                ok = f.get("result") == "success"
+                entries.append(
+                    AuditEntry(
+                        ecu=str(f.get("ecu") or "-"),
+                        result="success" if ok else result if result != "success" else "failed",
+                        duration_s=seconds,
+                        vin=vin,
+                        from_version=str(f.get("from") or ""),
+                        to_version=str(f.get("to") or ""),
+                        error=str(f.get("error") or error or ""),
+                        user=user,
+                    )
+                )
+        else:
+            what = " ".join([action, *(str(v) for k, v in sorted(args.items()) if k != "url")])
+            ecu = str(args.get("ecu") or ("BCM" if action != "flash" else "-"))
+            target = f"remote {what}" if action != "flash" else ""
+            entries.append(
                 AuditEntry(
                     ecu=ecu,
                     result=result,
                     duration_s=seconds,
                     vin=vin,
-                    to_version=f"remote {what} from {self.profile.client_id}",
+                    to_version=target,
                     error=error,
+                    user=user,
                 )
             )
+        with AuditTrail(self.history) as trail:
+            for entry in entries:
+                trail.append(entry)
 
 
 def is_refusal(result: Mapping[str, Any]) -> bool:
