@@ -96,7 +96,10 @@ def test_a_broker_that_is_gone_is_one_plain_line(cloud: CloudTrial, tmp_path):
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr
-    assert lines[0].startswith("workshop cloud vehicles: broker 127.0.0.1:") and "nothing listens there" in lines[0]
+    assert (
+        lines[0].startswith("workshop cloud vehicles: broker 127.0.0.1:")
+        and "nothing listens there" in lines[0]
+    )
 
 
 def test_a_missing_or_broken_profile_is_one_plain_line(tmp_path):

@@ -61,7 +61,7 @@ def test_a_classic_frame_costs_at_most_20_bytes_on_the_wire() -> None:
 @pytest.mark.parametrize("cut", [0, 10, 40, 60])
 def test_a_truncated_batch_is_refused_naming_the_offset(cut: int) -> None:
     payload = encode_batch(FrameBatch(1, 1, 0, "can0", _frames()))
-    with pytest.raises(WireError, match="truncated|offset"):
+    with pytest.raises(WireError, match=r"truncated|offset"):
         decode_batch(payload[:cut])
 
 
