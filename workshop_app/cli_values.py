@@ -129,6 +129,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def transfer_message(text: str) -> int:
+    """Longest TransferData message in bytes: 3 (SID, counter, one byte) up to ISO-TP's 2**32 - 1."""
+    value = int(_number(text, int))
+    if not 3 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 3 and 4294967295 bytes")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """A whole number of 0 or more (limits, where 0 usually means no limit)."""
     value = int(_number(text, int))

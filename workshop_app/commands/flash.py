@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workshop_app import cli_values as values
 from workshop_app.core.errors import WorkshopError
@@ -56,6 +56,13 @@ def _common(p: argparse.ArgumentParser, add_source_options: AddOptions) -> None:
     p.add_argument("--vin", help="the car's VIN for journal and audit (default: read from the ECU)")
     p.add_argument("--spec", type=Path, help="vehicle description (default: the demo vehicle)")
     p.add_argument("--algorithm", default="demo", help="seed/key algorithm (default: demo)")
+    p.add_argument(
+        "--max-message",
+        type=values.transfer_message,
+        metavar="BYTES",
+        help="longest TransferData message, within what the ECU offers (default 4095, what every ISO-TP carries; "
+        "ECUs with ISO 15765-2:2016 long messages take more: fewer blocks, a faster CAN FD flash)",
+    )
     p.add_argument("--history", type=Path, help="history database (default: the workshop's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_source_options(p)
@@ -197,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
             image_path=str(Path(entry.image_path if entry else args.image).resolve()),
             image_address=entry.image_address if entry else args.address,
             fd=bool(args.fd or args.data_bitrate),
+            **_longest(args),
         )
         source = _open_source(args)
         try:
@@ -222,3 +230,8 @@ def _reload(entry: JournalEntry) -> FlashImage:
             f"journal {entry.target_hash[:12]}…); flash again with --image"
         )
     return image
+
+
+def _longest(args: argparse.Namespace) -> dict[str, Any]:
+    """``--max-message`` for FlashOptions when given (its own default is 4095 bytes)."""
+    return {"max_message": args.max_message} if args.max_message is not None else {}

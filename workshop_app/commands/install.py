@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workshop_app import cli_values as values
 from workshop_app.core.errors import WorkshopError
 
 if TYPE_CHECKING:  # the parser is built for every command: the update stack loads only to run
@@ -38,6 +39,13 @@ def add_arguments(usub: argparse._SubParsersAction, add_source_options: AddOptio
     p.add_argument("--yes", action="store_true", help="flash without asking once the plan is verified")
     p.add_argument("--spec", type=Path, help="vehicle description (default: the demo vehicle)")
     p.add_argument("--algorithm", default="demo", help="seed/key algorithm (default: demo)")
+    p.add_argument(
+        "--max-message",
+        type=values.transfer_message,
+        metavar="BYTES",
+        help="longest TransferData message, within what the ECU offers (default 4095, what every ISO-TP carries; "
+        "ECUs with ISO 15765-2:2016 long messages take more: fewer blocks, a faster CAN FD flash)",
+    )
     p.add_argument("--history", type=Path, help="history database (default: the workshop's)")
     p.add_argument("--json", action="store_true", help="print the plan and the result as JSON")
     add_source_options(p)
@@ -178,7 +186,9 @@ def _update(
             package,
             spec=spec,
             history=db,
-            options=FlashOptions(algorithm=args.algorithm, fd=bool(args.fd or args.data_bitrate)),
+            options=FlashOptions(
+                algorithm=args.algorithm, fd=bool(args.fd or args.data_bitrate), **_longest(args)
+            ),
         )
         plan = campaign.prepare()
         if not args.json:
@@ -238,3 +248,8 @@ def _print_outcome(outcome: CampaignOutcome) -> None:
         )
     for row in outcome.audit:
         print(f"audit #{row.id}: {row.entry.ecu} {row.entry.result} ({row.row_hash[:12]}…)")
+
+
+def _longest(args: argparse.Namespace) -> dict[str, Any]:
+    """``--max-message`` for FlashOptions when given (its own default is 4095 bytes)."""
+    return {"max_message": args.max_message} if args.max_message is not None else {}
