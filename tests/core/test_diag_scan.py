@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import can
 import pytest
-from helpers.waiting import wait_for
+from helpers.waiting import wait_for, wait_until
 
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
@@ -34,7 +34,10 @@ def sim() -> Iterator[SimulatorSource]:
     src = SimulatorSource(FrameRing(), pace_bitrate=None)
     src.start()
     assert src.ecus is not None
+    # Simulated fault timing shortened: confirmed after 0.3 s, monitors back 0.2 s after a clear.
     src.ecus.set_confirm_seconds(0.3)
+    for ecu in src.ecus.ecus.values():
+        ecu.memory.retest_seconds = 0.2
     try:
         yield src
     finally:
@@ -51,8 +54,7 @@ def with_faults(src: SimulatorSource, *names: str) -> None:
     for name in names:
         src.vehicle.inject_fault(name)
     src.ecus.evaluate()
-    time.sleep(0.4)  # past the confirm time
-    src.ecus.evaluate()
+    assert src.ecus.wait_confirmed(list(names), timeout=20), f"{names} never confirmed"
 
 
 def test_scan_two_faults_lists_every_ecu_identity_and_both_dtcs(sim):
@@ -160,12 +162,36 @@ def test_negative_responses_become_plain_messages(sim):
         client.change_session(0x03)
         assert client.server_timing == (0.05, 5.0)  # what the ECU announced
         assert client.p2_timing[0] >= 0.25  # the tester's wait: ECU P2 plus margin
-        time.sleep(6)  # past S3: only the keep-alive holds the session open
+        # S3 shortened in the ECU and the keep-alive quickened to match: more TesterPresents
+        # than fit in S3, and no other request, so only the keep-alive holds the session open.
+        server = sim.ecus.ecu("ECM").uds
+        server.s3_seconds = 1.0
+        client.keepalive_seconds = 0.2
+        with _counting(sim, _is_tester_present_to_ecm) as seen:
+            wait_until(lambda: len(seen) >= 6, 30, "six TesterPresents to the ECM")
         client.read_did(0xF190)
-        assert sim.ecus.ecu("ECM").uds.session == 0x03
+        assert server.session == 0x03
     for code in (0x11, 0x12, 0x13, 0x22, 0x31, 0x33, 0x35, 0x36, 0x37, 0x78, 0x7E, 0x7F, 0x93, 0xA5, 0x02):
         info = nrc_info(code)
         assert info.meaning and info.next_step and f"0x{code:02X}" in info.text()
+
+
+def _is_tester_present_to_ecm(msg: can.Message) -> bool:
+    # A single frame 02 3E 80 (suppress the positive response) to the ECM's physical address.
+    return msg.arbitration_id == 0x7E0 and bytes(msg.data[:3]) == b"\x02\x3e\x80"
+
+
+@contextlib.contextmanager
+def _counting(src: SimulatorSource, match: Callable[[can.Message], bool]) -> Iterator[list[float]]:
+    """Frames on the simulator's bus that ``match``, as their timestamps, seen by a bus of our own."""
+    seen: list[float] = []
+    bus = can.Bus(interface="virtual", channel=src.virtual_channel)
+    notifier = can.Notifier(bus, [lambda m: seen.append(m.timestamp) if match(m) else None], timeout=0.05)
+    try:
+        yield seen
+    finally:
+        notifier.stop()
+        bus.shutdown()
 
 
 def test_discovery_finds_obd_ecus_and_physical_addresses(sim):

@@ -1,4 +1,9 @@
-"""Waiting for a condition in tests: a bound on waiting, never asserted as a duration."""
+"""Waiting for a condition in tests: a bound on waiting, never asserted as a duration.
+
+Tests wait for the event they need (a counter moved, a status bit set, a line printed), never
+for a fixed time: a loaded machine only makes the wait longer, and the timeout is a deadline
+after which the test fails with one plain line naming what never happened.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+POLL_S = 0.02  # short enough not to lengthen a test, long enough not to spin a core
 
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns a true value and return that value.
+
+    Raises ``AssertionError("timed out after <timeout> s waiting for <what>")`` at the deadline;
+    the condition is tried once more at the deadline so a slow last poll is not lost.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = condition()
         if value:
             return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+# The name the older tests use.
+wait_for = wait_until

@@ -143,6 +143,8 @@ class EcuClient:
         self._last_request = time.monotonic()
         self._stop = threading.Event()
         self._keepalive: threading.Thread | None = None
+        # TesterPresent period; settable so a test can outpace a shortened S3 in little time.
+        self.keepalive_seconds = KEEPALIVE_SECONDS
         self._stack: isotp.NotifierBasedCanStack | None = None
         self._conn: BaseConnection
         self._via = ""
@@ -305,10 +307,10 @@ class EcuClient:
         return float(cfg["p2_timeout"]), float(cfg["p2_star_timeout"])
 
     def _keep_alive(self) -> None:
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(min(0.2, self.keepalive_seconds)):
             if self._session == DEFAULT_SESSION:
                 continue
-            if time.monotonic() - self._last_request < KEEPALIVE_SECONDS:
+            if time.monotonic() - self._last_request < self.keepalive_seconds:
                 continue
             try:
                 with self._lock, self.client.suppress_positive_response:
