@@ -12,7 +12,7 @@ from pathlib import Path
 
 from workshop_app.core.bittiming import frame_bits
 from workshop_app.core.capture.recorder import Recorder, RecordingSummary
-from workshop_app.core.capture.store import FrameStore
+from workshop_app.core.capture.store import FrameStore, MessageKey
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.decode.live import LiveDecoder
 from workshop_app.core.errors import WorkshopError
@@ -75,10 +75,15 @@ class CaptureSession:
 
     def tick(self, max_frames: int | None = None) -> list[Frame]:
         """Drain the ring into the store, decoder and recorder; returns the batch."""
+        return self.tick_changes(max_frames)[0]
+
+    def tick_changes(self, max_frames: int | None = None) -> tuple[list[Frame], set[MessageKey]]:
+        """As :meth:`tick`, plus the keys of the message streams the batch touched."""
         frames = self.ring.drain(max_frames)
         bitrate = self.source.bitrate
+        changed: set[MessageKey] = set()
         if frames:
-            self.store.ingest(frames)
+            changed = self.store.ingest(frames)
             self.decoder.process(frames)
             if self.recorder is not None:
                 self.recorder.write(frames)
@@ -90,7 +95,7 @@ class CaptureSession:
             self._fps = (self.store.total_frames - self._rate_n0) / elapsed
             self._load = self._busy_s / elapsed / self.source.channel_count if bitrate else None
             self._rate_t0, self._rate_n0, self._busy_s = now, self.store.total_frames, 0.0
-        return frames
+        return frames, changed
 
     def start_recording(self, path: str | Path) -> Recorder:
         if self.recorder is not None:

@@ -13,6 +13,9 @@ import numpy as np
 
 from workshop_app.core.types import Frame
 
+# One message stream: (channel, arbitration id, extended flag).
+MessageKey = tuple[str, int, bool]
+
 # Weight of the newest interval in the running mean/variance of the cycle time.
 _EMA_ALPHA = 0.05
 
@@ -159,9 +162,9 @@ class FrameStore:
         self.error_frames = 0
         self.last_ts = 0.0
 
-    def ingest(self, frames: list[Frame]) -> set[tuple[str, int, bool]]:
+    def ingest(self, frames: list[Frame]) -> set[MessageKey]:
         """Fold a batch into the statistics; returns the keys of streams that changed."""
-        touched: set[tuple[str, int, bool]] = set()
+        touched: set[MessageKey] = set()
         messages = self.messages
         for frame in frames:
             if frame.is_error:

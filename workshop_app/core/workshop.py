@@ -1,0 +1,211 @@
+"""WorkshopSession: the workshop as one object — source, capture, recording, transmit,
+diagnostics and history — that the window and the ``workshop`` commands are thin clients of.
+
+Clients drive it with :meth:`WorkshopSession.tick` (the window from a ~30 Hz timer, the CLI from
+its loop) and learn what happened by subscribing to events instead of polling every part:
+
+======== ======================================= ==========================================
+kind     payload                                 when
+======== ======================================= ==========================================
+frames   ``list[Frame]``, the tick's batch        a tick took frames
+changed  ``set[MessageKey]`` the batch touched    a tick took frames
+stats    ``CaptureStats``                         every tick (counters, rates, backlog)
+source   the new ``FrameSource``                  after :meth:`switch_source`
+recording ``Recorder`` when started,              a recording starts or stops (a source
+         ``RecordingSummary`` when stopped        switch stops one too)
+======== ======================================= ==========================================
+
+Threads: subscribers run synchronously on the thread that calls ``tick``/``switch_source``/
+``start_recording`` — the GUI thread in the window, the main thread in the CLI — so a Qt
+widget may subscribe directly. Nothing here is called from a receive thread.
+
+>>> from workshop_app.core.sources.factory import SourceSpec
+>>> session = WorkshopSession(SourceSpec(sim_time_scale=10.0), None)
+>>> session.start()
+>>> result = session.tick()
+>>> session.close()
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workshop_app.core.capture.recorder import Recorder, RecordingSummary
+from workshop_app.core.capture.store import MessageKey
+from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.diag.ecu_spec import VehicleSpec
+from workshop_app.core.history.store import HistoryStore
+from workshop_app.core.session import CaptureSession, CaptureStats
+from workshop_app.core.sources.base import FrameSource
+from workshop_app.core.sources.factory import SourceSpec, make_source
+from workshop_app.core.transmit import TransmitScheduler
+from workshop_app.core.types import Frame
+
+# Frames one tick takes from the ring at most. At 30 ticks a second this is ~300,000 frames/s,
+# nine times four saturated 1 Mbit/s buses, so a live bus never falls behind; a burst (a replay
+# at full speed, a backlog after a pause) is taken over several ticks instead of stalling one.
+TICK_MAX_FRAMES = 10_000
+
+EVENT_KINDS = ("frames", "changed", "stats", "source", "recording")
+
+Subscriber = Callable[[Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What one tick took: the frames, the message streams they touched, what is left."""
+
+    frames: list[Frame] = field(default_factory=list)
+    changed: frozenset[MessageKey] = frozenset()
+    backlog: int = 0  # frames still waiting in the ring (more than one tick's share arrived)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+class WorkshopSession:
+    """One workshop: a source and everything that works on it, switched as one."""
+
+    def __init__(
+        self,
+        source: SourceSpec | FrameSource | CaptureSession,
+        databases: DatabaseSet | None = None,
+        *,
+        history: HistoryStore | None = None,
+        vehicle_spec: VehicleSpec | None = None,
+        max_frames: int = TICK_MAX_FRAMES,
+    ) -> None:
+        if max_frames <= 0:
+            raise ValueError("max_frames must be positive")
+        if isinstance(source, CaptureSession):
+            capture = source
+        else:
+            if isinstance(source, SourceSpec):
+                source = make_source(source)
+            capture = CaptureSession(source, databases)
+        self.capture = capture
+        self.history = history
+        self.vehicle_spec = vehicle_spec
+        self.max_frames = max_frames
+        # The transmit jobs of today's window; switched and stopped with the source.
+        self.scheduler = TransmitScheduler(capture.source, capture.databases)
+        self._subscribers: dict[str, list[Subscriber]] = {kind: [] for kind in EVENT_KINDS}
+        self._transmit: Any = None
+        self._diagnostics: Any = None
+
+    # -- the parts --------------------------------------------------------------------------
+    @property
+    def source(self) -> FrameSource:
+        return self.capture.source
+
+    @property
+    def databases(self) -> DatabaseSet:
+        return self.capture.databases
+
+    @property
+    def stats(self) -> CaptureStats:
+        return self.capture.stats
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self.capture.recorder
+
+    @property
+    def transmit(self) -> Any:
+        """The transmit jobs (``core/transmit_jobs.py``), built on first use."""
+        if self._transmit is None:
+            module = importlib.import_module("workshop_app.core.transmit_jobs")
+            self._transmit = module.TransmitJobs(self.source, self.databases)
+        return self._transmit
+
+    @property
+    def diagnostics(self) -> Any:
+        """The diagnostic jobs (``core/diag/jobs.py``) on this session, built on first use."""
+        if self._diagnostics is None:
+            module = importlib.import_module("workshop_app.core.diag.jobs")
+            self._diagnostics = module.DiagJobs(self, self.vehicle_spec, self.history)
+        return self._diagnostics
+
+    # -- events -----------------------------------------------------------------------------
+    def subscribe(self, kind: str, fn: Subscriber) -> None:
+        """Call ``fn(payload)`` on every event of ``kind`` (see the module's table)."""
+        self._listeners(kind).append(fn)
+
+    def unsubscribe(self, kind: str, fn: Subscriber) -> None:
+        """Stop calling ``fn``; unknown subscribers are ignored (a panel may go twice)."""
+        listeners = self._listeners(kind)
+        if fn in listeners:
+            listeners.remove(fn)
+
+    def _listeners(self, kind: str) -> list[Subscriber]:
+        try:
+            return self._subscribers[kind]
+        except KeyError:
+            raise ValueError(f"no event kind {kind!r} (kinds: {', '.join(EVENT_KINDS)})") from None
+
+    def _publish(self, kind: str, payload: object) -> None:
+        for fn in tuple(self._subscribers[kind]):  # a subscriber may unsubscribe itself
+            fn(payload)
+
+    # -- running ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.capture.start()
+
+    def tick(self, max_frames: int | None = None) -> TickResult:
+        """Take at most ``max_frames`` (default :data:`TICK_MAX_FRAMES`) from the ring into the
+        store, decoder and recorder, then tell the subscribers."""
+        frames, changed = self.capture.tick_changes(max_frames or self.max_frames)
+        result = TickResult(frames, frozenset(changed), self.capture.ring.backlog)
+        if frames:
+            self._publish("frames", frames)
+            self._publish("changed", result.changed)
+        self._publish("stats", self.capture.stats)
+        return result
+
+    def switch_source(self, source: SourceSpec | FrameSource, *, start: bool = True) -> FrameSource:
+        """Stop recording and transmitting, and move every part to another source.
+
+        A ``SourceSpec`` is opened on this session's ring. With ``start`` the new source is
+        started last; a ``WorkshopError`` from that start propagates with the switch done.
+        """
+        new = make_source(source, self.capture.ring) if isinstance(source, SourceSpec) else source
+        self.stop_recording()
+        self.scheduler.stop_all()
+        self.scheduler.set_source(new)
+        if self._transmit is not None and hasattr(self._transmit, "set_source"):
+            self._transmit.set_source(new)
+        self.capture.set_source(new)
+        self._publish("source", new)
+        if start:
+            self.capture.start()
+        return new
+
+    def start_recording(self, path: str | Path) -> Recorder:
+        recorder = self.capture.start_recording(path)
+        self._publish("recording", recorder)
+        return recorder
+
+    def stop_recording(self) -> RecordingSummary | None:
+        summary = self.capture.stop_recording()
+        if summary is not None:
+            self._publish("recording", summary)
+        return summary
+
+    def stop(self) -> RecordingSummary | None:
+        """Stop transmitting and the source, take in what it delivered, close any recording."""
+        self.scheduler.stop_all()
+        self.capture.source.stop()
+        self.tick(max_frames=max(self.capture.ring.backlog, 1))
+        return self.stop_recording()
+
+    def close(self) -> RecordingSummary | None:
+        """:meth:`stop`, and the diagnostic and transmit jobs with it (the history is the caller's)."""
+        for part in (self._diagnostics, self._transmit):
+            closer = getattr(part, "close", None)
+            if callable(closer):
+                closer()
+        return self.stop()
