@@ -6,6 +6,10 @@ the frames of its message), or a DTC appearing (reported by the diagnostics thro
 ``fire``) — it keeps collecting for ``post_seconds`` more, then writes the window to a log
 file (format by suffix) and calls ``on_saved`` with the result, e.g. to index it in the
 vehicle's history. One capture at a time: triggers during a capture extend nothing.
+
+Threads: ``feed`` runs on whatever thread ticks the capture (the window's tick, the CLI's
+loop); ``fire`` and ``finish_now`` may come from a diagnostic job's thread. One lock keeps
+the window, the buffer and the file writing in order between them.
 """
 
 from __future__ import annotations
@@ -69,8 +73,12 @@ class TriggerCapture:
         post_seconds: float = 5.0,
         suffix: str = ".blf",
         on_saved: Callable[[TriggerEvent], None] | None = None,
+        path: Path | None = None,
     ) -> None:
+        """``path``: the file to write (format by its suffix); default a new
+        ``trigger-<time>-<n><suffix>`` in ``folder`` for each capture."""
         self.folder = Path(folder)
+        self.path = Path(path) if path is not None else None
         self.pre_seconds = pre_seconds
         self.post_seconds = post_seconds
         self.suffix = suffix
@@ -83,7 +91,8 @@ class TriggerCapture:
         self._window: list[Frame] = []
         self._until = 0.0
         self._pending_reason: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pending reason only: fire() never waits for a file
+        self._feeding = threading.Lock()  # feed and finish_now: buffer, window and writing
 
     @property
     def capturing(self) -> bool:
@@ -100,6 +109,10 @@ class TriggerCapture:
 
     def feed(self, frames: list[Frame]) -> TriggerEvent | None:
         """Take a batch; returns the event when a capture finished (and was saved) with it."""
+        with self._feeding:
+            return self._feed(frames)
+
+    def _feed(self, frames: list[Frame]) -> TriggerEvent | None:
         for frame in frames:
             if self._active is None:
                 self._buffer.append(frame)
@@ -148,17 +161,18 @@ class TriggerCapture:
 
     def finish_now(self) -> TriggerEvent | None:
         """Save a running capture with what it has (the connection is closing)."""
-        return self._finish() if self._active is not None else None
+        with self._feeding:
+            return self._finish() if self._active is not None else None
 
     def _finish(self) -> TriggerEvent:
         event = self._active
         assert event is not None
         self._active = None
-        self.folder.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime(
             "%Y%m%d-%H%M%S", time.localtime(event.time if event.time > 1e9 else time.time())
         )
-        path = self.folder / f"trigger-{stamp}-{len(self.events) + 1}{self.suffix}"
+        path = self.path or self.folder / f"trigger-{stamp}-{len(self.events) + 1}{self.suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
         recorder = Recorder(path)
         recorder.write(self._window)
         event.summary = recorder.stop()
