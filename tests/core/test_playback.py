@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from workshop_app.core.capture.ring import FrameRing
+from workshop_app.core.jobs import CancelToken
 from workshop_app.core.logs.columns import FrameColumns
 from workshop_app.core.logs.playback import PlaybackSource, replay_to_bus, time_range
 from workshop_app.core.logs.reader import read_columns
@@ -147,8 +148,9 @@ def test_speed_change_and_finish_then_seek_back():
     columns = _columns(20, 0.05)  # 0.95 s at speed 1
     ring = FrameRing()
     source = PlaybackSource(ring, columns, speed=0.1)
-    with pytest.raises(ValueError):
-        source.set_speed(1000)
+    for bad in (-1.0, 0.0001, float("inf"), float("nan")):
+        with pytest.raises(ValueError):
+            source.set_speed(bad)
     with source:
         source.set_speed(100)
         assert source.finished.wait(3)
@@ -210,7 +212,7 @@ def test_replay_to_bus_sends_identical_frames_with_their_timing():
         can.Bus(interface="virtual", channel=channel) as rx,
     ):
         progress: list[tuple[int, int]] = []
-        stats = replay_to_bus(columns, tx, speed=1.0, progress=lambda d, t: progress.append((d, t)))
+        stats = replay_to_bus(columns, tx, speed=1.0, progress=lambda p: progress.append((p.done, p.total)))
         got = _receive(rx, 6)
     expected = [m for m in columns.to_messages() if not m.is_error_frame]
     assert stats.frames_sent == 6 and stats.error_frames_skipped == 1 and stats.send_errors == 0
@@ -246,8 +248,8 @@ def test_replay_to_bus_range_speed_channel_map_and_cancel():
         skipped = replay_to_bus(columns, {"can9": tx}, speed=0)
         assert skipped.frames_sent == 0 and skipped.unmapped_frames == 40
 
-        cancel = threading.Event()
-        timer = threading.Timer(0.2, cancel.set)
+        cancel = CancelToken()
+        timer = threading.Timer(0.2, cancel.cancel)
         timer.start()
         try:
             looped = replay_to_bus(columns, tx, speed=0, loop=True, cancel=cancel)
@@ -290,3 +292,86 @@ def test_seek_on_a_log_whose_timestamps_are_not_sorted():
         source.play()
         assert source.finished.wait(3)
     assert [f.arbitration_id for f in ring.drain()] == [3, 4, 5]
+
+
+# -- one engine behind every entry point --------------------------------------------------------
+def _write_candump(path: Path, n: int, gap: float = 0.001) -> None:
+    path.write_text("".join(f"({1000 + i * gap:.6f}) can1 {i % 256:03X}#{i % 256:02X}\n" for i in range(n)))
+
+
+def test_replay_source_is_the_playback_engine_over_a_file(tmp_path):
+    from workshop_app.core.sources.replay import ReplaySource
+
+    path = tmp_path / "drive.log"
+    _write_candump(path, 100, gap=0.5)  # 50 s of log: only controls get it done quickly
+    ring = FrameRing()
+    source = ReplaySource(ring, path, speed=1.0)
+    assert isinstance(source, PlaybackSource) and source.caps.seekable
+    with source:
+        assert _wait_for(lambda: ring.pushed >= 1)
+        source.pause()
+        source.seek(1000 + 40 * 0.5)
+        source.step(2)
+        assert _wait_for(lambda: ring.pushed >= 3)
+        source.set_speed(0)
+        source.play()
+        assert source.finished.wait(5)
+        assert source.state is SourceState.FINISHED
+    ids = [f.arbitration_id for f in ring.drain()]
+    head = len(ids) - 60  # what played before the pause: the first rows, in order
+    assert ids[:head] == list(range(head)) and ids[head:] == list(range(40, 100))
+    assert source.describe() == "replay drive.log" and source.duration == pytest.approx(49.5)
+
+
+def test_replay_source_loop_repeats_the_whole_file_without_rereading_it(tmp_path):
+    from workshop_app.core.sources.replay import ReplaySource
+
+    path = tmp_path / "short.log"
+    _write_candump(path, 7)
+    ring = FrameRing(capacity=100)
+    source = ReplaySource(ring, path, speed=0, loop=True)
+    with source:
+        assert _wait_for(lambda: ring.backlog >= 70)
+        path.unlink()  # read once: later passes come from memory
+        ring.drain()
+        assert _wait_for(lambda: ring.backlog >= 21)
+        assert not source.finished.is_set() and source.error is None
+    ids = [f.arbitration_id for f in ring.drain()]
+    assert set(ids) == set(range(7))
+
+
+def test_replay_source_of_a_missing_file_is_a_plain_error(tmp_path):
+    from workshop_app.core.errors import WorkshopError
+    from workshop_app.core.sources.replay import ReplaySource
+
+    source = ReplaySource(FrameRing(), tmp_path / "gone.blf")
+    with pytest.raises(WorkshopError, match=r"gone\.blf: no such file"):
+        source.start()
+    assert source.state is SourceState.STOPPED
+
+
+def test_replay_to_bus_loop_counts_passes_and_progress_per_pass():
+    columns = _columns(5, 0.001)
+    channel = f"replay-{uuid.uuid4().hex[:8]}"
+    cancel = CancelToken()
+    seen: list[tuple[str, int, int]] = []
+
+    def progress(p):
+        seen.append((p.phase, p.done, p.total))
+        if sum(1 for s in seen if s[1] == s[2]) >= 3:
+            cancel.cancel()  # three whole passes
+
+    with (
+        can.Bus(interface="virtual", channel=channel) as tx,
+        can.Bus(interface="virtual", channel=channel) as rx,
+    ):
+        stats = replay_to_bus(columns, tx, speed=0, loop=True, cancel=cancel, progress=progress)
+        got = _receive(rx, 15)
+    assert stats.cancelled and stats.passes == 3 and stats.frames_sent == 15
+    assert [m.arbitration_id for m in got] == [0, 1, 2, 3, 4] * 3
+    assert all(phase == "replay" and total == 5 for phase, _, total in seen)
+
+
+def test_replay_to_bus_refuses_a_bad_speed():
+    with pytest.raises(ValueError, match="speed"):
+        replay_to_bus(_columns(3, 0.01), {}, speed=-1)

@@ -19,6 +19,7 @@ import can
 from workshop_app.commands.common import source_spec
 from workshop_app.commands.log_input import load_log
 from workshop_app.core.errors import WorkshopError
+from workshop_app.core.jobs import CancelToken, JobProgress
 from workshop_app.core.logs.columns import FrameColumns
 from workshop_app.core.logs.playback import ReplayStats, replay_to_bus
 from workshop_app.core.sources.adapter import open_bus
@@ -65,7 +66,8 @@ class _Progress:
         self._last = 0.0
         self._tty = sys.stderr.isatty()
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, progress: JobProgress) -> None:
+        done, total = progress.done, progress.total
         now = time.monotonic()
         if now - self._last < 0.5 and done < total:
             return
@@ -122,7 +124,7 @@ def _replay_in_thread(
     end: float | None,
 ) -> tuple[ReplayStats, bool]:
     # The replay runs on a worker so Ctrl-C (delivered to the main thread) can cancel it cleanly.
-    cancel = threading.Event()
+    cancel = CancelToken()
     result: list[ReplayStats] = []
     failure: list[BaseException] = []
     done = threading.Event()
@@ -156,7 +158,7 @@ def _replay_in_thread(
             pass
     except KeyboardInterrupt:
         interrupted = True
-        cancel.set()
+        cancel.cancel("interrupted")
         done.wait()
     worker.join()
     if failure:

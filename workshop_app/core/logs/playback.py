@@ -1,20 +1,23 @@
 """Play a log held in memory: into the frame ring (PlaybackSource) or onto a real bus.
 
-Both pace frames against absolute deadlines (``wall0 + (t - t0) / speed``) rather than
-sleeping frame-to-frame gaps, so rounding in each wait never accumulates into drift.
+Both run the one engine of ``core/logs/player.py`` (pacing against absolute deadlines, pause,
+seek, step, speed, loop); only where the rows go differs. ``--replay`` (core/sources/replay.py)
+is a PlaybackSource that reads its file first.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import can
 import numpy as np
 
 from workshop_app.core.capture.ring import FrameRing
+from workshop_app.core.jobs import CancelToken, JobProgress, ProgressFn, no_progress
 from workshop_app.core.logs.columns import (
     BRS,
     ERROR,
@@ -26,17 +29,19 @@ from workshop_app.core.logs.columns import (
     FrameColumns,
     channel_value,
 )
+from workshop_app.core.logs.player import MIN_SPEED, Player, check_speed
 from workshop_app.core.sources.base import FrameSource, SourceState
 from workshop_app.core.types import Frame, SourceCaps, channel_label
 
-MIN_SPEED = 0.1
-MAX_SPEED = 100.0
-# Longest the player thread waits without looking at its controls: bounds pause/seek latency.
-_POLL = 0.01
-# Frames pushed per lock hold, so controls never wait behind a long burst at speed 0.
-_BATCH = 1024
-# Below this a wait is shorter than the OS timer granularity; the frame is sent now.
-_SPIN = 0.0005
+__all__ = [
+    "MIN_SPEED",
+    "PlaybackSource",
+    "ReplayStats",
+    "channel_labels",
+    "frames_of",
+    "replay_to_bus",
+    "time_range",
+]
 
 
 def time_range(columns: FrameColumns, start: float | None = None, end: float | None = None) -> FrameColumns:
@@ -90,6 +95,25 @@ def frames_of(columns: FrameColumns, labels: list[str], start: int, stop: int) -
     return out
 
 
+class _RingSink:
+    """Rows into the frame ring, as Frames; waits (never drops) while the ring is nearly full."""
+
+    def __init__(self, source: PlaybackSource) -> None:
+        self._source = source
+
+    def room(self) -> int:
+        ring = self._source.ring
+        return max(1, int(ring.capacity * 0.9)) - ring.backlog
+
+    def build(self, lo: int, hi: int) -> object:
+        return frames_of(self._source.columns, self._source._labels, lo, hi)
+
+    def push(self, batch: object, lo: int, hi: int) -> None:
+        assert isinstance(batch, list)
+        self._source.ring.push_many(batch)
+        self._source.frames_replayed += hi - lo
+
+
 class PlaybackSource(FrameSource):
     """A log in memory played into the ring, with pause, seek, step, speed and loop controls.
 
@@ -97,6 +121,7 @@ class PlaybackSource(FrameSource):
     Controls may be called from any thread; the player thread notices them within ~10 ms.
     A finished playback keeps its thread and rests paused at the end: ``play`` starts over
     (from the loop start, if set); ``seek`` then ``play`` continues from anywhere.
+    ``loop=True`` repeats the whole log.
 
     >>> src = PlaybackSource(FrameRing(), read_columns("drive.blf"))  # doctest: +SKIP
     >>> src.start(); src.seek(src.start_time + 10); src.set_speed(4)  # doctest: +SKIP
@@ -112,32 +137,23 @@ class PlaybackSource(FrameSource):
         speed: float = 1.0,
         name: str = "log",
         paused: bool = False,
+        loop: bool = False,
     ) -> None:
         super().__init__(ring)
-        _check_speed(speed)
-        self.columns = columns
         self.name = name
         self.frames_replayed = 0
-        self.finished = threading.Event()
-        self._ts = columns.timestamp
-        self._n = len(columns)
-        self._monotonic = bool(self._n < 2 or np.all(np.diff(self._ts) >= 0))
+        self._player = Player(columns, speed=speed, paused=paused, loop=loop, on_finished=self._on_finished)
         self._labels = channel_labels(columns)
-        self._t_min = float(self._ts.min()) if self._n else 0.0
-        self._t_max = float(self._ts.max()) if self._n else 0.0
-        # Everything below is guarded by _cond; the player thread and the controls share it.
-        self._cond = threading.Condition()
-        self._halt = False
+        self.finished = self._player.finished
         self._thread: threading.Thread | None = None
-        self._speed = speed
-        self._playing = not paused
-        self._index = 0  # next row to push
-        self._generation = 0  # bumped by every jump of the head; stale batches are dropped
-        self._position = self.start_time  # log time reached (pause/seek point)
-        self._anchor_wall = 0.0
-        self._anchor_log = self._position
-        self._steps = 0
-        self._loop: tuple[int, int] | None = None  # row range [lo, hi) to repeat
+
+    @property
+    def columns(self) -> FrameColumns:
+        return self._player.columns
+
+    def _set_columns(self, columns: FrameColumns) -> None:
+        self._labels = channel_labels(columns)
+        self._player.set_columns(columns)
 
     # -- information ---------------------------------------------------------------------------
     def describe(self) -> str:
@@ -146,11 +162,11 @@ class PlaybackSource(FrameSource):
     @property
     def start_time(self) -> float:
         """Earliest log time (logs merged from several channels need not be sorted)."""
-        return self._t_min
+        return self._player.start_time
 
     @property
     def end_time(self) -> float:
-        return self._t_max
+        return self._player.end_time
 
     @property
     def duration(self) -> float:
@@ -158,224 +174,66 @@ class PlaybackSource(FrameSource):
 
     @property
     def speed(self) -> float:
-        return self._speed
+        return self._player.speed
 
     @property
     def playing(self) -> bool:
-        return self._playing
+        return self._player.playing
 
     @property
     def position(self) -> float:
         """Log time of the playback head (never past the next frame not yet pushed)."""
-        with self._cond:
-            return self._position_locked() if self._thread is not None else self._position
+        return self._player.position
 
     # -- controls ------------------------------------------------------------------------------
     def play(self) -> None:
-        with self._cond:
-            if self._playing:
-                return
-            if self._index >= self._end_row():
-                self._jump(self._start_row())  # a finished playback starts over
-            self._playing = True
-            self._anchor(self._position)
-            self._resume()
+        self._player.play()
 
     def pause(self) -> None:
-        with self._cond:
-            if not self._playing:
-                return
-            self._position = self._position_locked()
-            self._playing = False
-            self._cond.notify_all()
+        self._player.pause()
 
     def seek(self, t: float) -> None:
         """Continue from the first frame at or after log time ``t``."""
-        with self._cond:
-            self._jump(self._row_at(t), min(max(t, self.start_time), self.end_time) if self._n else t)
-            self._steps = 0
-            self._resume()
+        self._player.seek(t)
 
     def step(self, n: int = 1) -> None:
         """Push the next ``n`` frames now; pauses first if playing."""
-        if n < 1:
-            raise ValueError("step needs n >= 1")
-        with self._cond:
-            if self._playing:
-                self._position = self._position_locked()
-                self._playing = False
-            self._steps += n
-            self._resume()
+        self._player.step(n)
 
     def set_speed(self, speed: float) -> None:
-        """``speed`` in 0.1–100 (1 = real time), or 0 for as fast as the ring drains."""
-        _check_speed(speed)
-        with self._cond:
-            if self._playing:
-                # Re-anchor at the current head so a speed change neither jumps nor stalls.
-                self._position = self._position_locked()
-                self._anchor(self._position)
-            self._speed = speed
-            self._cond.notify_all()
+        """``speed`` at least MIN_SPEED (1 = real time), or 0 for as fast as the ring drains."""
+        self._player.set_speed(speed)
 
     def set_loop(self, start: float | None, end: float | None) -> None:
         """Repeat log times ``start``–``end`` (None: that end of the log); both None: no loop."""
-        with self._cond:
-            if start is None and end is None:
-                self._loop = None
-            else:
-                lo = self._row_at(self.start_time if start is None else start)
-                hi = self._row_after(self.end_time if end is None else end)
-                self._loop = (lo, max(lo, hi))
-                if not lo <= self._index < hi:
-                    self._jump(lo)
-            self._generation += 1  # a batch in flight may cross the new range's end
-            self._resume()
+        self._player.set_loop(start, end)
 
     # -- FrameSource ---------------------------------------------------------------------------
     def _open(self) -> None:
-        with self._cond:
-            self._halt = False
-            self._anchor(self._position)
         self.finished.clear()  # the thread sets it again (and FINISHED) if already at the end
         self._thread = threading.Thread(target=self._run, name=f"playback-{self.name}", daemon=True)
         self._thread.start()
 
     def _close(self) -> None:
-        with self._cond:
-            self._halt = True
-            self._cond.notify_all()
+        self._player.halt()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
 
-    # -- player thread -------------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                rows = self._next_rows()
-                if rows is None:
-                    return
-                generation, lo, hi = rows
-            if hi == lo:
-                continue
-            # Built outside the lock so controls are never kept waiting behind a burst.
-            frames = frames_of(self.columns, self._labels, lo, hi)
-            with self._cond:
-                if generation != self._generation:
-                    continue  # a seek or loop change moved the head meanwhile; drop the batch
-                self.ring.push_many(frames)
-                self.frames_replayed += hi - lo
-                self._position = max(self._position, float(self._ts[hi - 1]))
-                self._index = hi
+        if self._load():
+            self._player.run(_RingSink(self))
 
-    def _next_rows(self) -> tuple[int, int, int] | None:
-        """(generation, lo, hi) of the rows to push next; waits when there are none; None: halt."""
-        ring = self.ring
-        high = max(1, int(ring.capacity * 0.9))
-        while not self._halt:
-            end = self._end_row()
-            if self._index >= end:
-                if self._loop is not None and self._loop[1] > self._loop[0]:
-                    self._jump(self._loop[0])
-                    continue
-                self._steps = 0
-                if not self.finished.is_set():
-                    self._position = self.end_time
-                    self._playing = False
-                    self.finished.set()
-                    self._state = SourceState.FINISHED
-                self._cond.wait()
-                continue
-            if not self._playing and self._steps == 0:
-                self._cond.wait()
-                continue
-            room = high - ring.backlog
-            if room <= 0:
-                # Never drop: a replay can wait for the consumer, a live bus cannot.
-                self._cond.wait(0.005)
-                continue
-            if self._playing:
-                count = self._due_rows(end, min(room, _BATCH))
-                if count == 0:
-                    continue  # _due_rows waited; look at the controls again
-            else:
-                count = min(self._steps, room, _BATCH, end - self._index)
-                self._steps -= count
-            return self._generation, self._index, self._index + count
-        return None
+    def _load(self) -> bool:
+        """Runs first on the player thread; a file source reads its file here. False: do not play."""
+        return True
 
-    def _due_rows(self, end: int, limit: int) -> int:
-        """Rows due now (at most ``limit``); if none, wait until the next one (or _POLL)."""
-        stop = min(end, self._index + limit)
-        if self._speed == 0:
-            return stop - self._index
-        log_now = self._anchor_log + (time.perf_counter() - self._anchor_wall) * self._speed
-        if self._monotonic:
-            count = int(np.searchsorted(self._ts[self._index : stop], log_now, side="right"))
-        else:
-            late = self._ts[self._index : stop] > log_now
-            count = int(np.argmax(late)) if late.any() else stop - self._index
-        if count == 0:
-            delay = (float(self._ts[self._index]) - log_now) / self._speed
-            if delay <= _SPIN:
-                return 1
-            self._cond.wait(min(delay, _POLL))
-        return count
-
-    # -- helpers (caller holds _cond) ----------------------------------------------------------
-    def _position_locked(self) -> float:
-        if not self._playing or self._speed == 0:
-            return self._position
-        now = self._anchor_log + (time.perf_counter() - self._anchor_wall) * self._speed
-        limit = float(self._ts[self._index]) if self._index < self._n else self.end_time
-        return max(self._position, min(now, limit))
-
-    def _anchor(self, log_time: float) -> None:
-        self._anchor_wall = time.perf_counter()
-        self._anchor_log = log_time
-
-    def _jump(self, row: int, position: float | None = None) -> None:
-        """Move the head to ``row`` (log time ``position``, default that row's time)."""
-        self._index = row
-        self._generation += 1
-        if position is None:
-            position = float(self._ts[row]) if row < self._n else self.end_time
-        self._position = position
-        self._anchor(position)
-
-    def _resume(self) -> None:
-        # A seek or step after the end brings a finished playback back to life.
-        if self.finished.is_set() and self._index < self._end_row():
-            self.finished.clear()
-            if self._state is SourceState.FINISHED:
-                self._state = SourceState.RUNNING
-        self._cond.notify_all()
-
-    def _start_row(self) -> int:
-        return self._loop[0] if self._loop is not None else 0
-
-    def _end_row(self) -> int:
-        return self._loop[1] if self._loop is not None else self._n
-
-    def _row_at(self, t: float) -> int:
-        """First row with timestamp >= t (n when none)."""
-        if self._monotonic:
-            return int(np.searchsorted(self._ts, t, side="left"))
-        hits = np.flatnonzero(self._ts >= t)
-        return int(hits[0]) if len(hits) else self._n
-
-    def _row_after(self, t: float) -> int:
-        """One past the last row with timestamp <= t."""
-        if self._monotonic:
-            return int(np.searchsorted(self._ts, t, side="right"))
-        hits = np.flatnonzero(self._ts <= t)
-        return int(hits[-1]) + 1 if len(hits) else 0
-
-
-def _check_speed(speed: float) -> None:
-    if speed != 0 and not MIN_SPEED <= speed <= MAX_SPEED:
-        raise ValueError(f"speed must be 0 or between {MIN_SPEED} and {MAX_SPEED}, not {speed}")
+    def _on_finished(self, finished: bool) -> None:
+        # Called by the player under its lock, on the player thread or a control's caller.
+        if finished:
+            self._state = SourceState.FINISHED
+        elif self._state is SourceState.FINISHED:
+            self._state = SourceState.RUNNING
 
 
 # -- onto a real bus ---------------------------------------------------------------------------
@@ -398,6 +256,56 @@ class ReplayStats:
 LATE = 0.001
 
 
+class _BusSink:
+    """Rows onto python-can buses, each at its deadline; counts what it sent, skipped, refused."""
+
+    def __init__(
+        self,
+        player: Player,
+        columns: FrameColumns,
+        routes: list[can.BusABC | None],
+        progress: ProgressFn,
+    ) -> None:
+        self._player = player
+        self._columns = columns
+        self._routes = routes
+        self._progress = progress
+        self.sent = self.errors = self.skipped = self.unmapped = self.late = 0
+        self.max_late = self.total_late = 0.0
+
+    def room(self) -> int:
+        return 1 << 20  # a bus send blocks instead; the player never waits for room
+
+    def build(self, lo: int, hi: int) -> object:
+        return self._columns.to_messages(lo, hi), self._columns.channel[lo:hi].tolist()
+
+    def push(self, batch: object, lo: int, hi: int) -> None:
+        # Under the player's lock: only a cancel (which takes no lock) can arrive meanwhile.
+        messages, channels = cast(tuple[list[can.Message], list[int]], batch)
+        player, routes = self._player, self._routes
+        for msg, channel in zip(messages, channels, strict=True):
+            if msg.is_error_frame:
+                self.skipped += 1
+                continue
+            target = routes[channel] if channel < len(routes) else None
+            if target is None:
+                self.unmapped += 1
+                continue
+            lateness = max(0.0, time.perf_counter() - player.due_wall(msg.timestamp)) if player.speed else 0.0
+            msg.channel = None  # the bus's own channel, whatever the log called it
+            try:
+                target.send(msg, timeout=1.0)
+            except (can.CanError, OSError, ValueError):
+                self.errors += 1
+                continue
+            self.sent += 1
+            self.total_late += lateness
+            self.max_late = max(self.max_late, lateness)
+            if lateness > LATE:
+                self.late += 1
+        self._progress(JobProgress("replay", hi, len(self._columns)))
+
+
 def replay_to_bus(
     columns: FrameColumns,
     bus: can.BusABC | Mapping[str, can.BusABC],
@@ -406,85 +314,38 @@ def replay_to_bus(
     start: float | None = None,
     end: float | None = None,
     loop: bool = False,
-    cancel: threading.Event | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    cancel: CancelToken | None = None,
+    progress: ProgressFn = no_progress,
 ) -> ReplayStats:
     """Send the frames of a log (log times ``start``–``end``) onto a bus with their original timing.
 
     ``bus`` is one bus for every frame, or a map from the log's channel names (or their labels,
     ``"can1"``) to buses; frames of unmapped channels are counted, not sent. ``speed=0`` sends
     as fast as the bus accepts. Error frames are skipped and counted; remote frames are sent as
-    remote frames. ``loop`` repeats until ``cancel`` is set. ``progress(done, total)`` counts
-    frames of the current pass.
+    remote frames. ``loop`` repeats until ``cancel`` is cancelled. Progress counts frames of
+    the current pass (phase ``"replay"``). Runs on the caller's thread.
     """
-    if speed < 0:
-        raise ValueError("speed must be >= 0")
+    check_speed(speed)
     part = time_range(columns, start, end)
-    n = len(part)
     if isinstance(bus, can.BusABC):
         routes: list[can.BusABC | None] = [bus] * max(1, len(part.channels))
     else:
         labels = channel_labels(part)
         routes = [bus.get(name, bus.get(labels[i])) for i, name in enumerate(part.channels)] or [None]
-    cancel = cancel or threading.Event()
-    sent = errors = skipped = unmapped = late = passes = 0
-    max_late = total_late = 0.0
+    cancel = cancel or CancelToken()
     t_begin = time.perf_counter()
-    wall0 = t_begin
-    ts = part.timestamp
-    t0 = float(ts[0]) if n else 0.0
-    chunk = 512
-    while n and not cancel.is_set():
-        passes += 1
-        for lo in range(0, n, chunk):
-            if cancel.is_set():
-                break
-            hi = min(n, lo + chunk)
-            messages = part.to_messages(lo, hi)
-            channels = part.channel[lo:hi].tolist()
-            for i, msg in enumerate(messages):
-                if msg.is_error_frame:
-                    skipped += 1
-                    continue
-                target = routes[channels[i]] if channels[i] < len(routes) else None
-                if target is None:
-                    unmapped += 1
-                    continue
-                lateness = 0.0
-                if speed > 0:
-                    due = wall0 + (msg.timestamp - t0) / speed
-                    delay = due - time.perf_counter()
-                    if delay > _SPIN and cancel.wait(delay):
-                        break
-                    lateness = max(0.0, time.perf_counter() - due)
-                msg.channel = None  # the bus's own channel, whatever the log called it
-                try:
-                    target.send(msg, timeout=1.0)
-                except (can.CanError, OSError, ValueError):
-                    errors += 1
-                    continue
-                sent += 1
-                total_late += lateness
-                max_late = max(max_late, lateness)
-                if lateness > LATE:
-                    late += 1
-            if progress is not None:
-                progress(hi, n)
-        if not loop:
-            break
-        # The next pass starts right after this one's last deadline (keeps the schedule absolute).
-        wall0 += (float(ts.max()) - t0) / speed if speed > 0 else 0.0
-        if speed == 0:
-            wall0 = time.perf_counter()
+    player = Player(part, speed=speed, loop=loop, hold_at_end=False)
+    sink = _BusSink(player, part, routes, progress)
+    player.run(sink, cancel)
     return ReplayStats(
-        frames_sent=sent,
-        send_errors=errors,
-        error_frames_skipped=skipped,
-        unmapped_frames=unmapped,
-        max_lateness=max_late,
-        mean_lateness=total_late / sent if sent else 0.0,
-        late_frames=late,
+        frames_sent=sink.sent,
+        send_errors=sink.errors,
+        error_frames_skipped=sink.skipped,
+        unmapped_frames=sink.unmapped,
+        max_lateness=sink.max_late,
+        mean_lateness=sink.total_late / sink.sent if sink.sent else 0.0,
+        late_frames=sink.late,
         duration=time.perf_counter() - t_begin,
-        passes=passes,
-        cancelled=cancel.is_set(),
+        passes=player.passes,
+        cancelled=cancel.cancelled,
     )
