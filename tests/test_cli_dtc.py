@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 from helpers.processes import ENV, WORKSHOP, free_port, simulator_process
+from helpers.waiting import wait_until
 
 from workshop_app.cli import main
+from workshop_app.core.diag.dtc import CONFIRMED
 from workshop_app.core.history import HistoryStore
 
 FAULTS = ["--fault", "coolant_sensor_open", "--fault", "wheel_speed_fl_dropout", "--settle", "2.3"]
@@ -63,17 +64,19 @@ def test_dtc_errors_are_one_line(capsys, tmp_path):
 
 def test_scan_the_simulator_of_another_process_over_socketcand():
     port = free_port()
-    with simulator_process(port, "--fault", "misfire_cyl2") as sim:
-        time.sleep(2.5)  # the ECM confirms the misfire
-        scan = subprocess.run(
-            [*WORKSHOP, "dtc", "scan", "-i", "socketcand", "--port", str(port), "--json", "--no-history"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=ENV,
-        )
-    assert scan.returncode == 0, scan.stderr
-    result = json.loads(scan.stdout)
+    command = [*WORKSHOP, "dtc", "scan", "-i", "socketcand", "--port", str(port), "--json", "--no-history"]
+
+    def confirmed_misfire() -> dict | None:
+        scan = subprocess.run(command, capture_output=True, text=True, timeout=120, env=ENV)
+        assert scan.returncode == 0, scan.stderr
+        result = json.loads(scan.stdout)
+        ecm = next(e for e in result["ecus"] if e["name"] == "ECM")
+        return result if any(d["status"] & CONFIRMED for d in ecm["dtcs"]) else None
+
+    # At 20 times the simulated pace the engine starts and the misfire confirms in well under a
+    # second; the scan is repeated until the ECM reports it confirmed.
+    with simulator_process(port, "--fault", "misfire_cyl2", "--time-scale", "20") as sim:
+        result = wait_until(confirmed_misfire, 120, "the ECM to report P0302 confirmed")
     assert all(e["state"] != "missing" for e in result["ecus"])
     ecm = next(e for e in result["ecus"] if e["name"] == "ECM")
     assert [d["code"] for d in ecm["dtcs"]] == ["P0302"]
