@@ -1,0 +1,502 @@
+"""Capture in its own process, behind the same interface as :class:`CaptureSession`.
+
+Receiving (python-can parsing every frame), the ring and the recorder run in a spawned capture
+process (:mod:`.process_child`); this process gets one packed batch of columns per ~20 ms and
+sends commands back (record, stop recording, send a frame, stop). So four saturated buses no
+longer hold this interpreter's lock while the window ticks.
+
+- :class:`ProcessCaptureSession` is a :class:`CaptureSession` whose source is a
+  :class:`CaptureProcessSource` and whose ring is a :class:`LinkRing` that pulls batches from
+  the pipe when it is drained; store, decoder, stats and ``tick`` are the base class's.
+- Loss is counted at each hop: the capture ring (receive), the queue to this process (link),
+  and this process's ring (window); ``ring.dropped`` is their sum, ``drops`` each one.
+- If this process dies, the capture process stops its source, finishes the recording and
+  exits. If the capture process dies, the source reports a lost link (a gap, state
+  ``RECONNECTING``) and a new capture process is started; a recording it held ends there.
+
+Limitation: the python-can bus lives in the capture process, so ``source.bus`` is None and
+diagnostics (ISO-TP) cannot share it from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import pickle
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from workshop_app.core.capture.columns import FrameColumns
+from workshop_app.core.capture.process_child import ChildOptions, run
+from workshop_app.core.capture.recorder import Recorder, RecordingProgress, RecordingSummary
+from workshop_app.core.capture.ring import FrameRing
+from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.errors import SourceError, WorkshopError
+from workshop_app.core.session import CaptureSession
+from workshop_app.core.sources.base import FrameSource, SourceState
+from workshop_app.core.sources.factory import SourceSpec, make_source
+from workshop_app.core.sources.reconnect import LinkGap
+from workshop_app.core.types import Frame, SourceCaps
+
+# Bounds on waiting for the capture process (start-up imports, a recording's last writes).
+START_TIMEOUT = 30.0
+REPLY_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class HopDrops:
+    """Frames lost at each hop: capture ring (receive), queue to the window (link), window ring."""
+
+    receive: int
+    link: int
+    window: int
+
+
+class LinkRing(FrameRing):
+    """The window's ring: filled from the capture process's pipe whenever it is drained."""
+
+    def __init__(self, capacity: int = 1_000_000) -> None:
+        super().__init__(capacity)
+        self.link: CaptureProcessSource | None = None
+
+    def drain(self, max_n: int | None = None) -> list[Frame]:
+        if self.link is not None:
+            want = self.capacity if max_n is None else max_n
+            self.link.receive(max(0, want - len(self)))
+        return super().drain(max_n)
+
+    @property
+    def window_dropped(self) -> int:
+        return super().dropped
+
+    @property
+    def dropped(self) -> int:
+        remote = self.link.drops if self.link is not None else HopDrops(0, 0, 0)
+        return remote.receive + remote.link + super().dropped
+
+    @property
+    def backlog(self) -> int:
+        return len(self) + (self.link.remote_backlog if self.link is not None else 0)
+
+
+class RemoteRecorder(Recorder):
+    """A recording running in the capture process; progress comes with its statistics."""
+
+    def __init__(self, source: CaptureProcessSource, path: Path, started: float) -> None:
+        # The base class would open the file here; the capture process owns it instead.
+        self.path = path
+        self.started = started
+        self.error: str | None = None
+        self.warning: str | None = None
+        self._source = source
+        self._progress = RecordingProgress(0, 0, 0, 0, 0.0, None, None)
+        self._summary: RecordingSummary | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._summary is None
+
+    @property
+    def frames_written(self) -> int:
+        return self._summary.frames_written if self._summary else self._progress.frames_written
+
+    @property
+    def frames_dropped(self) -> int:
+        return self._summary.frames_dropped if self._summary else self._progress.frames_dropped
+
+    @property
+    def queued(self) -> int:
+        return 0 if self._summary else self._progress.queued
+
+    @property
+    def bytes_written(self) -> int:
+        return self._summary.size_bytes if self._summary else self._progress.bytes_written
+
+    @property
+    def progress(self) -> RecordingProgress:
+        if self._summary is not None:
+            s = self._summary
+            return RecordingProgress(
+                s.frames_written, s.frames_dropped, 0, s.size_bytes, s.duration, s.error, s.warning
+            )
+        return self._progress
+
+    def write(self, frames: list[Frame]) -> None:
+        """Nothing to do: the capture process records every frame before it is sent here."""
+
+    def stop(self) -> RecordingSummary:
+        if self._summary is None:
+            self._source.command(("stop_record",))
+            self._source.wait_for(lambda: self._summary is not None, REPLY_TIMEOUT)
+        if self._summary is None:
+            self._ended("the capture process did not finish the recording in time")
+        assert self._summary is not None
+        return self._summary
+
+    def _update(self, progress: RecordingProgress) -> None:
+        self._progress = progress
+        self.error = progress.error
+
+    def _finished(self, summary: RecordingSummary) -> None:
+        self._summary = summary
+        self.error = summary.error
+
+    def _ended(self, reason: str) -> None:
+        """The capture process went away: the file holds what it flushed before."""
+        p = self._progress
+        size = self.path.stat().st_size if self.path.exists() else 0
+        self.error = reason
+        self._summary = RecordingSummary(
+            self.path,
+            self.started,
+            time.time() - self.started,
+            p.frames_written,
+            p.frames_dropped,
+            size,
+            reason,
+        )
+
+
+class CaptureProcessSource(FrameSource):
+    """The sources inside a capture process, seen from the window's process.
+
+    ``specs`` are opened in the capture process: one spec as :func:`make_source` opens it, or
+    several live buses (named by ``labels``, ``can0``.. by default) captured together.
+    """
+
+    def __init__(
+        self,
+        ring: LinkRing,
+        specs: Sequence[SourceSpec],
+        labels: Sequence[str | None] | None = None,
+        *,
+        options: ChildOptions | None = None,
+        restart: bool = True,
+    ) -> None:
+        super().__init__(ring)
+        if not specs:
+            raise ValueError("a capture process needs at least one source")
+        self.specs = list(specs)
+        self.labels = list(labels) if labels is not None else [None] * len(self.specs)
+        if len(self.labels) != len(self.specs):
+            raise ValueError("one label per source spec")
+        self.options = options or ChildOptions()
+        self.restart = restart
+        self.restarts = 0  # capture processes started again after one died
+        self.send_error: str | None = None  # the last frame the capture process could not send
+        self.recorder: RemoteRecorder | None = None
+        self._link_ring = ring
+        ring.link = self
+        self._conn: Connection | None = None
+        self._process: BaseProcess | None = None
+        self._ready = False
+        self._stopping = False
+        self._description = "capture process (starting)"
+        self._bitrate: int | None = None
+        self._data_bitrate: int | None = None
+        self._channels = len(self.specs)
+        self._received = 0  # frames the capture process took from its sources
+        self._drops = HopDrops(0, 0, 0)
+        self._remote_backlog = 0
+        self._remote_gaps: tuple[LinkGap, ...] = ()
+        self._own_gaps: list[LinkGap] = []  # capture process deaths
+        self._recording_reply: tuple[Any, ...] | None = None
+        self._stopped_reply = False
+
+    # -- what the window reads ------------------------------------------------------------
+    def describe(self) -> str:
+        return self._description
+
+    @property
+    def bitrate(self) -> int | None:
+        return self._bitrate
+
+    @property
+    def data_bitrate(self) -> int | None:
+        return self._data_bitrate
+
+    @property
+    def channel_count(self) -> int:
+        return self._channels
+
+    @property
+    def gaps(self) -> tuple[LinkGap, ...]:
+        return tuple(sorted((*self._remote_gaps, *self._own_gaps), key=lambda g: g.started))
+
+    @property
+    def drops(self) -> HopDrops:
+        return HopDrops(self._drops.receive, self._drops.link, self._link_ring.window_dropped)
+
+    @property
+    def received(self) -> int:
+        """Frames the capture process took from its sources (dropped ones included)."""
+        return self._received
+
+    @property
+    def remote_backlog(self) -> int:
+        return self._remote_backlog
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def _open(self) -> None:
+        self._stopping = False
+        self._spawn()
+        if any(s.connect_in_background for s in self.specs):
+            self._state = SourceState.CONNECTING
+            return
+        if not self.wait_for(lambda: self._ready or self._error is not None, START_TIMEOUT):
+            self._shutdown(1.0)
+            raise SourceError("the capture process did not start in time")
+        if not self._ready:
+            self._shutdown(1.0)
+            raise SourceError(self._error or "the capture process failed")
+
+    def _close(self) -> None:
+        self._stopping = True
+        if self._conn is not None:
+            # Already gone: the reads below see the end of the pipe.
+            with contextlib.suppress(SourceError):
+                self.command(("stop",))
+            self.wait_for(lambda: self._stopped_reply or self._conn is None, REPLY_TIMEOUT)
+        self._shutdown(5.0)
+
+    def _spawn(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        here, there = ctx.Pipe(duplex=True)
+        process = ctx.Process(
+            target=run,
+            args=(there, self.specs, self.labels, self.options),
+            name="workshop-capture",
+            daemon=True,
+        )
+        process.start()
+        there.close()  # only the child holds its end: its death ends our reads
+        self._conn, self._process = here, process
+        self._ready = False
+        self._stopped_reply = False
+
+    def _shutdown(self, timeout: float) -> None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is not None:
+            process.join(timeout)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout)
+
+    def command(self, cmd: tuple[Any, ...]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise SourceError("the capture process is not running")
+        try:
+            conn.send(cmd)
+        except OSError as exc:
+            raise SourceError("the capture process is gone") from exc
+
+    def send(self, frame: Frame) -> None:
+        """Hand the frame to the capture process; its echo comes back with the received frames."""
+        if not self.caps.can_transmit:
+            raise SourceError(f"{self.describe()} cannot transmit")
+        if self.state is not SourceState.RUNNING:
+            raise SourceError(f"{self.describe()} is not connected")
+        self.command(("send", frame))
+        self.frames_sent += 1
+
+    def start_recording(self, path: Path) -> RemoteRecorder:
+        self._recording_reply = None
+        self.command(("record", str(path)))
+        if not self.wait_for(lambda: self._recording_reply is not None, REPLY_TIMEOUT):
+            raise WorkshopError("the capture process did not answer the request to record")
+        assert self._recording_reply is not None
+        _, _, started, error = self._recording_reply
+        if error is not None:
+            raise WorkshopError(error)
+        self.recorder = RemoteRecorder(self, path, started)
+        return self.recorder
+
+    # -- the pipe ----------------------------------------------------------------------
+    def wait_for(self, condition: Any, timeout: float) -> bool:
+        """Read messages (frames go to the ring) until ``condition()`` holds or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._conn is None:
+                return bool(condition())
+            if self._conn.poll(min(left, 0.05)):
+                self.receive(None)
+            elif self._process is not None and not self._process.is_alive():
+                self.receive(None)  # reads the end of the pipe and reports the loss
+        return True
+
+    def receive(self, max_frames: int | None) -> int:
+        """Take what the capture process sent, frames up to ``max_frames`` (None: all)."""
+        conn = self._conn
+        taken = 0
+        if conn is None:
+            return 0
+        try:
+            while (max_frames is None or taken < max_frames) and conn.poll(0):
+                buf = conn.recv_bytes()
+                if buf[:1] == b"F":
+                    frames = FrameColumns.unpack(buf[1:]).to_frames()
+                    self._link_ring.push_many(frames)
+                    taken += len(frames)
+                else:
+                    self._control(pickle.loads(buf[1:]))
+        except (EOFError, OSError):
+            self._lost()
+        else:
+            if self._process is not None and not self._process.is_alive() and not conn.poll(0):
+                self._lost()
+        return taken
+
+    def _control(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "ready":
+            _, self._description, caps, self._bitrate, self._data_bitrate, self._channels = msg
+            self.caps = caps if isinstance(caps, SourceCaps) else self.caps
+            self._ready = True
+            if self._own_gaps and self._own_gaps[-1].open:
+                gap = self._own_gaps[-1]
+                self._own_gaps[-1] = LinkGap(gap.started, time.time(), gap.reason)
+                self.reconnects += 1
+            if self._state in (SourceState.CONNECTING, SourceState.RECONNECTING):
+                self._state = SourceState.RUNNING
+                self._error = None
+        elif kind == "failed":
+            self._error = msg[1]
+            if self._ready or self._state is not SourceState.RUNNING:
+                self._state = SourceState.FAILED
+        elif kind == "stats":
+            _, self._received, ring_dropped, link_dropped, self._remote_backlog, state, error, gaps, rec = msg
+            self._drops = HopDrops(ring_dropped, link_dropped, 0)
+            self._remote_gaps = gaps
+            if self._ready and self._state is not SourceState.STOPPED and not self._stopping:
+                self._state = SourceState(state)
+                self._error = error
+            if rec is not None and self.recorder is not None:
+                self.recorder._update(rec)
+        elif kind == "recording":
+            self._recording_reply = msg
+        elif kind == "recorded":
+            if self.recorder is not None:
+                self.recorder._finished(msg[1])
+        elif kind == "send_failed":
+            self.send_error = msg[1]
+        elif kind == "stopped":
+            if msg[1] is not None and self.recorder is not None:
+                self.recorder._finished(msg[1])
+            self._stopped_reply = True
+
+    def _lost(self) -> None:
+        """The pipe ended: expected after a stop, a lost link otherwise (and a restart)."""
+        process = self._process
+        code = process.exitcode if process is not None else None
+        self._shutdown(2.0)
+        if self._stopping:
+            return
+        reason = f"capture process ended (exit code {code})"
+        if self.recorder is not None and self.recorder.running:
+            self.recorder._ended(f"{reason}; the file holds what was written before")
+        self._error = reason
+        if not self.restart:
+            self._state = SourceState.FAILED
+            return
+        self._own_gaps.append(LinkGap(time.time(), None, reason))
+        self._state = SourceState.RECONNECTING
+        self.restarts += 1
+        self._spawn()
+
+
+class ProcessCaptureSession(CaptureSession):
+    """A :class:`CaptureSession` whose receiving and recording run in a capture process.
+
+    >>> session = ProcessCaptureSession(SourceSpec(interface="socketcand", port=29536))  # doctest: +SKIP
+    >>> session.start(); session.tick()                                                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        specs: SourceSpec | Sequence[SourceSpec],
+        databases: DatabaseSet | None = None,
+        *,
+        labels: Sequence[str | None] | None = None,
+        options: ChildOptions | None = None,
+        ring_capacity: int = 1_000_000,
+        restart: bool = True,
+    ) -> None:
+        spec_list = [specs] if isinstance(specs, SourceSpec) else list(specs)
+        self.link_ring = LinkRing(ring_capacity)
+        self.capture_source = CaptureProcessSource(
+            self.link_ring, spec_list, labels, options=options, restart=restart
+        )
+        super().__init__(self.capture_source, databases)
+
+    @property
+    def drops(self) -> HopDrops:
+        return self.capture_source.drops
+
+    def set_source(self, source: FrameSource) -> None:
+        raise WorkshopError("the capture process opens its own sources: use set_source_spec")
+
+    def set_source_spec(
+        self, specs: SourceSpec | Sequence[SourceSpec], labels: Sequence[str | None] | None = None
+    ) -> None:
+        """Stop the capture process and start one for ``specs``; the store starts afresh."""
+        old = self.capture_source
+        running = old.state is not SourceState.STOPPED
+        if self.recorder is not None:
+            self.stop_recording()
+        old.stop()
+        self.link_ring.drain()
+        spec_list = [specs] if isinstance(specs, SourceSpec) else list(specs)
+        self.capture_source = CaptureProcessSource(
+            self.link_ring, spec_list, labels, options=old.options, restart=old.restart
+        )
+        self.source = self.capture_source
+        self.store.clear()
+        self._rate_n0 = 0
+        self._fps = 0.0
+        self._busy_s = 0.0
+        self._load = None
+        if running:
+            self.start()
+
+    def stop(self) -> RecordingSummary | None:
+        """Stop the capture process (it finishes the recording), then take in what it sent."""
+        self.source.stop()
+        self.tick()
+        return self.stop_recording()
+
+    def start_recording(self, path: str | Path) -> Recorder:
+        if self.recorder is not None:
+            raise WorkshopError(f"already recording to {self.recorder.path}")
+        self.recorder = self.capture_source.start_recording(Path(path).absolute())
+        return self.recorder
+
+    def stop_recording(self) -> RecordingSummary | None:
+        if self.recorder is None:
+            return None
+        summary = self.recorder.stop()
+        self.recorder = None
+        self.capture_source.recorder = None
+        return summary
+
+
+def make_capture_session(
+    spec: SourceSpec, databases: DatabaseSet | None = None, *, capture_process: bool = False
+) -> CaptureSession:
+    """The session for ``spec``: in this process, or (``capture_process``) in a capture process."""
+    if capture_process:
+        return ProcessCaptureSession(spec, databases)
+    return CaptureSession(make_source(spec), databases)

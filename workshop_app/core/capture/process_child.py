@@ -1,0 +1,244 @@
+"""The capture process itself: sources, ring, recorder; batches out, commands in.
+
+Started by :class:`workshop_app.core.capture.process.CaptureProcessSource` with the spawn
+context. Threads here:
+
+- the source's own receive threads push into the ring (as in one process);
+- the main loop drains the ring every :data:`TICK` seconds, hands the batch to the recorder
+  and queues it, packed as columns, for the window;
+- the sender thread writes queued messages to the pipe (it may block while the window is
+  busy; the queue is bounded and what does not fit is counted as dropped on the link);
+- the command thread reads the window's commands. When the window's process dies the pipe
+  ends, and the recording is finished and closed here before this process exits.
+
+Wire: to the window, ``send_bytes`` of ``b"F"`` + a packed :class:`FrameColumns` or ``b"C"`` +
+a pickled control tuple; from the window, pickled command tuples (``conn.send``).
+"""
+
+from __future__ import annotations
+
+import pickle
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from workshop_app.core.capture.columns import FrameColumns
+from workshop_app.core.capture.recorder import Recorder
+from workshop_app.core.capture.ring import FrameRing
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.sources.adapter import AdapterSource
+from workshop_app.core.sources.base import FrameSource
+from workshop_app.core.sources.factory import SourceSpec, make_source
+from workshop_app.core.sources.multi import MultiSource
+from workshop_app.core.sources.opening import plain_reason
+
+# Seconds between drains of the ring: ~50 batches a second, a few hundred frames each at full load.
+TICK = 0.02
+# Seconds between statistics messages to the window.
+STATS_EVERY = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class ChildOptions:
+    ring_capacity: int = 1_000_000
+    # Frames that may wait for the window; beyond it batches are dropped and counted.
+    link_capacity: int = 1_000_000
+
+
+def build_source(specs: list[SourceSpec], labels: list[str | None], ring: FrameRing) -> FrameSource:
+    """One source, or a MultiSource of live buses named by ``labels`` (``can0``.. by default)."""
+    if len(specs) == 1 and labels[0] is None:
+        return make_source(specs[0], ring)
+    members: list[FrameSource] = []
+    for i, (spec, label) in enumerate(zip(specs, labels, strict=True)):
+        if spec.interface is None:
+            raise WorkshopError("several buses in one capture process must all be live interfaces")
+        members.append(
+            AdapterSource(
+                ring,
+                spec.bus_config(),
+                channel_label=label or f"can{i}",
+                policy=spec.reconnect,
+                connect_in_background=spec.connect_in_background,
+            )
+        )
+    return members[0] if len(members) == 1 else MultiSource(ring, members)
+
+
+class _Link:
+    """Outgoing messages: control messages always go; frame batches only while there is room."""
+
+    def __init__(self, conn: Connection, capacity: int) -> None:
+        self._conn = conn
+        self._capacity = capacity
+        self._items: deque[tuple[bytes, int]] = deque()
+        self._queued_frames = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self.dropped = 0  # frames that found the queue to the window full
+        self.broken = False  # the window's end is gone
+        self._thread = threading.Thread(target=self._run, name="capture-link-sender", daemon=True)
+        self._thread.start()
+
+    def frames(self, columns: FrameColumns) -> None:
+        n = len(columns)
+        with self._cond:
+            if self.broken or self._queued_frames + n > self._capacity:
+                self.dropped += n
+                return
+            self._items.append((b"F" + columns.pack(), n))
+            self._queued_frames += n
+            self._cond.notify()
+
+    def control(self, message: tuple[Any, ...]) -> None:
+        with self._cond:
+            self._items.append((b"C" + pickle.dumps(message), 0))
+            self._cond.notify()
+
+    @property
+    def backlog(self) -> int:
+        return self._queued_frames
+
+    def close(self, timeout: float) -> None:
+        """Send what is queued (up to ``timeout``), then stop the sender."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._items and not self._closed:
+                    self._cond.wait()
+                if not self._items:
+                    return
+                payload, n = self._items.popleft()
+            try:
+                self._conn.send_bytes(payload)
+            except OSError:
+                with self._cond:
+                    self.broken = True
+                    self.dropped += n + sum(k for _, k in self._items)
+                    self._items.clear()
+                    self._queued_frames = 0
+                return
+            with self._cond:
+                self._queued_frames -= n
+
+
+def run(conn: Connection, specs: list[SourceSpec], labels: list[str | None], options: ChildOptions) -> None:
+    """Entry point of the capture process (spawned)."""
+    # Ctrl-C in a terminal reaches the whole process group: the window's process decides what
+    # happens (it sends "stop"), and if it dies instead the pipe ends and we finish up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ring = FrameRing(options.ring_capacity)
+    link = _Link(conn, options.link_capacity)
+    try:
+        source = build_source(specs, labels, ring)
+        source.start()
+    except Exception as exc:  # any failure to open is reported as one line in the window
+        link.control(("failed", plain_reason(exc)))
+        link.close(5.0)
+        return
+    link.control(
+        (
+            "ready",
+            source.describe(),
+            source.caps,
+            source.bitrate,
+            source.data_bitrate,
+            source.channel_count,
+        )
+    )
+    commands: deque[tuple[Any, ...]] = deque()
+    ended = threading.Event()  # the window said stop, or its process is gone
+
+    def read_commands() -> None:
+        while True:
+            try:
+                cmd = conn.recv()
+            except (EOFError, OSError):  # the window's process ended: finish up here
+                commands.append(("stop", "window gone"))
+                ended.set()
+                return
+            commands.append(cmd)
+            if cmd[0] == "stop":
+                ended.set()
+                return
+
+    def terminated(_signum: int, _frame: object) -> None:
+        # multiprocessing terminates daemon children when the window's process exits without
+        # stopping us: finish the recording all the same.
+        commands.append(("stop", "terminated"))
+        ended.set()
+
+    signal.signal(signal.SIGTERM, terminated)
+    reader = threading.Thread(target=read_commands, name="capture-commands", daemon=True)
+    reader.start()
+    recorder: Recorder | None = None
+    next_stats = 0.0
+
+    def stats() -> tuple[Any, ...]:
+        return (
+            "stats",
+            ring.pushed + ring.dropped,
+            ring.dropped,
+            link.dropped,
+            ring.backlog + link.backlog,
+            source.state.value,
+            source.error,
+            source.gaps,
+            recorder.progress if recorder is not None else None,
+        )
+
+    while True:
+        while commands:
+            cmd = commands.popleft()
+            kind = cmd[0]
+            if kind == "record":
+                try:
+                    if recorder is not None:
+                        raise WorkshopError(f"already recording to {recorder.path}")
+                    recorder = Recorder(cmd[1])
+                    link.control(("recording", str(recorder.path), recorder.started, None))
+                except Exception as exc:
+                    link.control(("recording", str(cmd[1]), time.time(), plain_reason(exc)))
+            elif kind == "stop_record":
+                if recorder is not None:
+                    link.control(("recorded", recorder.stop()))
+                    recorder = None
+            elif kind == "send":
+                try:
+                    source.send(cmd[1])
+                except Exception as exc:
+                    link.control(("send_failed", plain_reason(exc)))
+        if ended.is_set() and not commands:
+            break
+        _pump(ring, recorder, link)
+        now = time.monotonic()
+        if now >= next_stats:
+            link.control(stats())
+            next_stats = now + STATS_EVERY
+        ended.wait(TICK)
+    # Stop receiving first, so everything the source delivered is recorded and sent.
+    source.stop()
+    _pump(ring, recorder, link)
+    summary = recorder.stop() if recorder is not None else None
+    link.control(stats())
+    link.control(("stopped", summary))
+    link.close(10.0)
+    conn.close()
+
+
+def _pump(ring: FrameRing, recorder: Recorder | None, link: _Link) -> None:
+    frames = ring.drain()
+    if not frames:
+        return
+    if recorder is not None:
+        recorder.write(frames)
+    link.frames(FrameColumns.from_frames(frames))
