@@ -332,7 +332,7 @@ class MainWindow(QMainWindow):
             # the window never waits for an adapter or a server.
             spec = replace(spec, connect_in_background=True)
         source = make_source(spec, self.session.ring)
-        self.playback_bar.set_source(None)
+        self.playback_bar.set_source(source if isinstance(source, PlaybackSource) else None)  # --replay too
         self.session.stop_recording()
         self.scheduler.set_source(source)
         self.session.set_source(source)

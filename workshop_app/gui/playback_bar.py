@@ -46,12 +46,22 @@ class PlaybackBar(QWidget):
         self.setVisible(False)
 
     def set_source(self, source: PlaybackSource | None) -> None:
+        """Show ``source``'s controls; the bar takes its speed and loop from the source (a
+        ``--replay`` source arrives with the speed and loop it was asked for)."""
+        self.source = None  # no handler pushes the bar's old state onto the new source
+        if source is not None:
+            self._select_speed(source.speed)
+            self.loop_check.setChecked(source.looping)
         self.source = source
         self.setVisible(source is not None)
-        if source is not None:
-            source.set_speed(self.speed_combo.currentData())
-            self._on_loop_toggled(self.loop_check.isChecked())
         self.refresh()
+
+    def _select_speed(self, speed: float) -> None:
+        index = self.speed_combo.findData(speed)
+        if index < 0:  # a speed the menu lacks (``--speed 0`` or 3): listed in order
+            index = sum(1 for i in range(self.speed_combo.count()) if self.speed_combo.itemData(i) < speed)
+            self.speed_combo.insertItem(index, "max" if speed == 0 else f"{speed:g}×", speed)
+        self.speed_combo.setCurrentIndex(index)
 
     def refresh(self) -> None:
         s = self.source
@@ -89,9 +99,5 @@ class PlaybackBar(QWidget):
             self.refresh()
 
     def _on_loop_toggled(self, on: bool) -> None:
-        s = self.source
-        if s is not None:
-            if on:
-                s.set_loop(s.start_time, s.end_time)
-            else:
-                s.set_loop(None, None)
+        if self.source is not None:
+            self.source.set_looping(on)

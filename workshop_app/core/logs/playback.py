@@ -181,6 +181,10 @@ class PlaybackSource(FrameSource):
         return self._player.playing
 
     @property
+    def looping(self) -> bool:
+        return self._player.looping
+
+    @property
     def position(self) -> float:
         """Log time of the playback head (never past the next frame not yet pushed)."""
         return self._player.position
@@ -207,6 +211,10 @@ class PlaybackSource(FrameSource):
     def set_loop(self, start: float | None, end: float | None) -> None:
         """Repeat log times ``start``–``end`` (None: that end of the log); both None: no loop."""
         self._player.set_loop(start, end)
+
+    def set_looping(self, on: bool) -> None:
+        """Repeat the whole log, or stop repeating."""
+        self._player.set_looping(on)
 
     # -- FrameSource ---------------------------------------------------------------------------
     def _open(self) -> None:

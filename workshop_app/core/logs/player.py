@@ -120,6 +120,10 @@ class Player:
         return self._playing
 
     @property
+    def looping(self) -> bool:
+        return self._loop is not None or self._loop_all
+
+    @property
     def position(self) -> float:
         """Log time of the playback head (never past the next row not yet delivered)."""
         with self._cond:
@@ -190,6 +194,14 @@ class Player:
                 if not lo <= self._index < hi:
                     self._jump(lo)
             self._generation += 1  # a batch in flight may cross the new range's end
+            self._resume()
+
+    def set_looping(self, on: bool) -> None:
+        """Repeat the whole log (also one whose rows are not loaded yet), or stop repeating."""
+        with self._cond:
+            self._loop_all = on
+            self._loop = (0, self._n) if on and self._n else None
+            self._generation += 1
             self._resume()
 
     def halt(self) -> None:
