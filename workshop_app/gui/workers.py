@@ -1,12 +1,21 @@
-"""Run a core job off the GUI thread and report it as Qt signals.
+"""The one way GUI code moves work off the GUI thread: :func:`run_job`.
 
-Core jobs stay Qt-free: they take a plain ``progress(phase, done, total)`` callable and a
-``threading.Event`` to cancel. ``JobWorker`` is the only place where those become signals.
+Core jobs stay Qt-free: they take ``progress: ProgressFn`` and ``cancel: CancelToken``
+(``core/jobs.py``). ``run_job`` calls such a job on a worker thread and turns what it reports
+into Qt signals on a :class:`JobHandle`::
 
-Threads: the job runs on its own Python thread. Signals emitted there reach receivers in the
-GUI thread through queued connections (Qt picks them because the emitting thread differs).
-The worker joins its thread before it emits ``finished`` or ``failed``, so a receiver never
-sees a result while the thread still exists.
+    handle = run_job(self, scan_and_store, options, label)
+    handle.progressed.connect(self._on_progress)   # JobProgress
+    handle.finished.connect(self._on_scanned)      # the job's return value
+    handle.failed.connect(self._on_failed)         # one plain line
+    ...
+    handle.cancel()                                # the job stops at its next safe point
+
+Threads: the job runs on its own Python thread and never touches widgets. Its signals reach
+receivers on the GUI thread through queued connections. The handle joins the thread before
+it emits ``finished`` or ``failed``, so a receiver never sees a result while the thread lives.
+``JobWorker`` is the older ``(phase, done, total)`` / ``threading.Event`` shape, kept for the
+panels not yet moved over; it runs on ``run_job`` too.
 """
 
 from __future__ import annotations
@@ -15,80 +24,91 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
 from workshop_app.core.errors import WorkshopError
-
-# job(progress, cancel) -> result; progress(phase, done, total).
-Job = Callable[[Callable[[str, int, int], None], threading.Event], object]
+from workshop_app.core.jobs import CancelToken, JobCancelled, JobProgress
 
 _PROGRESS_INTERVAL = 0.05  # seconds: ~20 progress updates a second keep a bar smooth, not busy
 
 
-class JobWorker(QObject):
-    """Runs one job once; create a new worker per job."""
+def failure_text(error: BaseException) -> str:
+    """One line for the user: our errors as they are, anything else with its type."""
+    if isinstance(error, WorkshopError):
+        return str(error)
+    return f"unexpected error: {type(error).__name__}: {error}"
 
-    progressed = Signal(str, int, int)  # phase, done, total
+
+class JobHandle(QObject):
+    """One job on one worker thread; made by :func:`run_job`."""
+
+    progressed = Signal(object)  # JobProgress
     finished = Signal(object)  # the job's result
-    failed = Signal(str, object)  # message fit for a user, partial result (or None)
-    _ended = Signal(object, object)  # (result, exception) from the job thread: internal
+    failed = Signal(str)  # plain words; JobCancelled gives its reason
+    # From the job thread, queued to the GUI thread: connected before the thread starts, so
+    # nothing is lost while the caller connects to the public signals after run_job returns.
+    _progress_sent = Signal(object)
+    _ended = Signal(object, object)  # (result, exception)
 
-    def __init__(self, job: Job, name: str = "job", parent: QObject | None = None) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], parent: QObject | None
+    ) -> None:
         super().__init__(parent)
-        self._job = job
-        self._name = name
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.token = CancelToken()
+        self.error: BaseException | None = None  # what ended the job, once failed
+        self.partial: object = None  # a failed job's partial result (``error.partial``), if any
+        self._fn, self._args, self._kwargs = fn, args, kwargs
         self._last_progress = 0.0
         self._last_phase = ""
-        # Queued explicitly: the slot must run in the GUI thread, where it can join the job thread.
+        name = getattr(fn, "__name__", "job").replace("<lambda>", "job")
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name=f"workshop-{name}", daemon=True
+        )
+        # Queued explicitly: the slot must run on the GUI thread, where it joins the job thread.
         self._ended.connect(self._on_ended, Qt.ConnectionType.QueuedConnection)
+        self._progress_sent.connect(self.progressed.emit, Qt.ConnectionType.QueuedConnection)
 
     @property
     def running(self) -> bool:
         return self._thread is not None
 
     @property
-    def cancel_requested(self) -> bool:
-        return self._cancel.is_set()
+    def cancelled(self) -> bool:
+        return self.token.cancelled
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("job already started")
-        self._thread = threading.Thread(target=self._run, name=f"workshop-{self._name}", daemon=True)
-        self._thread.start()
-
-    def cancel(self) -> None:
-        """Ask the job to stop; ``failed`` follows with what it had done."""
-        self._cancel.set()
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Ask the job to stop at its next safe point; ``failed`` follows."""
+        self.token.cancel(reason)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job thread has ended (closing a window); True if it has."""
+        """Block until the job thread has ended (closing a window, tests); True if it has."""
         thread = self._thread
         if thread is None:
             return True
         thread.join(timeout)
         return not thread.is_alive()
 
-    def _progress(self, phase: str, done: int, total: int) -> None:
-        # Job thread. Throttled, but phase changes and the last step always get through.
+    def _progress(self, progress: JobProgress) -> None:
+        # Job thread. Throttled; phase changes and the last step always get through.
         now = time.monotonic()
-        if phase == self._last_phase and done < total and now - self._last_progress < _PROGRESS_INTERVAL:
+        last = progress.total > 0 and progress.done >= progress.total
+        if progress.phase == self._last_phase and not last and now - self._last_progress < _PROGRESS_INTERVAL:
             return
-        self._last_phase = phase
+        self._last_phase = progress.phase
         self._last_progress = now
-        with contextlib.suppress(RuntimeError):
-            self.progressed.emit(phase, int(done), int(total))
+        with contextlib.suppress(RuntimeError):  # the handle went with its window
+            self._progress_sent.emit(progress)
 
     def _run(self) -> None:
-        # Job thread: never touches widgets; everything leaves through signals.
+        # Job thread: everything leaves through signals.
         try:
-            result: object = self._job(self._progress, self._cancel)
+            result: object = self._fn(*self._args, progress=self._progress, cancel=self.token, **self._kwargs)
             error: BaseException | None = None
         except BaseException as exc:  # every failure must reach the GUI
             result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the worker was deleted with its window: nobody listens
+        with contextlib.suppress(RuntimeError):  # the handle was deleted with its window: nobody listens
             self._ended.emit(result, error)
 
     def _on_ended(self, result: object, error: BaseException | None) -> None:
@@ -97,9 +117,79 @@ class JobWorker(QObject):
             self._thread = None
         if error is None:
             self.finished.emit(result)
-        elif isinstance(error, WorkshopError):
-            self.failed.emit(str(error), getattr(error, "partial", None))
+            return
+        self.error = error
+        self.partial = getattr(error, "partial", None)
+        if isinstance(error, JobCancelled):
+            self.failed.emit(str(error) or "cancelled")
         else:
-            self.failed.emit(
-                f"unexpected error: {type(error).__name__}: {error}", getattr(error, "partial", None)
+            self.failed.emit(failure_text(error))
+
+
+def run_job(parent: QObject | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JobHandle:
+    """Start ``fn(*args, progress=..., cancel=..., **kwargs)`` on a worker thread.
+
+    ``parent`` keeps the handle alive (the widget that shows the job); connect to the handle's
+    signals right after this returns — nothing is emitted before the event loop runs again.
+    """
+    handle = JobHandle(fn, args, kwargs, parent)
+    assert handle._thread is not None
+    handle._thread.start()
+    return handle
+
+
+# -- the older shape --------------------------------------------------------------------------
+
+# job(progress, cancel) -> result; progress(phase, done, total).
+Job = Callable[[Callable[[str, int, int], None], threading.Event], object]
+
+
+class JobWorker(QObject):
+    """A job as ``job(progress(phase, done, total), cancel_event)``, run through :func:`run_job`.
+
+    Create one worker per job.
+    """
+
+    progressed = Signal(str, int, int)  # phase, done, total
+    finished = Signal(object)  # the job's result
+    failed = Signal(str, object)  # message fit for a user, partial result (or None)
+
+    def __init__(self, job: Job, name: str = "job", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._job = job
+        self._name = name
+        self._handle: JobHandle | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._handle is not None and self._handle.running
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._handle is not None and self._handle.cancelled
+
+    def start(self) -> None:
+        if self._handle is not None:
+            raise RuntimeError("job already started")
+        job = self._job
+
+        def adapted(*, progress: Callable[[JobProgress], None], cancel: CancelToken) -> object:
+            return job(
+                lambda phase, done, total: progress(JobProgress(phase, int(done), int(total))), cancel.event
             )
+
+        adapted.__name__ = self._name
+        handle = run_job(self, adapted)
+        handle.progressed.connect(lambda p: self.progressed.emit(p.phase, p.done, p.total))
+        handle.finished.connect(self.finished.emit)
+        handle.failed.connect(lambda message: self.failed.emit(message, handle.partial))
+        self._handle = handle
+
+    def cancel(self) -> None:
+        """Ask the job to stop; ``failed`` follows with what it had done."""
+        if self._handle is not None:
+            self._handle.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job thread has ended (closing a window); True if it has."""
+        return self._handle is None or self._handle.wait(timeout)
