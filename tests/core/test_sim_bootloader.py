@@ -364,8 +364,15 @@ def test_programming_security_lock_out(tmp_path: Path) -> None:
         with pytest.raises(NegativeResponseException) as exc:
             erase(client, FLASH_LAYOUTS["BCM"])
         assert nrc(exc) == 0x33  # still locked: no erase
-        time.sleep(1.1)
-        seed = client.request_seed(p.PROGRAMMING_SECURITY_LEVEL).service_data.seed
+
+        def seed_after_the_delay() -> bytes | None:
+            try:
+                return client.request_seed(p.PROGRAMMING_SECURITY_LEVEL).service_data.seed
+            except NegativeResponseException as refused:
+                assert refused.response.code == 0x37  # only the delay may refuse it
+                return None
+
+        seed = wait_for(seed_after_the_delay, 30, "a seed once the lock-out delay expired")
         client.send_key(p.PROGRAMMING_SECURITY_LEVEL + 1, p.demo_programming_key(seed))
         assert server.unlocked_level == p.PROGRAMMING_SECURITY_LEVEL
         assert r.net.ecu("BCM").flash.app_valid  # type: ignore[union-attr]
