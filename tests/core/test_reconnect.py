@@ -110,8 +110,11 @@ def test_without_auto_reconnect_a_lost_server_fails_the_source(car):
         assert "server closed the connection" in (source.error or "")
         assert source.bus is None
         car.serve(port=port)
-        time.sleep(0.5)
-        assert source.state is SourceState.FAILED  # stays failed: nobody asked to reconnect
+        # The source's watch thread is the only one that could reopen the link: once it has
+        # ended, the source stays failed for good (nobody asked it to reconnect).
+        watch = f"adapter-watch {source.channel_label}"
+        assert _wait_for(lambda: not any(t.name == watch for t in threading.enumerate()), 10)
+        assert source.state is SourceState.FAILED and source.bus is None
     finally:
         source.stop()
     assert source.state is SourceState.STOPPED
