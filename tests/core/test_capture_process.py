@@ -18,7 +18,7 @@ from helpers.waiting import wait_for
 from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.process import ProcessCaptureSession
 from workshop_app.core.decode.database import DatabaseSet
-from workshop_app.core.errors import SourceError
+from workshop_app.core.errors import LogFileError, SourceError
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.reconnect import NO_RECONNECT
@@ -91,6 +91,21 @@ def test_frames_arrive_decoded_and_recorded(session: ProcessCaptureSession, tmp_
     assert session.store.total_frames == session.capture_source.received
     assert len(session.store.messages) > 5
     assert len(series) > 0
+
+
+def test_a_recording_asked_for_before_start_holds_every_frame(
+    session: ProcessCaptureSession, tmp_path: Path
+) -> None:
+    with pytest.raises(LogFileError, match="unknown log format"):
+        session.start_recording(tmp_path / "drive.xyz")
+    blf = tmp_path / "whole.blf"
+    session.start_recording(blf)
+    session.start()
+    wait_for(lambda: session.tick() is not None and session.store.total_frames > 1000, 30, "frames")
+    summary = session.stop()
+    assert summary is not None and summary.error is None
+    assert summary.frames_written == session.store.total_frames == session.capture_source.received
+    assert sum(1 for _ in can.BLFReader(blf)) == summary.frames_written
 
 
 def test_a_sent_frame_goes_out_and_its_echo_comes_back(session: ProcessCaptureSession) -> None:

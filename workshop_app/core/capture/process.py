@@ -33,7 +33,7 @@ from typing import Any
 
 from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.process_child import ChildOptions, run
-from workshop_app.core.capture.recorder import Recorder, RecordingProgress, RecordingSummary
+from workshop_app.core.capture.recorder import Recorder, RecordingProgress, RecordingSummary, open_writer
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import SourceError, WorkshopError
@@ -131,7 +131,10 @@ class RemoteRecorder(Recorder):
 
     def stop(self) -> RecordingSummary:
         if self._summary is None:
-            self._source.command(("stop_record",))
+            try:
+                self._source.command(("stop_record",))
+            except SourceError as exc:
+                self._ended(str(exc))
             self._source.wait_for(lambda: self._summary is not None, REPLY_TIMEOUT)
         if self._summary is None:
             self._ended("the capture process did not finish the recording in time")
@@ -206,6 +209,7 @@ class CaptureProcessSource(FrameSource):
         self._remote_gaps: tuple[LinkGap, ...] = ()
         self._own_gaps: list[LinkGap] = []  # capture process deaths
         self._recording_reply: tuple[Any, ...] | None = None
+        self._initial_record: Path | None = None  # asked for before the capture process started
         self._stopped_reply = False
 
     # -- what the window reads ------------------------------------------------------------
@@ -271,9 +275,10 @@ class CaptureProcessSource(FrameSource):
     def _spawn(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         here, there = ctx.Pipe(duplex=True)
+        record, self._initial_record = self._initial_record, None
         process = ctx.Process(
             target=run,
-            args=(there, self.specs, self.labels, self.options),
+            args=(there, self.specs, self.labels, self.options, str(record) if record else None),
             name="workshop-capture",
             daemon=True,
         )
@@ -313,7 +318,14 @@ class CaptureProcessSource(FrameSource):
         self.frames_sent += 1
 
     def start_recording(self, path: Path) -> RemoteRecorder:
+        """Record in the capture process; before :meth:`start`, from its first frame on."""
         self._recording_reply = None
+        if self._conn is None:
+            # Fail now on a bad path or format, as an in-process recording would.
+            open_writer(path).close()
+            self._initial_record = path
+            self.recorder = RemoteRecorder(self, path, time.time())
+            return self.recorder
         self.command(("record", str(path)))
         if not self.wait_for(lambda: self._recording_reply is not None, REPLY_TIMEOUT):
             raise WorkshopError("the capture process did not answer the request to record")
@@ -388,6 +400,8 @@ class CaptureProcessSource(FrameSource):
                 self.recorder._update(rec)
         elif kind == "recording":
             self._recording_reply = msg
+            if msg[3] is None and self.recorder is not None and self.recorder.path == Path(msg[1]):
+                self.recorder.started = msg[2]
         elif kind == "recorded":
             if self.recorder is not None:
                 self.recorder._finished(msg[1])

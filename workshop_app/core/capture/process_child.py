@@ -131,17 +131,29 @@ class _Link:
                 self._queued_frames -= n
 
 
-def run(conn: Connection, specs: list[SourceSpec], labels: list[str | None], options: ChildOptions) -> None:
-    """Entry point of the capture process (spawned)."""
+def run(
+    conn: Connection,
+    specs: list[SourceSpec],
+    labels: list[str | None],
+    options: ChildOptions,
+    record: str | None = None,
+) -> None:
+    """Entry point of the capture process (spawned); ``record``: a file to record from the start."""
     # Ctrl-C in a terminal reaches the whole process group: the window's process decides what
     # happens (it sends "stop"), and if it dies instead the pipe ends and we finish up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ring = FrameRing(options.ring_capacity)
     link = _Link(conn, options.link_capacity)
+    recorder: Recorder | None = None
     try:
+        if record is not None:
+            recorder = Recorder(record)
+            link.control(("recording", record, recorder.started, None))
         source = build_source(specs, labels, ring)
         source.start()
     except Exception as exc:  # any failure to open is reported as one line in the window
+        if recorder is not None:
+            link.control(("recorded", recorder.stop()))
         link.control(("failed", plain_reason(exc)))
         link.close(5.0)
         return
@@ -180,7 +192,6 @@ def run(conn: Connection, specs: list[SourceSpec], labels: list[str | None], opt
     signal.signal(signal.SIGTERM, terminated)
     reader = threading.Thread(target=read_commands, name="capture-commands", daemon=True)
     reader.start()
-    recorder: Recorder | None = None
     next_stats = 0.0
 
     def stats() -> tuple[Any, ...]:
