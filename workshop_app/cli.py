@@ -9,6 +9,7 @@ from pathlib import Path
 
 from workshop_app import __version__
 from workshop_app import cli_values as values
+from workshop_app.commands.dtc_watch_options import add_watch_parser
 from workshop_app.commands.log_input import add_strict_option
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.sources.factory import SOCKETCAND_PORT
@@ -116,6 +117,8 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         action="store_true",
         help="simulated vehicle: remove the injected faults before clearing (as a repair would)",
     )
+
+    add_watch_parser(dsub, _add_source_options)
 
     p = dsub.add_parser("history", help="scans stored for a vehicle, a scan in full, or a vehicle's timeline")
     p.add_argument("--vin", help="only this vehicle")

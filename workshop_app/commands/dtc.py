@@ -1,97 +1,28 @@
-"""`workshop dtc scan|clear|history|report|trace`: fault codes from the command line."""
+"""`workshop dtc scan|clear|watch|history|report|trace`: fault codes from the command line."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-import time
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
-from typing import TypeVar
 
-from workshop_app.commands.common import source_spec
 from workshop_app.commands.dtc_history import run_history, run_report
 from workshop_app.commands.dtc_text import comparison_lines, scan_lines
-from workshop_app.commands.history import history_path
+from workshop_app.commands.dtc_vehicle import open_history, open_vehicle
 from workshop_app.core.diag.client import DiagError
-from workshop_app.core.diag.ecu_spec import VehicleSpec, demo_vehicle_spec, load_vehicle_spec
-from workshop_app.core.diag.model import ScanLabel, ScanResult, compare_scans
-from workshop_app.core.diag.scan import ClearOutcome, ScanOptions
-from workshop_app.core.diag.session import DiagSession
-from workshop_app.core.errors import SourceError, WorkshopError
+from workshop_app.core.diag.ecu_spec import load_vehicle_spec
+from workshop_app.core.diag.jobs import DiagJobs, NotStored
+from workshop_app.core.diag.model import ScanLabel, ScanResult
+from workshop_app.core.diag.scan import ScanOptions
+from workshop_app.core.errors import WorkshopError
 from workshop_app.core.history import HistoryStore
-from workshop_app.core.sim.faults import available_faults
-from workshop_app.core.sources.base import FrameSource, SourceState
-from workshop_app.core.sources.factory import make_source
-from workshop_app.core.sources.reconnect import NO_RECONNECT
-
-T = TypeVar("T")
+from workshop_app.core.jobs import CancelToken, JobCancelled, JobProgress, no_progress
 
 
-def open_vehicle(args: argparse.Namespace) -> tuple[FrameSource, VehicleSpec]:
-    """Connect (default: the simulated vehicle), inject --fault, wait --settle."""
-    spec = load_vehicle_spec(args.spec) if args.spec else demo_vehicle_spec()
-    # No reconnecting under a scan: answers missing during a gap would read as missing ECUs.
-    # The connect itself runs under the policy's deadlines (a silent server fails in seconds).
-    source = make_source(replace(source_spec(args), reconnect=NO_RECONNECT))
-    unknown = [f for f in args.fault if f not in available_faults()]
-    if unknown:
-        raise SourceError(f"unknown fault {unknown[0]!r}; see `workshop simulate --list-faults`")
-    if (args.fault or getattr(args, "repair", False)) and not source_spec(args).is_simulator:
-        raise SourceError("--fault and --repair work on the simulated vehicle only (no connection option)")
-    source.start()
-    vehicle = getattr(source, "vehicle", None)
-    if args.fault and vehicle is None:
-        source.stop()
-        raise SourceError("the simulated vehicle did not start")
-    for name in args.fault:
-        vehicle.inject_fault(name)  # type: ignore[union-attr]
-    ecus = getattr(source, "ecus", None)
-    if args.fault and args.settle is None and ecus is not None:
-        # until the ECUs confirm the faults: a misfire is seen only once the engine runs
-        ecus.wait_confirmed(args.fault, timeout=20.0)
-    else:
-        settle = args.settle if args.settle is not None else (2.5 if args.fault else 0.2)
-        time.sleep(max(0.0, settle))
-    return source, spec
-
-
-def _while_linked(source: FrameSource, diag: DiagSession, job: Future[T]) -> T:
-    """The job's result, or a plain SourceError as soon as the link is lost under it."""
-    while True:
-        try:
-            result = job.result(timeout=0.1)
-        except FutureTimeout:
-            if source.state is SourceState.FAILED:
-                diag.cancel.set()  # the scan stops between requests; no half result is stored
-                raise SourceError(_lost(source)) from None
-            continue
-        if source.state is SourceState.FAILED:
-            raise SourceError(_lost(source))
-        return result
-
-
-def _lost(source: FrameSource) -> str:
-    why = (source.error or "").removeprefix("connection lost: ")
-    return f"{source.describe()}: connection lost during the scan ({why})"
-
-
-def _history(args: argparse.Namespace) -> HistoryStore | None:
-    if getattr(args, "no_history", False):
-        return None
-    return HistoryStore(history_path(args))
-
-
-def _store(args: argparse.Namespace, result: ScanResult) -> None:
-    store = _history(args)
-    if store is None:
-        return
-    with store:
-        if result.vin:
-            result.add_missing(store.expected_ecus(result.vin))
-        store.add_scan(result)
+def _history(args: argparse.Namespace) -> contextlib.AbstractContextManager[HistoryStore | None]:
+    store = open_history(args)
+    return store if store is not None else contextlib.nullcontext()
 
 
 def _print_scan(args: argparse.Namespace, result: ScanResult) -> None:
@@ -108,22 +39,27 @@ def run_scan(args: argparse.Namespace) -> int:
     options = ScanOptions(
         sweep=not args.no_sweep, live=args.live, timeout=args.timeout, fd=bool(args.fd or args.data_bitrate)
     )
+    label = ScanLabel(args.label) if args.label else ScanLabel.NONE
+    problem = ""
     try:
-        with DiagSession(source, spec, options=options) as diag:
-            label = ScanLabel(args.label) if args.label else ScanLabel.NONE
-            progress = None if args.json else _progress
-            result = _while_linked(source, diag, diag.scan(label=label, progress=progress))
+        with _history(args) as store, DiagJobs(source, spec, store) as jobs:
+            try:
+                result = jobs.scan_and_store(options, label, no_progress if args.json else _progress)
+            except NotStored as exc:
+                result, problem = exc.result, str(exc)
     finally:
         source.stop()
     if not args.json:
         print(file=sys.stderr)
-    _store(args, result)
     _print_scan(args, result)
+    if problem:
+        raise WorkshopError(problem)
     return 0 if any(e.responded for e in result.ecus) else 3
 
 
-def _progress(text: str, fraction: float) -> None:
-    print(f"\r{fraction * 100:3.0f}% {text:<40}", end="", file=sys.stderr, flush=True)
+def _progress(p: JobProgress) -> None:
+    fraction = p.fraction or 0.0
+    print(f"\r{fraction * 100:3.0f}% {p.phase:<40}", end="", file=sys.stderr, flush=True)
 
 
 def run_clear(args: argparse.Namespace) -> int:
@@ -131,35 +67,30 @@ def run_clear(args: argparse.Namespace) -> int:
     options = ScanOptions(
         sweep=not args.no_sweep, timeout=args.timeout, fd=bool(args.fd or args.data_bitrate)
     )
-    outcomes: list[ClearOutcome] = []
+
+    def before_clear(before: ScanResult, targets: list[str]) -> bool:
+        if not args.json:
+            print("\n".join(scan_lines(before)))
+        vehicle = getattr(source, "vehicle", None)
+        if args.repair and vehicle is not None:
+            vehicle.clear_faults()  # the repair itself, on the simulated car
+        if args.yes:
+            return True
+        answer = input(f"\nClear the fault codes of {', '.join(targets)}? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
     try:
-        with DiagSession(source, spec, options=options) as diag:
-            for name in args.ecu:
-                spec.ecu(name)  # unknown names fail before anything is cleared
-            before = _while_linked(source, diag, diag.scan(label=ScanLabel.PRE_REPAIR))
-            _store(args, before)
-            if not args.json:
-                print("\n".join(scan_lines(before)))
-            targets = args.ecu or [e.name for e in before.ecus if e.responded and e.expected]
-            vehicle = getattr(source, "vehicle", None)
-            if args.repair and vehicle is not None:
-                vehicle.clear_faults()  # the repair itself, on the simulated car
-            if not args.yes:
-                answer = input(f"\nClear the fault codes of {', '.join(targets)}? [y/N] ")
-                if answer.strip().lower() not in ("y", "yes"):
-                    print("nothing cleared")
-                    return 1
-            outcomes = _while_linked(source, diag, diag.clear(targets))
-            time.sleep(0.3)  # let the modules finish their own housekeeping before reading again
-            after = _while_linked(source, diag, diag.scan(label=ScanLabel.POST_REPAIR))
+        with _history(args) as store, DiagJobs(source, spec, store) as jobs:
+            report = jobs.clear_with_scans(
+                args.ecu or None, no_progress, CancelToken(), options=options, before_clear=before_clear
+            )
+    except JobCancelled:
+        print("nothing cleared")
+        return 1
     finally:
         source.stop()
-    store = _history(args)
-    if store is not None:
-        with store:
-            store.add_clears(outcomes, vin=before.vin)
-            store.add_scan(after)
-    cmp = compare_scans(before, after)
+    before, outcomes, after = report.before, report.outcomes, report.after
+    cmp = report.comparison
     if args.json:
         print(
             json.dumps(
@@ -182,7 +113,9 @@ def run_clear(args: argparse.Namespace) -> int:
         print("\n".join(comparison_lines(cmp)))
         print()
         print("\n".join(scan_lines(after)))
-    return 0 if all(o.done for o in outcomes) else 4
+    if report.history_problems:
+        raise WorkshopError("not stored in the history: " + "; ".join(report.history_problems))
+    return 0 if report.all_cleared else 4
 
 
 def run_import_cdd(args: argparse.Namespace) -> int:
@@ -212,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
             return run_report(args)
         if action == "import-cdd":
             return run_import_cdd(args)
+        if action == "watch":
+            from workshop_app.commands.dtc_watch import run as run_watch
+
+            return run_watch(args)
         if action == "trace":
             from workshop_app.commands.dtc_trace import run as run_trace
 

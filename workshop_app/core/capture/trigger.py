@@ -14,11 +14,13 @@ the window, the buffer and the file writing in order between them.
 
 from __future__ import annotations
 
+import math
 import operator
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,32 @@ class SignalTrigger:
 
     def describe(self) -> str:
         return f"{self.message.name}.{self.signal} {self.op} {self.limit:g}"
+
+
+# MESSAGE.Signal, an operator, a number: "ENGINE_TEMPS.CoolantTemp>110". Two-character
+# operators first, so ">=" is not read as ">" followed by "=110".
+_TRIGGER_TEXT = re.compile(r"^\s*([^.\s]+)\.([^<>=\s]+)\s*(>=|<=|>|<)\s*(\S+)\s*$")
+
+
+def parse_signal_trigger(text: str, messages: Iterable[cdb.Message]) -> SignalTrigger:
+    """``MESSAGE.Signal>VALUE`` (or ``<``, ``>=``, ``<=``) against the loaded messages.
+
+    Raises ValueError with one plain sentence naming what is wrong.
+    """
+    match = _TRIGGER_TEXT.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not MESSAGE.Signal>VALUE (operators: >, <, >=, <=)")
+    message_name, signal, op, number = match.groups()
+    try:
+        limit = float(number)
+    except ValueError:
+        raise ValueError(f"{number!r} in {text!r} is not a number") from None
+    if not math.isfinite(limit):
+        raise ValueError(f"the limit in {text!r} must be a finite number")
+    message = next((m for m in messages if m.name == message_name), None)
+    if message is None:
+        raise ValueError(f"no message {message_name!r} in the loaded databases")
+    return SignalTrigger(message, signal, op, limit)
 
 
 @dataclass

@@ -20,6 +20,7 @@ session, whoever ticks it passes each batch to :meth:`DiagJobs.feed`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -27,10 +28,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import can
+
 from workshop_app.core.capture.trigger import TriggerCapture, TriggerEvent
 from workshop_app.core.diag.activity import CAR_ACTIVITY
+from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
 from workshop_app.core.diag.descriptions import DtcDescriptions
-from workshop_app.core.diag.ecu_spec import VehicleSpec
+from workshop_app.core.diag.ecu_spec import VehicleSpec, demo_vehicle_spec
 from workshop_app.core.diag.model import ScanComparison, ScanLabel, ScanResult, compare_scans
 from workshop_app.core.diag.scan import ClearOutcome, ScanOptions, VehicleScanner
 from workshop_app.core.diag.session import DiagSession
@@ -44,6 +48,7 @@ from workshop_app.core.types import Frame
 T = TypeVar("T")
 
 _LINK_CHECK_S = 0.1  # how often a waiting job looks at its token and the link
+DID_VIN = 0xF190  # ISO 14229-1 Annex C
 SETTLE_AFTER_CLEAR_S = 0.3  # modules finish their own housekeeping before they are read again
 
 
@@ -84,13 +89,14 @@ class DiagJobs:
     def __init__(
         self,
         session_or_source: Any,
-        spec: VehicleSpec,
+        spec: VehicleSpec | None,
         history: HistoryStore | None = None,
         *,
         descriptions: DtcDescriptions | None = None,
     ) -> None:
         self._target = session_or_source
-        self.spec = spec
+        # Every entry point defaults to the demo vehicle; a session built without a spec too.
+        self.spec = spec if spec is not None else demo_vehicle_spec()
         self.history = history
         self.descriptions = descriptions if descriptions is not None else DtcDescriptions()
         self.vin = ""  # of the last scan: fault events and trigger recordings are filed under it
@@ -147,16 +153,20 @@ class DiagJobs:
             try:
                 result = future.result(timeout=_LINK_CHECK_S)
             except FutureTimeout:
+                pass
+            except BaseException:  # the job failed, or Ctrl-C in a CLI waiting here: stop the worker
+                stop.set()
+                raise
+            else:
                 if source.state is SourceState.FAILED:
-                    stop.set()
-                    raise SourceError(_lost(source, what)) from None
-                if cancel.cancelled:
-                    stop.set()
-                    raise JobCancelled(cancel.reason or "cancelled") from None
-                continue
+                    raise SourceError(_lost(source, what))
+                return result
             if source.state is SourceState.FAILED:
+                stop.set()
                 raise SourceError(_lost(source, what))
-            return result
+            if cancel.cancelled:
+                stop.set()
+                raise JobCancelled(cancel.reason or "cancelled")
 
     def _scan(
         self, options: ScanOptions, label: ScanLabel, progress: ProgressFn, cancel: CancelToken, what: str
@@ -308,6 +318,9 @@ class DiagJobs:
                         manufacturer=self.spec.manufacturer,
                     )
                     polls = 0
+                    if not self.vin:  # events and recordings are filed under the car
+                        read_vin = functools.partial(self._read_vin, bus, notifier)
+                        self.vin = self._run(_call(read_vin), cancel, "the fault watch")
                 found = self._run(_call(watcher.poll), cancel, "the fault watch")
                 polls += 1
                 for event in found:
@@ -318,12 +331,25 @@ class DiagJobs:
                     elif on_cleared is not None:
                         on_cleared(event)
                 appeared = sum(e.kind == "appeared" for e in events)
-                phase = "learning the stored fault codes" if polls == 1 else "watching"
-                progress(JobProgress(f"{phase}: {appeared} new fault codes", polls, 0))
+                phase = "stored fault codes read" if polls == 1 else f"watching: {appeared} new fault codes"
+                progress(JobProgress(phase, polls, 0))
                 _wait_either(cancel, until, interval)
         except JobCancelled:
             pass
         return events
+
+    def _read_vin(self, bus: can.BusABC, notifier: can.Notifier) -> str:
+        """The VIN (DID 0xF190) from the first described ECU that gives it; '' if none does."""
+        for ecu in self.spec.ecus:
+            try:
+                with EcuClient(bus, notifier, EcuAddress.of(ecu), spec=ecu, timeout=0.5) as client:
+                    value = client.read_did(DID_VIN)
+            except DiagError:
+                continue
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            if text.strip():
+                return text.strip()
+        return ""
 
     def _store_event(self, event: DtcEvent) -> None:
         if self.history is None:
@@ -378,13 +404,15 @@ class DiagJobs:
         cancel: CancelToken | None = None,
         *,
         watch_interval: float | None = None,
+        fire_on_new_fault: bool = True,
         on_new_fault: Callable[[DtcEvent], None] | None = None,
         on_cleared: Callable[[DtcEvent], None] | None = None,
     ) -> TriggerEvent | None:
         """Arm ``trigger`` and wait until it has saved its recording; returns that event.
 
-        With ``watch_interval`` the fault memories are watched too and a new code fires the
-        trigger. The recording is indexed in the history with the trigger's reason. Cancelled
+        With ``watch_interval`` the fault memories are watched too (``on_new_fault`` and
+        ``on_cleared`` hear of each change) and, with ``fire_on_new_fault``, a new code fires
+        the trigger. The recording is indexed in the history with the trigger's reason. Cancelled
         before it fired: None; cancelled while it was recording: the part recorded so far.
         """
         cancel = cancel or CancelToken()
@@ -400,7 +428,8 @@ class DiagJobs:
             done.set()
 
         def fired(event: DtcEvent) -> None:
-            trigger.fire(f"fault code {event.dtc.sae} appeared on {event.ecu}")
+            if fire_on_new_fault:
+                trigger.fire(f"fault code {event.dtc.sae} appeared on {event.ecu}")
             if on_new_fault is not None:
                 on_new_fault(event)
 
@@ -411,7 +440,8 @@ class DiagJobs:
             trigger.on_saved = on_saved
             raise
         try:
-            progress(JobProgress(f"armed: {_trigger_text(trigger, watch_interval)}"))
+            fault = watch_interval is not None and fire_on_new_fault
+            progress(JobProgress(f"armed: {_trigger_text(trigger, fault)}"))
             if watch_interval is not None:
                 self.watch(watch_interval, fired, progress, cancel, on_cleared=on_cleared, until=done)
             while not done.is_set() and not cancel.cancelled:
@@ -438,9 +468,9 @@ class DiagJobs:
             event.reason += f" (not indexed in the history: {exc})"
 
 
-def _trigger_text(trigger: TriggerCapture, watch_interval: float | None) -> str:
+def _trigger_text(trigger: TriggerCapture, fault: bool) -> str:
     parts = [t.describe() for t in trigger.triggers]
-    if watch_interval is not None:
+    if fault:
         parts.append("a new fault code")
     return " or ".join(parts) or "nothing"
 
