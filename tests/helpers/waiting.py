@@ -17,8 +17,8 @@ POLL_S = 0.02  # short enough not to lengthen a test, long enough not to spin a 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Poll ``condition`` until it returns a true value and return that value.
 
-    Raises ``AssertionError("timed out after <timeout> s waiting for <what>")`` at the deadline;
-    the condition is tried once more at the deadline so a slow last poll is not lost.
+    Raises ``AssertionError("timed out after <timeout> s waiting for <what>")`` once a look at
+    the condition has come back false after the deadline.
     """
     deadline = time.monotonic() + timeout
     while True:
