@@ -36,6 +36,7 @@ def source_spec(args: argparse.Namespace) -> SourceSpec:
         speed=args.speed,
         reconnect=NO_RECONNECT if getattr(args, "no_reconnect", False) else RECONNECT,
         cloud_profile=getattr(args, "cloud_profile", None),
+        capture_process=getattr(args, "capture_process", False),
     )
 
 

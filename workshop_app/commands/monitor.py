@@ -7,11 +7,11 @@ import sys
 import time
 
 from workshop_app.commands.common import gap_lines, load_databases, run_capture, source_spec
+from workshop_app.core.capture.process import make_capture_session
 from workshop_app.core.capture.store import MessageStats
 from workshop_app.core.decode.live import decode_payload
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import SourceState
-from workshop_app.core.sources.factory import make_source
 
 
 def render(session: CaptureSession, name_filter: str | None = None, now: float | None = None) -> list[str]:
@@ -53,7 +53,7 @@ def _format_id(entry: MessageStats) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    session = CaptureSession(make_source(source_spec(args)), load_databases(args.dbc))
+    session = make_capture_session(source_spec(args), load_databases(args.dbc))
     session.start()
     tty = sys.stdout.isatty()
     last = 0.0

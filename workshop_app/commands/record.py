@@ -11,9 +11,9 @@ import sys
 
 from workshop_app.commands.common import gap_lines, load_databases, run_capture, source_spec
 from workshop_app.commands.history import history_path
+from workshop_app.core.capture.process import make_capture_session
 from workshop_app.core.history import HistoryStore
-from workshop_app.core.session import CaptureSession
-from workshop_app.core.sources.factory import SourceSpec, make_source
+from workshop_app.core.sources.factory import SourceSpec
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace, spec: SourceSpec, history: HistoryStore | None) -> int:
-    session = CaptureSession(make_source(spec), load_databases(args.dbc))
+    session = make_capture_session(spec, load_databases(args.dbc))
     session.start_recording(args.output)  # fails early on a bad path or format
     try:
         session.start()

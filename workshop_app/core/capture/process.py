@@ -507,10 +507,8 @@ class ProcessCaptureSession(CaptureSession):
         return summary
 
 
-def make_capture_session(
-    spec: SourceSpec, databases: DatabaseSet | None = None, *, capture_process: bool = False
-) -> CaptureSession:
-    """The session for ``spec``: in this process, or (``capture_process``) in a capture process."""
-    if capture_process:
+def make_capture_session(spec: SourceSpec, databases: DatabaseSet | None = None) -> CaptureSession:
+    """The session for ``spec``: in a capture process when ``spec.capture_process``, else here."""
+    if spec.capture_process:
         return ProcessCaptureSession(spec, databases)
     return CaptureSession(make_source(spec), databases)

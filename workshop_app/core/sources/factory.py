@@ -47,6 +47,9 @@ class SourceSpec:
     connect_in_background: bool = False
     # interface "workshop-cloud": the workshop's cloud profile (None: the default one).
     cloud_profile: Path | None = None
+    # Receive, count and record in a capture process (core/capture/process.py); sessions built
+    # by make_capture_session honour it. The bus then lives there: no diagnostics on it.
+    capture_process: bool = False
 
     @property
     def is_simulator(self) -> bool:
