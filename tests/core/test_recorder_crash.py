@@ -48,13 +48,17 @@ def _assert_unbroken(seqs: np.ndarray, what: str) -> None:
 
 
 def _record_and_kill(path: Path, after: float, seed: int) -> tuple[int, int]:
-    """Record to ``path``, SIGKILL ``after`` seconds into the feed; (frames sent, frames due)."""
+    """Record to ``path``, SIGKILL ``after`` seconds' worth of frames into the feed.
+
+    Returns (frames sent, frames due: sent more than GRACE seconds before the kill).
+    """
     with served_feed(RATE, seed) as (server, feed, port):
         proc = start_recording(path, port)
         try:
             wait_for(lambda: server.clients >= 1, timeout=30, what="workshop record to connect")
             feed.start()
-            time.sleep(after)
+            # The kill moment is counted in frames, so a loaded machine cannot move it.
+            wait_for(lambda: len(feed.sent_at) >= after * RATE, timeout=60, what=f"{after:.2f} s of frames")
             killed_at = time.monotonic()
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
@@ -137,10 +141,15 @@ def test_write_error_stops_recording_plainly_and_capture_goes_on(
             wait_for(lambda: server.clients >= 1, timeout=30, what="workshop record to connect")
             feed.start()
             wait_for(lambda: any("recording stopped" in line for line in lines), timeout=30, what="the error")
-            # The message came while the capture runs: the process is still reading frames.
-            time.sleep(0.5)
+            # The message came while the capture runs: the process is still there while the
+            # server hands it another half second of frames.
+            sent = server.client_stats()[0].frames_sent
+            wait_for(
+                lambda: server.client_stats()[0].frames_sent > sent + 2_000,
+                timeout=30,
+                what="frames sent to the recorder after its error",
+            )
             assert proc.poll() is None, "the recorder's error ended the capture"
-            assert server.client_stats()[0].frames_sent > 0
         finally:
             proc.send_signal(signal.SIGINT)
             try:
