@@ -36,8 +36,7 @@ def sim() -> Iterator[SimulatorSource]:
     assert src.ecus is not None
     # Simulated fault timing shortened: confirmed after 0.3 s, monitors back 0.2 s after a clear.
     src.ecus.set_confirm_seconds(0.3)
-    for ecu in src.ecus.ecus.values():
-        ecu.memory.retest_seconds = 0.2
+    src.ecus.set_retest_seconds(0.2)
     try:
         yield src
     finally:

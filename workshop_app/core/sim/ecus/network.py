@@ -401,6 +401,11 @@ class EcuNetwork:
         for e in self.ecus.values():
             e.memory.confirm_seconds = seconds
 
+    def set_retest_seconds(self, seconds: float) -> None:
+        """Simulated seconds the monitors need after a clear before they can fail again, for every ECU."""
+        for e in self.ecus.values():
+            e.memory.retest_seconds = seconds
+
     @property
     def running(self) -> bool:
         return self._notifier is not None
