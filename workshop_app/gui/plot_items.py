@@ -1,22 +1,19 @@
-"""The pieces a PlotPanel is stacked from: curves, plots, the drop-accepting canvas, colours.
+"""The pieces plot stacks are built from: live curves, lanes, state ticks, colours.
 
-Kept apart from the panel so the panel module holds behaviour (adding, following, cursor,
-layouts) and this one the small value holders and Qt items they use.
+Kept apart from the views so plot_canvas.py holds the drawing behaviour shared by the live
+Plots panel and the Log view, and this module the small value holders and Qt items they use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtCore import QRectF
 
 from workshop_app.core.capture.series import SignalSeries
-from workshop_app.gui.signal_browser import SIGNAL_MIME_TYPE
 
 if TYPE_CHECKING:
     from cantools.database.can import Signal as DbcSignal
@@ -65,10 +62,28 @@ class Curve:
 
     def describe(self, value: float) -> str:
         """A value as the legend shows it: state name and number, or number and unit."""
-        label = self.states.get(value)
-        if label is not None:
-            return f"{label} ({value:g})"
-        return f"{value:.6g} {self.unit}".rstrip()
+        return describe_value(value, self.states, self.unit)
+
+    def reading(self, t: float) -> str:
+        value = self.value_at(t)
+        return f"{self.label}: " + ("—" if value is None else self.describe(value))
+
+
+def describe_value(value: float, states: dict[float, str], unit: str) -> str:
+    label = states.get(value)
+    if label is not None:
+        return f"{label} ({value:g})"
+    return f"{value:.6g} {unit}".rstrip()
+
+
+def states_of(definition: DbcSignal | None, choices: dict[int, object], length: int) -> dict[float, str]:
+    """Physical value -> value-table name, or {} when the table marks a sentinel, not states.
+
+    A value table on a wide signal (e.g. 0xFFFF = "Invalid") marks a sentinel, not states.
+    """
+    if definition is None or not choices or not (length <= 8 or len(choices) > 2):
+        return {}
+    return {physical_value(definition, raw): str(label) for raw, label in choices.items()}
 
 
 class StateSpan(pg.GraphicsObject):
@@ -92,16 +107,33 @@ class StateSpan(pg.GraphicsObject):
         return (None, None)
 
 
+class LaneCurve(Protocol):
+    """What a lane needs of a curve, live or from a log: its item, legend and axis facts."""
+
+    item: pg.PlotDataItem
+    unit: str
+    states: dict[float, str]
+    state_span: tuple[float, float] | None
+
+    @property
+    def title(self) -> str: ...
+
+    def reading(self, t: float) -> str:
+        """The legend line with the value at canvas time ``t``."""
+        ...
+
+
 @dataclass(eq=False)
-class StackedPlot:
-    """One plot of the stack: its PlotItem, cursor line, curves, state ticks and event lines."""
+class Lane:
+    """One plot of a stack: its PlotItem, cursor line, range, curves, state ticks and event lines."""
 
     item: pg.PlotItem
     cursor: pg.InfiniteLine
     state_span: StateSpan
-    curves: list[Curve] = field(default_factory=list)
+    region: pg.LinearRegionItem | None = None
+    curves: list[LaneCurve] = field(default_factory=list)
     ticks: list[tuple[float, str]] = field(default_factory=list)  # state labels on the y axis
-    markers: list[pg.InfiniteLine] = field(default_factory=list)  # event lines (fault codes)
+    markers: list[pg.InfiniteLine] = field(default_factory=list)  # event lines
 
     def update_axis(self) -> None:
         """Unit label, value-table ticks and the y extent of the states, from the curves."""
@@ -126,40 +158,6 @@ class StackedPlot:
             (min(lo for lo, _ in spans) - 0.4, max(hi for _, hi in spans) + 0.4) if ticks and spans else None
         )
         self.item.getViewBox().updateAutoRange()
-
-
-class PlotCanvas(pg.GraphicsLayoutWidget):
-    """The one graphics view holding every plot; turns signal drops into panel calls."""
-
-    def __init__(self, on_drop: Callable[[QPointF, str, str], bool]) -> None:
-        super().__init__()
-        self._on_drop = on_drop  # (scene position, message, signal) -> accepted
-        self.setAcceptDrops(True)
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasFormat(SIGNAL_MIME_TYPE):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        # Not forwarded to the scene: no plot item handles drops itself.
-        if event.mimeData().hasFormat(SIGNAL_MIME_TYPE):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        payload = bytes(event.mimeData().data(SIGNAL_MIME_TYPE).data()).decode("utf-8", "replace")
-        message, sep, signal = payload.partition("\t")
-        if not sep or not message or not signal:
-            event.ignore()
-            return
-        scene_pos = self.mapToScene(event.position().toPoint())
-        if self._on_drop(scene_pos, message, signal.strip()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
 
 
 def physical_value(definition: DbcSignal, raw: float) -> float:

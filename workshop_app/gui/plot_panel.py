@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QPalette
+from PySide6.QtCore import QEvent, QPointF, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -35,20 +35,12 @@ from PySide6.QtWidgets import (
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.plot_layout import PlotLayout, PlotSpec, PlotTrace
 from workshop_app.core.session import CaptureSession
-from workshop_app.gui.plot_items import (
-    PALETTE,
-    Curve,
-    PlotCanvas,
-    StackedPlot,
-    StateSpan,
-    new_plot_item,
-    physical_value,
-    state_span_of,
-)
-from workshop_app.gui.plot_style import muted_colour, style_plot
+from workshop_app.core.workshop import WorkshopSession
+from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item
+from workshop_app.gui.plot_items import PALETTE, Curve, Lane, state_span_of, states_of
 
 if TYPE_CHECKING:
-    from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
+    from workshop_app.gui.plot_canvas import PlotCanvas
 
 __all__ = ["PALETTE", "SERIES_CAPACITY", "WINDOWS", "PlotPanel"]  # PALETTE: the log view's too
 
@@ -70,7 +62,7 @@ class PlotPanel(QWidget):
         panel = PlotPanel(session)
         panel.add_signal("ENGINE_DATA", "EngineSpeed")     # a new plot at the bottom: returns 0
         panel.add_signal("ENGINE_DATA", "EngineLoad", 0)   # into the same plot
-        bridge.ticked.connect(panel.refresh)
+        panel.follow(workshop)                             # redraws on every tick
     """
 
     live_changed = Signal(bool)  # following the newest data (True) or paused (False)
@@ -80,21 +72,24 @@ class PlotPanel(QWidget):
     def __init__(self, session: CaptureSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self._plots: list[StackedPlot] = []
         self._t0: float | None = None
         self._live = True
         self._window: float | None = 30.0
-        self._cursor_time: float | None = None
-        self._moving_cursor = False  # guards the cursor-line sync against re-entry
         self._applied_x: tuple[float, float] | None = None
         self._markers: list[tuple[float, str, str]] = []
         self._source = session.source  # a different source restarts the time axis (refresh)
 
-        self.canvas = PlotCanvas(self._on_signal_dropped)
-        self.canvas.ci.setSpacing(2)
-        self.canvas.ci.setContentsMargins(4, 4, 8, 4)
-        self.canvas.scene().sigMouseClicked.connect(self._on_scene_clicked)
-        self._hint = pg.LabelItem(justify="center")
+        self._stack = PlotStack(
+            empty_hint="Drag signals here from the signal browser",
+            more_hint="Drop a signal here for a new plot",
+            on_drop=self._on_signal_dropped,
+            parent=self,
+        )
+        self._plots: list[Lane] = self._stack.lanes  # the same list: the stack owns the lanes
+        self.canvas: PlotCanvas = self._stack.canvas
+        self._stack.cursor_dragged.connect(self.set_cursor)
+        self._stack.clicked.connect(self._on_plot_clicked)
+        self._stack.x_panned.connect(self._on_x_panned)
 
         self.add_plot_button = self._tool_button("+ Plot", "Add an empty plot at the bottom")
         self.add_plot_button.clicked.connect(self._on_add_plot_clicked)
@@ -139,7 +134,6 @@ class PlotPanel(QWidget):
         box.addLayout(bar)
         box.addWidget(self.canvas, 1)
 
-        self._relayout()
         self._apply_theme()
 
     # --- structure ---------------------------------------------------------------------------
@@ -158,29 +152,9 @@ class PlotPanel(QWidget):
 
     def add_plot(self) -> int:
         """Append an empty plot at the bottom; returns its index."""
-        item = new_plot_item()
-        view = item.getViewBox()
-        view.sigRangeChangedManually.connect(self._on_range_changed_manually)
-        cursor = pg.InfiniteLine(angle=90, movable=True)
-        cursor.setZValue(50)
-        cursor.setVisible(self._cursor_time is not None)
-        if self._cursor_time is not None:
-            cursor.setValue(self._cursor_time)
-        cursor.sigPositionChanged.connect(self._on_cursor_dragged)
-        item.addItem(cursor, ignoreBounds=True)
-        state_span = StateSpan()
-        item.addItem(state_span)
-        plot = StackedPlot(item, cursor, state_span)
-        for t, text, colour in self._markers:
-            self._draw_marker(plot, t, text, colour)
-        self._add_menu_actions(plot)
-        if self._plots:
-            item.setXLink(self._plots[0].item)
-        else:
+        if not self._plots:
             self._applied_x = None
-        self._plots.append(plot)
-        self._relayout()
-        self._apply_theme_to(plot)
+        self._add_menu_actions(self._stack.add_lane())
         self._apply_x_range(force=True)
         self.plots_changed.emit()
         return len(self._plots) - 1
@@ -188,20 +162,10 @@ class PlotPanel(QWidget):
     def remove_plot(self, index: int) -> None:
         """Remove a plot and its curves (unsubscribing signals no other curve uses)."""
         before = self._subscribed_keys()
-        plot = self._plots.pop(index)
-        for curve in plot.curves:
-            plot.item.removeItem(curve.item)
-        plot.curves.clear()
+        self._stack.remove_lane(index)
         self._release_unused(before)
-        self.canvas.ci.removeItem(plot.item)
         if index == 0 and self._plots:
-            # The survivors were linked to the removed plot: link them to the new top one.
-            head = self._plots[0].item
-            head.setXLink(None)
-            for other in self._plots[1:]:
-                other.item.setXLink(head)
-            self._applied_x = None
-        self._relayout()
+            self._applied_x = None  # the new top plot holds the shared range
         self._apply_x_range(force=True)
         self.plots_changed.emit()
 
@@ -230,22 +194,14 @@ class PlotPanel(QWidget):
             plot_index = self.add_plot()
         plot = self._plots[plot_index]
         series = self.session.decoder.subscribe(message, signal, SERIES_CAPACITY)
-        choices: dict[int, object] = dict(definition.choices or {})
-        # A value table on a wide signal (e.g. 0xFFFF = "Invalid") marks a sentinel, not states.
-        is_state = bool(choices) and (definition.length <= 8 or len(choices) > 2)
-        states = (
-            {physical_value(definition, raw): str(label) for raw, label in choices.items()}
-            if is_state
-            else {}
-        )
+        states = states_of(definition, dict(definition.choices or {}), definition.length)
         colour = colour or self._next_colour(plot)
         label = f"{message}.{signal}" if self._name_is_shared(signal) else signal
-        item = pg.PlotDataItem(
-            pen=pg.mkPen(colour, width=1),
-            name=f"{label} ({definition.unit})" if definition.unit else label,
-            # Discrete signals hold their value until the next frame: draw steps, not ramps.
-            stepMode="right" if is_state or definition.length == 1 else None,
-            skipFiniteCheck=True,
+        # Discrete signals hold their value until the next frame: draw steps, not ramps.
+        item = new_curve_item(
+            colour,
+            f"{label} ({definition.unit})" if definition.unit else label,
+            steps=bool(states) or definition.length == 1,
         )
         curve = Curve(
             message,
@@ -258,12 +214,7 @@ class PlotPanel(QWidget):
             state_span_of(definition),
             label,
         )
-        plot.item.addItem(item)
-        # Long histories: draw min/max per pixel column, and only the visible span.
-        item.setDownsampling(auto=True, method="peak")
-        item.setClipToView(True)
-        plot.curves.append(curve)
-        plot.update_axis()
+        self._stack.add_curve(plot, curve)
         self._update_curve(curve)
         self._update_readouts()
         self.plots_changed.emit()
@@ -274,10 +225,8 @@ class PlotPanel(QWidget):
         before = self._subscribed_keys()
         targets = self._plots if plot_index is None else [self._plots[plot_index]]
         for plot in targets:
-            for curve in [c for c in plot.curves if (c.message, c.signal) == (message, signal)]:
-                plot.item.removeItem(curve.item)
-                plot.curves.remove(curve)
-            plot.update_axis()
+            for curve in [c for c in self._curves(plot) if (c.message, c.signal) == (message, signal)]:
+                self._stack.remove_curve(plot, curve)
         self._release_unused(before)
         self._update_readouts()
         self.plots_changed.emit()
@@ -299,27 +248,18 @@ class PlotPanel(QWidget):
         """A labelled vertical line at ``timestamp`` (absolute, like frame times) on every plot,
         e.g. a fault code seen by a scan; kept for plots added later."""
         self._markers.append((timestamp, text, colour))
-        for plot in self._plots:
-            self._draw_marker(plot, timestamp, text, colour)
+        self._draw_markers()
 
     @property
     def event_markers(self) -> list[tuple[float, str]]:
         return [(t, text) for t, text, _ in self._markers]
 
-    def _draw_marker(self, plot: StackedPlot, timestamp: float, text: str, colour: str) -> None:
-        if self._t0 is None:
-            return  # drawn once the time origin is known (refresh)
-        line = pg.InfiniteLine(
-            pos=timestamp - self._t0,
-            angle=90,
-            movable=False,
-            pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
-            label=text,
-            labelOpts={"position": 0.92, "color": colour, "movable": False},
+    def _draw_markers(self) -> None:
+        # Drawn once the time origin is known (refresh).
+        t0 = self._t0
+        self._stack.set_marks(
+            [] if t0 is None else [MarkLine(t - t0, text, c) for t, text, c in self._markers]
         )
-        line.setZValue(40)
-        plot.item.addItem(line, ignoreBounds=True)
-        plot.markers.append(line)
 
     # --- live data ---------------------------------------------------------------------------
 
@@ -327,6 +267,10 @@ class PlotPanel(QWidget):
     def time_origin(self) -> float | None:
         """Absolute timestamp shown as 0 s (None until the first frame arrives)."""
         return self._t0
+
+    def follow(self, workshop: WorkshopSession) -> None:
+        """Redraw on every tick of ``workshop`` (its "stats" event comes once per tick)."""
+        workshop.subscribe("stats", lambda _stats: self.refresh())
 
     def refresh(self, _frames: int = 0) -> None:
         """Redraw curves whose series changed and follow the newest data (call once per tick)."""
@@ -338,16 +282,14 @@ class PlotPanel(QWidget):
             self._t0 = self._first_frame_time(copies)
             if self._t0 is None:
                 return
-            for plot in self._plots:
-                for t, text, colour in self._markers:
-                    self._draw_marker(plot, t, text, colour)
+            self._draw_markers()
         for curve, total, t, v in copies:
             self._take(curve, total, t, v)
         # Follow first: setData then reduces each curve once, for the view it will be drawn in.
         self._apply_x_range()
         for curve in moved:
             curve.item.setData(curve.t, curve.v)
-        if copies and self._cursor_time is not None:
+        if copies and self._stack.cursor is not None:
             self._update_readouts()
 
     def _restart_time_axis(self) -> None:
@@ -374,11 +316,9 @@ class PlotPanel(QWidget):
                 curve.seen_total = -1
                 curve.t, curve.v = np.empty(0), np.empty(0)
                 curve.item.setData(curve.t, curve.v)
-            for line in plot.markers:  # event times of the previous source
-                plot.item.removeItem(line)
-            plot.markers.clear()
-        self._markers.clear()
+        self._markers.clear()  # event times of the previous source
         self._t0 = None
+        self._draw_markers()
         self._applied_x = None
 
     @property
@@ -418,27 +358,16 @@ class PlotPanel(QWidget):
 
     def x_range(self) -> tuple[float, float]:
         """The visible time span (seconds since the first frame), shared by every plot."""
-        if not self._plots:
-            return (0.0, 0.0)
-        lo, hi = self._plots[0].item.getViewBox().viewRange()[0]
-        return (float(lo), float(hi))
+        return self._stack.x_range() or (0.0, 0.0)
 
     # --- cursor ------------------------------------------------------------------------------
 
     def cursor_time(self) -> float | None:
-        return self._cursor_time
+        return self._stack.cursor
 
     def set_cursor(self, t: float | None) -> None:
         """Show the cursor at ``t`` seconds (None hides it); the legends then show values there."""
-        self._cursor_time = None if t is None else float(t)
-        self._moving_cursor = True
-        try:
-            for plot in self._plots:
-                plot.cursor.setVisible(t is not None)
-                if t is not None:
-                    plot.cursor.setValue(float(t))
-        finally:
-            self._moving_cursor = False
+        self._stack.set_cursor(t)
         self.cursor_button.blockSignals(True)
         self.cursor_button.setChecked(t is not None)
         self.cursor_button.blockSignals(False)
@@ -448,10 +377,10 @@ class PlotPanel(QWidget):
 
     def cursor_values(self) -> dict[tuple[str, str], float | None]:
         """Each curve's value at the cursor (the last sample at or before it); {} without a cursor."""
-        if self._cursor_time is None:
+        t = self._stack.cursor
+        if t is None:
             return {}
-        t = self._cursor_time
-        return {(c.message, c.signal): c.value_at(t) for plot in self._plots for c in plot.curves}
+        return {(c.message, c.signal): c.value_at(t) for plot in self._plots for c in self._curves(plot)}
 
     def legend_texts(self, plot_index: int) -> list[str]:
         """The legend lines of a plot as shown (name, unit and the value at the cursor)."""
@@ -570,7 +499,7 @@ class PlotPanel(QWidget):
                 with contextlib.suppress(KeyError):  # the database was removed meanwhile
                     self.session.decoder.unsubscribe(message, signal)
 
-    def _next_colour(self, plot: StackedPlot) -> str:
+    def _next_colour(self, plot: Lane) -> str:
         # Distinct within the plot first, then across the panel.
         in_plot = [c.colour for c in plot.curves]
         used = [c.colour for p in self._plots for c in p.curves]
@@ -580,60 +509,19 @@ class PlotPanel(QWidget):
 
     # --- internals: drawing --------------------------------------------------------------------
 
-    def _relayout(self) -> None:
-        ci = self.canvas.ci
-        for item in list(ci.items):
-            ci.removeItem(item)
-        for row, plot in enumerate(self._plots):
-            ci.addItem(plot.item, row=row, col=0)
-            is_bottom = row == len(self._plots) - 1
-            bottom = plot.item.getAxis("bottom")
-            # One set of time labels, under the bottom plot; the others keep their grid lines.
-            bottom.setStyle(showValues=is_bottom)
-            bottom.setLabel("Time since first frame", units="s" if is_bottom else None)
-            bottom.showLabel(is_bottom)
-        if self._plots:
-            self._hint.setText("Drop a signal here for a new plot", size="8pt")
-            self._hint.setMaximumHeight(20)
-        else:
-            self._hint.setText("Drag signals here from the signal browser", size="11pt")
-            self._hint.setMaximumHeight(16_777_215)
-        ci.addItem(self._hint, row=len(self._plots), col=0)
-
     def _update_readouts(self) -> None:
-        t = self._cursor_time
-        for plot in self._plots:
-            legend = plot.item.legend
-            if legend is None:
-                continue
-            for curve in plot.curves:
-                label = legend.getLabel(curve.item)
-                if label is None:
-                    continue
-                if t is None:
-                    text = curve.title
-                else:
-                    value = curve.value_at(t)
-                    text = f"{curve.label}: " + ("—" if value is None else curve.describe(value))
-                if label.text != text:
-                    label.setText(text)
+        self._stack.update_readouts()
+        t = self._stack.cursor
         self.cursor_label.setText("" if t is None else f"t = {t:.3f} s")
 
     def _apply_theme(self) -> None:
-        palette = self.palette()
-        self.canvas.setBackground(palette.color(QPalette.ColorRole.Base))
-        self._hint.setAttr("color", self._muted_colour().name())
-        self._hint.setText(self._hint.text)
-        for plot in self._plots:
-            self._apply_theme_to(plot)
+        self._stack.apply_theme(self.palette())
 
-    def _muted_colour(self, weight: float = 0.5) -> QColor:
-        return muted_colour(self.palette(), weight)
+    @staticmethod
+    def _curves(plot: Lane) -> list[Curve]:
+        return [c for c in plot.curves if isinstance(c, Curve)]
 
-    def _apply_theme_to(self, plot: StackedPlot) -> None:
-        style_plot(plot.item, plot.cursor, self.palette())
-
-    def _add_menu_actions(self, plot: StackedPlot) -> None:
+    def _add_menu_actions(self, plot: Lane) -> None:
         menu = plot.item.getViewBox().menu
         if menu is None:
             return
@@ -668,18 +556,15 @@ class PlotPanel(QWidget):
         super().changeEvent(event)
 
     def _on_signal_dropped(self, scene_pos: QPointF, message: str, signal: str) -> bool:
-        target = next(
-            (i for i, p in enumerate(self._plots) if p.item.sceneBoundingRect().contains(scene_pos)), None
-        )
+        target = self._stack.lane_at(scene_pos)
         try:
             self.add_signal(message, signal, target)
         except KeyError:
             return False
         return True
 
-    def _on_range_changed_manually(self, mask: list[bool]) -> None:
-        if mask[0]:
-            self.set_live(False)
+    def _on_x_panned(self) -> None:
+        self.set_live(False)
 
     def _on_live_toggled(self, checked: bool) -> None:
         self.set_live(checked)
@@ -694,29 +579,19 @@ class PlotPanel(QWidget):
         lo, hi = self.x_range()
         self.set_cursor((lo + hi) / 2)
 
-    def _on_cursor_dragged(self, line: pg.InfiniteLine) -> None:
-        if self._moving_cursor:
-            return
-        self.set_cursor(float(line.value()))
-
-    def _on_scene_clicked(self, event: MouseClickEvent) -> None:
+    def _on_plot_clicked(self, t: float) -> None:
         # A left click in a plot moves a shown cursor there.
-        if self._cursor_time is None or event.button() != Qt.MouseButton.LeftButton:
-            return
-        for plot in self._plots:
-            view = plot.item.getViewBox()
-            if view.sceneBoundingRect().contains(event.scenePos()):
-                self.set_cursor(float(view.mapSceneToView(event.scenePos()).x()))
-                return
+        if self._stack.cursor is not None:
+            self.set_cursor(t)
 
     def _on_add_plot_clicked(self) -> None:
         self.add_plot()
 
-    def _on_remove_plot_chosen(self, plot: StackedPlot) -> None:
+    def _on_remove_plot_chosen(self, plot: Lane) -> None:
         if plot in self._plots:
             self.remove_plot(self._plots.index(plot))
 
-    def _on_remove_curve_chosen(self, plot: StackedPlot, curve: Curve) -> None:
+    def _on_remove_curve_chosen(self, plot: Lane, curve: Curve) -> None:
         if plot in self._plots and curve in plot.curves:
             self.remove_signal(curve.message, curve.signal, self._plots.index(plot))
 
