@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QColor, QPalette, QResizeEvent
+from PySide6.QtGui import QCloseEvent, QColor, QResizeEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
@@ -51,13 +51,13 @@ from workshop_app.gui.log_view_parts import (
     readonly_table,
     table_width,
 )
-from workshop_app.gui.plot_items import PALETTE, new_plot_item
-from workshop_app.gui.plot_style import muted_colour, style_plot
+from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item
+from workshop_app.gui.plot_items import PALETTE, states_of
+from workshop_app.gui.plot_style import muted_colour
 from workshop_app.gui.workers import JobWorker
 
 if TYPE_CHECKING:
     from cantools.database.can import Signal as DbcSignal
-    from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
 
 _MIN_PLOT_HEIGHT = 110
 
@@ -82,10 +82,6 @@ class LogAnalysisView(QWidget):
         self._load_started = 0.0
         self._traces: dict[Key, Trace] = {}
         self._origin = 0.0
-        self._cursor: float | None = None
-        self._range: tuple[float, float] | None = None
-        self._marker_lines: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []
-        self._syncing = False
         self._cancelled = False
         self._build()
         self._apply_theme()
@@ -176,11 +172,17 @@ class LogAnalysisView(QWidget):
         left.addWidget(markers_box)
         left.setSizes([220, 320, 120])
 
-        # Right: stacked plots with a shared time axis, then the readouts.
-        self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.scene().sigMouseClicked.connect(self._on_scene_clicked)
-        self._hint = pg.LabelItem("", size="11pt")
-        self._show_hint()
+        # Right: stacked plots with a shared time axis (the live panel's canvas), then the readouts.
+        self._stack = PlotStack(
+            empty_hint="Open a log to analyse it",
+            with_region=True,
+            lane_height=_MIN_PLOT_HEIGHT,
+            y_mouse=False,
+        )
+        self.canvas = self._stack.canvas
+        self._stack.cursor_dragged.connect(self.set_cursor)
+        self._stack.clicked.connect(self.set_cursor)
+        self._stack.region_dragged.connect(self.set_range)
         self.cursor_label = QLabel()
         self.stats_table = readonly_table(["Signal", "Count", "Min", "Max", "Mean"])
         self.stats_table.hide()
@@ -350,8 +352,7 @@ class LogAnalysisView(QWidget):
             self.message_label.setText(f"Markers not loaded: {exc}")
             self.message_label.show()
         self._refresh_markers()
-        if not self._traces:
-            self._show_hint()
+        self._show_hint()
         for button in (
             self.fit_button,
             self.range_button,
@@ -440,7 +441,7 @@ class LogAnalysisView(QWidget):
         return self._traces[(message, signal)].item
 
     def plot_items(self) -> list[pg.PlotItem]:
-        return [trace.plot for trace in self._traces.values()]
+        return [lane.item for lane in self._stack.lanes]
 
     def plot_signal(self, message: str, signal: str) -> pg.PlotItem:
         """Plot a decoded signal over the whole log in its own plot, below the others."""
@@ -454,72 +455,26 @@ class LogAnalysisView(QWidget):
             raise KeyError(f"signal {message}.{signal} not decoded in this log")
         definition = self._definition(message, signal)
         length = definition.length if definition is not None else 64
-        # A value table on a wide signal (0xFFFF = "SNA") marks a sentinel, not states.
-        is_state = bool(decoded.choices) and (length <= 8 or len(decoded.choices) > 2)
-        states: dict[float, str] = {}
-        if is_state and definition is not None:
-            states = {
-                float(raw * definition.scale + definition.offset): label
-                for raw, label in decoded.choices.items()
-            }
-
-        plot = new_plot_item()  # styled like the live plots, so both views read the same
-        plot.setMinimumHeight(_MIN_PLOT_HEIGHT)
-        left = plot.getAxis("left")
-        if decoded.unit:
-            left.setLabel(decoded.unit)
-        if states:
-            left.setTicks([sorted(states.items())])
-        # Wheel and drag act on time only; y follows what is visible, so zooming never loses the curve.
-        plot.getViewBox().setMouseEnabled(x=True, y=False)
+        states = states_of(definition, dict(decoded.choices), length)
         colour = PALETTE[len(self._traces) % len(PALETTE)]
         # "Counter" or "Checksum" in two messages would read the same in legends and tables.
         shared = sum(1 for _, name in self.log.result.signals if name == signal) > 1
         label = f"{message}.{signal}" if shared else signal
-        item = pg.PlotDataItem(
-            pen=pg.mkPen(colour, width=1),
-            name=f"{label} ({decoded.unit})" if decoded.unit else label,
-            stepMode="right"
-            if is_state or length == 1
-            else None,  # discrete values hold until the next frame
-            skipFiniteCheck=True,
+        # Discrete values hold until the next frame.
+        item = new_curve_item(
+            colour, f"{label} ({decoded.unit})" if decoded.unit else label, steps=bool(states) or length == 1
         )
-        plot.addItem(item)
-        item.setDownsampling(auto=True, method="peak")
-        item.setClipToView(True)
+        first = not self._traces
+        lane = self._stack.add_lane()
+        trace = Trace(decoded, colour, states, lane, item, label, self._origin)
+        self._stack.add_curve(lane, trace)
         item.setData(decoded.timestamps - self._origin, decoded.values)
-
-        cursor = pg.InfiniteLine(angle=90, movable=True)
-        cursor.setZValue(50)
-        cursor.setVisible(self._cursor is not None)
-        if self._cursor is not None:
-            cursor.setValue(self._cursor)
-        cursor.sigPositionChanged.connect(self._on_cursor_dragged)
-        plot.addItem(cursor, ignoreBounds=True)
-        region = pg.LinearRegionItem(orientation="vertical")
-        region.setZValue(-10)
-        region.setVisible(self._range is not None)
-        if self._range is not None:
-            region.setRegion(self._range)
-        region.sigRegionChanged.connect(self._on_region_dragged)
-        plot.addItem(region, ignoreBounds=True)
-
-        first = next(iter(self._traces.values()), None)
-        trace = Trace(decoded, colour, states, plot, item, cursor, region, label)
         self._traces[key] = trace
-        if first is None:
-            self.canvas.ci.removeItem(self._hint)
-        self.canvas.ci.addItem(plot, row=len(self._traces) - 1, col=0)
-        if first is not None:
-            plot.setXLink(first.plot)
-        else:
+        if first:
             self.fit_all()
-        self._apply_theme_to(trace)
-        self._refresh_marker_lines()
-        self._update_bottom_axes()
         self._update_readouts()
         self._update_stats()
-        return plot
+        return lane.item
 
     def _definition(self, message: str, signal: str) -> DbcSignal | None:
         for loaded in self.databases.databases:
@@ -531,90 +486,55 @@ class LogAnalysisView(QWidget):
         return None
 
     def clear_plots(self) -> None:
-        self.canvas.ci.clear()
+        self._stack.clear()
         self._traces.clear()
-        self._marker_lines.clear()
         self._show_hint()
         self._update_readouts()
         self._update_stats()
 
     def _show_hint(self) -> None:
-        text = "Double-click a signal to plot it" if self.log is not None else "Open a log to analyse it"
-        self._hint.setText(text, color=self._muted_colour().name())
-        if self._hint.scene() is None:
-            self.canvas.ci.addItem(self._hint, row=0, col=0)
+        self._stack.set_hints(
+            "Double-click a signal to plot it" if self.log is not None else "Open a log to analyse it"
+        )
 
     def fit_all(self) -> None:
         """Show the whole log: x spans every frame, y each plot's data."""
         if self.log is None or not len(self.log.columns):
             return
         span = float(self.log.columns.timestamp.max()) - self._origin
-        for trace in self._traces.values():
-            trace.plot.getViewBox().setXRange(0.0, max(span, 1e-3), padding=0.01)
-            trace.plot.getViewBox().enableAutoRange(axis=pg.ViewBox.YAxis)
+        self._stack.set_x_range(0.0, max(span, 1e-3), padding=0.01)
+        for item in self.plot_items():
+            item.getViewBox().enableAutoRange(axis=pg.ViewBox.YAxis)
 
     def x_range(self) -> tuple[float, float] | None:
-        trace = next(iter(self._traces.values()), None)
-        if trace is None:
-            return None
-        lo, hi = trace.plot.getViewBox().viewRange()[0]
-        return (float(lo), float(hi))
-
-    def _update_bottom_axes(self) -> None:
-        # One time axis, at the bottom: the plots are x-linked, the others would repeat it.
-        traces = list(self._traces.values())
-        for i, trace in enumerate(traces):
-            last = i == len(traces) - 1
-            trace.plot.showAxis("bottom", last)
-            if last:
-                trace.plot.setLabel("bottom", "time since first frame", units="s")
+        return self._stack.x_range()
 
     # --- cursor -------------------------------------------------------------------------------
 
     def set_cursor(self, t: float | None) -> None:
         """Place the cursor at ``t`` seconds since the first frame (None hides it)."""
-        self._cursor = None if t is None else float(t)
-        self._syncing = True
-        try:
-            for trace in self._traces.values():
-                trace.cursor.setVisible(t is not None)
-                if t is not None:
-                    trace.cursor.setValue(t)
-        finally:
-            self._syncing = False
-        self._update_readouts()
+        self._stack.set_cursor(t)
+        self._update_status_line()
 
     def cursor_time(self) -> float | None:
-        return self._cursor
+        return self._stack.cursor
 
     def cursor_values(self) -> dict[Key, float | None]:
         """Each plotted signal's value at the cursor (sample-and-hold); empty without a cursor."""
-        if self._cursor is None:
+        if self._stack.cursor is None:
             return {}
-        t_log = self._cursor + self._origin
+        t_log = self._stack.cursor + self._origin
         return {key: trace.value_at(t_log) for key, trace in self._traces.items()}
 
     def _update_readouts(self) -> None:
-        t = self._cursor
-        for trace in self._traces.values():
-            legend = trace.plot.legend
-            label = legend.getLabel(trace.item) if legend is not None else None
-            if label is None:
-                continue
-            if t is None:
-                text = trace.title
-            else:
-                value = trace.value_at(t + self._origin)
-                text = f"{trace.label}: " + ("—" if value is None else trace.describe(value))
-            if label.text != text:
-                label.setText(text)
+        self._stack.update_readouts()
         self._update_status_line()
 
     def _update_status_line(self) -> None:
-        t = self._cursor
+        t = self._stack.cursor
         parts = ["Click a plot to place the cursor" if t is None else f"Cursor at {t:.3f} s"]
-        if self._range is not None:
-            t0, t1 = self._range
+        if self._stack.region is not None:
+            t0, t1 = self._stack.region
             parts.append(f"range {t0:.3f} s – {t1:.3f} s ({t1 - t0:.3f} s)")
         self.cursor_label.setText(" · ".join(parts))
 
@@ -622,14 +542,7 @@ class LogAnalysisView(QWidget):
 
     def set_range(self, t0: float, t1: float) -> None:
         """Select ``t0``–``t1`` (seconds since the first frame) and show statistics for it."""
-        self._range = (min(t0, t1), max(t0, t1))
-        self._syncing = True
-        try:
-            for trace in self._traces.values():
-                trace.region.setRegion(self._range)
-                trace.region.setVisible(True)
-        finally:
-            self._syncing = False
+        self._stack.set_region((t0, t1))
         if not self.range_button.isChecked():
             self.range_button.blockSignals(True)
             self.range_button.setChecked(True)
@@ -637,22 +550,20 @@ class LogAnalysisView(QWidget):
         self._update_stats()
 
     def clear_range(self) -> None:
-        self._range = None
-        for trace in self._traces.values():
-            trace.region.setVisible(False)
+        self._stack.set_region(None)
         self.range_button.blockSignals(True)
         self.range_button.setChecked(False)
         self.range_button.blockSignals(False)
         self._update_stats()
 
     def selected_range(self) -> tuple[float, float] | None:
-        return self._range
+        return self._stack.region
 
     def range_stats(self) -> dict[Key, RangeStats]:
         """Statistics of each plotted signal in the selected range (empty without a range)."""
-        if self._range is None:
+        if self._stack.region is None:
             return {}
-        t0, t1 = (t + self._origin for t in self._range)
+        t0, t1 = (t + self._origin for t in self._stack.region)
         return {key: range_statistics(trace.signal, t0, t1) for key, trace in self._traces.items()}
 
     def _update_stats(self) -> None:
@@ -701,8 +612,7 @@ class LogAnalysisView(QWidget):
         span = self.x_range()
         if span is not None:
             half = (span[1] - span[0]) / 2
-            first = next(iter(self._traces.values()))
-            first.plot.getViewBox().setXRange(t - half, t + half, padding=0)
+            self._stack.set_x_range(t - half, t + half)
         self.set_cursor(t)
 
     def _save_markers(self) -> None:
@@ -724,27 +634,11 @@ class LogAnalysisView(QWidget):
         self._refresh_marker_lines()
 
     def _refresh_marker_lines(self) -> None:
-        for plot, line in self._marker_lines:
-            plot.removeItem(line)
-        self._marker_lines = []
-        if self.markers is None:
-            return
-        colour = self._muted_colour(0.6)
-        traces = list(self._traces.values())
-        for i, trace in enumerate(traces):
-            for marker in self.markers.list():
-                line = pg.InfiniteLine(
-                    marker.t - self._origin,
-                    angle=90,
-                    movable=False,
-                    pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DotLine),
-                    # The note shows once, in the top plot, rather than in every plot.
-                    label=marker.note if i == 0 and marker.note else None,
-                    labelOpts={"position": 0.92, "color": colour, "anchors": [(0, 0), (0, 0)]},
-                )
-                line.setZValue(40)
-                trace.plot.addItem(line, ignoreBounds=True)
-                self._marker_lines.append((trace.plot, line))
+        colour = self._muted_colour(0.6).name()
+        marks = self.markers.list() if self.markers is not None else []
+        self._stack.set_marks(
+            [MarkLine(m.t - self._origin, m.note, colour, Qt.PenStyle.DotLine) for m in marks]
+        )
 
     # --- theme --------------------------------------------------------------------------------
 
@@ -752,27 +646,8 @@ class LogAnalysisView(QWidget):
         return muted_colour(self.palette(), weight)
 
     def _apply_theme(self) -> None:
-        self.canvas.setBackground(self.palette().color(QPalette.ColorRole.Base))
-        if not self._traces:
-            self._show_hint()
-        for trace in self._traces.values():
-            self._apply_theme_to(trace)
+        self._stack.apply_theme(self.palette())
         self._refresh_marker_lines()
-
-    def _apply_theme_to(self, trace: Trace) -> None:
-        palette = self.palette()
-        highlight = palette.color(QPalette.ColorRole.Highlight)
-        style_plot(trace.plot, trace.cursor, palette)
-        fill = QColor(highlight)
-        fill.setAlpha(40)
-        hover = QColor(highlight)
-        hover.setAlpha(70)
-        trace.region.setBrush(pg.mkBrush(fill))
-        trace.region.setHoverBrush(pg.mkBrush(hover))
-        edge = QColor(highlight)
-        for line in trace.region.lines:
-            line.setPen(pg.mkPen(edge, width=1))
-            line.setHoverPen(pg.mkPen(edge, width=3))
 
     # --- event handlers -----------------------------------------------------------------------
 
@@ -797,15 +672,6 @@ class LogAnalysisView(QWidget):
         key = cell(self.signal_table, item.row(), 0).data(Qt.ItemDataRole.UserRole)
         self.plot_signal(*key)
 
-    def _on_cursor_dragged(self, line: pg.InfiniteLine) -> None:
-        if not self._syncing:
-            self.set_cursor(float(line.value()))
-
-    def _on_region_dragged(self, region: pg.LinearRegionItem) -> None:
-        if not self._syncing:
-            t0, t1 = region.getRegion()
-            self.set_range(float(t0), float(t1))
-
     def _on_range_toggled(self, checked: bool) -> None:
         if not checked:
             self.clear_range()
@@ -819,21 +685,12 @@ class LogAnalysisView(QWidget):
         width = span[1] - span[0]
         self.set_range(span[0] + width / 3, span[0] + 2 * width / 3)  # the middle third, to drag from
 
-    def _on_scene_clicked(self, event: MouseClickEvent) -> None:
-        if event.button() != Qt.MouseButton.LeftButton or event.double():
-            return
-        for trace in self._traces.values():
-            view = trace.plot.getViewBox()
-            if view.sceneBoundingRect().contains(event.scenePos()):
-                self.set_cursor(float(view.mapSceneToView(event.scenePos()).x()))
-                return
-
     def _on_marker_activated(self, item: QListWidgetItem) -> None:
         marker: Marker = item.data(Qt.ItemDataRole.UserRole)
         self.jump_to(marker.t - self._origin)
 
     def _on_add_marker_clicked(self) -> None:
-        t = self._cursor
+        t = self._stack.cursor
         if t is None:
             span = self.x_range()
             t = 0.0 if span is None else (span[0] + span[1]) / 2

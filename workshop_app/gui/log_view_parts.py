@@ -11,18 +11,29 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from workshop_app.core.decode.vectorized import DecodedSignal
 from workshop_app.core.logs.analysis import PHASE_READ
+from workshop_app.gui.plot_items import Lane, describe_value
 
 
 @dataclass(eq=False)
 class Trace:
+    """One decoded signal of the log in its own lane of the view's PlotStack."""
+
     signal: DecodedSignal
     colour: str
     states: dict[float, str]  # physical value -> value-table name; empty for plain signals
-    plot: pg.PlotItem
+    lane: Lane
     item: pg.PlotDataItem
-    cursor: pg.InfiniteLine
-    region: pg.LinearRegionItem
     label: str  # the signal's name, "Message.Signal" when another message has one so named
+    origin: float  # log time of the view's 0 s
+    state_span: tuple[float, float] | None = None  # a log plot spans what the log holds
+
+    @property
+    def plot(self) -> pg.PlotItem:
+        return self.lane.item
+
+    @property
+    def unit(self) -> str:
+        return self.signal.unit
 
     @property
     def title(self) -> str:
@@ -34,10 +45,11 @@ class Trace:
         return None if i < 0 else float(self.signal.values[i])
 
     def describe(self, value: float) -> str:
-        label = self.states.get(value)
-        if label is not None:
-            return f"{label} ({value:g})"
-        return f"{value:.6g} {self.signal.unit}".rstrip()
+        return describe_value(value, self.states, self.signal.unit)
+
+    def reading(self, t: float) -> str:
+        value = self.value_at(t + self.origin)
+        return f"{self.label}: " + ("—" if value is None else self.describe(value))
 
 
 def numeric_item(value: float | int, text: str) -> QTableWidgetItem:
