@@ -448,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--signal", action="append", default=[], metavar="MSG.SIG", help="only this signal (repeatable)"
     )
 
+    from workshop_app.commands import send  # its options only: the transmit jobs load when it runs
+
+    send.add_arguments(sub, _add_source_options)
     _add_dtc_parser(sub)
     _add_package_parser(sub)
     _add_update_parser(sub)
