@@ -27,9 +27,10 @@ def test_scan_shows_network_and_codes_then_clear_after_repair(qtbot, window, tmp
     panel = window.dtc_panel
     assert panel.sim_box.isVisibleTo(panel)
     vehicle = window.session.source.vehicle
-    for name in ("coolant_sensor_open", "wheel_speed_fl_dropout"):
+    faults = ["coolant_sensor_open", "wheel_speed_fl_dropout"]
+    for name in faults:
         vehicle.inject_fault(name)
-    qtbot.wait(800)  # the ECUs detect and confirm
+    assert window.session.source.ecus.wait_confirmed(faults, timeout=20)  # the ECUs detect and confirm
     window.plot_panel.add_signal("ENGINE_TEMPS", "CoolantTemp")
     panel.label_combo.setCurrentIndex(1)  # pre-repair
     with qtbot.waitSignal(panel.scan_finished, timeout=60_000) as blocker:
@@ -84,10 +85,11 @@ def test_trigger_saves_a_recording_when_a_code_appears(qtbot, window):
     panel.watch_check.setChecked(True)
     panel.pre_spin.setValue(2)
     panel.post_spin.setValue(1)
-    panel.watch_timer.setInterval(300)
+    panel.trigger_box.watch_seconds = 0.3
     panel.arm_button.setChecked(True)
     assert panel.trigger is not None, panel.trigger_label.text()
-    qtbot.wait(1500)  # the watcher's first poll learns the (empty) fault memory
+    # The watch's first read learns the (empty) fault memory.
+    qtbot.waitUntil(lambda: "stored fault codes read" in panel.trigger_label.text(), timeout=30_000)
     window.session.source.vehicle.inject_fault("misfire_cyl2")
     with qtbot.waitSignal(panel.trigger_saved, timeout=30_000) as blocker:
         pass

@@ -201,10 +201,16 @@ class DiagJobs:
         label: ScanLabel = ScanLabel.NONE,
         progress: ProgressFn = no_progress,
         cancel: CancelToken | None = None,
+        *,
+        car_claimed: bool = False,
     ) -> ScanResult:
-        """Scan the vehicle and store the scan (``scan_id`` set); NotStored if the history refused."""
+        """Scan the vehicle and store the scan (``scan_id`` set); NotStored if the history refused.
+
+        The scan holds the car (``CAR_ACTIVITY``) against a flash; ``car_claimed``: the caller
+        already holds it (the window claims it on its own thread, to refuse at once).
+        """
         cancel = cancel or CancelToken()
-        with CAR_ACTIVITY.hold("scan", "a fault-code scan"):
+        with _holding_car("a fault-code scan", car_claimed):
             result = self._scan(options or ScanOptions(), label, progress, cancel, "the scan")
         problem = self._store_scan(result)
         if problem:
@@ -233,6 +239,7 @@ class DiagJobs:
         options: ScanOptions | None = None,
         before_clear: Callable[[ScanResult, list[str]], bool] | None = None,
         settle: float = SETTLE_AFTER_CLEAR_S,
+        car_claimed: bool = False,
     ) -> ClearReport:
         """Scan (pre-repair, stored), clear ``names`` (default: every ECU that answered and is
         expected), scan again (post-repair, stored).
@@ -250,7 +257,7 @@ class DiagJobs:
             except KeyError as exc:
                 raise WorkshopError(str(exc.args[0])) from None
         problems: list[str] = []
-        with CAR_ACTIVITY.hold("scan", "a fault-code clear"):
+        with _holding_car("a fault-code clear", car_claimed):
             before = self._scan(
                 options, ScanLabel.PRE_REPAIR, _prefixed(progress, "before clearing: "), cancel, "the scan"
             )
@@ -466,6 +473,10 @@ class DiagJobs:
             )
         except WorkshopError as exc:
             event.reason += f" (not indexed in the history: {exc})"
+
+
+def _holding_car(what: str, claimed: bool) -> contextlib.AbstractContextManager[object]:
+    return contextlib.nullcontext() if claimed else CAR_ACTIVITY.hold("scan", what)
 
 
 def _trigger_text(trigger: TriggerCapture, fault: bool) -> str:
