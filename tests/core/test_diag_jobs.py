@@ -23,6 +23,7 @@ from workshop_app.core.logs.reader import read_columns
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.replay import ReplaySource
 from workshop_app.core.sources.simulator import SimulatorSource
+from workshop_app.core.workshop import WorkshopSession
 from workshop_app.paths import demo_dbc_path
 
 SPEC = demo_vehicle_spec()
@@ -243,3 +244,28 @@ def test_a_signal_trigger_cancelled_before_it_fires_saves_nothing(sim, tmp_path)
             ticker.stop()
     assert out == [None] and jobs.armed is None
     assert list(tmp_path.glob("trigger-*")) == []
+
+
+def test_the_workshop_session_feeds_the_trigger_itself(sim, tmp_path):
+    session = WorkshopSession(CaptureSession(sim), vehicle_spec=SPEC)
+    jobs = session.diagnostics
+    temps = cantools.database.load_file(str(demo_dbc_path())).get_message_by_name("ENGINE_TEMPS")
+    trigger = TriggerCapture(tmp_path, pre_seconds=0.5, post_seconds=0.5, path=tmp_path / "t.blf")
+    trigger.add_signal_trigger(SignalTrigger(temps, "CoolantTemp", ">", -100.0))  # true at once
+    stop = threading.Event()
+
+    def ticking() -> None:  # as the window's timer does: only tick, never feed
+        while not stop.wait(0.02):
+            session.tick()
+
+    ticker = threading.Thread(target=ticking, name="test-tick")
+    ticker.start()
+    try:
+        event = jobs.triggered_capture(trigger, cancel=CancelToken())
+    finally:
+        stop.set()
+        ticker.join(10)
+        session.close()
+    assert event is not None and "CoolantTemp > -100" in event.reason
+    assert read_columns(event.path).timestamp.size == event.summary.frames_written > 0
+    assert jobs.armed is None
