@@ -187,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
     databases = load_databases(args.dbc)
     session = CaptureSession(make_source(source_spec(args)), databases)
     jobs = TransmitJobs(session.source, databases)
-    job = _job(args, jobs.default_channel)  # bad input: one line, before anything starts
+    job = _job(args, jobs.default_channel)
+    jobs.check(job)  # bad input: one line, before anything starts
     session.start()
     try:
         if session.source.error:

@@ -191,6 +191,13 @@ class TransmitJobs:
                 entry.job.status = JobStatus.SENT
 
     # -- periodic ---------------------------------------------------------------------------------
+    def check(self, job: TransmitJob) -> TransmitJob:
+        """``job`` resolved (id, FD) without sending it; raises WorkshopError as sending would
+        for a bad frame, message, signal value, period or count (the source may be down)."""
+        if job.period is not None and not job.period >= MIN_PERIOD:
+            raise WorkshopError(f"a periodic job needs a period of at least {MIN_PERIOD * 1000:g} ms")
+        return self._prepare(job).job
+
     def start_periodic(self, job: TransmitJob) -> int:
         """Start sending ``job`` every ``job.period`` seconds (first frame at once); returns its id.
 
