@@ -74,13 +74,15 @@ class MessageStats:
     def bit_flips(self) -> list[int]:
         """How often each bit flipped (bit i = byte i // 8, bit i % 8)."""
         self._fold()
-        return self._flips.tolist()
+        flips: list[int] = self._flips.tolist()
+        return flips
 
     @property
     def byte_changed_at(self) -> list[float]:
         """Timestamp of the last change of each byte, for fading highlights."""
         self._fold()
-        return self._changed_at.tolist()
+        changed_at: list[float] = self._changed_at.tolist()
+        return changed_at
 
     def rate(self, now: float | None = None) -> float:
         """Frames per second; falls to 0 once the stream has been silent for 3 cycles."""

@@ -254,7 +254,8 @@ def _value_columns(value: float | int | str) -> dict[str, Any]:
 
 
 def _value_from(row: dict[str, Any]) -> float | int | str:
-    kind, text = row["value_type"], row["value"]
+    kind: str = row["value_type"]
+    text: str = row["value"]
     if kind == "int":
         return int(text)
     if kind == "float":

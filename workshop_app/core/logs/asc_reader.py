@@ -138,20 +138,25 @@ def _parse_chunk(chunk: bytes, base: int) -> tuple[FrameColumns, LineIssues]:
 
     def is_channel(j: int, rows: np.ndarray) -> np.ndarray:
         at, size = tok(j, rows, 4)
-        return (
+        channel: np.ndarray = (
             (size <= 3)
             & is_digit(bp[at])
             & ((size < 2) | is_digit(bp[at + 1]))
             & ((size < 3) | is_digit(bp[at + 2]))
         )
+        return channel
 
     def is_direction(j: int, rows: np.ndarray) -> np.ndarray:
         at, _ = tok(j, rows)
-        return ((bp[at] == ord("R")) | (bp[at] == ord("T"))) & (bp[at + 1] == ord("x")) & (bp[at + 2] <= 32)
+        direction: np.ndarray = (
+            ((bp[at] == ord("R")) | (bp[at] == ord("T"))) & (bp[at + 1] == ord("x")) & (bp[at + 2] <= 32)
+        )
+        return direction
 
     def is_flag(j: int, rows: np.ndarray) -> np.ndarray:
         at, _ = tok(j, rows)
-        return ((bp[at] == ord("0")) | (bp[at] == ord("1"))) & (bp[at + 1] <= 32)
+        flag: np.ndarray = ((bp[at] == ord("0")) | (bp[at] == ord("1"))) & (bp[at + 1] <= 32)
+        return flag
 
     # Candidate lines in hex base, checked at fixed byte positions; anything doubtful leaves
     # this path. Classic: ``ts ch id Rx|Tx d dlc xx ...``; CAN FD without a symbolic name:

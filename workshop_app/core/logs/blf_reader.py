@@ -102,7 +102,8 @@ def _records(buf: bytes, positions: np.ndarray, fields: _Fields, itemsize: int) 
     )
     count = max(len(buf) - itemsize + 1, 0)
     raw = np.ndarray((count,), (np.uint8, (itemsize,)), buffer=buf, offset=0, strides=(1,))[positions]
-    return raw.view(dtype).reshape(len(positions))
+    records: np.ndarray = raw.view(dtype).reshape(len(positions))
+    return records
 
 
 def read_blf(

@@ -229,7 +229,8 @@ def _data_records(fh: BinaryIO, address: int, record: int, size: int, verify: bo
         raise _Broken(f"the data block at {address:#x} is damaged")
     if original % record:
         raise _Broken(f"the data block at {address:#x} holds part of a record")
-    return original // record
+    records: int = original // record
+    return records
 
 
 def repair_mf4(path: str | Path, *, backup: bool = True) -> Mf4Repair:

@@ -19,7 +19,8 @@ def records_at(buf: bytes, offsets: np.ndarray, width: int) -> np.ndarray:
     (no per-byte index arrays). ``buf`` must extend ``width`` bytes past the last offset.
     """
     view = np.ndarray((len(buf) - width + 1,), (np.uint8, (width,)), buffer=buf, strides=(1,))
-    return view[offsets]
+    records: np.ndarray = view[offsets]
+    return records
 
 
 def groups_by_size(sizes: np.ndarray, rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -50,4 +51,5 @@ def decimal_seconds(raw: np.ndarray) -> np.ndarray | None:
             total = total * 10 + digits[:, j]
     if total.max(initial=0) >= 2**53:
         return None
-    return total / 10.0 ** (raw.shape[1] - 1 - col)
+    scaled: np.ndarray = total / 10.0 ** (raw.shape[1] - 1 - col)
+    return scaled

@@ -103,7 +103,8 @@ class DeadlineSocketcandBus(SocketCanDaemonBus):
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
         try:
-            return super()._recv_internal(timeout)
+            received: tuple[can.Message | None, bool] = super()._recv_internal(timeout)
+            return received
         except can.CanError as exc:
             # python-can puts a whole traceback into this message; keep the reason only.
             cause = exc.__cause__

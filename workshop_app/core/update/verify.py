@@ -361,7 +361,8 @@ def _refreshed(fetcher: PackageFetcher, store: TrustStore, repo: str, scratch: P
         updater.refresh()
         return updater
 
-    return _guarded(make, fetcher, store, repo, "metadata")
+    updater: Updater = _guarded(make, fetcher, store, repo, "metadata")
+    return updater
 
 
 def _trusted_targets(store: TrustStore, repo: str) -> dict[str, TargetFile]:
