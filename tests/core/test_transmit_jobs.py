@@ -216,8 +216,9 @@ def test_the_simulated_body_ecu_obeys_body_command(databases):
             ("Lock", "Locked (1)"),
             ("Unlock", "Unlocked (0)"),
         ):
-            mark = len(status.frames)
             jobs.send_once(message="BODY_COMMAND", values={"LockRequest": request})
+            status.lock_state_after(0)  # take in what came before the frame left
+            mark = len(status.frames)
             state = wait_for(lambda mark=mark: status.lock_state_after(mark), what="two BODY_STATUS frames")
             assert state == expected, request
     finally:

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QComboBox, QDoubleSpinBox
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.sources.adapter import AdapterSource
-from workshop_app.core.transmit import JobStatus, TransmitScheduler
+from workshop_app.core.transmit_jobs import JobStatus, TransmitJobs
 from workshop_app.core.types import BusConfig
 from workshop_app.gui.transmit_panel import (
     COL_CONTENT,
@@ -54,13 +54,13 @@ def source(channel: str) -> Iterator[AdapterSource]:
 def panel(qtbot, source) -> Iterator[TransmitPanel]:
     databases = DatabaseSet()
     databases.add(demo_dbc_path())
-    scheduler = TransmitScheduler(source, databases)
-    widget = TransmitPanel(scheduler, databases)
+    jobs = TransmitJobs(source, databases)
+    widget = TransmitPanel(jobs, databases)
     qtbot.addWidget(widget)
     widget.resize(900, 640)
     widget.show()
     yield widget
-    scheduler.stop_all()
+    jobs.close()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def _send(qtbot, panel: TransmitPanel, button) -> None:
     """Click a send button and wait for the send it queued (sends run off the GUI thread)."""
     before = panel.sends_done
     button.click()
-    if panel._send_worker is None:
+    if not panel.sending:
         return  # refused by the editor at once, nothing queued
     qtbot.waitUntil(lambda: panel.sends_done > before, timeout=5000)
 
@@ -163,7 +163,7 @@ def test_dbc_message_periodic_with_value_table_stop_and_apply(qtbot, panel, car,
     assert str(dbc.decode_message(0x2B0, frames[-1].data)["LockRequest"]) == "Lock"
 
     panel.stop_button.click()
-    assert panel.scheduler.jobs()[0].status is JobStatus.STOPPED
+    assert panel.jobs.jobs()[0].status is JobStatus.STOPPED
     panel.refresh()
     assert panel.table.item(0, COL_STATUS).text() == "stopped"
     _recent(car, 0.05)  # a frame already on its way may still arrive

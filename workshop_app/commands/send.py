@@ -157,6 +157,7 @@ def _show(session: CaptureSession, jobs: TransmitJobs, names: list[str], timeout
 
     messages = [jobs.find_message(name) for name in names]
     seen: dict[str, list[Frame]] = {m.name: [] for m in messages}
+    session.tick()  # frames received before the send ended are not the answer
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(len(f) < 2 for f in seen.values()):
         for frame in session.tick():

@@ -1,36 +1,33 @@
 """TransmitPanel: send raw frames or DBC messages, once or periodically, and watch the jobs.
 
-The panel only edits and displays; the TransmitScheduler (core) owns the jobs and the one
-transmit thread. :meth:`TransmitPanel.refresh` re-reads the jobs; the lead window calls it
-from the GUI tick, so the table follows the scheduler without any signal per frame.
+A thin client of the core's :class:`TransmitJobs` (the same jobs ``workshop send`` runs): the
+panel edits and displays, the jobs own the frames and the one transmit thread. One-shot sends
+go through ``gui/workers.run_job`` so a stalled adapter never freezes the window.
+:meth:`TransmitPanel.refresh` re-reads the jobs; the window calls it from its tick, so the
+table follows the jobs without any signal per frame. The parts: ``transmit_jobs_table.py``
+(the table) and ``transmit_signal_editor.py`` (one signal's editor).
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRegularExpression, Qt
-from PySide6.QtGui import QBrush, QColor, QFontDatabase, QRegularExpressionValidator
+from PySide6.QtGui import QFontDatabase, QRegularExpressionValidator
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
     QScrollArea,
     QSpinBox,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -38,178 +35,61 @@ from PySide6.QtWidgets import (
 
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import WorkshopError
-from workshop_app.core.transmit import (
-    JobStatus,
-    SignalValue,
-    TransmitJob,
-    TransmitScheduler,
-    frame_signals,
-    signal_default,
-)
+from workshop_app.core.jobs import CancelToken, ProgressFn
+from workshop_app.core.transmit_encode import SignalValue, frame_signals, parse_hex_data
+from workshop_app.core.transmit_jobs import JobStatus, TransmitJob, TransmitJobs
 from workshop_app.core.types import Frame
-from workshop_app.gui.workers import JobWorker
+from workshop_app.gui.transmit_jobs_table import (
+    COL_CONTENT,
+    COL_SENT,
+    COL_STATUS,
+    TransmitJobsTable,
+    hex_bytes,
+)
+from workshop_app.gui.transmit_signal_editor import SignalEditor
+from workshop_app.gui.workers import JobHandle, run_job
 
 if TYPE_CHECKING:
     from cantools.database.can import Message
-    from cantools.database.can import Signal as DbcSignal
 
-COLUMNS = ("Job", "ID", "Ext", "FD", "Data / signals", "Period", "Sent", "Status")
-COL_JOB, COL_ID, COL_EXT, COL_FD, COL_CONTENT, COL_PERIOD, COL_SENT, COL_STATUS = range(len(COLUMNS))
+__all__ = [
+    "COL_CONTENT",
+    "COL_SENT",
+    "COL_STATUS",
+    "TAB_DBC",
+    "TAB_RAW",
+    "TransmitPanel",
+    "parse_hex_data",
+]
+
 TAB_RAW, TAB_DBC = range(2)
-_JOB_ROLE = Qt.ItemDataRole.UserRole
-_STATUS_COLOURS = {
-    JobStatus.RUNNING: QColor("#1a7f37"),
-    JobStatus.DISCONNECTED: QColor("#d1242f"),
-    JobStatus.FAILED: QColor("#d1242f"),
-    JobStatus.STOPPED: QColor("#8c959f"),
-}
-_HEX_SEPARATORS = re.compile(r"[\s,:;-]+")
 _NOTICE_STYLE = "QLabel { background: #fff1e5; color: #8a4600; border: 1px solid #f0b37e; border-radius: 3px; padding: 6px; }"
 
 
-def _hex_bytes(data: bytes) -> str:
-    return data.hex(" ").upper()
-
-
-def parse_hex_data(text: str) -> bytes:
-    """Payload from ``"02 01 0C"``, ``"02010C"`` or ``"2,1,c"``; ValueError in plain words."""
-    parts = [p for p in _HEX_SEPARATORS.split(text.strip()) if p]
-    if len(parts) == 1 and len(parts[0]) > 2:
-        token = parts[0]
-        if len(token) % 2:
-            raise ValueError("data needs two hex digits per byte, e.g. 02 01 0C")
-        parts = [token[i : i + 2] for i in range(0, len(token), 2)]
-    try:
-        values = [int(p, 16) for p in parts]
-    except ValueError:
-        raise ValueError("data must be hex bytes, e.g. 02 01 0C") from None
-    if any(not 0 <= v <= 0xFF for v in values):
-        raise ValueError("each data byte is two hex digits (00 to FF)")
-    return bytes(values)
-
-
-def _decimals(scale: float) -> int:
-    if scale <= 0 or scale >= 1:
-        return 0
-    return min(6, math.ceil(-math.log10(scale) - 1e-9))
-
-
-def _signal_range(signal: DbcSignal) -> tuple[float, float]:
-    """The DBC's minimum/maximum, or what the raw bits can hold where the DBC gives none."""
-    if signal.is_signed:
-        raw_low, raw_high = -(1 << (signal.length - 1)), (1 << (signal.length - 1)) - 1
-    else:
-        raw_low, raw_high = 0, (1 << signal.length) - 1
-    ends = sorted((raw_low * signal.scale + signal.offset, raw_high * signal.scale + signal.offset))
-    low = signal.minimum if signal.minimum is not None else ends[0]
-    high = signal.maximum if signal.maximum is not None else ends[1]
-    if low >= high:  # "[0|0]" in a DBC means "not given"
-        low, high = ends
-    return float(low), float(high)
-
-
-class _SignalEditor:
-    """One row of the signal form: a spin box, or a combo for a value table."""
-
-    def __init__(self, signal: DbcSignal) -> None:
-        self.signal = signal
-        self.combo: QComboBox | None = None
-        self.spin: QDoubleSpinBox | None = None
-        default = signal_default(signal)
-        choices = signal.choices or {}
-        if len(choices) >= 2:
-            self.combo = QComboBox()
-            self.combo.setMinimumWidth(170)
-            for raw in sorted(choices):
-                scaled = raw * signal.scale + signal.offset
-                self.combo.addItem(f"{choices[raw]} ({raw})", scaled)
-            index = self.combo.findData(default)
-            self.combo.setCurrentIndex(max(index, 0))
-            self.widget: QWidget = self.combo
-        else:
-            self.spin = QDoubleSpinBox()
-            low, high = _signal_range(signal)
-            self.spin.setRange(low, high)
-            self.spin.setDecimals(_decimals(signal.scale))
-            self.spin.setSingleStep(signal.scale if signal.scale > 0 else 1.0)
-            if signal.unit:
-                self.spin.setSuffix(f" {signal.unit}")
-            self.spin.setValue(default)
-            self.spin.setMinimumWidth(170)
-            self.widget = self.spin
-        self.field = QWidget()
-        row = QHBoxLayout(self.field)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.widget)
-        hint = QLabel(self._hint())
-        hint.setEnabled(False)  # drawn in the palette's muted text colour
-        row.addWidget(hint)
-        row.addStretch(1)
-
-    def _hint(self) -> str:
-        signal = self.signal
-        if self.combo is not None:
-            return "value table"
-        low, high = _signal_range(signal)
-        unit = f" {signal.unit}" if signal.unit else ""
-        return f"{low:g} … {high:g}{unit}"
-
-    def value(self) -> SignalValue:
-        if self.combo is not None:
-            data = self.combo.currentData()
-            return int(data) if float(data).is_integer() else float(data)
-        assert self.spin is not None
-        number = self.spin.value()
-        return round(number) if self.spin.decimals() == 0 else number
-
-    def set_value(self, value: SignalValue) -> None:
-        if self.combo is not None:
-            index = self.combo.findData(value)
-            if index < 0 and isinstance(value, str):
-                index = next(
-                    (i for i in range(self.combo.count()) if self.combo.itemText(i).startswith(f"{value} (")),
-                    -1,
-                )
-            if index >= 0:
-                self.combo.setCurrentIndex(index)
-        elif self.spin is not None and isinstance(value, (int, float)):
-            self.spin.setValue(float(value))
+def _call(send: Callable[[], None], *, progress: ProgressFn, cancel: CancelToken) -> None:
+    """A plain send in the shape ``run_job`` calls (one frame: nothing to report or cancel)."""
+    send()
 
 
 class TransmitPanel(QWidget):
     """Jobs table on top, the frame/message editor below."""
 
-    def __init__(
-        self, scheduler: TransmitScheduler, databases: DatabaseSet, parent: QWidget | None = None
-    ) -> None:
+    def __init__(self, jobs: TransmitJobs, databases: DatabaseSet, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.scheduler = scheduler
+        self.jobs = jobs
         self.databases = databases
         self._pending_sends: list[Callable[[], None]] = []
-        self._send_worker: JobWorker | None = None
+        self._send_handle: JobHandle | None = None
         self.sends_done = 0  # sends finished (sent or failed), for scripts and tests to wait on
-        self._editors: dict[str, _SignalEditor] = {}
+        self._editors: dict[str, SignalEditor] = {}
         self._message: Message | None = None
-        self._shown: dict[int, tuple[object, ...]] = {}
 
         self.notice_label = QLabel()
         self.notice_label.setWordWrap(True)
         self.notice_label.setStyleSheet(_NOTICE_STYLE)
         self.notice_label.hide()
 
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        header = self.table.horizontalHeader()
-        for column, width in ((COL_JOB, 44), (COL_ID, 86), (COL_EXT, 36), (COL_FD, 66)):
-            header.resizeSection(column, width)
-        header.setSectionResizeMode(COL_CONTENT, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((COL_PERIOD, 78), (COL_SENT, 64), (COL_STATUS, 150)):
-            header.resizeSection(column, width)
+        self.table = TransmitJobsTable()
         self.table.cellClicked.connect(self._on_row_clicked)
         self.table.itemSelectionChanged.connect(self._update_buttons)
 
@@ -375,7 +255,7 @@ class TransmitPanel(QWidget):
             self.signal_form.addRow(QLabel("No database loaded: add a DBC when connecting."))
             return
         for signal in self._message.signals:
-            editor = _SignalEditor(signal)
+            editor = SignalEditor(signal)
             self._editors[signal.name] = editor
             label = QLabel(signal.name)
             if signal.comment:
@@ -427,7 +307,7 @@ class TransmitPanel(QWidget):
             0.0,
             arbitration_id,
             data,
-            self.scheduler.default_channel,
+            self.jobs.default_channel,
             self.ext_check.isChecked(),
             self.fd_check.isChecked(),
             self.brs_check.isChecked(),
@@ -441,88 +321,25 @@ class TransmitPanel(QWidget):
         return TransmitJob(message=self._message.name, values=self._signal_values(), period=period)
 
     # -- table ---------------------------------------------------------------------------------------
+    @property
+    def scheduler(self) -> TransmitJobs:
+        """The transmit jobs (the name the window used before ``jobs``)."""
+        return self.jobs
+
     def refresh(self) -> None:
-        """Show the scheduler's jobs and notice (cheap when nothing changed)."""
-        jobs = self.scheduler.jobs()
-        notice = self.scheduler.notice
+        """Show the jobs and their notice (cheap when nothing changed)."""
+        notice = self.jobs.notice
         if notice:
             self.notice_label.setText(f"⚠ {notice}. Reconnect, then select the jobs and press Resume.")
         self.notice_label.setVisible(bool(notice))
-        selected = self.selected_job_ids()
-        if [j.job_id for j in jobs] != [self._row_job(r) for r in range(self.table.rowCount())]:
-            self.table.setRowCount(len(jobs))
-            self._shown = {}
-        for row, job in enumerate(jobs):
-            key = (
-                job.job_id,
-                job.count,
-                job.status,
-                job.last_error,
-                job.period,
-                job.last_data,
-                str(job.values),
-            )
-            if self._shown.get(job.job_id) != key:
-                self._fill_row(row, job)
-                self._shown[job.job_id] = key
-        if selected != self.selected_job_ids():
-            self._select(selected)
+        self.table.show_jobs(self.jobs.jobs())
         self._update_buttons()
 
-    def _row_job(self, row: int) -> int | None:
-        item = self.table.item(row, COL_JOB)
-        return item.data(_JOB_ROLE) if item is not None else None
-
-    def _fill_row(self, row: int, job: TransmitJob) -> None:
-        width = 8 if job.is_extended else 3
-        if job.message is not None:
-            values = ", ".join(f"{k}={v}" for k, v in job.values.items())
-            content = f"{job.message}: {values}" if values else job.message
-        else:
-            content = _hex_bytes(job.frame.data) if job.frame is not None else ""
-        fd = ("FD+BRS" if job.bitrate_switch else "FD") if job.is_fd else ""
-        period = f"{job.period * 1000:g} ms" if job.period is not None else "once"
-        cells = (
-            str(job.job_id),
-            f"{job.arbitration_id:0{width}X}",
-            "✓" if job.is_extended else "",
-            fd,
-            content,
-            period,
-            f"{job.count:,}",
-            job.status.value,
-        )
-        for column, text in enumerate(cells):
-            item = self.table.item(row, column)
-            if item is None:
-                item = QTableWidgetItem()
-                self.table.setItem(row, column, item)
-            item.setText(text)
-            if column in (COL_PERIOD, COL_SENT):
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.table.item(row, COL_JOB).setData(_JOB_ROLE, job.job_id)
-        status = self.table.item(row, COL_STATUS)
-        colour = _STATUS_COLOURS.get(job.status)
-        status.setForeground(QBrush(colour) if colour is not None else QBrush())
-        status.setToolTip(job.last_error or "")
-        last = _hex_bytes(job.last_data) if job.last_data is not None else "nothing sent yet"
-        self.table.item(row, COL_CONTENT).setToolTip(f"last data: {last}")
-
     def selected_job_ids(self) -> list[int]:
-        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
-        return [job_id for row in rows if (job_id := self._row_job(row)) is not None]
-
-    def _select(self, job_ids: list[int]) -> None:
-        self.table.clearSelection()
-        mode = self.table.selectionMode()
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        for row in range(self.table.rowCount()):
-            if self._row_job(row) in job_ids:
-                self.table.selectRow(row)
-        self.table.setSelectionMode(mode)
+        return self.table.selected_job_ids()
 
     def _update_buttons(self) -> None:
-        jobs = {j.job_id: j for j in self.scheduler.jobs()}
+        jobs = {j.job_id: j for j in self.jobs.jobs()}
         chosen = [jobs[i] for i in self.selected_job_ids() if i in jobs]
         self.stop_button.setEnabled(any(j.status is JobStatus.RUNNING for j in chosen))
         self.resume_button.setEnabled(
@@ -534,11 +351,11 @@ class TransmitPanel(QWidget):
 
     def _on_row_clicked(self, row: int, _column: int) -> None:
         """Load the clicked job into the editor, so it can be changed and applied."""
-        job_id = self._row_job(row)
+        job_id = self.table.job_id_at(row)
         if job_id is None:
             return
         try:
-            job = self.scheduler.job(job_id)
+            job = self.jobs.job(job_id)
         except WorkshopError:
             return
         if job.period is not None:
@@ -549,7 +366,7 @@ class TransmitPanel(QWidget):
             self.ext_check.setChecked(job.frame.is_extended)
             self.fd_check.setChecked(job.frame.is_fd)
             self.brs_check.setChecked(job.frame.bitrate_switch)
-            self.data_edit.setText(_hex_bytes(job.frame.data))
+            self.data_edit.setText(hex_bytes(job.frame.data))
         elif job.message is not None:
             self.editor_tabs.setCurrentIndex(TAB_DBC)
             index = self.message_combo.findData(job.message)
@@ -582,12 +399,12 @@ class TransmitPanel(QWidget):
 
         def send() -> None:
             if same is not None:
-                self.scheduler.trigger(same)  # one row per distinct frame, its count goes up
+                self.jobs.trigger(same)  # one row per distinct frame, its count goes up
             elif job.frame is not None:
-                self.scheduler.send_once(job.frame)
+                self.jobs.send_once(job.frame)
             else:
                 assert job.message is not None
-                self.scheduler.send_signals_once(job.message, job.values)
+                self.jobs.send_signals_once(job.message, job.values)
 
         self._send_off_thread(send)
 
@@ -597,22 +414,20 @@ class TransmitPanel(QWidget):
         Sends run one at a time in the order clicked, so frames leave in that order too.
         """
         self._pending_sends.append(send)
-        if self._send_worker is None:
+        if self._send_handle is None:
             self._start_next_send()
 
     def _start_next_send(self) -> None:
         if not self._pending_sends:
-            self._send_worker = None
+            self._send_handle = None
             return
-        send = self._pending_sends.pop(0)
-        worker = JobWorker(lambda _progress, _cancel: send(), name="transmit-send", parent=self)
-        worker.finished.connect(lambda _result: self._on_send_done(worker, None))
-        worker.failed.connect(lambda message, _partial: self._on_send_done(worker, message))
-        self._send_worker = worker
-        worker.start()
+        handle = run_job(self, _call, self._pending_sends.pop(0))
+        handle.finished.connect(lambda _result: self._on_send_done(handle, None))
+        handle.failed.connect(lambda message: self._on_send_done(handle, message))
+        self._send_handle = handle
 
-    def _on_send_done(self, worker: JobWorker, error: str | None) -> None:
-        worker.deleteLater()
+    def _on_send_done(self, handle: JobHandle, error: str | None) -> None:
+        handle.deleteLater()
         if error is None:
             self.error_label.hide()
         else:
@@ -622,14 +437,19 @@ class TransmitPanel(QWidget):
         self.sends_done += 1
         self._start_next_send()
 
+    @property
+    def sending(self) -> bool:
+        """A send is queued or on its way (tests and scripts wait for ``sends_done`` then)."""
+        return self._send_handle is not None
+
     def wait_for_sends(self, timeout: float = 5.0) -> bool:
         """Block until queued sends are out (closing the window); True if none is left running."""
-        worker = self._send_worker
+        handle = self._send_handle
         self._pending_sends.clear()
-        return worker is None or worker.wait(timeout)
+        return handle is None or handle.wait(timeout)
 
     def _same_one_shot(self, job: TransmitJob) -> int | None:
-        for existing in self.scheduler.jobs():
+        for existing in self.jobs.jobs():
             if existing.is_periodic:
                 continue
             if job.frame is not None and existing.frame == job.frame:
@@ -640,20 +460,20 @@ class TransmitPanel(QWidget):
 
     def _on_start_periodic(self) -> None:
         period = self.period_spin.value() / 1000.0
-        self._act("Could not start", lambda: self.scheduler.add_periodic(self._editor_job(period)))
+        self._act("Could not start", lambda: self.jobs.add_periodic(self._editor_job(period)))
 
     def _on_stop(self) -> None:
         def stop() -> None:
             for job_id in self.selected_job_ids():
-                self.scheduler.stop(job_id)
+                self.jobs.stop(job_id)
 
         self._act("Could not stop", stop)
 
     def _on_resume(self) -> None:
         def resume() -> None:
-            for job in self.scheduler.jobs():
+            for job in self.jobs.jobs():
                 if job.job_id in self.selected_job_ids() and job.is_periodic:
-                    self.scheduler.resume(job.job_id)
+                    self.jobs.resume(job.job_id)
 
         self._act("Could not resume", resume)
 
@@ -662,7 +482,7 @@ class TransmitPanel(QWidget):
 
         def send() -> None:
             for job_id in ids:
-                self.scheduler.trigger(job_id)
+                self.jobs.trigger(job_id)
 
         self._send_off_thread(send)
 
@@ -672,7 +492,7 @@ class TransmitPanel(QWidget):
             return
 
         def apply() -> None:
-            job = self.scheduler.job(ids[0])
+            job = self.jobs.job(ids[0])
             period = self.period_spin.value() / 1000.0 if job.is_periodic else None
             if job.frame is not None:
                 frame = self._raw_frame()
@@ -682,17 +502,17 @@ class TransmitPanel(QWidget):
                     job.is_fd,
                 ):
                     raise WorkshopError("only the data and period can change; start a new job for another id")
-                self.scheduler.update(job.job_id, data=frame.data, period=period)
+                self.jobs.update(job.job_id, data=frame.data, period=period)
             else:
                 if self._message is None or self._message.name != job.message:
                     raise WorkshopError(f"choose message {job.message} in the editor to change its values")
-                self.scheduler.update(job.job_id, self._signal_values(), period=period)
+                self.jobs.update(job.job_id, self._signal_values(), period=period)
 
         self._act("Could not apply", apply)
 
     def _on_remove(self) -> None:
         def remove() -> None:
             for job_id in self.selected_job_ids():
-                self.scheduler.remove(job_id)
+                self.jobs.remove(job_id)
 
         self._act("Could not remove", remove)
