@@ -6,7 +6,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from helpers.processes import ENV, WORKSHOP
+from helpers.processes import ENV, WORKSHOP, free_port, simulator_process
 from helpers.waiting import wait_until
 
 from workshop_app.cli import main
@@ -106,3 +106,17 @@ def test_bad_watch_options_are_one_plain_line(capsys, tmp_path):
         err = capsys.readouterr().err
         assert err.startswith("workshop dtc: error: ") and expected in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_lost_link_ends_the_watch_with_one_line(tmp_path):
+    port = free_port()
+    with simulator_process(port) as sim:
+        watch = _Watch(tmp_path, "-i", "socketcand", "--port", str(port), "--no-history")
+        try:
+            wait_until(lambda: "stored fault codes read" in watch.err(), 60, "the first read over socketcand")
+            sim.kill()
+        finally:
+            code, _out, err = watch.finish()
+    assert code == 1, err
+    assert f"workshop dtc: error: socketcand 127.0.0.1:{port}" in err
+    assert "connection lost during the fault watch" in err and "Traceback" not in err

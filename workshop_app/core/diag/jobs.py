@@ -138,6 +138,14 @@ class DiagJobs:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _link(self, what: str) -> tuple[can.BusABC, can.Notifier]:
+        """The connection's bus and notifier: SourceError when the link failed under ``what``,
+        DiagError on a connection without a bus (a replayed log)."""
+        diag = self.diag()
+        if diag.source.state is SourceState.FAILED:
+            raise SourceError(_lost(diag.source, what))
+        return diag.link()
+
     def _run(self, fn: Callable[[threading.Event], T], cancel: CancelToken, what: str) -> T:
         """``fn(stop)`` on the diagnostic worker; this thread waits, watching token and link.
 
@@ -145,7 +153,7 @@ class DiagJobs:
         this thread raises at once and never stores a half result.
         """
         diag = self.diag()
-        diag.link()  # DiagError at once on a connection without a bus (a replayed log)
+        self._link(what)
         source = diag.source
         stop = threading.Event()
         future = diag.submit(fn, stop)
@@ -171,7 +179,7 @@ class DiagJobs:
     def _scan(
         self, options: ScanOptions, label: ScanLabel, progress: ProgressFn, cancel: CancelToken, what: str
     ) -> ScanResult:
-        bus, notifier = self.diag().link()
+        bus, notifier = self._link(what)
 
         def scan(stop: threading.Event) -> ScanResult:
             scanner = VehicleScanner(
@@ -268,7 +276,7 @@ class DiagJobs:
             cancel.check()
             progress(JobProgress(f"clearing {', '.join(targets)}", 0, 0))
 
-            bus, notifier = self.diag().link()
+            bus, notifier = self._link("the clear")
 
             def clear(_stop: threading.Event) -> list[ClearOutcome]:
                 scanner = VehicleScanner(
@@ -315,7 +323,7 @@ class DiagJobs:
         polls = 0
         try:
             while not cancel.cancelled and not (until is not None and until.is_set()):
-                bus, notifier = self.diag().link()
+                bus, notifier = self._link("the fault watch")
                 if watcher is None or watcher.bus is not bus:  # a new connection: learn afresh
                     watcher = DtcWatcher(
                         bus,
