@@ -66,6 +66,11 @@ class CaptureSession:
 
     def start(self) -> None:
         self.source.start()
+        # Rates and load are measured from here: time spent building a window before the
+        # start would otherwise pass for a quiet bus in the first second's figures.
+        self._rate_t0 = time.monotonic()
+        self._rate_n0 = self.store.total_frames
+        self._busy_s = 0.0
 
     def stop(self) -> RecordingSummary | None:
         """Stop the source, take in what it delivered, and close any recording."""

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from workshop_app.core.capture.recorder import Recorder, RecordingSummary
+from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.capture.store import MessageKey
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.diag.ecu_spec import VehicleSpec
@@ -101,6 +102,10 @@ class WorkshopSession:
     @property
     def source(self) -> FrameSource:
         return self.capture.source
+
+    @property
+    def ring(self) -> FrameRing:
+        return self.capture.ring
 
     @property
     def databases(self) -> DatabaseSet:
@@ -172,13 +177,20 @@ class WorkshopSession:
         A ``SourceSpec`` is opened on this session's ring. With ``start`` the new source is
         started last; a ``WorkshopError`` from that start propagates with the switch done.
         """
-        new = make_source(source, self.capture.ring) if isinstance(source, SourceSpec) else source
+        reopen = getattr(self.capture, "set_source_spec", None)
+        if isinstance(source, SourceSpec) and reopen is None:
+            source = make_source(source, self.capture.ring)  # may fail: nothing is touched yet
         self.stop_recording()
-        self.scheduler.stop_all()
-        self.scheduler.set_source(new)
+        if isinstance(source, SourceSpec):
+            assert reopen is not None
+            reopen(source)  # a capture process opens its sources itself (core/capture/process.py)
+            new = self.capture.source
+        else:
+            new = source
+            self.capture.set_source(new)
+        self.scheduler.set_source(new)  # periodic jobs stop; the user resumes them
         if self._transmit is not None and hasattr(self._transmit, "set_source"):
             self._transmit.set_source(new)
-        self.capture.set_source(new)
         self._publish("source", new)
         if start:
             self.capture.start()

@@ -9,6 +9,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.types import Frame
+from workshop_app.core.workshop import WorkshopSession
 
 COLUMNS = ("Time (s)", "Channel", "Dir", "ID", "Message", "DLC", "Data")
 _Index = QModelIndex | QPersistentModelIndex
@@ -17,9 +18,9 @@ _Index = QModelIndex | QPersistentModelIndex
 class ChronoModel(QAbstractTableModel):
     """Keeps the last ``capacity`` frames; while paused, new frames are counted but not shown."""
 
-    def __init__(self, session: CaptureSession, capacity: int = 5000) -> None:
+    def __init__(self, session: CaptureSession | WorkshopSession, capacity: int = 5000) -> None:
         super().__init__()
-        self.session = session
+        self.session = session.capture if isinstance(session, WorkshopSession) else session
         self.capacity = capacity
         self._frames: deque[Frame] = deque()
         self._t0: float | None = None
@@ -59,6 +60,10 @@ class ChronoModel(QAbstractTableModel):
         if col == 5:
             return str(len(f.data))
         return f.data.hex(" ").upper()
+
+    def follow(self, workshop: WorkshopSession) -> None:
+        """Append every tick's frames."""
+        workshop.subscribe("frames", self.append)
 
     def append(self, frames: list[Frame]) -> None:
         """Add a tick's frames (oldest rows fall off the top)."""

@@ -1,7 +1,8 @@
-"""MainWindow: trace, bit view, signals, plots, transmit and recording over one CaptureSession.
+"""MainWindow: trace, bit view, signals, plots, transmit and recording over one WorkshopSession.
 
-The window owns no capture logic: a CaptureBridge ticks the session ~30 times a second and
-every panel repaints from the session's store, series and recorder on that tick.
+The window is a thin client of the core's ``WorkshopSession``: a CaptureBridge ticks it ~30
+times a second, and each panel subscribes to the events it shows (frames, changed streams,
+stats, source, recording) instead of the window calling every panel on every tick.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ from workshop_app.core.history.store import HistoryStore
 from workshop_app.core.logs.analysis import LoadedLog
 from workshop_app.core.logs.columns import FrameColumns
 from workshop_app.core.logs.playback import PlaybackSource
-from workshop_app.core.session import CaptureSession
-from workshop_app.core.sources.factory import SourceSpec, make_source
+from workshop_app.core.session import CaptureSession, CaptureStats
+from workshop_app.core.sources.base import FrameSource
+from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.reconnect import GapWatcher
-from workshop_app.core.transmit import TransmitScheduler
+from workshop_app.core.types import Frame
+from workshop_app.core.workshop import WorkshopSession
 from workshop_app.gui.bit_view import BitView
 from workshop_app.gui.bridge import CaptureBridge
 from workshop_app.gui.chrono_model import ChronoModel
@@ -67,17 +70,23 @@ DB_FILTER = "Signal databases (*.dbc *.kcd *.sym *.arxml);;All files (*)"
 class MainWindow(QMainWindow):
     def __init__(
         self,
-        session: CaptureSession,
+        session: WorkshopSession | CaptureSession,
         *,
         settings: QSettings | None = None,
         history: HistoryStore | None = None,
         vehicle_spec: VehicleSpec | None = None,
     ) -> None:
         super().__init__()
-        self.session = session
+        if isinstance(session, CaptureSession):
+            session = WorkshopSession(session, history=history, vehicle_spec=vehicle_spec)
+        self.workshop = session
+        if session.history is None:
+            session.history = history
+        if session.vehicle_spec is None:
+            session.vehicle_spec = vehicle_spec if vehicle_spec is not None else demo_vehicle_spec()
         self.settings = settings if settings is not None else QSettings()
-        self.history = history
-        self.vehicle_spec = vehicle_spec if vehicle_spec is not None else demo_vehicle_spec()
+        self.history = session.history
+        self.vehicle_spec = session.vehicle_spec
         self.setObjectName("MainWindow")
         self.resize(1440, 900)
         self._update_title()
@@ -88,14 +97,34 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self.cloud = CloudControls(self)  # Cloud menu, Fleet dock, link state and latency
+        self._subscribe()
 
-        self.bridge.ticked.connect(self._on_ticked)
         self.bridge.source_failed.connect(self._on_source_failed)
         self._restore_settings()
 
+    @property
+    def session(self) -> CaptureSession:
+        """The capture (store, decoder, recorder, ring) of the workshop session."""
+        return self.workshop.capture
+
+    def _subscribe(self) -> None:
+        # Each panel follows what it shows; the window keeps the status bar and the trace view's
+        # expanded rows and filter. Subscribers run in this order on the GUI thread, per tick.
+        ws = self.workshop
+        self.trace_model.follow(ws)
+        self.chrono_model.follow(ws)
+        ws.subscribe("stats", lambda _stats: self.plot_panel.refresh())
+        self.record_panel.follow(ws)
+        ws.subscribe("frames", self.dtc_panel.feed)  # the Fault codes dock's trigger buffer
+        ws.subscribe("stats", lambda _stats: self.transmit_panel.refresh())
+        ws.subscribe("stats", lambda _stats: self.playback_bar.refresh())
+        ws.subscribe("frames", self._on_frames)
+        ws.subscribe("stats", self._on_stats)
+        ws.subscribe("source", self._on_source_switched)
+
     # -- construction -------------------------------------------------------------------------
     def _build_trace(self) -> None:
-        self.trace_model = TraceModel(self.session)
+        self.trace_model = TraceModel(self.workshop)
         self.trace_view = QTreeView()
         self.trace_view.setObjectName("TraceView")
         self.trace_view.setModel(self.trace_model)
@@ -118,7 +147,7 @@ class MainWindow(QMainWindow):
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.textChanged.connect(self._on_filter_changed)
 
-        self.chrono_model = ChronoModel(self.session)
+        self.chrono_model = ChronoModel(self.workshop)
         self.chrono_view = QTableView()
         self.chrono_view.setModel(self.chrono_model)
         self.chrono_view.verticalHeader().setVisible(False)
@@ -165,12 +194,12 @@ class MainWindow(QMainWindow):
         self.signal_browser = SignalBrowser(self.session.databases)
         self.signal_browser.signal_activated.connect(self._on_signal_activated)
         self.plot_panel = PlotPanel(self.session)
-        self.scheduler = TransmitScheduler(self.session.source, self.session.databases)
+        self.scheduler = self.workshop.scheduler
         self.transmit_panel = TransmitPanel(self.scheduler, self.session.databases)
         self.log_view = LogAnalysisView(self.session.databases)
         self.log_view.loaded.connect(self._on_log_loaded)
         self.log_view.playback_requested.connect(self.play_columns)
-        self.record_panel = RecordPanel(self.session, self.history)
+        self.record_panel = RecordPanel(self.workshop, self.history)
         self.dtc_panel = DtcPanel(self.session, self.vehicle_spec, self.history)
         self.dtc_panel.dtc_event.connect(self.plot_panel.add_event_marker)
         self.record_panel.recording_activated.connect(self._on_recording_activated)
@@ -331,15 +360,8 @@ class MainWindow(QMainWindow):
             # The source connects (and reconnects under the spec's policy) on its own thread:
             # the window never waits for an adapter or a server.
             spec = replace(spec, connect_in_background=True)
-        source = make_source(spec, self.session.ring)
-        self.playback_bar.set_source(source if isinstance(source, PlaybackSource) else None)  # --replay too
-        self.session.stop_recording()
-        self.scheduler.set_source(source)
-        self.session.set_source(source)
-        self.chrono_model.clear()
-        self._update_title()
         try:
-            self.session.start()
+            self.workshop.switch_source(spec)
         except WorkshopError as exc:
             self._show_error("Could not connect", str(exc))
             self._update_source_label()
@@ -402,16 +424,14 @@ class MainWindow(QMainWindow):
 
     def play_columns(self, columns: FrameColumns, name: str = "log") -> None:
         """Feed a loaded log to the trace and plots, paused at its start (Play starts it)."""
-        source = PlaybackSource(self.session.ring, columns, name=name, paused=True)
-        self.session.stop_recording()
-        self.scheduler.set_source(source)
-        self.session.set_source(source)
-        self.chrono_model.clear()
-        self.session.start()
-        self.playback_bar.set_source(source)
+        self.workshop.switch_source(PlaybackSource(self.session.ring, columns, name=name, paused=True))
         self.bridge.reset_failure()
-        self._update_title()
         self._update_source_label()
+
+    def _on_source_switched(self, source: FrameSource) -> None:
+        self.playback_bar.set_source(source if isinstance(source, PlaybackSource) else None)  # --replay too
+        self.chrono_model.clear()
+        self._update_title()
 
     def add_database(self, path: Path, channel: str | None = None) -> None:
         try:
@@ -433,32 +453,25 @@ class MainWindow(QMainWindow):
                 QMessageBox.information(self, f"{path.name} loaded with warnings", text)
 
     # -- tick and events ----------------------------------------------------------------------
-    def _on_ticked(self, _frames: int) -> None:
-        self.dtc_panel.feed(self.bridge.last_batch)
-        self.trace_model.refresh()
-        self._refresh_expanded()
-        self.chrono_model.append(self.bridge.last_batch)
+    def _on_frames(self, _frames: list[Frame]) -> None:
         if self.chrono_model.paused:
             self.paused_label.setText(f"paused — {self.chrono_model.skipped_while_paused:,} frames not shown")
         elif self.chrono_view.isVisible():
             self.chrono_view.scrollToBottom()
-        if self.bit_view.isVisible():
-            self.bit_view.update()
-        self.plot_panel.refresh()
-        self.transmit_panel.refresh()
-        self.record_panel.refresh()
-        self.playback_bar.refresh()
-        self._apply_filter(only_new=True)
-        self._update_status()
 
-    def _refresh_expanded(self) -> None:
+    def _on_stats(self, stats: CaptureStats) -> None:
+        # After the trace model's refresh (it subscribed first): its repainted rows are known.
         view, model = self.trace_view, self.trace_model
-        for row in range(model.rowCount()):
+        for row in model.last_repainted:
             if view.isExpanded(model.index(row, 0)):
                 model.repaint_children(row)
+        if self.bit_view.isVisible():
+            self.bit_view.update()  # its highlights fade between frames too
+        self._apply_filter(only_new=True)
+        self._update_status(stats)
 
-    def _update_status(self) -> None:
-        st = self.session.stats
+    def _update_status(self, st: CaptureStats | None = None) -> None:
+        st = st if st is not None else self.session.stats
         self.load_label.setText("bus load —" if st.bus_load is None else f"bus load {st.bus_load * 100:.1f}%")
         self.rate_label.setText(f"{st.frames_per_second:,.0f} frames/s · {st.frames:,} frames")
         decode_errors = self.session.decoder.decode_errors
@@ -544,7 +557,7 @@ class MainWindow(QMainWindow):
     def clear_trace(self) -> None:
         self.session.store.clear()
         self.chrono_model.clear()
-        self.trace_model.refresh()
+        self.trace_model.refresh(None)
 
     # -- file dialogs -------------------------------------------------------------------------
     def _on_open_log(self) -> None:
@@ -590,7 +603,7 @@ class MainWindow(QMainWindow):
         # A recording in progress is finished and indexed in the history, as its Stop button does,
         # with the frames still in the ring: quitting (or a stop signal) loses nothing captured.
         self.session.source.stop()
-        self.session.tick()
+        self.workshop.tick(max_frames=max(self.session.ring.backlog, 1))
         self.record_panel.stop_recording()
-        self.session.stop()
+        self.workshop.stop()
         super().closeEvent(event)

@@ -1,7 +1,8 @@
 """RecordPanel: record the live capture to a log file, and browse the recordings in the history.
 
-The panel drives the core only through ``CaptureSession.start_recording/stop_recording`` and
-``HistoryStore``; its counters repaint when the window's tick calls :meth:`RecordPanel.refresh`.
+The panel drives the core only through the session's ``start_recording/stop_recording`` and
+``HistoryStore``; once it follows a ``WorkshopSession`` (:meth:`RecordPanel.follow`) its counters repaint
+on every tick and a recording the session stops (a source switch) is filed at once.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.history import HistoryStore, RecordingRow, default_recordings_dir, format_bytes
 from workshop_app.core.logfiles import log_suffix
-from workshop_app.core.session import CaptureSession
+from workshop_app.core.session import CaptureSession, CaptureStats
 from workshop_app.core.sources.reconnect import gaps_during
+from workshop_app.core.workshop import WorkshopSession
 
 # The formats offered in the combo: (label, suffix). Other writable suffixes typed into the
 # file field (.db, .gz variants) still record; the combo then shows no format. ".txt" is refused
@@ -68,7 +70,10 @@ class RecordPanel(QWidget):
     recording_stopped = Signal(str)  # path, once the file is closed (and indexed)
 
     def __init__(
-        self, session: CaptureSession, history: HistoryStore | None, parent: QWidget | None = None
+        self,
+        session: CaptureSession | WorkshopSession,
+        history: HistoryStore | None,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self._session = session
@@ -212,6 +217,7 @@ class RecordPanel(QWidget):
         recorder = self._recorder
         if recorder is None:
             return None
+        self._recorder = None  # the session's "recording" event for this stop is ours
         if self._session.recorder is recorder:
             self._session.stop_recording()
         # Recorder.stop is idempotent: the same summary whoever stopped it first.
@@ -225,8 +231,21 @@ class RecordPanel(QWidget):
         else:
             self.stop_recording()
 
+    def follow(self, workshop: WorkshopSession) -> None:
+        """Repaint on every tick; file a recording the session stopped on its own at once."""
+        workshop.subscribe("stats", self._on_stats)
+        workshop.subscribe("recording", self._on_recording)
+
+    def _on_stats(self, _stats: CaptureStats) -> None:
+        self.refresh()
+
+    def _on_recording(self, event: object) -> None:
+        recorder = self._recorder
+        if isinstance(event, RecordingSummary) and recorder is not None and event.path == recorder.path:
+            self._finish(recorder.stop())
+
     def refresh(self) -> None:
-        """Repaint the live counters (connected to the window's tick)."""
+        """Repaint the live counters (every tick once following a session)."""
         recorder = self._recorder
         if recorder is None:
             return

@@ -1,6 +1,9 @@
 """TraceModel: one row per message stream, its decoded signals as expandable children.
 
-Rows come from the FrameStore and are refreshed once per bridge tick, never per frame.
+Rows come from the FrameStore and are refreshed once per tick, never per frame: a tick
+repaints the rows whose streams took frames (the keys ``FrameStore.ingest`` reports), and
+every ``SWEEP_TICKS``-th tick repaints them all, so rates of silent streams fall and payload
+highlights fade without every row being asked for every cell thirty times a second.
 Top-level rows have internal id 0; a signal row's internal id is 1 + a stable number given to
 its message when first seen, so expanded rows stay expanded while new ids are inserted above.
 """
@@ -8,14 +11,16 @@ its message when first seen, so expanded rows stay expanded while new ids are in
 from __future__ import annotations
 
 import bisect
+from collections.abc import Collection
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from workshop_app.core.capture.store import MessageStats
+from workshop_app.core.capture.store import MessageKey, MessageStats
 from workshop_app.core.decode.live import SignalValue, decode_payload
 from workshop_app.core.session import CaptureSession
+from workshop_app.core.workshop import WorkshopSession
 
 COLUMNS = ("Channel", "ID", "Message / signal", "Count", "Rate (Hz)", "Jitter (ms)", "DLC", "Data / value")
 COL_CHANNEL, COL_ID, COL_NAME, COL_COUNT, COL_RATE, COL_JITTER, COL_DLC, COL_DATA = range(len(COLUMNS))
@@ -23,12 +28,17 @@ COL_CHANNEL, COL_ID, COL_NAME, COL_COUNT, COL_RATE, COL_JITTER, COL_DLC, COL_DAT
 STATS_ROLE = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex
 _UNKNOWN = QColor("#b26a00")
+# Every row is repainted on this tick of each run of ticks (~5 Hz at 30 ticks/s): rates decay
+# and highlights fade (data_delegate.FADE_SECONDS = 2 s) in steps of a tenth of the fade.
+SWEEP_TICKS = 6
 
 
 class TraceModel(QAbstractItemModel):
-    def __init__(self, session: CaptureSession) -> None:
+    def __init__(self, session: CaptureSession | WorkshopSession) -> None:
         super().__init__()
-        self.session = session
+        self.session = session.capture if isinstance(session, WorkshopSession) else session
+        self._ticks = 0
+        self.last_repainted: Collection[int] = ()  # rows repainted by the latest refresh
         self._rows: list[MessageStats] = []
         self._keys: list[tuple[str, int, bool]] = []  # row order: sorted by _sort_key
         self._sort: list[tuple[str, bool, int]] = []
@@ -178,9 +188,22 @@ class TraceModel(QAbstractItemModel):
         return "\n".join(lines)
 
     # -- refresh ----------------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Pick up new streams and repaint changed rows (called once per tick)."""
-        self._values.clear()
+    def follow(self, workshop: WorkshopSession) -> None:
+        """Refresh on every tick (quiet ticks too: rates fall), repainting the streams it changed."""
+        pending: set[MessageKey] = set()
+        workshop.subscribe("changed", pending.update)  # published before "stats" in a tick
+
+        def on_stats(_stats: object) -> None:
+            self.refresh(frozenset(pending))
+            pending.clear()
+
+        workshop.subscribe("stats", on_stats)
+
+    def refresh(self, changed: Collection[MessageKey] | None = None) -> Collection[int]:
+        """Pick up new streams and repaint rows (called once per tick); returns the rows repainted.
+
+        ``changed``: the streams that took frames (None: repaint every row).
+        """
         messages = self.session.store.messages
         # A cleared store (new source, Ctrl+L) may refill before this tick with the same keys in
         # new MessageStats objects: rows holding the old objects would freeze. The store only
@@ -191,12 +214,33 @@ class TraceModel(QAbstractItemModel):
             self.beginResetModel()
             self._rows, self._keys, self._sort = [], [], []
             self.endResetModel()
+            changed = None
         if len(messages) > len(self._rows):
             for key in [k for k in messages if k not in self._stable or self._missing(k)]:
                 self._insert(key, messages[key])
-        if self._rows:
+        self._ticks += 1
+        if not self._rows:
+            self.last_repainted = ()
+        elif changed is None or self._ticks % SWEEP_TICKS == 0:
             # The MessageStats objects update in place, so only repaint.
+            self._values.clear()
             self.dataChanged.emit(self.index(0, COL_NAME), self.index(len(self._rows) - 1, COL_DATA))
+            self.last_repainted = range(len(self._rows))
+        else:
+            for key in changed:
+                self._values.pop(key, None)
+            rows = sorted(self._row_of(k) for k in changed if k in self._stable and not self._missing(k))
+            self.last_repainted = rows
+            self._repaint_runs(rows)
+        return self.last_repainted
+
+    def _repaint_runs(self, rows: list[int]) -> None:
+        # One signal per run of adjacent rows: the view repaints the union of their rectangles.
+        start = 0
+        for i in range(1, len(rows) + 1):
+            if i == len(rows) or rows[i] != rows[i - 1] + 1:
+                self.dataChanged.emit(self.index(rows[start], COL_NAME), self.index(rows[i - 1], COL_DATA))
+                start = i
 
     def _missing(self, key: tuple[str, int, bool]) -> bool:
         row = self._row_of(key)
