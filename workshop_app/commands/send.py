@@ -24,8 +24,8 @@ from workshop_app.core.errors import WorkshopError
 
 if TYPE_CHECKING:  # the transmit stack loads when the command runs, not when options are built
     from workshop_app.core.jobs import JobProgress
-    from workshop_app.core.session import CaptureSession
     from workshop_app.core.transmit_jobs import TransmitJob, TransmitJobs
+    from workshop_app.core.workshop import WorkshopSession
 
 _TICK = 0.05  # seconds between drains of the capture while a periodic run goes on
 
@@ -102,7 +102,7 @@ def _progress_line(progress: JobProgress) -> None:
 
 
 def _run_periodic(
-    session: CaptureSession, jobs: TransmitJobs, job: TransmitJob, duration: float | None
+    session: WorkshopSession, jobs: TransmitJobs, job: TransmitJob, duration: float | None
 ) -> TransmitJob:
     """Run ``job`` on a worker thread until it ends; Ctrl-C, SIGTERM or SIGHUP cancel it."""
     from workshop_app.core.jobs import CancelToken
@@ -149,7 +149,7 @@ def _summary(job: TransmitJob) -> str:
     return f"sent {job.count:,} frame(s) of {what} {every} ({ended}); last data {data}"
 
 
-def _show(session: CaptureSession, jobs: TransmitJobs, names: list[str], timeout: float) -> list[str]:
+def _show(session: WorkshopSession, jobs: TransmitJobs, names: list[str], timeout: float) -> list[str]:
     """Each named message as received after the send: the second frame of it, since the
     first may have been built before the receiver acted on what was sent."""
     from workshop_app.core.decode.live import decode_payload
@@ -160,7 +160,7 @@ def _show(session: CaptureSession, jobs: TransmitJobs, names: list[str], timeout
     session.tick()  # frames received before the send ended are not the answer
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(len(f) < 2 for f in seen.values()):
-        for frame in session.tick():
+        for frame in session.tick().frames:
             for message in messages:
                 if (
                     frame.is_rx
@@ -181,13 +181,11 @@ def _show(session: CaptureSession, jobs: TransmitJobs, names: list[str], timeout
 
 def run(args: argparse.Namespace) -> int:
     from workshop_app.commands.common import load_databases, source_spec
-    from workshop_app.core.session import CaptureSession
-    from workshop_app.core.sources.factory import make_source
-    from workshop_app.core.transmit_jobs import JobStatus, TransmitJobs
+    from workshop_app.core.transmit_jobs import JobStatus
+    from workshop_app.core.workshop import WorkshopSession
 
-    databases = load_databases(args.dbc)
-    session = CaptureSession(make_source(source_spec(args)), databases)
-    jobs = TransmitJobs(session.source, databases)
+    session = WorkshopSession(source_spec(args), load_databases(args.dbc))
+    jobs: TransmitJobs = session.transmit  # the Transmit panel's jobs, on this session's source
     job = _job(args, jobs.default_channel)
     jobs.check(job)  # bad input: one line, before anything starts
     session.start()
@@ -206,6 +204,5 @@ def run(args: argparse.Namespace) -> int:
         for line in _show(session, jobs, args.show, args.show_timeout):
             print(line)
     finally:
-        jobs.stop_all()
-        session.stop()
+        session.close()
     return 0
