@@ -153,3 +153,22 @@ def test_bad_numbers_are_refused_where_parsed(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["send", "2B0#01", "--period", "0.1", "--count", "0"])
     assert exc.value.code == 2 and "--count" in capsys.readouterr().err
+
+
+def test_a_can_fd_frame_goes_out_over_socketcand(sim_port):
+    # Our socketcand client carries FD both ways (python-can's would drop the frame).
+    fd_observer = can.Bus(interface="workshop-socketcand", host="127.0.0.1", port=sim_port, channel="can0")
+    try:
+        done = _send(sim_port, "18DAF110##1" + "A5" * 12)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "sent 0x18DAF110: " + " ".join(["A5"] * 12)
+        got = None
+        deadline = time.monotonic() + 30  # a bound on waiting, not a measurement
+        while got is None and time.monotonic() < deadline:
+            msg = fd_observer.recv(0.5)
+            if msg is not None and msg.arbitration_id == 0x18DAF110:
+                got = msg
+        assert got is not None
+        assert got.is_fd and got.bitrate_switch and got.is_extended_id and bytes(got.data) == b"\xa5" * 12
+    finally:
+        fd_observer.shutdown()
