@@ -50,6 +50,14 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     _add_dbc_option(p)
 
 
+def _add_capture_process_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--capture-process",
+        action="store_true",
+        help="receive, count and record in a separate capture process (core/capture/process.py)",
+    )
+
+
 def _add_dbc_option(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument(
         "--dbc",
@@ -330,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("monitor", help="show live decoded values in the terminal")
     _add_source_options(p)
+    _add_capture_process_option(p)
     p.add_argument(
         "--duration", type=values.seconds, help="stop after this many seconds (default: until Ctrl-C)"
     )
@@ -341,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         "output", type=Path, help="e.g. drive.blf, drive.asc, drive.log, drive.trc, drive.mf4, drive.csv"
     )
     _add_source_options(p)
+    _add_capture_process_option(p)
     p.add_argument(
         "--duration", type=values.seconds, help="stop after this many seconds (default: until Ctrl-C)"
     )

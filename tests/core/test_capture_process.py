@@ -18,7 +18,7 @@ from helpers.waiting import wait_for
 from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.process import ProcessCaptureSession
 from workshop_app.core.decode.database import DatabaseSet
-from workshop_app.core.errors import LogFileError, SourceError
+from workshop_app.core.errors import LogFileError, SourceError, WorkshopError
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.reconnect import NO_RECONNECT
@@ -191,3 +191,16 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_switching_to_another_spec_starts_a_new_capture_process(session: ProcessCaptureSession) -> None:
+    session.start()
+    wait_for(lambda: session.tick() is not None and session.store.total_frames > 200, 30, "frames")
+    first = session.capture_source.pid
+    with pytest.raises(WorkshopError, match="set_source_spec"):
+        session.set_source(session.source)
+    session.set_source_spec(SourceSpec(sim_bitrate=250_000))
+    assert session.capture_source.pid not in (None, first)
+    assert "250 kbit/s" in session.source.describe()
+    assert session.store.total_frames == 0  # the store starts afresh
+    wait_for(lambda: session.tick() is not None and session.store.total_frames > 200, 30, "frames again")
