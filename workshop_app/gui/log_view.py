@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QColor, QResizeEvent
@@ -20,8 +19,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QLineEdit,
-    QListWidget,
     QListWidgetItem,
     QProgressBar,
     QPushButton,
@@ -39,17 +36,14 @@ from workshop_app.core.logs.analysis import (
     MarkerSet,
     RangeStats,
     load_and_decode,
-    message_summary,
     range_statistics,
 )
+from workshop_app.gui.log_view_lists import LogLists
 from workshop_app.gui.log_view_parts import (
     Trace,
-    cell,
-    fit_columns,
-    numeric_item,
-    rate_text,
+    fill_stats_table,
+    progress_text,
     readonly_table,
-    table_width,
 )
 from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item
 from workshop_app.gui.plot_items import PALETTE, states_of
@@ -130,47 +124,17 @@ class LogAnalysisView(QWidget):
         self.message_label.hide()
 
         # Left: messages, signals (searchable), markers.
-        self.message_table = readonly_table(["Message", "ID", "Count", "Rate (Hz)"])
-        self.message_table.setSortingEnabled(True)
-        self.signal_filter = QLineEdit()
-        self.signal_filter.setPlaceholderText("Search signals…")
-        self.signal_filter.setClearButtonEnabled(True)
-        self.signal_filter.textChanged.connect(self._apply_filter)
-        self.signal_table = readonly_table(["Signal", "Message", "Count", "Unit"])
-        self.signal_table.setSortingEnabled(True)
-        self.signal_table.setToolTip("Double-click (or Enter) to plot a signal")
+        self.lists = left = LogLists()
+        self.message_table = left.message_table
+        self.signal_filter = left.signal_filter
+        self.signal_table = left.signal_table
+        self.marker_list = left.marker_list
+        self.add_marker_button = left.add_marker_button
+        self.remove_marker_button = left.remove_marker_button
         self.signal_table.itemActivated.connect(self._on_signal_activated)
-        signals_box = QWidget()
-        signals_layout = QVBoxLayout(signals_box)
-        signals_layout.setContentsMargins(0, 0, 0, 0)
-        signals_layout.addWidget(self.signal_filter)
-        signals_layout.addWidget(self.signal_table)
-
-        self.marker_list = QListWidget()
-        self.marker_list.setToolTip("Double-click a marker to jump to it")
         self.marker_list.itemActivated.connect(self._on_marker_activated)
-        self.add_marker_button = QPushButton("Add marker…")
-        self.add_marker_button.setToolTip("Add a note at the cursor (or the middle of the view)")
         self.add_marker_button.clicked.connect(self._on_add_marker_clicked)
-        self.remove_marker_button = QPushButton("Remove")
         self.remove_marker_button.clicked.connect(self._on_remove_marker_clicked)
-        for button in (self.add_marker_button, self.remove_marker_button):
-            button.setEnabled(False)
-        markers_box = QWidget()
-        markers_layout = QVBoxLayout(markers_box)
-        markers_layout.setContentsMargins(0, 0, 0, 0)
-        markers_buttons = QHBoxLayout()
-        markers_buttons.addWidget(QLabel("Markers"), 1)
-        markers_buttons.addWidget(self.add_marker_button)
-        markers_buttons.addWidget(self.remove_marker_button)
-        markers_layout.addLayout(markers_buttons)
-        markers_layout.addWidget(self.marker_list)
-
-        left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(self.message_table)
-        left.addWidget(signals_box)
-        left.addWidget(markers_box)
-        left.setSizes([220, 320, 120])
 
         # Right: stacked plots with a shared time axis (the live panel's canvas), then the readouts.
         self._stack = PlotStack(
@@ -273,17 +237,9 @@ class LogAnalysisView(QWidget):
         if phase not in self._phase_started:
             self._phase_started[phase] = (now, done) if self._phase_started else (self._load_started, 0)
         started, done_at_start = self._phase_started[phase]
-        fraction = done / total if total > 0 else 0.0
-        elapsed = now - started
-        parts = [f"{phase.capitalize()} {fraction:.0%}"]
-        rate = rate_text(done - done_at_start, elapsed, phase)
-        if rate:
-            parts.append(rate)
-        progressed = (done - done_at_start) / total if total > 0 else 0.0
-        if 0 < fraction < 1 and progressed > 0 and elapsed > 0.2:  # the first instants give noise
-            parts.append(f"{elapsed * (1 - fraction) / progressed:.0f} s left")
-        self.progress_bar.setValue(round(fraction * 1000))
-        self.progress_bar.setFormat(" · ".join(parts))
+        value, text = progress_text(phase, done, total, now - started, done_at_start)
+        self.progress_bar.setValue(value)
+        self.progress_bar.setFormat(text)
 
     def _on_loaded(self, log: LoadedLog) -> None:
         self._worker = None
@@ -326,9 +282,7 @@ class LogAnalysisView(QWidget):
         self.log = None
         self.markers = None
         self.clear_plots()
-        self.message_table.setRowCount(0)
-        self.signal_table.setRowCount(0)
-        self.marker_list.clear()
+        self.lists.clear()
         for button in (
             self.fit_button,
             self.range_button,
@@ -342,8 +296,9 @@ class LogAnalysisView(QWidget):
     def _show(self, log: LoadedLog) -> None:
         self.log = log
         self._origin = float(log.columns.timestamp.min()) if len(log.columns) else 0.0
-        self._fill_messages(log)
-        self._fill_signals(log)
+        self.lists.fill_messages(log, self.databases, self._origin)
+        self.lists.fill_signals(log)
+        self._fit_lists()
         try:
             self.markers = MarkerSet.load(log.path)
         except WorkshopError as exc:
@@ -363,46 +318,9 @@ class LogAnalysisView(QWidget):
         ):
             button.setEnabled(True)
 
-    def _fill_messages(self, log: LoadedLog) -> None:
-        rows = message_summary(log.columns, self.databases)
-        table = self.message_table
-        table.setSortingEnabled(False)  # sorting while inserting scrambles the rows
-        table.setRowCount(len(rows))
-        for i, row in enumerate(rows):
-            id_text = f"{row.arbitration_id:08X}" if row.extended else f"{row.arbitration_id:03X}"
-            name = QTableWidgetItem(row.name or f"({id_text})")
-            name.setToolTip(
-                f"{row.channel} · {row.first - self._origin:.3f} s – {row.last - self._origin:.3f} s"
-            )
-            table.setItem(i, 0, name)
-            table.setItem(i, 1, numeric_item(row.arbitration_id, id_text))
-            table.setItem(i, 2, numeric_item(row.count, f"{row.count:,}"))
-            table.setItem(i, 3, numeric_item(row.rate_hz, f"{row.rate_hz:.1f}"))
-        table.setSortingEnabled(True)
-        table.sortByColumn(1, Qt.SortOrder.AscendingOrder)  # by id, as a trace lists them
-        fit_columns(table)
-
-    def _fill_signals(self, log: LoadedLog) -> None:
-        table = self.signal_table
-        table.setSortingEnabled(False)
-        signals = sorted(log.result.signals.values(), key=lambda s: (s.name.lower(), s.message))
-        table.setRowCount(len(signals))
-        for i, s in enumerate(signals):
-            name = QTableWidgetItem(s.name)
-            name.setData(Qt.ItemDataRole.UserRole, (s.message, s.name))
-            table.setItem(i, 0, name)
-            table.setItem(i, 1, QTableWidgetItem(s.message))
-            table.setItem(i, 2, numeric_item(len(s), f"{len(s):,}"))
-            table.setItem(i, 3, QTableWidgetItem(s.unit))
-        table.setSortingEnabled(True)
-        table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        fit_columns(table)
-        self._fit_lists()
-        self._apply_filter(self.signal_filter.text())
-
     def _fit_lists(self) -> None:
         """Widen the lists' pane to show the tables' columns whole, up to half the view."""
-        wanted = max(table_width(self.message_table), table_width(self.signal_table))
+        wanted = self.lists.wanted_width()
         sizes = self._split.sizes()
         total = sum(sizes)
         if total <= 0 or sizes[0] >= wanted:
@@ -410,21 +328,9 @@ class LogAnalysisView(QWidget):
         left = min(wanted, total // 2)
         self._split.setSizes([left, total - left])
 
-    def _apply_filter(self, text: str) -> None:
-        words = text.lower().split()
-        table = self.signal_table
-        for row in range(table.rowCount()):
-            hay = f"{cell(table, row, 0).text()} {cell(table, row, 1).text()}".lower()
-            table.setRowHidden(row, not all(w in hay for w in words))
-
     def visible_signals(self) -> list[Key]:
         """The signals the search leaves in the list, top to bottom."""
-        table = self.signal_table
-        return [
-            cell(table, row, 0).data(Qt.ItemDataRole.UserRole)
-            for row in range(table.rowCount())
-            if not table.isRowHidden(row)
-        ]
+        return self.lists.visible_signals()
 
     # --- plotting -----------------------------------------------------------------------------
 
@@ -568,25 +474,7 @@ class LogAnalysisView(QWidget):
 
     def _update_stats(self) -> None:
         stats = self.range_stats()
-        table = self.stats_table
-        table.setVisible(bool(stats))
-        table.setRowCount(len(stats))
-
-        def number(value: float | None) -> QTableWidgetItem:
-            return numeric_item(np.nan if value is None else value, "—" if value is None else f"{value:.6g}")
-
-        for i, (key, s) in enumerate(stats.items()):
-            trace = self._traces[key]
-            name = QTableWidgetItem(trace.title)
-            name.setForeground(QColor(trace.colour))
-            table.setItem(i, 0, name)
-            table.setItem(i, 1, numeric_item(s.count, f"{s.count:,}"))
-            table.setItem(i, 2, number(s.min))
-            table.setItem(i, 3, number(s.max))
-            table.setItem(i, 4, number(s.mean))
-        # Exactly as tall as its rows: the plots keep the rest of the height.
-        rows_height = sum(table.rowHeight(r) for r in range(table.rowCount()))
-        table.setFixedHeight(table.horizontalHeader().height() + rows_height + 2 * table.frameWidth())
+        fill_stats_table(self.stats_table, [(self._traces[key], s) for key, s in stats.items()])
         self._update_status_line()
 
     # --- markers ------------------------------------------------------------------------------
@@ -625,12 +513,7 @@ class LogAnalysisView(QWidget):
             self.message_label.show()
 
     def _refresh_markers(self) -> None:
-        self.marker_list.clear()
-        for marker in self.markers.list() if self.markers is not None else []:
-            t = marker.t - self._origin
-            item = QListWidgetItem(f"{t:10.3f} s   {marker.note}")
-            item.setData(Qt.ItemDataRole.UserRole, marker)
-            self.marker_list.addItem(item)
+        self.lists.list_markers(self.markers.list() if self.markers is not None else [], self._origin)
         self._refresh_marker_lines()
 
     def _refresh_marker_lines(self) -> None:
@@ -669,8 +552,7 @@ class LogAnalysisView(QWidget):
         super().closeEvent(event)
 
     def _on_signal_activated(self, item: QTableWidgetItem) -> None:
-        key = cell(self.signal_table, item.row(), 0).data(Qt.ItemDataRole.UserRole)
-        self.plot_signal(*key)
+        self.plot_signal(*self.lists.signal_at(item))
 
     def _on_range_toggled(self, checked: bool) -> None:
         if not checked:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from workshop_app.core.decode.vectorized import DecodedSignal
-from workshop_app.core.logs.analysis import PHASE_READ
+from workshop_app.core.logs.analysis import PHASE_READ, RangeStats
 from workshop_app.gui.plot_items import Lane, describe_value
 
 
@@ -108,3 +109,37 @@ def rate_text(done: int, seconds: float, phase: str) -> str:
     if phase == PHASE_READ:  # the readers count bytes, not frames, while reading
         return f"{rate / 1e6:.1f} MB/s"
     return f"{rate / 1e6:.2f} M frames/s" if rate >= 1e6 else f"{rate / 1e3:.0f} k frames/s"
+
+
+def progress_text(phase: str, done: int, total: int, elapsed: float, done_at_start: int) -> tuple[int, str]:
+    """(bar value of 1000, text) for a load's progress: phase, percent, rate and time left."""
+    fraction = done / total if total > 0 else 0.0
+    parts = [f"{phase.capitalize()} {fraction:.0%}"]
+    rate = rate_text(done - done_at_start, elapsed, phase)
+    if rate:
+        parts.append(rate)
+    progressed = (done - done_at_start) / total if total > 0 else 0.0
+    if 0 < fraction < 1 and progressed > 0 and elapsed > 0.2:  # the first instants give noise
+        parts.append(f"{elapsed * (1 - fraction) / progressed:.0f} s left")
+    return round(fraction * 1000), " · ".join(parts)
+
+
+def fill_stats_table(table: QTableWidget, rows: list[tuple[Trace, RangeStats]]) -> None:
+    """One row per plotted signal (name in its curve's colour); hidden when there are none."""
+    table.setVisible(bool(rows))
+    table.setRowCount(len(rows))
+
+    def number(value: float | None) -> QTableWidgetItem:
+        return numeric_item(np.nan if value is None else value, "—" if value is None else f"{value:.6g}")
+
+    for i, (trace, s) in enumerate(rows):
+        name = QTableWidgetItem(trace.title)
+        name.setForeground(QColor(trace.colour))
+        table.setItem(i, 0, name)
+        table.setItem(i, 1, numeric_item(s.count, f"{s.count:,}"))
+        table.setItem(i, 2, number(s.min))
+        table.setItem(i, 3, number(s.max))
+        table.setItem(i, 4, number(s.mean))
+    # Exactly as tall as its rows: the plots keep the rest of the height.
+    rows_height = sum(table.rowHeight(r) for r in range(table.rowCount()))
+    table.setFixedHeight(table.horizontalHeader().height() + rows_height + 2 * table.frameWidth())

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QPalette
+from PySide6.QtWidgets import QToolButton
 
 from workshop_app.gui.plot_items import Lane, LaneCurve, StateSpan, new_plot_item
 from workshop_app.gui.plot_style import muted_colour, style_plot
@@ -45,6 +46,15 @@ def new_curve_item(colour: str, title: str, *, steps: bool) -> pg.PlotDataItem:
         stepMode="right" if steps else None,
         skipFiniteCheck=True,
     )
+
+
+def tool_button(text: str, tip: str) -> QToolButton:
+    """A flat button of a plot view's tool row."""
+    button = QToolButton()
+    button.setText(text)
+    button.setToolTip(tip)
+    button.setAutoRaise(True)
+    return button
 
 
 class PlotCanvas(pg.GraphicsLayoutWidget):

@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
 from workshop_app.core.capture.series import SignalSeries
+from workshop_app.core.decode.database import DatabaseSet
 
 if TYPE_CHECKING:
     from cantools.database.can import Signal as DbcSignal
@@ -204,3 +205,22 @@ def new_plot_item() -> pg.PlotItem:
     view.setAutoVisible(y=True)  # y fits what is in the time window, not the whole history
     view.enableAutoRange(axis=pg.ViewBox.YAxis)
     return item
+
+
+def next_colour(in_plot: list[str], used: list[str]) -> str:
+    """A palette colour distinct within the plot first, then across the panel."""
+    return min(PALETTE, key=lambda colour: (in_plot.count(colour), used.count(colour), PALETTE.index(colour)))
+
+
+def name_is_shared(databases: DatabaseSet, signal: str) -> bool:
+    """Whether messages of the loaded databases have more than one signal called ``signal``.
+
+    "Counter" or "Checksum" in several messages would read the same in a legend.
+    """
+    owners = {
+        message.name
+        for loaded in databases.databases
+        for message in loaded.db.messages
+        if any(s.name == signal for s in message.signals)
+    }
+    return len(owners) > 1

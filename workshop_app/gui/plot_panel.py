@@ -35,9 +35,16 @@ from PySide6.QtWidgets import (
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.plot_layout import PlotLayout, PlotSpec, PlotTrace
 from workshop_app.core.session import CaptureSession
-from workshop_app.core.workshop import WorkshopSession
-from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item
-from workshop_app.gui.plot_items import PALETTE, Curve, Lane, state_span_of, states_of
+from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item, tool_button
+from workshop_app.gui.plot_items import (
+    PALETTE,
+    Curve,
+    Lane,
+    name_is_shared,
+    next_colour,
+    state_span_of,
+    states_of,
+)
 
 if TYPE_CHECKING:
     from workshop_app.gui.plot_canvas import PlotCanvas
@@ -62,7 +69,7 @@ class PlotPanel(QWidget):
         panel = PlotPanel(session)
         panel.add_signal("ENGINE_DATA", "EngineSpeed")     # a new plot at the bottom: returns 0
         panel.add_signal("ENGINE_DATA", "EngineLoad", 0)   # into the same plot
-        panel.follow(workshop)                             # redraws on every tick
+        bridge.ticked.connect(panel.refresh)
     """
 
     live_changed = Signal(bool)  # following the newest data (True) or paused (False)
@@ -91,7 +98,7 @@ class PlotPanel(QWidget):
         self._stack.clicked.connect(self._on_plot_clicked)
         self._stack.x_panned.connect(self._on_x_panned)
 
-        self.add_plot_button = self._tool_button("+ Plot", "Add an empty plot at the bottom")
+        self.add_plot_button = tool_button("+ Plot", "Add an empty plot at the bottom")
         self.add_plot_button.clicked.connect(self._on_add_plot_clicked)
         self.window_combo = QComboBox()
         self.window_combo.setToolTip("Time span shown while following live data")
@@ -99,16 +106,16 @@ class PlotPanel(QWidget):
             self.window_combo.addItem(text, seconds)
         self.window_combo.setCurrentIndex(1)
         self.window_combo.currentIndexChanged.connect(self._on_window_chosen)
-        self.live_button = self._tool_button("Live", "Follow the newest data (panning or zooming pauses)")
+        self.live_button = tool_button("Live", "Follow the newest data (panning or zooming pauses)")
         self.live_button.setCheckable(True)
         self.live_button.setChecked(True)
         self.live_button.toggled.connect(self._on_live_toggled)
-        self.cursor_button = self._tool_button("Cursor", "Show a cursor that reads every curve's value")
+        self.cursor_button = tool_button("Cursor", "Show a cursor that reads every curve's value")
         self.cursor_button.setCheckable(True)
         self.cursor_button.toggled.connect(self._on_cursor_toggled)
-        self.clear_button = self._tool_button("Clear", "Remove every plot")
+        self.clear_button = tool_button("Clear", "Remove every plot")
         self.clear_button.clicked.connect(self.clear)
-        self.layout_button = self._tool_button("Layout", "Save or load the plot layout")
+        self.layout_button = tool_button("Layout", "Save or load the plot layout")
         self.layout_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         layout_menu = QMenu(self.layout_button)
         layout_menu.addAction("Save layout…", self._on_save_layout_chosen)
@@ -195,8 +202,9 @@ class PlotPanel(QWidget):
         plot = self._plots[plot_index]
         series = self.session.decoder.subscribe(message, signal, SERIES_CAPACITY)
         states = states_of(definition, dict(definition.choices or {}), definition.length)
-        colour = colour or self._next_colour(plot)
-        label = f"{message}.{signal}" if self._name_is_shared(signal) else signal
+        used = [c.colour for p in self._plots for c in self._curves(p)]
+        colour = colour or next_colour([c.colour for c in self._curves(plot)], used)
+        label = f"{message}.{signal}" if name_is_shared(self.session.databases, signal) else signal
         # Discrete signals hold their value until the next frame: draw steps, not ramps.
         item = new_curve_item(
             colour,
@@ -267,10 +275,6 @@ class PlotPanel(QWidget):
     def time_origin(self) -> float | None:
         """Absolute timestamp shown as 0 s (None until the first frame arrives)."""
         return self._t0
-
-    def follow(self, workshop: WorkshopSession) -> None:
-        """Redraw on every tick of ``workshop`` (its "stats" event comes once per tick)."""
-        workshop.subscribe("stats", lambda _stats: self.refresh())
 
     def refresh(self, _frames: int = 0) -> None:
         """Redraw curves whose series changed and follow the newest data (call once per tick)."""
@@ -475,19 +479,6 @@ class PlotPanel(QWidget):
             self._applied_x = (lo, hi)
             self._plots[0].item.getViewBox().setXRange(lo, hi, padding=0)
 
-    def _name_is_shared(self, signal: str) -> bool:
-        """Whether messages of the loaded databases have more than one signal called ``signal``.
-
-        "Counter" or "Checksum" in several messages would read the same in a legend.
-        """
-        owners = {
-            message.name
-            for loaded in self.session.databases.databases
-            for message in loaded.db.messages
-            if any(s.name == signal for s in message.signals)
-        }
-        return len(owners) > 1
-
     def _subscribed_keys(self) -> Counter[tuple[str, str]]:
         return Counter((c.message, c.signal) for p in self._plots for c in p.curves)
 
@@ -498,14 +489,6 @@ class PlotPanel(QWidget):
             for _ in range(n):
                 with contextlib.suppress(KeyError):  # the database was removed meanwhile
                     self.session.decoder.unsubscribe(message, signal)
-
-    def _next_colour(self, plot: Lane) -> str:
-        # Distinct within the plot first, then across the panel.
-        in_plot = [c.colour for c in plot.curves]
-        used = [c.colour for p in self._plots for c in p.curves]
-        return min(
-            PALETTE, key=lambda colour: (in_plot.count(colour), used.count(colour), PALETTE.index(colour))
-        )
 
     # --- internals: drawing --------------------------------------------------------------------
 
@@ -539,14 +522,6 @@ class PlotPanel(QWidget):
             remove_signal.setEnabled(bool(plot.curves))
 
         menu.aboutToShow.connect(fill)
-
-    @staticmethod
-    def _tool_button(text: str, tip: str) -> QToolButton:
-        button = QToolButton()
-        button.setText(text)
-        button.setToolTip(tip)
-        button.setAutoRaise(True)
-        return button
 
     # --- event handlers ------------------------------------------------------------------------
 
