@@ -1,20 +1,19 @@
 """ConnectDialog: choose where frames come from, and which signal databases decode them.
 
 Pages: the simulated vehicle, a python-can adapter, a socketcand server, a log file replay.
-Slow work (adapter detection, the adapter check, listen-only bitrate detection) runs on a
-short-lived Python thread per request; its result comes back to the GUI thread as a queued Qt
-signal. Every problem is shown in plain words inside the dialog.
+Slow work (adapter detection, the adapter check, listen-only bitrate detection, the server
+check) runs through ``gui/workers.run_job``; its result comes back on the GUI thread. Every
+problem is shown in plain words inside the dialog. The adapter page lives in
+``connect_adapter.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import can
-from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -43,27 +42,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workshop_app.core.errors import WorkshopError
+from workshop_app.core.jobs import CancelToken, ProgressFn
 from workshop_app.core.logfiles import READABLE_SUFFIXES, log_suffix
-from workshop_app.core.sources.detect import quiet_detection
 from workshop_app.core.sources.factory import SOCKETCAND_PORT, SourceSpec
-from workshop_app.core.sources.probe import (
-    AdapterCheck,
-    check_adapter,
-    detect_bitrate,
-    friendly_error,
-    supports_listen_only,
-)
-from workshop_app.core.types import BusConfig
+from workshop_app.core.sources.probe import AdapterCheck, check_adapter, friendly_error
 from workshop_app.gui.cloud_page import CloudVehicleForm
+from workshop_app.gui.connect_adapter import DETECT, AdapterPageMixin
+from workshop_app.gui.workers import JobHandle, run_job
 
 PAGE_SIMULATOR, PAGE_ADAPTER, PAGE_SOCKETCAND, PAGE_REPLAY = range(4)
 PAGE_CLOUD = 4
 ALL_CHANNELS = "all"
-_DETECT = "detect"  # bitrate combo entry that starts listen-only detection
-_BITRATES = (1_000_000, 800_000, 500_000, 250_000, 125_000, 100_000, 83_333, 50_000, 33_333, 20_000)
-_DATA_BITRATES = (1_000_000, 2_000_000, 4_000_000, 5_000_000, 8_000_000)
-# Detection results that are not adapters a workshop would pick (multicast leaves loopback).
-_HIDDEN_DETECTED = frozenset({"udp_multicast"})
 _LOG_FILTER = "CAN logs (" + " ".join(f"*{s} *{s}.gz" for s in READABLE_SUFFIXES) + ");;All files (*)"
 _DBC_FILTER = "Signal databases (*.dbc *.kcd *.sym *.arxml);;All files (*)"
 _ERROR_STYLE = "color: #d1242f"
@@ -71,51 +61,10 @@ _ERROR_STYLE = "color: #d1242f"
 RecentDbc = Path | str | tuple[Path | str, str | None]
 
 
-def _detect_adapters(_cancel: threading.Event) -> list[dict[str, object]]:
-    return quiet_detection()[0]
-
-
-def _rate_text(bitrate: int) -> str:
-    if bitrate >= 1_000_000 and bitrate % 1_000_000 == 0:
-        return f"{bitrate // 1_000_000} Mbit/s"
-    return f"{bitrate / 1000:g} kbit/s"
-
-
 Done = Callable[[object, "str | None"], None]
 
 
-class _Worker(QObject):
-    """Runs one callable on a named Python thread and reports back through ``finished``.
-
-    ``finished`` is connected queued to a slot of the dialog, so ``on_done`` always runs on
-    the GUI thread.
-    """
-
-    finished = Signal(object, object, object)  # (worker, result, plain-words error or None)
-
-    def __init__(
-        self, name: str, fn: Callable[[threading.Event], object], on_done: Done, parent: QObject
-    ) -> None:
-        super().__init__(parent)
-        self.cancel = threading.Event()
-        self.on_done = on_done
-        self._fn = fn
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            result, error = self._fn(self.cancel), None
-        except Exception as exc:  # shown in the dialog, never raised into Qt
-            result, error = None, friendly_error(exc)
-        # RuntimeError: the dialog was deleted meanwhile; nobody is waiting for the answer.
-        with contextlib.suppress(RuntimeError):
-            self.finished.emit(self, result, error)
-
-
-class ConnectDialog(QDialog):
+class ConnectDialog(AdapterPageMixin, QDialog):
     """Pick a source and databases; read the choice with :meth:`result_spec` and :meth:`result_databases`."""
 
     def __init__(
@@ -131,7 +80,7 @@ class ConnectDialog(QDialog):
         self.setWindowTitle("Connect")
         self.setMinimumSize(720, 560)
         self._channels = [c for c in channels if c and c != ALL_CHANNELS]
-        self._workers: list[_Worker] = []
+        self._jobs: list[JobHandle] = []
         self._bitrate_before_detect = 0
 
         self.page_list = QListWidget()
@@ -205,72 +154,6 @@ class ConnectDialog(QDialog):
             "CAN FD bus, with diagnostics. No adapter needed — press Connect.",
         )
         layout.addStretch(1)
-        return page
-
-    def _build_adapter_page(self) -> QWidget:
-        page, layout = self._page(
-            "Adapter",
-            "A CAN interface on this computer (USB, PCIe, serial) through python-can.",
-        )
-        form = QFormLayout()
-        self.interface_combo = QComboBox()
-        self.interface_combo.setEditable(True)  # plug-in interfaces may be registered later
-        self.interface_combo.addItems(sorted(can.VALID_INTERFACES))
-        self.interface_combo.setCurrentText("pcan" if "pcan" in can.VALID_INTERFACES else "socketcan")
-        self.interface_combo.currentTextChanged.connect(self._on_interface_changed)
-        self.detect_button = QPushButton("Detect adapters")
-        self.detect_button.setToolTip("Ask every installed driver which adapters are present")
-        self.detect_button.clicked.connect(self._on_detect_clicked)
-        row = QHBoxLayout()
-        row.addWidget(self.interface_combo, 1)
-        row.addWidget(self.detect_button)
-        form.addRow("Interface:", row)
-
-        self.detected_list = QListWidget()
-        self.detected_list.setMaximumHeight(90)
-        self.detected_list.itemActivated.connect(self._on_detected_chosen)
-        self.detected_list.itemClicked.connect(self._on_detected_chosen)
-        self.detected_list.hide()
-        form.addRow("", self.detected_list)
-
-        self.channel_edit = QLineEdit()
-        form.addRow("Channel:", self.channel_edit)
-
-        self.bitrate_combo = QComboBox()
-        self.bitrate_combo.addItem("Interface default", None)
-        for rate in _BITRATES:
-            self.bitrate_combo.addItem(_rate_text(rate), rate)
-        self.bitrate_combo.addItem("Detect bitrate (listen-only)…", _DETECT)
-        self.bitrate_combo.setCurrentIndex(self.bitrate_combo.findData(500_000))
-        self._bitrate_before_detect = self.bitrate_combo.currentIndex()
-        self.bitrate_combo.activated.connect(self._on_bitrate_activated)
-        form.addRow("Bitrate:", self.bitrate_combo)
-
-        self.fd_check = QCheckBox("CAN FD")
-        self.data_bitrate_combo = QComboBox()
-        for rate in _DATA_BITRATES:
-            self.data_bitrate_combo.addItem(_rate_text(rate), rate)
-        self.data_bitrate_combo.setCurrentIndex(self.data_bitrate_combo.findData(2_000_000))
-        self.data_bitrate_combo.setEnabled(False)
-        self.fd_check.toggled.connect(self.data_bitrate_combo.setEnabled)
-        fd_row = QHBoxLayout()
-        fd_row.addWidget(self.fd_check)
-        fd_row.addWidget(QLabel("Data bitrate:"))
-        fd_row.addWidget(self.data_bitrate_combo, 1)
-        form.addRow("", fd_row)
-        layout.addLayout(form)
-
-        self.check_button = QPushButton("Check adapter")
-        self.check_button.setToolTip("Open the adapter, listen half a second, and report (sends nothing)")
-        self.check_button.clicked.connect(self._on_check_clicked)
-        check_row = QHBoxLayout()
-        check_row.addWidget(self.check_button)
-        check_row.addStretch(1)
-        layout.addLayout(check_row)
-        self.adapter_result = self._result_label()
-        layout.addWidget(self.adapter_result)
-        layout.addStretch(1)
-        self._on_interface_changed(self.interface_combo.currentText())
         return page
 
     def _build_socketcand_page(self) -> QWidget:
@@ -452,12 +335,12 @@ class ConnectDialog(QDialog):
     @property
     def busy(self) -> bool:
         """True while a detection or check runs in the background."""
-        return any(w.thread.is_alive() for w in self._workers)
+        return any(job.running for job in self._jobs)
 
     def wait_for_workers(self, timeout: float = 10.0) -> None:
         """Join the background threads (for shutdown and tests)."""
-        for worker in list(self._workers):
-            worker.thread.join(timeout)
+        for job in list(self._jobs):
+            job.wait(timeout)
 
     # -- accepting ---------------------------------------------------------------------------------
     def accept(self) -> None:
@@ -468,13 +351,13 @@ class ConnectDialog(QDialog):
         super().accept()
 
     def done(self, result: int) -> None:
-        for worker in self._workers:
-            worker.cancel.set()
+        for job in self._jobs:
+            job.cancel()
         super().done(result)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        for worker in self._workers:
-            worker.cancel.set()
+        for job in self._jobs:
+            job.cancel()
         super().closeEvent(event)
 
     def _validate(self) -> str | None:
@@ -485,7 +368,7 @@ class ConnectDialog(QDialog):
                 return "Choose an interface."
             if interface not in can.VALID_INTERFACES:
                 return f"python-can has no interface called {interface!r}; pick one from the list."
-            if self.bitrate_combo.currentData() == _DETECT:
+            if self.bitrate_combo.currentData() == DETECT:
                 return "Wait for the bitrate detection to finish, or choose a bitrate."
         elif page == PAGE_SOCKETCAND:
             if not self.host_edit.text().strip():
@@ -517,28 +400,27 @@ class ConnectDialog(QDialog):
         self.error_label.setVisible(bool(text))
 
     # -- background work -----------------------------------------------------------------------
-    def _run_in_background(self, name: str, fn: Callable[[threading.Event], object], on_done: Done) -> None:
-        worker = _Worker(name, fn, on_done, self)
-        worker.finished.connect(self._on_worker_finished, Qt.ConnectionType.QueuedConnection)
-        self._workers.append(worker)
-        worker.start()
+    def _run_in_background(self, fn: Callable[[CancelToken], object], on_done: Done) -> None:
+        """Run ``fn(cancel)`` through run_job; ``on_done(result, error)`` on the GUI thread."""
 
-    def _on_worker_finished(self, worker: _Worker, result: object, error: str | None) -> None:
-        worker.thread.join(1.0)  # it has emitted: only its return is left
-        if worker in self._workers:
-            self._workers.remove(worker)
-        worker.deleteLater()
-        if not worker.cancel.is_set():  # the dialog was closed: nobody wants the answer
-            worker.on_done(result, error)
+        def job(*, progress: ProgressFn, cancel: CancelToken) -> object:
+            try:
+                return fn(cancel)
+            except Exception as exc:  # shown in the dialog in plain words, never raised into Qt
+                raise WorkshopError(friendly_error(exc)) from exc
 
-    def _adapter_config(self) -> BusConfig:
-        return self.result_spec().bus_config()
+        job.__name__ = "connect-check"
+        handle = run_job(self, job)
+        handle.finished.connect(lambda result: self._on_job_ended(handle, on_done, result, None))
+        handle.failed.connect(lambda error: self._on_job_ended(handle, on_done, None, error))
+        self._jobs.append(handle)
 
-    def _set_adapter_busy(self, busy: bool, text: str = "") -> None:
-        for widget in (self.detect_button, self.check_button, self.bitrate_combo, self.interface_combo):
-            widget.setEnabled(not busy)
-        if text:
-            self._show_result(self.adapter_result, text)
+    def _on_job_ended(self, handle: JobHandle, on_done: Done, result: object, error: str | None) -> None:
+        if handle in self._jobs:
+            self._jobs.remove(handle)
+        handle.deleteLater()
+        if not handle.cancelled:  # the dialog was closed: nobody wants the answer
+            on_done(result, error)
 
     def _show_result(self, label: QLabel, text: str, error: bool = False) -> None:
         label.setText(text)
@@ -552,61 +434,6 @@ class ConnectDialog(QDialog):
     def _on_page_changed(self, row: int) -> None:
         self.pages.setCurrentIndex(row)
         self._show_error(None)
-
-    def _on_interface_changed(self, interface: str) -> None:
-        interface = interface.strip()
-        if interface:
-            self.channel_edit.setPlaceholderText(SourceSpec(interface=interface).bus_config().channel)
-        # Detection stays selectable everywhere; for interfaces without listen-only it
-        # explains why it refuses, which a greyed-out entry could not.
-        self.bitrate_combo.setItemData(
-            self.bitrate_combo.findData(_DETECT),
-            "Listens at each common bitrate with the controller in listen-only mode"
-            if supports_listen_only(interface)
-            else "Not possible for this interface: python-can has no listen-only mode for it",
-            Qt.ItemDataRole.ToolTipRole,
-        )
-
-    def _on_detect_clicked(self) -> None:
-        self._set_adapter_busy(True, "Looking for adapters (a few seconds)…")
-        self._run_in_background("connect-detect-adapters", _detect_adapters, self._on_detected)
-
-    def _on_detected(self, configs: object, error: str | None) -> None:
-        self._set_adapter_busy(False)
-        if error:
-            self._show_result(self.adapter_result, f"Detection failed: {error}", error=True)
-            return
-        found = [c for c in (configs or []) if c.get("interface") not in _HIDDEN_DETECTED]  # type: ignore[union-attr]
-        self.detected_list.clear()
-        for config in found:
-            text = f"{config.get('interface')}  ·  {config.get('channel')}"
-            item = QListWidgetItem(text, self.detected_list)
-            item.setData(Qt.ItemDataRole.UserRole, dict(config))
-        self.detected_list.setVisible(bool(found))
-        if found:
-            self._show_result(self.adapter_result, f"Found {len(found)} adapter(s); click one to use it.")
-        else:
-            self._show_result(
-                self.adapter_result,
-                "No adapter found. Is it plugged in and its driver installed? "
-                "You can still enter the interface and channel by hand.",
-            )
-
-    def _on_detected_chosen(self, item: QListWidgetItem) -> None:
-        config = item.data(Qt.ItemDataRole.UserRole) or {}
-        self.interface_combo.setCurrentText(str(config.get("interface", "")))
-        self.channel_edit.setText(str(config.get("channel", "")))
-
-    def _on_check_clicked(self) -> None:
-        config = self._adapter_config()
-        self._set_adapter_busy(True, f"Checking {config.describe()}…")
-        self._run_in_background(
-            "connect-check-adapter", lambda _cancel: check_adapter(config), self._on_adapter_checked
-        )
-
-    def _on_adapter_checked(self, check: object, error: str | None) -> None:
-        self._set_adapter_busy(False)
-        self._show_check(self.adapter_result, check, error)
 
     def _on_server_check_clicked(self) -> None:
         spec = SourceSpec(
@@ -623,52 +450,13 @@ class ConnectDialog(QDialog):
             self.server_check_button.setEnabled(True)
             self._show_check(self.server_result, check, error)
 
-        self._run_in_background("connect-check-server", lambda _cancel: check_adapter(config), done)
+        self._run_in_background(lambda _cancel: check_adapter(config), done)
 
     def _show_check(self, label: QLabel, check: object, error: str | None) -> None:
         if error or not isinstance(check, AdapterCheck):
             self._show_result(label, f"The check failed: {error}", error=True)
             return
         self._show_result(label, check.summary(), error=not check.opened)
-
-    def _on_bitrate_activated(self, index: int) -> None:
-        if self.bitrate_combo.itemData(index) != _DETECT:
-            self._bitrate_before_detect = index
-            return
-        config = self._adapter_config()
-        self._set_adapter_busy(True, "Listening at each bitrate (nothing is sent)…")
-
-        self._run_in_background(
-            "connect-detect-bitrate",
-            lambda cancel: detect_bitrate(config, cancel=cancel),
-            self._on_bitrate_detected,
-        )
-
-    def _on_bitrate_detected(self, bitrate: object, error: str | None) -> None:
-        self._set_adapter_busy(False)
-        if isinstance(bitrate, int):
-            index = self.bitrate_combo.findData(bitrate)
-            if index < 0:
-                index = self.bitrate_combo.count() - 1
-                self.bitrate_combo.insertItem(index, _rate_text(bitrate), bitrate)
-            self.bitrate_combo.setCurrentIndex(index)
-            self._bitrate_before_detect = index
-            self._show_result(self.adapter_result, f"The bus runs at {_rate_text(bitrate)}.")
-            return
-        self.bitrate_combo.setCurrentIndex(self._bitrate_before_detect)
-        if error:
-            self._show_result(self.adapter_result, error, error=True)
-        else:
-            self._show_result(
-                self.adapter_result,
-                "No bitrate fitted: no clean traffic at any common bitrate. Is the ignition on and "
-                "the adapter on the right pins?",
-                error=True,
-            )
-
-    def _chosen_bitrate(self) -> int | None:
-        data = self.bitrate_combo.currentData()
-        return data if isinstance(data, int) else None
 
     def _on_browse_log(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Replay a log file", self.replay_edit.text(), _LOG_FILTER)
