@@ -248,14 +248,22 @@ def test_diag_session_needs_a_live_connection(tmp_path):
         diag.link()
 
 
-def test_diag_session_scans_on_its_worker_thread(sim):
-    seen: list[str] = []
-    with DiagSession(sim, SPEC, options=ScanOptions(sweep=False, obd=False)) as diag:
-        result = diag.scan(progress=lambda text, _f: seen.append(threading.current_thread().name)).result(
-            timeout=60
-        )
-    assert len(result.ecus) == 5 and all(e.responded for e in result.ecus)
-    assert seen and all(name.startswith("diag") for name in seen)
+def test_diag_session_runs_every_call_on_its_one_worker_thread(sim):
+    with DiagSession(sim, SPEC) as diag:
+        bus, notifier = diag.link()
+        calls = [
+            diag.submit(lambda: (threading.current_thread().name, scanner(sim).scan_ecu(*_ecm())))
+            for _ in range(2)
+        ]
+        done = [call.result(timeout=60) for call in calls]
+    assert {name for name, _ in done} == {"diag_0"}  # one thread: two calls never meet on an ECU
+    assert all(result.responded for _, result in done)
+    assert (bus, notifier) == (sim.bus, sim.notifier)  # capture's own bus: no second reader
+
+
+def _ecm():
+    ecm = SPEC.ecu("ECM")
+    return EcuAddress.of(ecm), ecm
 
 
 def test_watcher_reports_a_code_appearing(sim):
