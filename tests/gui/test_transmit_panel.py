@@ -244,3 +244,23 @@ def test_a_stalled_adapter_does_not_freeze_the_window(qtbot, panel, source, car,
     got = car.recv(1.0)
     assert got is not None and got.arbitration_id == 0x123
     assert panel.table.rowCount() == 1
+
+
+def test_counter_and_checksum_are_filled_per_frame(qtbot, panel, car, dbc):
+    from workshop_app.core.sim.demo_vehicle import xor8
+
+    _choose_message(panel, "ENGINE_DATA")
+    counter = panel._editors["EngineData_Counter"]
+    assert not counter.widget.isEnabled() and counter.role == "rolling counter"
+    panel._editors["EngineSpeed"].set_value(2000.0)
+    panel.period_spin.setValue(5)
+    panel.start_button.click()
+    assert not panel.error_label.isVisible(), panel.error_label.text()
+    qtbot.waitUntil(lambda: panel.jobs.jobs()[0].count >= 18, timeout=5000)
+    panel.jobs.stop(panel.jobs.jobs()[0].job_id)
+    frames = [m for m in _recent(car, 0.1) if m.arbitration_id == 0xC0]
+    assert len(frames) >= 18
+    counters = [dbc.decode_message(0xC0, m.data, decode_choices=False)["EngineData_Counter"] for m in frames]
+    assert counters[:18] == [i % 16 for i in range(18)]
+    assert all(m.data[7] == xor8(m.data, 7) for m in frames)
+    assert "EngineData_Counter" not in panel.jobs.jobs()[0].values

@@ -36,6 +36,7 @@ from workshop_app.core.errors import SourceError, WorkshopError
 from workshop_app.core.jobs import CancelToken, JobProgress, ProgressFn, no_progress
 from workshop_app.core.sources.base import FrameSource, SourceState
 from workshop_app.core.transmit_encode import SignalValue, check_frame, encode_signals
+from workshop_app.core.transmit_protect import Protection
 from workshop_app.core.types import Frame
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ class _Entry:
     job: TransmitJob
     message: Message | None
     next_due: float = 0.0
+    protection: Protection = field(default_factory=Protection)  # counter/checksum filled per frame
 
 
 def _next_deadline(due: float, period: float, now: float) -> float:
@@ -409,14 +411,17 @@ class TransmitJobs:
             assert job.message is not None
             job.channel = job.channel or self.default_channel
             message = self.find_message(job.message, job.channel)
-            encode_signals(message, job.values)
+            protection = Protection.of(message)
+            protection.encode(message, job.values, 0)  # raises before anything is sent
             job.arbitration_id, job.is_extended = message.frame_id, message.is_extended_frame
             job.is_fd = job.bitrate_switch = bool(message.is_fd)
         if job.limit is not None and job.limit < 1:
             raise WorkshopError(f"a job's frame count must be at least 1, not {job.limit}")
         if job.is_fd and not self._source.caps.fd:
             raise WorkshopError(f"{self._source.describe()} is not opened for CAN FD")
-        return _Entry(job, message)
+        if message is None:
+            return _Entry(job, None)
+        return _Entry(job, message, protection=protection)
 
     def _build(self, entry: _Entry) -> Frame:
         """The frame to send now (caller holds ``_cond``)."""
@@ -427,7 +432,7 @@ class TransmitJobs:
         return Frame(
             0.0,
             job.arbitration_id,
-            encode_signals(entry.message, job.values),
+            entry.protection.encode(entry.message, job.values, job.count),
             job.channel or self.default_channel,
             job.is_extended,
             job.is_fd,

@@ -283,7 +283,7 @@ class TransmitPanel(QWidget):
             self.signal_form.setRowVisible(editor.field, name in active)
 
     def _signal_values(self, all_signals: bool = False) -> dict[str, SignalValue]:
-        values = {name: editor.value() for name, editor in self._editors.items()}
+        values = {name: e.value() for name, e in self._editors.items() if e.role is None or all_signals}
         if all_signals or self._message is None:
             return values
         active = {s.name for s in frame_signals(self._message, values)}

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
 from workshop_app.core.transmit_encode import SignalValue, signal_default
+from workshop_app.core.transmit_protect import role_text
 
 if TYPE_CHECKING:
     from cantools.database.can import Signal as DbcSignal
@@ -69,7 +70,11 @@ class SignalEditor:
         row = QHBoxLayout(self.field)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.widget)
-        hint = QLabel(self._hint())
+        # A counter or checksum the DBC declares is filled per frame by the transmit jobs.
+        self.role = role_text(signal)
+        if self.role is not None:
+            self.widget.setEnabled(False)
+        hint = QLabel(f"{self.role}: filled per frame" if self.role is not None else self._hint())
         hint.setEnabled(False)  # drawn in the palette's muted text colour
         row.addWidget(hint)
         row.addStretch(1)
@@ -102,5 +107,3 @@ class SignalEditor:
                 self.combo.setCurrentIndex(index)
         elif self.spin is not None and isinstance(value, (int, float)):
             self.spin.setValue(float(value))
-
-
