@@ -17,6 +17,7 @@ from workshop_app.core.sources.base import FrameSource, SourceState
 from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.reconnect import NO_RECONNECT, RECONNECT, GapWatcher, LinkGap
 from workshop_app.core.stop_signals import graceful_stop
+from workshop_app.core.workshop import WorkshopSession
 from workshop_app.paths import demo_dbc_path
 
 T = TypeVar("T")
@@ -66,7 +67,7 @@ def _to_stderr(line: str) -> None:
 
 
 def run_capture(
-    session: CaptureSession,
+    session: CaptureSession | WorkshopSession,
     duration: float | None,
     on_tick: Callable[[], None] | None = None,
     interval: float = 0.1,

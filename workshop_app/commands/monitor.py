@@ -7,11 +7,11 @@ import sys
 import time
 
 from workshop_app.commands.common import gap_lines, load_databases, run_capture, source_spec
-from workshop_app.core.capture.process import make_capture_session
 from workshop_app.core.capture.store import MessageStats
 from workshop_app.core.decode.live import decode_payload
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import SourceState
+from workshop_app.core.workshop import WorkshopSession
 
 
 def render(session: CaptureSession, name_filter: str | None = None, now: float | None = None) -> list[str]:
@@ -53,8 +53,9 @@ def _format_id(entry: MessageStats) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    session = make_capture_session(source_spec(args), load_databases(args.dbc))
-    session.start()
+    workshop = WorkshopSession(source_spec(args), load_databases(args.dbc))
+    session = workshop.capture
+    workshop.start()
     tty = sys.stdout.isatty()
     last = 0.0
 
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(f"--- {time.strftime('%H:%M:%S')} {line}\n")
             sys.stdout.flush()
 
-    def refresh() -> None:
+    def refresh(_stats: object = None) -> None:
         nonlocal last
         t = time.monotonic()
         if t - last < args.interval:
@@ -79,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(f"--- {time.strftime('%H:%M:%S')}\n" + "\n".join(lines) + "\n")
         sys.stdout.flush()
 
+    workshop.subscribe("stats", refresh)  # every tick; the screen is redrawn each --interval
     try:
-        run_capture(session, args.duration, refresh, interval=min(0.05, args.interval), on_link=link_changed)
+        run_capture(workshop, args.duration, interval=min(0.05, args.interval), on_link=link_changed)
     finally:
-        session.stop()
+        workshop.close()
     refresh_final = render(session, args.filter, now=session.store.last_ts)
     if not tty:
         print("--- final\n" + "\n".join(refresh_final))

@@ -11,9 +11,9 @@ import sys
 
 from workshop_app.commands.common import gap_lines, load_databases, run_capture, source_spec
 from workshop_app.commands.history import history_path
-from workshop_app.core.capture.process import make_capture_session
 from workshop_app.core.history import HistoryStore
 from workshop_app.core.sources.factory import SourceSpec
+from workshop_app.core.workshop import WorkshopSession
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,12 +28,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace, spec: SourceSpec, history: HistoryStore | None) -> int:
-    session = make_capture_session(spec, load_databases(args.dbc))
-    session.start_recording(args.output)  # fails early on a bad path or format
+    workshop = WorkshopSession(spec, load_databases(args.dbc), history=history)
+    session = workshop.capture
+    workshop.start_recording(args.output)  # fails early on a bad path or format
     try:
-        session.start()
+        workshop.start()
     except Exception:
-        session.stop_recording()
+        workshop.stop_recording()
         raise
     print(f"recording {session.source.describe()} to {args.output} (Ctrl-C to stop)", file=sys.stderr)
     recorder = session.recorder
@@ -46,9 +47,9 @@ def _record(args: argparse.Namespace, spec: SourceSpec, history: HistoryStore | 
             print(f"workshop record: error: {recorder.error} (capture goes on)", file=sys.stderr)
 
     try:
-        run_capture(session, args.duration, on_tick=report_write_error)
+        run_capture(workshop, args.duration, on_tick=report_write_error)
     finally:
-        summary = session.stop()
+        summary = workshop.close()
     failed = session.source.error
     if summary is not None:
         print(

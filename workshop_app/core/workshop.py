@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workshop_app.core.capture.process import make_capture_session
 from workshop_app.core.capture.recorder import Recorder, RecordingSummary
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.capture.store import MessageKey
@@ -84,9 +85,10 @@ class WorkshopSession:
             raise ValueError("max_frames must be positive")
         if isinstance(source, CaptureSession):
             capture = source
+        elif isinstance(source, SourceSpec):
+            # In a capture process when the spec asks for one (--capture-process), else here.
+            capture = make_capture_session(source, databases)
         else:
-            if isinstance(source, SourceSpec):
-                source = make_source(source)
             capture = CaptureSession(source, databases)
         self.capture = capture
         self.history = history
@@ -211,7 +213,8 @@ class WorkshopSession:
         """Stop transmitting and the source, take in what it delivered, close any recording."""
         self.scheduler.stop_all()
         self.capture.source.stop()
-        self.tick(max_frames=max(self.capture.ring.backlog, 1))
+        while len(self.tick()) >= self.max_frames:
+            pass  # the source has stopped: what it delivered is taken in a bounded number of ticks
         return self.stop_recording()
 
     def close(self) -> RecordingSummary | None:
