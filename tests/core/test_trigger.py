@@ -69,3 +69,14 @@ def test_bad_trigger_definitions(temps):
         SignalTrigger(temps, "CoolantTemp", "==", 1)
     with pytest.raises(ValueError, match="no signal"):
         SignalTrigger(temps, "Nope", ">", 1)
+
+
+def test_the_saved_recording_spans_the_window_not_the_writing(tmp_path, temps):
+    cap = TriggerCapture(tmp_path, pre_seconds=2.0, post_seconds=1.0)
+    t0 = 1_700_000_000.0
+    cap.feed(frames(temps, t0, 5.0, lambda s: 20))
+    cap.fire("a fault code appeared")
+    cap.feed(frames(temps, t0 + 5.0, 2.0, lambda s: 20))
+    (event,) = cap.events
+    assert event.summary.started == pytest.approx(t0 + 3.0, abs=0.11)  # two seconds before 5 s
+    assert event.summary.duration == pytest.approx(3.0, abs=0.11)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cantools.database.can as cdb
@@ -203,7 +203,12 @@ class TriggerCapture:
         path.parent.mkdir(parents=True, exist_ok=True)
         recorder = Recorder(path)
         recorder.write(self._window)
-        event.summary = recorder.stop()
+        summary = recorder.stop()
+        if self._window and self._window[0].timestamp > 1e9:
+            # The file is written in one go: its span is the window's, not the writing's.
+            first, last = self._window[0].timestamp, self._window[-1].timestamp
+            summary = replace(summary, started=first, duration=last - first)
+        event.summary = summary
         event.path = path
         self._window = []
         self.events.append(event)
