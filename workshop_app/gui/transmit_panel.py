@@ -460,7 +460,7 @@ class TransmitPanel(QWidget):
 
     def _on_start_periodic(self) -> None:
         period = self.period_spin.value() / 1000.0
-        self._act("Could not start", lambda: self.jobs.add_periodic(self._editor_job(period)))
+        self._act("Could not start", lambda: self.jobs.start_periodic(self._editor_job(period)))
 
     def _on_stop(self) -> None:
         def stop() -> None:
