@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import QTimer
 from test_main_window import _window
 
+from workshop_app.core.capture.ring import FrameRing
+from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.diag.ecu_spec import demo_vehicle_spec
 from workshop_app.core.diag.model import ScanLabel
+from workshop_app.core.sources.simulator import SimulatorSource
+from workshop_app.core.workshop import WorkshopSession
+from workshop_app.gui.dtc_panel import DtcPanel
+from workshop_app.paths import demo_dbc_path
 
 pytestmark = pytest.mark.gui
 
@@ -110,3 +118,33 @@ def test_scan_on_a_replayed_log_explains_why_not(qtbot, window, tmp_path):
     assert not window.dtc_panel.start_scan()
     assert "live connection" in window.dtc_panel.status_label.text()
     assert not window.dtc_panel.sim_box.isVisibleTo(window.dtc_panel)
+
+
+def test_on_a_workshop_session_the_session_feeds_the_trigger(qtbot, tmp_path):
+    """Given the WorkshopSession, the dock uses its diagnostics; the session's ticks alone feed them."""
+    dbs = DatabaseSet()
+    dbs.add(demo_dbc_path())
+    session = WorkshopSession(SimulatorSource(FrameRing()), dbs, vehicle_spec=demo_vehicle_spec())
+    panel = DtcPanel(session, session.vehicle_spec)
+    qtbot.addWidget(panel)
+    timer = QTimer()
+    timer.timeout.connect(session.tick)  # the window's tick; nobody calls panel.feed
+    session.start()
+    timer.start(30)
+    try:
+        assert panel.jobs is session.diagnostics
+        panel.signal_edit.setText("ENGINE_TEMPS.CoolantTemp")
+        panel.limit_spin.setValue(-40)  # the car is warmer than that from its first frame
+        panel.pre_spin.setValue(1)
+        panel.post_spin.setValue(0.5)
+        with qtbot.waitSignal(panel.trigger_saved, timeout=30_000) as blocker:
+            panel.arm_button.setChecked(True)
+        event = blocker.args[0]
+        assert "ENGINE_TEMPS.CoolantTemp > -40" in event.reason and event.path.exists()
+        assert event.summary.frames_written > 10
+        assert "Saved" in panel.trigger_label.text() and not panel.arm_button.isChecked()
+        panel.grab().save(str(tmp_path / "trigger.png"))
+    finally:
+        timer.stop()
+        panel.close_diag()
+        session.close()
