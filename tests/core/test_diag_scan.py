@@ -269,10 +269,11 @@ def _ecm():
 def test_watcher_reports_a_code_appearing(sim):
     watcher = DtcWatcher(sim.bus, sim.notifier, [SPEC.ecu("ECM")])
     assert watcher.poll() == []  # the first poll learns what is stored
-    sim.vehicle.inject_fault("misfire_cyl2")
+    # A circuit fault: its monitor runs at once (a misfire would wait for the engine to start).
+    sim.vehicle.inject_fault("coolant_sensor_open")
     sim.ecus.evaluate()
     events = wait_for(watcher.poll, what="the new code")
-    assert [(e.ecu, e.dtc.sae, e.kind) for e in events] == [("ECM", "P0302", "appeared")]
+    assert [(e.ecu, e.dtc.sae, e.kind) for e in events] == [("ECM", "P0118", "appeared")]
 
 
 def test_scan_over_can_fd_isotp(sim):
