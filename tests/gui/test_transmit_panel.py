@@ -159,14 +159,15 @@ def test_dbc_message_periodic_with_value_table_stop_and_apply(qtbot, panel, car,
     _pick(panel, "LockRequest", "Lock")
     panel.apply_button.click()
     assert not panel.error_label.isVisible(), panel.error_label.text()
-    frames = _recent(car, 0.15)
-    assert str(dbc.decode_message(0x2B0, frames[-1].data)["LockRequest"]) == "Lock"
+    count = panel.jobs.jobs()[0].count
+    qtbot.waitUntil(lambda: panel.jobs.jobs()[0].count >= count + 2, timeout=5000)
 
-    panel.stop_button.click()
+    panel.stop_button.click()  # when it returns, every frame of the job has left
     assert panel.jobs.jobs()[0].status is JobStatus.STOPPED
+    frames = _recent(car, 0.0)
+    assert str(dbc.decode_message(0x2B0, frames[-1].data)["LockRequest"]) == "Lock"
     panel.refresh()
     assert panel.table.item(0, COL_STATUS).text() == "stopped"
-    _recent(car, 0.05)  # a frame already on its way may still arrive
     assert car.recv(0.1) is None
 
     panel.remove_button.click()

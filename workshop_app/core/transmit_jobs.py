@@ -308,11 +308,17 @@ class TransmitJobs:
             self._cond.notify_all()
 
     def stop(self, job_id: int) -> None:
-        """Stop a periodic job; it stays listed and can be resumed."""
+        """Stop a periodic job; it stays listed and can be resumed.
+
+        When this returns, the job sends nothing more and its count includes every frame that
+        left (a send stalled in the driver is waited for at most half a second).
+        """
         with self._cond:
             entry = self._entry(job_id)
             if entry.job.status is JobStatus.RUNNING:
                 entry.job.status = JobStatus.STOPPED
+        if self._send_lock.acquire(timeout=_SETTLE):  # a frame on its way has left when we get it
+            self._send_lock.release()
 
     def resume(self, job_id: int) -> None:
         """Start a stopped (or disconnected, or failed) periodic job again."""
@@ -492,13 +498,22 @@ class TransmitJobs:
             if batch is None:
                 return
             for entry, frame in batch:
-                try:
-                    self._transmit(frame)
-                except Exception as exc:
-                    self._on_send_failed(entry, exc)
-                else:
+                failure: Exception | None = None
+                # Checked, sent and counted under the send lock: once stop() has the lock, no
+                # frame of a stopped job leaves, and every frame that left is counted.
+                with self._send_lock:
                     with self._cond:
-                        self._sent(entry, frame)
+                        if entry.job.status is not JobStatus.RUNNING:
+                            continue  # stopped since the batch was built
+                    try:
+                        self._source.send(frame)
+                    except Exception as exc:
+                        failure = exc
+                    else:
+                        with self._cond:
+                            self._sent(entry, frame)
+                if failure is not None:
+                    self._on_send_failed(entry, failure)
 
     def _collect_due(self) -> list[tuple[_Entry, Frame]] | None:
         """Wait until a periodic job is due; returns the frames to send (None: thread ends)."""
