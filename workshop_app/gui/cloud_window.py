@@ -43,6 +43,9 @@ class CloudControls(QObject):
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.fleet_dock)
         window.tabifyDockWidget(window.dtc_dock, self.fleet_dock)
         self.fleet_dock.hide()
+        # Tabifying made the Fault codes tab current; a first start opens on the plots (a saved
+        # layout, restored after this, still wins).
+        window.plots_dock.raise_()
         self.fleet_dock.visibilityChanged.connect(self._on_fleet_visible)
 
         menu = window.menuBar().addMenu("C&loud")
