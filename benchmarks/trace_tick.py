@@ -1,6 +1,13 @@
 """One window tick on the simulated car with 16 plotted signals: what the trace repaints.
 
-Run: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/trace_tick.py [seconds]
+Run: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/trace_tick.py [seconds] [quiet streams] [all]
+
+``all`` repaints every row on every tick, as the trace did before it took the changed streams
+from the tick (the baseline, measured in the same conditions).
+
+With ``quiet streams`` N > 0, N more message ids (0x010 upwards, so they sort to the top of the
+trace where the view shows them) each send once a second beside the car, as the many slow
+messages of a real car do; they are pushed into the ring by a 10 ms timer on the GUI thread.
 
 The window (1440×900, offscreen) runs on the simulated vehicle with the demo database, the
 Messages tab in front and 16 signals in 4 plots. Over the run it prints, per tick:
@@ -22,12 +29,14 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.simulator import SimulatorSource
+from workshop_app.core.types import Frame
+from workshop_app.gui import trace_model
 from workshop_app.gui.app import make_app
 from workshop_app.gui.main_window import MainWindow
 from workshop_app.paths import demo_dbc_path
@@ -35,7 +44,9 @@ from workshop_app.paths import demo_dbc_path
 PLOTTED = 16
 
 
-def main(seconds: float) -> None:
+def main(seconds: float, quiet: int, all_rows: bool) -> None:
+    if all_rows:
+        trace_model.SWEEP_TICKS = 1  # every tick a sweep: every row repainted
     app = make_app()
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "bench.ini"), QSettings.Format.IniFormat)
@@ -51,6 +62,19 @@ def main(seconds: float) -> None:
             panel.add_signal(message, signal, None if i % 4 == 0 else panel.plot_count - 1)
         window.trace_tabs.setCurrentIndex(0)
         window.show()
+        due = {0x010 + i: time.monotonic() + i / max(quiet, 1) for i in range(quiet)}
+
+        def feed_quiet() -> None:
+            now = time.monotonic()
+            ready = [ident for ident, t in due.items() if t <= now]
+            for ident in ready:
+                due[ident] += 1.0
+            window.session.ring.push_many(Frame(time.time(), i, bytes(8), "can0") for i in ready)
+
+        feeder = QTimer()
+        feeder.timeout.connect(feed_quiet)
+        if quiet:
+            feeder.start(10)
 
         model = window.trace_model
         calls = 0
@@ -90,10 +114,14 @@ def main(seconds: float) -> None:
         n = max(len(ticks), 1)
         rows = model.rowCount()
         frames = window.session.store.total_frames
+        feeder.stop()
         window.close()
 
     times = sorted(ticks[1:])
-    print(f"simulated car, {rows} trace rows, {PLOTTED} plotted signals, {seconds:g} s, {n} ticks")
+    mode = "every row every tick" if all_rows else "changed rows"
+    print(
+        f"[{mode}] simulated car + {quiet} quiet streams, {rows} trace rows, {PLOTTED} plotted signals, {seconds:g} s, {n} ticks"
+    )
     print(f"  frames in the store            {frames:,}")
     if times:
         p95 = times[int(0.95 * (len(times) - 1))]
@@ -108,4 +136,5 @@ def main(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 20.0)
+    args = sys.argv[1:]
+    main(float(args[0]) if args else 20.0, int(args[1]) if len(args) > 1 else 0, "all" in args[2:])
