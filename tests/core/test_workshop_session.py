@@ -96,7 +96,8 @@ def test_switch_source_stops_recording_and_moves_transmit(channel, tmp_path):
             summary = events[1]
             assert isinstance(summary, RecordingSummary) and summary.frames_written == 1
             assert events[2] is new and session.source is new and first.state.name == "STOPPED"
-            assert session.scheduler.source is new and session.recorder is None
+            assert session.transmit.source is new and session.recorder is None
+            assert session.scheduler is session.transmit  # the older name
             assert session.capture.store.total_frames == 0  # the trace starts afresh
             session.scheduler.send_once(Frame(0, 0x7DF, b"\x02\x01\x0c", other))
             got = peer.recv(2.0)
@@ -123,8 +124,9 @@ def test_close_takes_in_what_the_simulator_sent_and_files_the_recording(tmp_path
     assert session.capture.ring.backlog == 0
 
 
-def test_a_spec_builds_its_own_source():
+def test_a_spec_builds_its_own_source_and_the_diagnostics_are_built_once():
     session = WorkshopSession(SourceSpec(sim_time_scale=10.0), None)
     assert isinstance(session.source, SimulatorSource)
     assert session.databases is session.capture.databases
+    assert session.diagnostics is session.diagnostics
     session.close()

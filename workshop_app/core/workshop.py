@@ -28,7 +28,6 @@ widget may subscribe directly. Nothing here is called from a receive thread.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +39,12 @@ from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.capture.store import MessageKey
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.diag.ecu_spec import VehicleSpec
+from workshop_app.core.diag.jobs import DiagJobs
 from workshop_app.core.history.store import HistoryStore
 from workshop_app.core.session import CaptureSession, CaptureStats
 from workshop_app.core.sources.base import FrameSource
 from workshop_app.core.sources.factory import SourceSpec, make_source
-from workshop_app.core.transmit import TransmitScheduler
+from workshop_app.core.transmit_jobs import TransmitJobs
 from workshop_app.core.types import Frame
 
 # Frames one tick takes from the ring at most. At 30 ticks a second this is ~300,000 frames/s,
@@ -94,11 +94,10 @@ class WorkshopSession:
         self.history = history
         self.vehicle_spec = vehicle_spec
         self.max_frames = max_frames
-        # The transmit jobs of today's window; switched and stopped with the source.
-        self.scheduler = TransmitScheduler(capture.source, capture.databases)
+        # Switched to each new source and stopped with the session.
+        self.transmit = TransmitJobs(capture.source, capture.databases)
         self._subscribers: dict[str, list[Subscriber]] = {kind: [] for kind in EVENT_KINDS}
-        self._transmit: Any = None
-        self._diagnostics: Any = None
+        self._diagnostics: DiagJobs | None = None
 
     # -- the parts --------------------------------------------------------------------------
     @property
@@ -122,19 +121,16 @@ class WorkshopSession:
         return self.capture.recorder
 
     @property
-    def transmit(self) -> Any:
-        """The transmit jobs (``core/transmit_jobs.py``), built on first use."""
-        if self._transmit is None:
-            module = importlib.import_module("workshop_app.core.transmit_jobs")
-            self._transmit = module.TransmitJobs(self.source, self.databases)
-        return self._transmit
+    def scheduler(self) -> TransmitJobs:
+        """The transmit jobs under their older name."""
+        return self.transmit
 
     @property
-    def diagnostics(self) -> Any:
-        """The diagnostic jobs (``core/diag/jobs.py``) on this session, built on first use."""
+    def diagnostics(self) -> DiagJobs:
+        """The diagnostic jobs on this session (its current source; its frames feed triggers),
+        built on first use."""
         if self._diagnostics is None:
-            module = importlib.import_module("workshop_app.core.diag.jobs")
-            self._diagnostics = module.DiagJobs(self, self.vehicle_spec, self.history)
+            self._diagnostics = DiagJobs(self, self.vehicle_spec, self.history)
         return self._diagnostics
 
     # -- events -----------------------------------------------------------------------------
@@ -190,9 +186,7 @@ class WorkshopSession:
         else:
             new = source
             self.capture.set_source(new)
-        self.scheduler.set_source(new)  # periodic jobs stop; the user resumes them
-        if self._transmit is not None and hasattr(self._transmit, "set_source"):
-            self._transmit.set_source(new)
+        self.transmit.set_source(new)  # periodic jobs stop; the user resumes them
         self._publish("source", new)
         if start:
             self.capture.start()
@@ -211,7 +205,7 @@ class WorkshopSession:
 
     def stop(self) -> RecordingSummary | None:
         """Stop transmitting and the source, take in what it delivered, close any recording."""
-        self.scheduler.stop_all()
+        self.transmit.stop_all()
         self.capture.source.stop()
         while len(self.tick()) >= self.max_frames:
             pass  # the source has stopped: what it delivered is taken in a bounded number of ticks
@@ -219,8 +213,7 @@ class WorkshopSession:
 
     def close(self) -> RecordingSummary | None:
         """:meth:`stop`, and the diagnostic and transmit jobs with it (the history is the caller's)."""
-        for part in (self._diagnostics, self._transmit):
-            closer = getattr(part, "close", None)
-            if callable(closer):
-                closer()
+        if self._diagnostics is not None:
+            self._diagnostics.close()
+        self.transmit.close()
         return self.stop()
