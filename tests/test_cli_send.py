@@ -172,3 +172,19 @@ def test_a_can_fd_frame_goes_out_over_socketcand(sim_port):
         assert got.is_fd and got.bitrate_switch and got.is_extended_id and bytes(got.data) == b"\xa5" * 12
     finally:
         fd_observer.shutdown()
+
+
+def test_default_is_the_simulated_car_which_locks_on_command():
+    # No connection option: the built-in car in the same process; the drive has not begun
+    # (it locks by itself only past 15 km/h), so Locked is the command's doing.
+    done = subprocess.run(
+        _workshop(
+            "send", "--message", "BODY_COMMAND", "--signal", "LockRequest=Lock", "--show", "BODY_STATUS"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _lock_state(done.stdout) == "Locked (1)"
