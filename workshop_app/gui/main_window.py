@@ -115,7 +115,6 @@ class MainWindow(QMainWindow):
         self.chrono_model.follow(ws)
         ws.subscribe("stats", lambda _stats: self.plot_panel.refresh())
         self.record_panel.follow(ws)
-        ws.subscribe("frames", self.dtc_panel.feed)  # the Fault codes dock's trigger buffer
         ws.subscribe("stats", lambda _stats: self.transmit_panel.refresh())
         ws.subscribe("stats", lambda _stats: self.playback_bar.refresh())
         ws.subscribe("frames", self._on_frames)
@@ -200,7 +199,8 @@ class MainWindow(QMainWindow):
         self.log_view.loaded.connect(self._on_log_loaded)
         self.log_view.playback_requested.connect(self.play_columns)
         self.record_panel = RecordPanel(self.workshop, self.history)
-        self.dtc_panel = DtcPanel(self.session, self.vehicle_spec, self.history)
+        # On the workshop session: the dock runs its diagnostics, whose trigger the ticks feed.
+        self.dtc_panel = DtcPanel(self.workshop, self.vehicle_spec, self.history)
         self.dtc_panel.dtc_event.connect(self.plot_panel.add_event_marker)
         self.record_panel.recording_activated.connect(self._on_recording_activated)
 
