@@ -19,6 +19,7 @@ from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.process import ProcessCaptureSession
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import LogFileError, SourceError, WorkshopError
+from workshop_app.core.sim.socketcand_server import SocketcandServer
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.reconnect import NO_RECONNECT
@@ -204,3 +205,32 @@ def test_switching_to_another_spec_starts_a_new_capture_process(session: Process
     assert "250 kbit/s" in session.source.describe()
     assert session.store.total_frames == 0  # the store starts afresh
     wait_for(lambda: session.tick() is not None and session.store.total_frames > 200, 30, "frames again")
+
+
+def test_a_restart_that_cannot_reopen_the_bus_fails_once(tmp_path: Path) -> None:
+    bus = can.Bus(interface="virtual", channel=f"cp-{os.getpid()}-{tmp_path.name}")
+    server = SocketcandServer(bus, host="127.0.0.1", port=0, channel="can0")
+    server.start()
+    spec = SourceSpec(interface="socketcand", port=server.address[1], reconnect=NO_RECONNECT)
+    session = ProcessCaptureSession(spec)
+    try:
+        session.start()
+        server.stop()
+        pid = session.capture_source.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_for(
+            lambda: (
+                session.tick() is not None
+                and session.capture_source.restarts == 1
+                and session.capture_source.pid is None
+            ),
+            30,
+            "the restarted capture process to give up",
+        )
+        assert session.source.state is SourceState.FAILED
+        assert session.source.error and "\n" not in session.source.error
+    finally:
+        session.stop()
+        server.stop()
+        bus.shutdown()

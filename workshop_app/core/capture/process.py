@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import pickle
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -210,6 +211,8 @@ class CaptureProcessSource(FrameSource):
         self._own_gaps: list[LinkGap] = []  # capture process deaths
         self._recording_reply: tuple[Any, ...] | None = None
         self._initial_record: Path | None = None  # asked for before the capture process started
+        self._send_lock = threading.Lock()  # commands may come from transmit threads too
+        self._open_failed = False  # the capture process could not open its sources
         self._stopped_reply = False
 
     # -- what the window reads ------------------------------------------------------------
@@ -287,6 +290,7 @@ class CaptureProcessSource(FrameSource):
         self._conn, self._process = here, process
         self._ready = False
         self._stopped_reply = False
+        self._open_failed = False
 
     def _shutdown(self, timeout: float) -> None:
         process, conn = self._process, self._conn
@@ -300,11 +304,13 @@ class CaptureProcessSource(FrameSource):
                 process.join(timeout)
 
     def command(self, cmd: tuple[Any, ...]) -> None:
+        """Send a command; any thread (a transmit job's, the GUI's), one message at a time."""
         conn = self._conn
         if conn is None:
             raise SourceError("the capture process is not running")
         try:
-            conn.send(cmd)
+            with self._send_lock:
+                conn.send(cmd)
         except OSError as exc:
             raise SourceError("the capture process is gone") from exc
 
@@ -387,6 +393,7 @@ class CaptureProcessSource(FrameSource):
                 self._error = None
         elif kind == "failed":
             self._error = msg[1]
+            self._open_failed = True
             if self._ready or self._state is not SourceState.RUNNING:
                 self._state = SourceState.FAILED
         elif kind == "stats":
@@ -418,6 +425,9 @@ class CaptureProcessSource(FrameSource):
         code = process.exitcode if process is not None else None
         self._shutdown(2.0)
         if self._stopping:
+            return
+        if self._open_failed:  # it said why it could not open: starting it again would not help
+            self._state = SourceState.FAILED
             return
         reason = f"capture process ended (exit code {code})"
         if self.recorder is not None and self.recorder.running:
