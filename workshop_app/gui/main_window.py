@@ -15,7 +15,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -60,14 +59,11 @@ from workshop_app.gui.signal_browser import SignalBrowser
 from workshop_app.gui.theme import THEMES, apply_theme
 from workshop_app.gui.trace_model import COL_DATA, COL_NAME, STATS_ROLE, TraceModel
 from workshop_app.gui.transmit_panel import TransmitPanel
+from workshop_app.gui.window_files import WindowFilesMixin
 from workshop_app.gui.window_layout import restore_plots, save_plots, size_docks
 
-MAX_RECENT = 8
-LOG_FILTER = "CAN logs (*.blf *.asc *.log *.trc *.csv *.db *.mf4 *.gz);;All files (*)"
-DB_FILTER = "Signal databases (*.dbc *.kcd *.sym *.arxml);;All files (*)"
 
-
-class MainWindow(QMainWindow):
+class MainWindow(WindowFilesMixin, QMainWindow):
     def __init__(
         self,
         session: WorkshopSession | CaptureSession,
@@ -311,28 +307,6 @@ class MainWindow(QMainWindow):
         save_plots(self.plot_panel, self.settings)
         self.settings.sync()
 
-    def recent(self, kind: str) -> list[str]:
-        value = self.settings.value(f"recent/{kind}", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
-
-    def _remember(self, kind: str, path: Path) -> None:
-        items = [str(path)] + [p for p in self.recent(kind) if p != str(path)]
-        self.settings.setValue(f"recent/{kind}", items[:MAX_RECENT])
-        self._refresh_recent_menus()
-
-    def _refresh_recent_menus(self) -> None:
-        for menu, kind, slot in (
-            (self.recent_logs_menu, "logs", self.open_log),
-            (self.recent_dbs_menu, "databases", self.add_database),
-        ):
-            menu.clear()
-            paths = self.recent(kind)
-            for p in paths:
-                menu.addAction(p, lambda checked=False, p=p, slot=slot: slot(Path(p)))
-            menu.setEnabled(bool(paths))
-
     def set_theme(self, name: str) -> None:
         app = QApplication.instance()
         if isinstance(app, QApplication) and name in THEMES:
@@ -558,33 +532,6 @@ class MainWindow(QMainWindow):
         self.session.store.clear()
         self.chrono_model.clear()
         self.trace_model.refresh(None)
-
-    # -- file dialogs -------------------------------------------------------------------------
-    def _on_open_log(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open log", "", LOG_FILTER)
-        if path:
-            self.open_log(Path(path))
-
-    def _on_add_database(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Add signal database", "", DB_FILTER)
-        if path:
-            self.add_database(Path(path))
-
-    def _on_save_plot_layout(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save plot layout", "plots.json", "Plot layouts (*.json)")
-        if path:
-            try:
-                self.plot_panel.save_layout(Path(path))
-            except (OSError, WorkshopError) as exc:
-                self._show_error("Could not save the plot layout", str(exc))
-
-    def _on_load_plot_layout(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load plot layout", "", "Plot layouts (*.json)")
-        if path:
-            try:
-                self.plot_panel.load_layout(Path(path))
-            except (OSError, WorkshopError) as exc:
-                self._show_error("Could not load the plot layout", str(exc))
 
     def _show_error(self, title: str, text: str) -> None:
         self.statusBar().showMessage(f"{title}: {text}", 15000)
