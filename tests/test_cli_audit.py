@@ -76,11 +76,16 @@ def test_killed_flash_is_resumed_from_the_journal_and_audited(tmp_path, landed):
                 env=ENV,
             )
             try:
-                assert faults.holding.wait(60), "the tool never reached block 12"
+                # Wait for block 12 or for the tool to end on its own (then its stderr says why).
+                deadline = time.monotonic() + 180
+                while not faults.holding.wait(0.2) and tool.poll() is None and time.monotonic() < deadline:
+                    pass
             finally:
-                os.kill(tool.pid, signal.SIGKILL)
-                tool.communicate(timeout=10)
-            assert tool.returncode == -signal.SIGKILL
+                if tool.poll() is None:
+                    os.kill(tool.pid, signal.SIGKILL)
+                _, err = tool.communicate(timeout=10)
+            assert faults.holding.is_set(), f"the tool never reached block 12: {err}"
+            assert tool.returncode == -signal.SIGKILL, err
             faults.release.set()  # the block in flight is lost with the tool
             with FlashJournal(db) as journal:
                 (entry,) = journal.open_entries()

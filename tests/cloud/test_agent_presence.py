@@ -30,12 +30,11 @@ def test_a_dead_connection_is_announced_by_the_will_and_the_agent_comes_back(clo
             assert wait_until(lambda: agent.connects >= 2)
         finally:
             agent.stop()
-    assert obs.wait(lambda: len(obs.states) >= 4)
+    assert obs.wait(lambda: len(obs.states) >= 4 and json.loads(obs.states[-1]).get("reason") == "stopped")
     states = [json.loads(s) for s in obs.states]
-    assert [(s["state"], s.get("reason")) for s in states[:4]] == [
-        ("online", None),
-        ("offline", "connection lost"),  # the will, published by the broker
-        ("online", None),
-        ("offline", "stopped"),
-    ]
+    pairs = [(s["state"], s.get("reason")) for s in states]
+    # The will, published by the broker, then back online (a loaded machine may reconnect more
+    # than once, each time announced), and the clean stop last.
+    assert pairs[:2] == [("online", None), ("offline", "connection lost")], pairs
+    assert ("online", None) in pairs[2:-1] and pairs[-1] == ("offline", "stopped"), pairs
     assert all(s["vin"] == VIN and s["session"] == agent.pump.session for s in states)
