@@ -103,7 +103,7 @@ def test_replay_keeps_original_timing(tmp_path):
     assert source.finished.wait(5)
     elapsed = time.monotonic() - t0
     source.stop()
-    assert 0.18 <= elapsed < 1.5
+    assert elapsed >= 0.18  # paced by the log's 0.2 s, never one burst (how close: benchmarks/replay.py)
     assert len(source.ring.drain()) == 201
 
 
