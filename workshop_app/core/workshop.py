@@ -47,10 +47,11 @@ from workshop_app.core.sources.factory import SourceSpec, make_source
 from workshop_app.core.transmit_jobs import TransmitJobs
 from workshop_app.core.types import Frame
 
-# Frames one tick takes from the ring at most. At 30 ticks a second this is ~300,000 frames/s,
-# nine times four saturated 1 Mbit/s buses, so a live bus never falls behind; a burst (a replay
-# at full speed, a backlog after a pause) is taken over several ticks instead of stalling one.
-TICK_MAX_FRAMES = 10_000
+# Frames one tick takes from the ring at most. A frame costs ~3.4 µs through store, decoder
+# (16 plotted signals) and recorder here (benchmarks/tick_burst.py), so 5,000 keep a tick near
+# 17 ms; at 30 ticks a second that is 150,000 frames/s, four times four saturated 1 Mbit/s
+# buses. A burst (a replay at full speed, a backlog after a pause) is spread over ticks.
+TICK_MAX_FRAMES = 5_000
 
 EVENT_KINDS = ("frames", "changed", "stats", "source", "recording")
 
