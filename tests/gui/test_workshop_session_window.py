@@ -99,3 +99,16 @@ def test_the_window_runs_on_the_session_it_is_given(qtbot, window, tmp_path):
     assert window.chrono_model.rowCount() == 0 and window.windowTitle().endswith(workshop.source.describe())
     qtbot.waitUntil(lambda: window.session.store.total_frames > 0, timeout=15_000)
     window.grab().save(str(tmp_path / "window.png"))
+
+
+def test_the_session_outlives_its_window(qtbot, window):
+    workshop = window.workshop
+    qtbot.waitUntil(lambda: window.chrono_model.rowCount() > 0, timeout=15_000)
+    window.close()
+    rows = window.chrono_model.rowCount()
+    workshop.start()  # a script goes on with the session the window showed
+    try:
+        qtbot.waitUntil(lambda: len(workshop.tick()) > 0, timeout=15_000)
+    finally:
+        workshop.close()
+    assert window.chrono_model.rowCount() == rows  # the window no longer listens

@@ -56,6 +56,7 @@ TICK_MAX_FRAMES = 5_000
 EVENT_KINDS = ("frames", "changed", "stats", "source", "recording")
 
 Subscriber = Callable[[Any], None]
+Subscription = tuple[str, Subscriber]  # what unsubscribe() takes back
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +136,10 @@ class WorkshopSession:
         return self._diagnostics
 
     # -- events -----------------------------------------------------------------------------
-    def subscribe(self, kind: str, fn: Subscriber) -> None:
+    def subscribe(self, kind: str, fn: Subscriber) -> Subscription:
         """Call ``fn(payload)`` on every event of ``kind`` (see the module's table)."""
         self._listeners(kind).append(fn)
+        return (kind, fn)
 
     def unsubscribe(self, kind: str, fn: Subscriber) -> None:
         """Stop calling ``fn``; unknown subscribers are ignored (a panel may go twice)."""

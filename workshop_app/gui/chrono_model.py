@@ -9,7 +9,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.types import Frame
-from workshop_app.core.workshop import WorkshopSession
+from workshop_app.core.workshop import Subscription, WorkshopSession
 
 COLUMNS = ("Time (s)", "Channel", "Dir", "ID", "Message", "DLC", "Data")
 _Index = QModelIndex | QPersistentModelIndex
@@ -61,9 +61,9 @@ class ChronoModel(QAbstractTableModel):
             return str(len(f.data))
         return f.data.hex(" ").upper()
 
-    def follow(self, workshop: WorkshopSession) -> None:
+    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
         """Append every tick's frames."""
-        workshop.subscribe("frames", self.append)
+        return [workshop.subscribe("frames", self.append)]
 
     def append(self, frames: list[Frame]) -> None:
         """Add a tick's frames (oldest rows fall off the top)."""

@@ -106,16 +106,19 @@ class MainWindow(WindowFilesMixin, QMainWindow):
     def _subscribe(self) -> None:
         # Each panel follows what it shows; the window keeps the status bar and the trace view's
         # expanded rows and filter. Subscribers run in this order on the GUI thread, per tick.
+        # All of them end with the window (closeEvent): the session may outlive it.
         ws = self.workshop
-        self.trace_model.follow(ws)
-        self.chrono_model.follow(ws)
-        ws.subscribe("stats", lambda _stats: self.plot_panel.refresh())
-        self.record_panel.follow(ws)
-        ws.subscribe("stats", lambda _stats: self.transmit_panel.refresh())
-        ws.subscribe("stats", lambda _stats: self.playback_bar.refresh())
-        ws.subscribe("frames", self._on_frames)
-        ws.subscribe("stats", self._on_stats)
-        ws.subscribe("source", self._on_source_switched)
+        self._subscriptions = [
+            *self.trace_model.follow(ws),
+            *self.chrono_model.follow(ws),
+            ws.subscribe("stats", lambda _stats: self.plot_panel.refresh()),
+            *self.record_panel.follow(ws),
+            ws.subscribe("stats", lambda _stats: self.transmit_panel.refresh()),
+            ws.subscribe("stats", lambda _stats: self.playback_bar.refresh()),
+            ws.subscribe("frames", self._on_frames),
+            ws.subscribe("stats", self._on_stats),
+            ws.subscribe("source", self._on_source_switched),
+        ]
 
     # -- construction -------------------------------------------------------------------------
     def _build_trace(self) -> None:
@@ -553,4 +556,7 @@ class MainWindow(WindowFilesMixin, QMainWindow):
         self.workshop.tick(max_frames=max(self.session.ring.backlog, 1))
         self.record_panel.stop_recording()
         self.workshop.stop()
+        for kind, fn in self._subscriptions:
+            self.workshop.unsubscribe(kind, fn)
+        self._subscriptions = []
         super().closeEvent(event)

@@ -35,7 +35,7 @@ from workshop_app.core.history import HistoryStore, RecordingRow, default_record
 from workshop_app.core.logfiles import log_suffix
 from workshop_app.core.session import CaptureSession, CaptureStats
 from workshop_app.core.sources.reconnect import gaps_during
-from workshop_app.core.workshop import WorkshopSession
+from workshop_app.core.workshop import Subscription, WorkshopSession
 
 # The formats offered in the combo: (label, suffix). Other writable suffixes typed into the
 # file field (.db, .gz variants) still record; the combo then shows no format. ".txt" is refused
@@ -231,10 +231,12 @@ class RecordPanel(QWidget):
         else:
             self.stop_recording()
 
-    def follow(self, workshop: WorkshopSession) -> None:
+    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
         """Repaint on every tick; file a recording the session stopped on its own at once."""
-        workshop.subscribe("stats", self._on_stats)
-        workshop.subscribe("recording", self._on_recording)
+        return [
+            workshop.subscribe("stats", self._on_stats),
+            workshop.subscribe("recording", self._on_recording),
+        ]
 
     def _on_stats(self, _stats: CaptureStats) -> None:
         self.refresh()

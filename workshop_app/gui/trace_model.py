@@ -20,7 +20,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from workshop_app.core.capture.store import MessageKey, MessageStats
 from workshop_app.core.decode.live import SignalValue, decode_payload
 from workshop_app.core.session import CaptureSession
-from workshop_app.core.workshop import WorkshopSession
+from workshop_app.core.workshop import Subscription, WorkshopSession
 
 COLUMNS = ("Channel", "ID", "Message / signal", "Count", "Rate (Hz)", "Jitter (ms)", "DLC", "Data / value")
 COL_CHANNEL, COL_ID, COL_NAME, COL_COUNT, COL_RATE, COL_JITTER, COL_DLC, COL_DATA = range(len(COLUMNS))
@@ -188,16 +188,16 @@ class TraceModel(QAbstractItemModel):
         return "\n".join(lines)
 
     # -- refresh ----------------------------------------------------------------------------
-    def follow(self, workshop: WorkshopSession) -> None:
+    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
         """Refresh on every tick (quiet ticks too: rates fall), repainting the streams it changed."""
         pending: set[MessageKey] = set()
-        workshop.subscribe("changed", pending.update)  # published before "stats" in a tick
 
         def on_stats(_stats: object) -> None:
             self.refresh(frozenset(pending))
             pending.clear()
 
-        workshop.subscribe("stats", on_stats)
+        # "changed" is published before "stats" in a tick.
+        return [workshop.subscribe("changed", pending.update), workshop.subscribe("stats", on_stats)]
 
     def refresh(self, changed: Collection[MessageKey] | None = None) -> Collection[int]:
         """Pick up new streams and repaint rows (called once per tick); returns the rows repainted.
