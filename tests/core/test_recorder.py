@@ -128,3 +128,15 @@ def test_truncated_text_log_keeps_frames_before_the_error(tmp_path):
         for msg in iter_log(path):
             got.append(msg)
     assert [m.arbitration_id for m in got] == [0x123, 0x124]
+
+
+@pytest.mark.parametrize("suffix", [".blf", ".mf4", ".asc", ".trc", ".db"])
+def test_channels_named_by_a_vin_or_a_generated_name_still_record(tmp_path, suffix):
+    # A cloud vehicle's channel is its VIN; a test bus may be "ws-1a2b". Their digits taken
+    # together made channel numbers past the 16-bit field of these formats.
+    names = ["WSADEM5T2T0000421", "ws-1a2b", "can1"]
+    frames = [Frame(1.0 + i * 0.001, 0x100 + i, bytes([i]), names[i % 3]) for i in range(30)]
+    path = tmp_path / f"rec{suffix}"
+    _record(path, frames)
+    read = list(iter_log(path))
+    assert [m.arbitration_id for m in read] == [f.arbitration_id for f in frames]

@@ -385,6 +385,11 @@ class Mf4FrameWriter:
 
 
 def channel_number(label: str) -> int | str:
-    """The number in a channel label ("can1" -> 1); the label itself when it has none."""
-    digits = "".join(ch for ch in label if ch.isdigit())
-    return int(digits) if digits else label
+    """The number a channel label ends with ("can1" -> 1, "PCAN_USBBUS2" -> 2); the label
+    itself when it ends with none or one too big for a log's 16-bit channel field (a VIN, a
+    generated name like "ws-1a2b"), which the log writers then file under their default."""
+    end = len(label)
+    while end > 0 and label[end - 1].isdigit():
+        end -= 1
+    digits = label[end:]
+    return int(digits) if digits and int(digits) <= 0xFFFF else label
