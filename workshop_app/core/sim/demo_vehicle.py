@@ -33,6 +33,10 @@ import can
 import cantools
 
 from workshop_app.core import bittiming
+from workshop_app.core.decode.checksums import ROLE_CHECKSUM_CRC8 as _CHECKSUM_CRC8
+from workshop_app.core.decode.checksums import ROLE_CHECKSUM_XOR8 as _CHECKSUM_XOR8
+from workshop_app.core.decode.checksums import ROLE_COUNTER as _ROLLING_COUNTER
+from workshop_app.core.decode.checksums import crc8_sae_j1850, xor8
 from workshop_app.core.decode.numbers import decode_numbers
 from workshop_app.core.sim.faults import SignalValue, available_faults, get_fault
 from workshop_app.core.sim.vehicle_model import MESSAGES, VehicleModel, VehicleState
@@ -46,44 +50,6 @@ _MAX_FILLER_CREDIT_S = 0.02  # filler never bursts more than this much bus time 
 _MAX_CONSECUTIVE_SEND_ERRORS = 1000
 _FILLER_PRIORITY = (FILLER_IDS[0], 0, 0)
 _REFERENCE_BITRATE = 500_000
-
-# Values of the DBC's "SignalFunction" signal attribute.
-_ROLLING_COUNTER, _CHECKSUM_XOR8, _CHECKSUM_CRC8 = 1, 2, 3
-
-
-def xor8(data: bytes | bytearray, skip: int) -> int:
-    """XOR of every byte of ``data`` except the one at index ``skip``."""
-    x = 0
-    for i, b in enumerate(data):
-        if i != skip:
-            x ^= b
-    return x
-
-
-def _crc8_table() -> list[int]:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1D) & 0xFF if c & 0x80 else (c << 1) & 0xFF
-        table.append(c)
-    return table
-
-
-_CRC8_TABLE = _crc8_table()
-
-
-def crc8_sae_j1850(data: bytes | bytearray, skip: int | None = None) -> int:
-    """CRC-8 SAE J1850 (poly 0x1D, init 0xFF, final XOR 0xFF) of ``data`` without byte ``skip``.
-
-    >>> hex(crc8_sae_j1850(b"123456789"))
-    '0x4b'
-    """
-    crc = 0xFF
-    for i, b in enumerate(data):
-        if i != skip:
-            crc = _CRC8_TABLE[crc ^ b]
-    return crc ^ 0xFF
 
 
 @dataclass(slots=True)
