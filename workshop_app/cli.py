@@ -11,21 +11,9 @@ from workshop_app import __version__
 from workshop_app import cli_values as values
 from workshop_app.commands.dtc_watch_options import add_watch_parser
 from workshop_app.commands.log_input import add_strict_option
+from workshop_app.commands.options import add_bus_options as _add_bus_options
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.sources.factory import SOCKETCAND_PORT
-
-
-def _add_bus_options(g: argparse._ArgumentGroup, interface_help: str) -> None:
-    """The options that name one bus: interface, channel, bitrates, socketcand server."""
-    g.add_argument("-i", "--interface", help=interface_help)
-    g.add_argument("-c", "--channel", help="channel of the interface (e.g. can0, PCAN_USBBUS1)")
-    g.add_argument("-b", "--bitrate", type=values.bitrate, help="nominal bitrate in bit/s")
-    g.add_argument(
-        "--data-bitrate", type=values.data_bitrate, help="CAN FD data bitrate in bit/s (implies --fd)"
-    )
-    g.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
-    g.add_argument("--host", help="socketcand server host (default 127.0.0.1)")
-    g.add_argument("--port", type=values.port, help=f"socketcand server port (default {SOCKETCAND_PORT})")
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workshop_app import cli_values as values
+from workshop_app.commands.options import add_bus_options
 
 if TYPE_CHECKING:
     from workshop_app.core.sources.factory import SourceSpec
@@ -73,17 +74,7 @@ def add_arguments(csub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         help="stop after this many seconds (default: until Ctrl-C)",
     )
     g = p.add_argument_group("the car's bus (default: the built-in simulated vehicle)")
-    # The same bus options as every capturing command (cli._add_bus_options), repeated here:
-    # importing the cli from a command would make the two import each other.
-    g.add_argument("-i", "--interface", help="python-can interface: socketcand, pcan, kvaser, vector, ...")
-    g.add_argument("-c", "--channel", help="channel of the interface (e.g. can0, PCAN_USBBUS1)")
-    g.add_argument("-b", "--bitrate", type=values.bitrate, help="nominal bitrate in bit/s")
-    g.add_argument(
-        "--data-bitrate", type=values.data_bitrate, help="CAN FD data bitrate in bit/s (implies --fd)"
-    )
-    g.add_argument("--fd", action="store_true", help="open the bus in CAN FD mode")
-    g.add_argument("--host", help="socketcand server host (default 127.0.0.1)")
-    g.add_argument("--port", type=values.port, help="socketcand server port (default 29536)")
+    add_bus_options(g, "python-can interface: socketcand, pcan, kvaser, vector, ...")
 
 
 def _spec(args: argparse.Namespace) -> SourceSpec:
