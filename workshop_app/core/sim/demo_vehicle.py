@@ -23,11 +23,8 @@ import math
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import can
 import cantools
@@ -38,60 +35,22 @@ from workshop_app.core.decode.checksums import ROLE_CHECKSUM_XOR8 as _CHECKSUM_X
 from workshop_app.core.decode.checksums import ROLE_COUNTER as _ROLLING_COUNTER
 from workshop_app.core.decode.checksums import crc8_sae_j1850, xor8
 from workshop_app.core.decode.numbers import decode_numbers
+from workshop_app.core.sim.bus_schedule import FILLER_IDS, MAX_FILLER_CREDIT_S
+from workshop_app.core.sim.bus_schedule import MIN_SLEEP_S as _MIN_SLEEP_S
+from workshop_app.core.sim.bus_schedule import Filler as _Filler
+from workshop_app.core.sim.bus_schedule import LoadMeter as _LoadMeter
+from workshop_app.core.sim.bus_schedule import Pending as _Pending
+from workshop_app.core.sim.bus_schedule import Tx as _Tx
+from workshop_app.core.sim.bus_schedule import arbitration_priority as _arbitration_priority
 from workshop_app.core.sim.faults import SignalValue, available_faults, get_fault
 from workshop_app.core.sim.vehicle_model import MESSAGES, VehicleModel, VehicleState
 
 __all__ = ["FILLER_IDS", "DemoVehicle", "crc8_sae_j1850", "xor8"]
 
-FILLER_IDS = range(0x580, 0x5C0)
 _PHYSICS_PERIOD_S = 0.005  # step the model at most this often (wall time)
-_MIN_SLEEP_S = 0.0005  # below this, catching up in a burst is cheaper than waking up
-_MAX_FILLER_CREDIT_S = 0.02  # filler never bursts more than this much bus time at once
 _MAX_CONSECUTIVE_SEND_ERRORS = 1000
 _FILLER_PRIORITY = (FILLER_IDS[0], 0, 0)
 _REFERENCE_BITRATE = 500_000
-
-
-@dataclass(slots=True)
-class _Tx:
-    """A periodic message and everything needed to send it quickly."""
-
-    name: str
-    message: Any  # cantools Message
-    frame_id: int
-    is_extended: bool
-    is_fd: bool
-    cycle_s: float
-    priority: tuple[int, int, int]
-    limits: tuple[tuple[str, float, float], ...]
-    counter: str | None = None
-    checksum: str | None = None
-    checksum_kind: int = 0
-    checksum_byte: int = 0
-    mux: str | None = None
-    pages: tuple[tuple[int, tuple[str, ...]], ...] = ()
-    page: int = 0
-    count: int = 0
-    sender: str = ""  # the DBC's transmitting node (an ECU name)
-
-
-@dataclass(slots=True)
-class _Pending:
-    priority: tuple[int, int, int]
-    ready: float
-    tx: _Tx | None  # None = filler frame
-    seq: int = 0
-
-    def __lt__(self, other: _Pending) -> bool:
-        return (self.priority, self.seq) < (other.priority, other.seq)
-
-
-def _arbitration_priority(frame_id: int, extended: bool) -> tuple[int, int, int]:
-    """Sort key of CAN arbitration: base id first; a standard frame beats an extended one
-    with the same base id (its RTR/IDE bits are dominant where SRR/IDE are recessive)."""
-    if extended:
-        return (frame_id >> 18, 1, frame_id & 0x3FFFF)
-    return (frame_id, 0, 0)
 
 
 class DemoVehicle:
@@ -451,7 +410,7 @@ class DemoVehicle:
             return frame
         # Nothing queued when the bus went idle: filler (offered since at most the credit
         # horizon) or the first frame queued later, whichever came first.
-        filler_at = max(bus_free_at, now - _MAX_FILLER_CREDIT_S) if filler else math.inf
+        filler_at = max(bus_free_at, now - MAX_FILLER_CREDIT_S) if filler else math.inf
         if pending:
             first = min(pending, key=lambda p: (p.ready, p.priority))
             if first.ready <= filler_at:
@@ -593,70 +552,6 @@ class DemoVehicle:
                     received = self.bus.recv(timeout=0.0) if drained < 1000 else None
             elif timeout > 0:
                 self._stop.wait(timeout)
-
-
-class _LoadMeter:
-    """Bus time taken by the frames that ended during the last second."""
-
-    def __init__(self) -> None:
-        self._frames: deque[tuple[float, float]] = deque()  # (end, duration)
-        self._sum = 0.0
-
-    def add(self, end: float, duration: float) -> None:
-        self._frames.append((end, duration))
-        self._sum += duration
-
-    def value(self, now: float) -> float:
-        horizon = now - 1.0
-        frames = self._frames
-        while frames and frames[0][0] <= horizon:
-            self._sum -= frames.popleft()[1]
-        if not frames:
-            self._sum = 0.0  # drop accumulated rounding
-        return self._sum
-
-
-class _Filler:
-    """Filler traffic: ids 0x580..0x5BF, 8 random-looking bytes, and its budget.
-
-    The budget (``credit``) is bus seconds when paced (``load`` x elapsed time) or frames when
-    unpaced (``rate`` x elapsed time); it is capped so that filler never arrives in bursts.
-    """
-
-    def __init__(self, bitrate: int) -> None:
-        self.credit = 0.0
-        self._seq = 0
-        rng = random.Random(1)
-        self.typical_duration = (
-            sum(
-                bittiming.frame_duration(FILLER_IDS[0], False, rng.randbytes(8), bitrate=bitrate)
-                for _ in range(64)
-            )
-            / 64
-        )
-
-    def refill(self, elapsed: float, load: float, rate: float) -> None:
-        if load > 0:
-            self.credit = min(self.credit + load * elapsed, _MAX_FILLER_CREDIT_S)
-        elif math.isinf(rate):
-            self.credit = 256.0  # a batch per loop turn, as fast as the thread goes
-        elif rate > 0:
-            self.credit = min(self.credit + rate * elapsed, max(1.0, rate * 0.05))
-        else:
-            self.credit = 0.0
-
-    def wait(self, rate: float) -> float:
-        """Seconds until the next unpaced filler frame is due."""
-        if math.isinf(rate):
-            return 0.0
-        return max((1.0 - self.credit) / rate, _MIN_SLEEP_S)
-
-    def message(self) -> can.Message:
-        seq = self._seq
-        self._seq += 1
-        # A scrambled counter: random-looking payloads get typical stuffing.
-        data = ((seq * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
-        return can.Message(arbitration_id=FILLER_IDS[seq % len(FILLER_IDS)], is_extended_id=False, data=data)
 
 
 def _flatten(names: Sequence[object]) -> list[str]:
