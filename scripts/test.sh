@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (first run only) and run every check: ruff, mypy on the core, the Qt-free core contract, the test suite.
+# Set up (first run only) and run every check: ruff, mypy --strict on the core, the Qt-free core contract, the test suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh test
@@ -7,7 +7,7 @@ export QT_QPA_PLATFORM=offscreen
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "== mypy (core)"
-.venv/bin/mypy workshop_app/core
+echo "== mypy --strict (core)"
+.venv/bin/mypy --strict workshop_app/core
 echo "== pytest"
 exec .venv/bin/pytest "$@"
