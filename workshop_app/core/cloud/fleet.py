@@ -489,8 +489,10 @@ class FleetWatcher:
         self.link_error = "broker connection lost" + (f" ({why})" if why else "") + "; reconnecting"
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho keeps retrying on its own: say so, whichever failure was the last.
         where = f"the broker at {self.profile.host}:{self.profile.port}"
-        self.link_error = f"{where}: {self._log_why}" if self._log_why else f"{where} cannot be reached"
+        why = f"{where}: {self._log_why}" if self._log_why else f"{where} cannot be reached"
+        self.link_error = f"{why}; reconnecting"
 
     def _on_log(self, _client: mqtt.Client, _userdata: Any, level: int, text: str) -> None:
         # paho says why a connection failed only in its log (a refused certificate, a reset).
