@@ -7,37 +7,13 @@ socketcand, as a real car behind a socketcand adapter would; the CLI runs in-pro
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import can
 import pytest
-from helpers.processes import free_port
-from helpers.sim_packages import VIN, SimCar, build_sim_package, sim_car
+from helpers.sim_packages import VIN, build_sim_package
+from helpers.update_cli import served, trust
 
 from workshop_app.cli import main
-from workshop_app.core.sim.socketcand_server import SocketcandServer
-
-
-@contextmanager
-def served(tmp_path: Path) -> Iterator[tuple[SimCar, list[str]]]:
-    port = free_port()
-    with sim_car(tmp_path / "flash") as car:
-        server_bus = can.Bus(interface="virtual", channel=car.channel)
-        server = SocketcandServer(server_bus, port=port)
-        server.start()
-        try:
-            yield car, ["-i", "socketcand", "--port", str(port), "--history", str(tmp_path / "h.db")]
-        finally:
-            server.stop()
-            server_bus.shutdown()
-
-
-def _trust(pkg: Path) -> None:
-    roots = ["--image-root", str(pkg / "image/metadata/1.root.json")]
-    roots += ["--director-root", str(pkg / "director/metadata/1.root.json")]
-    assert main(["update", "trust", *roots]) == 0
 
 
 def test_install_flashes_the_ecm_with_a_progress_bar(
@@ -45,7 +21,7 @@ def test_install_flashes_the_ecm_with_a_progress_bar(
 ) -> None:
     pkg = tmp_path / "pkg"
     build_sim_package(pkg, size=32 * 1024)
-    _trust(pkg)
+    trust(pkg)
     with served(tmp_path) as (car, link):
         code = main(["update", "install", str(pkg), "--yes", *link])
         out, err = capsys.readouterr()
@@ -61,7 +37,7 @@ def test_install_flashes_the_ecm_with_a_progress_bar(
 def test_install_json_and_a_refused_package(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pkg = tmp_path / "pkg"
     build_sim_package(pkg, ecm_hardware=("HW H99",))
-    _trust(pkg)
+    trust(pkg)
     capsys.readouterr()
     with served(tmp_path) as (car, link):
         code = main(["update", "install", str(pkg), "--yes", "--json", *link])
@@ -79,7 +55,7 @@ def test_install_without_yes_and_without_a_terminal_flashes_nothing(
 ) -> None:
     pkg = tmp_path / "pkg"
     build_sim_package(pkg)
-    _trust(pkg)
+    trust(pkg)
     with served(tmp_path) as (car, link):
         assert main(["update", "install", str(pkg), *link]) == 1
         assert car.watch.programming_requests() == []
