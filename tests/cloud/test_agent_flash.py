@@ -8,9 +8,6 @@ remote flashing left off (the default) the same signed command is refused — an
 from __future__ import annotations
 
 import dataclasses
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 
 import pytest
 from helpers.agent_rig import Observer, observer
+from helpers.http_folder import http_folder
 from helpers.sim_packages import build_sim_package, trusting
 
 from workshop_app.core.cloud import messages
@@ -36,27 +34,6 @@ from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.simulator import SimulatorSource
 
 VIN = "WSADEM5T2T0000421"
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def http_folder(folder: Path) -> Iterator[str]:
-    """``folder`` on a real HTTP server on 127.0.0.1 (an OEM's or workshop's package server)."""
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder))
-    )
-    thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @dataclasses.dataclass

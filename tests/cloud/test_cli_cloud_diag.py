@@ -4,8 +4,6 @@ one side, the real agent with the simulated car on the other, mosquitto with mut
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import threading
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from typing import Any
 import can
 import pytest
 from conftest import VIN, VIN2, CloudTrial, wait_until
+from helpers.http_folder import http_folder
 from helpers.sim_packages import build_sim_package, trusting
 
 from workshop_app.cli import main
@@ -103,27 +102,6 @@ def test_frames_flow_again_after_a_broker_restart_with_no_new_connection(
         while bus.recv(0) is not None:  # what was queued before the restart
             pass
         assert bus.recv(15) is not None
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def http_folder(folder: Path) -> Iterator[str]:
-    """``folder`` served over real HTTP on 127.0.0.1 (the maker's package server)."""
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder))
-    )
-    thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @contextmanager
