@@ -4,7 +4,8 @@ Runs on a connection's bus and notifier through the diagnostic client (``core/di
 can-isotp on the capture's notifier, udsoncan, TesterPresent kept up by the client while a
 non-default session is open). The sequence::
 
-    preconditions (battery ≥ 12 V, vehicle speed 0, engine off; routine 0x0203)
+    preconditions (battery ≥ 12 V, vehicle speed 0, engine off; routine 0x0203:
+    ``flash_preconditions.py``)
     extended session; to every ECU (functional, no answers): extended session, ControlDTCSetting
     off (0x85 02), CommunicationControl disable (0x28 03 01), TesterPresent every 2 s
     programming session → SecurityAccess 0x11/0x12 → erase (0x31 FF00, NRC 0x78 waited out)
@@ -34,13 +35,16 @@ from workshop_app.core.diag.client import DiagError, EcuAddress, EcuClient
 from workshop_app.core.diag.functional import FunctionalTester
 from workshop_app.core.history.audit import AuditEntry, AuditTrail, audit_time
 from workshop_app.core.update import protocol as p
+from workshop_app.core.update.flash_preconditions import (
+    check_live_values,
+    check_precondition_routine,
+    read_optional,
+)
 from workshop_app.core.update.flash_types import (
     DID_BATTERY,
     DID_ENGINE_SPEED,
     DID_VEHICLE_SPEED,
     DID_VIN,
-    NOT_NOW,
-    NOT_THERE,
     BytesCodec,
     FlashError,
     FlashOptions,
@@ -219,7 +223,7 @@ class FlashJob:
         result.vin = self.options.vin
         result.from_version = resume.from_version if resume else self._read_text(client, p.DID_APP_SOFTWARE)
         self._phase("preconditions")
-        battery_read = self._preconditions(client)
+        battery_read = check_live_values(client, self.image.ecu, self.options)
         if self.journal is not None:
             if resume is not None:
                 self._entry = resume.id
@@ -241,7 +245,7 @@ class FlashJob:
             self._step("preconditions")
         self._phase("programming session")
         client.change_session(p.EXTENDED_SESSION)
-        self._precondition_routine(client, result, battery_read)
+        check_precondition_routine(client, self.image.ecu, result.notes, battery_read)
         self._quiet_the_car()
         client.change_session(p.PROGRAMMING_SESSION)
         self._unlock(client)
@@ -273,67 +277,6 @@ class FlashJob:
         self._phase("done")
 
     # --- steps -------------------------------------------------------------------------------
-    def _preconditions(self, client: EcuClient) -> bool:
-        """Refuse on the car's live values (reads only); True when the battery voltage was read.
-
-        An ECU in its bootloader has no live values: then its own check (routine 0x0203, in the
-        extended session) must accept, see :meth:`_precondition_routine`.
-        """
-        confirmed = False
-        battery = self._read_optional(client, DID_BATTERY)
-        if battery is not None:
-            volts = int.from_bytes(battery[:2], "big") * 0.001
-            if volts < self.options.min_battery_v:
-                raise FlashError(
-                    f"{self.image.ecu}: battery at {volts:.2f} V (DID 0xF1A1), flashing needs at least "
-                    f"{self.options.min_battery_v:.1f} V: connect a charger",
-                    refused=True,
-                )
-            confirmed = True
-        speed = self._read_optional(client, DID_VEHICLE_SPEED)
-        if speed is not None and speed[0] != 0:
-            raise FlashError(
-                f"{self.image.ecu}: vehicle moving at {speed[0]} km/h (DID 0x1003): stop it", refused=True
-            )
-        rpm = self._read_optional(client, DID_ENGINE_SPEED)
-        if rpm is not None and int.from_bytes(rpm[:2], "big") != 0:
-            value = int.from_bytes(rpm[:2], "big") * 0.25
-            raise FlashError(
-                f"{self.image.ecu}: engine running at {value:.0f} rpm (DID 0x1001): switch it off",
-                refused=True,
-            )
-        return confirmed
-
-    def _precondition_routine(self, client: EcuClient, result: FlashResult, battery_read: bool) -> None:
-        confirmed = battery_read
-        try:
-            response = client.call(
-                "check programming preconditions",
-                client.client.start_routine,
-                p.ROUTINE_CHECK_PROGRAMMING_PRECONDITIONS,
-            )
-        except DiagError as exc:
-            if exc.nrc not in NOT_THERE:
-                raise FlashError(str(exc), refused=True, nrc=exc.nrc) from None
-        else:
-            status = bytes(response.service_data.routine_status_record or b"")
-            if not status or status[0] != p.ROUTINE_OK:
-                code = f"0x{status[0]:02X}" if status else "none"
-                raise FlashError(
-                    f"{self.image.ecu}: the ECU refuses programming (preconditions routine 0x0203 "
-                    f"answered reason {code})",
-                    refused=True,
-                )
-            if not battery_read:
-                result.notes.append("battery voltage not readable (bootloader): the ECU's own check accepted")
-            confirmed = True
-        if not confirmed:
-            raise FlashError(
-                f"{self.image.ecu}: cannot confirm the programming preconditions (no battery voltage "
-                "DID 0xF1A1, no routine 0x0203)",
-                refused=True,
-            )
-
     def _quiet_the_car(self) -> None:
         """Every ECU (functional address, positive answers suppressed): extended session, no new
         DTCs, no normal messages; TesterPresent keeps them there until :meth:`_give_back_the_car`."""
@@ -568,12 +511,8 @@ class FlashJob:
         return client.call(action, fn, *args)
 
     def _read_optional(self, client: EcuClient, did: int) -> bytes | None:
-        try:
-            return bytes(client.call(f"read DID 0x{did:04X}", client.read_did, did))
-        except DiagError as exc:
-            if exc.nrc in NOT_NOW:
-                return None
-            raise FlashError(str(exc), refused=self._entry is None, nrc=exc.nrc) from None
+        # Refused, not failed, while no journal entry says that anything was started.
+        return read_optional(client, did, refused=self._entry is None)
 
     def _read_text(self, client: EcuClient, did: int, *, required: bool = False) -> str:
         if required:
