@@ -119,3 +119,48 @@ def test_no_two_modules_import_each_other_even_through_others():
         if v not in index:
             visit(v)
     assert cycles == [], "\n".join(" <-> ".join(c) for c in cycles)
+
+
+GUI = ROOT / "gui"
+THREAD_MODULES = ("threading", "_thread", "concurrent", "multiprocessing")
+QT_THREAD_NAMES = ("QThread", "QThreadPool", "QRunnable")
+
+
+def _thread_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, what) for each import of a thread module and each use of Qt's thread classes."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        modules: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module]
+            found += [(node.lineno, f"imports {a.name}") for a in node.names if a.name in QT_THREAD_NAMES]
+        elif isinstance(node, ast.Name) and node.id in QT_THREAD_NAMES:
+            found.append((node.lineno, f"uses {node.id}"))
+        elif isinstance(node, ast.Attribute) and node.attr in QT_THREAD_NAMES:
+            found.append((node.lineno, f"uses {node.attr}"))
+        found += [(node.lineno, f"imports {m}") for m in modules if m.split(".")[0] in THREAD_MODULES]
+    return found
+
+
+def test_only_the_workers_module_moves_gui_work_off_the_gui_thread():
+    # gui/workers.run_job is the one way: widgets never start threads, pools or Qt threads.
+    offenders = [
+        f"{path.relative_to(ROOT.parent)}:{line} {what}"
+        for path in sorted(GUI.rglob("*.py"))
+        if path.name != "workers.py"
+        for line, what in _thread_uses(ast.parse(path.read_text(), str(path)))
+    ]
+    assert offenders == [], "use gui/workers.run_job instead:\n" + "\n".join(offenders)
+
+
+def test_the_thread_check_sees_every_way_of_reaching_a_thread():
+    code = (
+        "import threading\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from PySide6.QtCore import QThreadPool\n"
+        "import PySide6.QtCore as qc\n"
+        "t = qc.QThread()\n"
+    )
+    assert sorted(line for line, _ in _thread_uses(ast.parse(code))) == [1, 2, 3, 5]

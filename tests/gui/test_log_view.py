@@ -14,7 +14,6 @@ from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.logs.analysis import LoadedLog, MarkerSet, range_statistics
 from workshop_app.core.logs.columns import FrameColumns
 from workshop_app.gui.log_view import LogAnalysisView
-from workshop_app.gui.workers import JobWorker
 
 pytestmark = pytest.mark.gui
 
@@ -197,18 +196,6 @@ def test_corrupt_log_shows_file_and_line(qtbot, view, tmp_path):
     assert "could not be read" in text and "corrupt.log:30" in text and "39 frames kept" in text
     assert view.log is not None and len(view.log.columns) == 39  # every good frame stays browsable
     assert view.signal_table.rowCount() == len(view.log.result.signals) > 0
-
-
-def test_job_worker_reports_unexpected_errors(qtbot):
-    def job(progress, cancel):
-        progress("work", 1, 2)
-        raise ValueError("boom")
-
-    worker = JobWorker(job)
-    with qtbot.waitSignal(worker.failed, timeout=5000) as blocker:
-        worker.start()
-    assert "boom" in blocker.args[0] and blocker.args[1] is None
-    assert not worker.running
 
 
 def test_screenshot(qtbot, view, tesla_log):

@@ -1,7 +1,7 @@
 """Vehicle → Software update…: the wizard on the simulated demo car (pytest-qt, offscreen).
 
 Real parts: a package signed with Ed25519 keys made here, the demo vehicle's ECUs and
-bootloaders on a python-can virtual bus, the history in SQLite; the window's JobWorker runs
+bootloaders on a python-can virtual bus, the history in SQLite; ``gui/workers.run_job`` runs
 reading, verifying and flashing off the GUI thread.
 """
 

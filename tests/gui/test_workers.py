@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtWidgets import QWidget
 
 from workshop_app.core.errors import WorkshopError
-from workshop_app.core.jobs import CancelToken, JobProgress, ProgressFn
-from workshop_app.gui.workers import JobHandle, JobWorker, run_job
+from workshop_app.core.jobs import CancelToken, JobProgress, ProgressFn, phase_done_total
+from workshop_app.gui.workers import JobHandle, run_job
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_result_progress_and_arguments_arrive_on_the_gui_thread(qtbot, parent):
         pass
     result = blocker.args[0]
     assert result["sum"] == 0 + 2 + 4 + 6 + 8
-    assert result["threads"] == {"workshop-count_to"}  # ran on its own thread
+    assert result["threads"] == {"workshop-count-to"}  # ran on its own thread, named after the job
     assert not handle.running and handle.wait(0)  # joined before finished was emitted
     assert progress and progress[-1] == JobProgress("counting", 10, 10)  # the last step is never dropped
     assert set(where) == {gui_thread}
@@ -100,18 +100,24 @@ def test_the_handle_belongs_to_its_parent(qtbot, parent):
     qtbot.waitUntil(lambda: not handle.running, timeout=10_000)
 
 
-def test_the_older_job_shape_runs_through_run_job(qtbot):
-    def job(progress, cancel):
+def test_a_core_call_of_the_older_shape_runs_wrapped_in_a_job(qtbot, parent):
+    # The update campaign and the log loader still take progress(phase, done, total) and a
+    # threading.Event: the GUI wraps them in a job function rather than in a second worker.
+    def older(progress, cancel: threading.Event) -> None:
         progress("work", 1, 2)
         cancel.wait(30)
         raise WorkshopError("stopped")
 
-    worker = JobWorker(job, name="older")
-    phases: list[tuple[str, int, int]] = []
-    worker.progressed.connect(lambda *args: phases.append(args))
-    worker.start()
-    qtbot.waitUntil(lambda: phases == [("work", 1, 2)], timeout=10_000)
-    assert worker.running
-    with qtbot.waitSignal(worker.failed, timeout=10_000) as blocker:
-        worker.cancel()
-    assert blocker.args == ["stopped", None] and worker.cancel_requested and not worker.running
+    def _older_call(*, progress: ProgressFn, cancel: CancelToken) -> None:
+        older(phase_done_total(progress), cancel.event)
+
+    handle = run_job(parent, _older_call)
+    phases: list[JobProgress] = []
+    handle.progressed.connect(phases.append)
+    qtbot.waitUntil(lambda: phases == [JobProgress("work", 1, 2)], timeout=10_000)
+    assert handle.running
+    assert any(t.name == "workshop-older-call" for t in threading.enumerate())
+    with qtbot.waitSignal(handle.failed, timeout=10_000) as blocker:
+        handle.cancel()
+    assert blocker.args == ["stopped"] and handle.cancelled and not handle.running
+    assert handle.partial is None

@@ -1,6 +1,7 @@
 """LogAnalysisView: open a whole log, browse its messages and signals, plot, measure, mark.
 
-Loading and decoding run in a JobWorker (``core.logs.analysis.load_and_decode``); this widget
+Loading and decoding run off the GUI thread through ``gui/workers.run_job``
+(``core.logs.analysis.load_and_decode``); this widget
 only renders what that returns. Every time this view shows or takes (``set_cursor``,
 ``set_range``, ``add_marker``...) is seconds since the log's first frame; markers are stored
 in the log's own time base so they stay valid whatever the view does.
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import WorkshopError
+from workshop_app.core.jobs import CancelToken, JobProgress, ProgressFn, phase_done_total
 from workshop_app.core.logs.analysis import (
     LoadedLog,
     Marker,
@@ -48,7 +50,7 @@ from workshop_app.gui.log_view_parts import (
 from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item
 from workshop_app.gui.plot_items import PALETTE, states_of
 from workshop_app.gui.plot_style import muted_colour
-from workshop_app.gui.workers import JobWorker
+from workshop_app.gui.workers import JobHandle, run_job
 
 if TYPE_CHECKING:
     from cantools.database.can import Signal as DbcSignal
@@ -56,6 +58,11 @@ if TYPE_CHECKING:
 _MIN_PLOT_HEIGHT = 110
 
 Key = tuple[str, str]  # (message, signal)
+
+
+def _log_load(path: Path, databases: DatabaseSet, *, progress: ProgressFn, cancel: CancelToken) -> LoadedLog:
+    """The load as a job (runs on ``workshop-log-load``); a failure carries the frames read."""
+    return load_and_decode(path, databases, progress=phase_done_total(progress), cancel=cancel.event)
 
 
 class LogAnalysisView(QWidget):
@@ -71,7 +78,7 @@ class LogAnalysisView(QWidget):
         self.log: LoadedLog | None = None
         self.markers: MarkerSet | None = None
         self.last_error: str | None = None
-        self._worker: JobWorker | None = None
+        self._worker: JobHandle | None = None
         self._phase_started: dict[str, tuple[float, int]] = {}  # phase -> (time, done) at its start
         self._load_started = 0.0
         self._traces: dict[Key, Trace] = {}
@@ -195,12 +202,7 @@ class LogAnalysisView(QWidget):
         self.title_label.setText(f"Loading {p.name}…")
         self.message_label.hide()
         self.last_error = None
-        databases = self.databases
-        worker = JobWorker(
-            lambda progress, cancel: load_and_decode(p, databases, progress=progress, cancel=cancel),
-            name="log-load",
-            parent=self,
-        )
+        worker = run_job(self, _log_load, p, self.databases)
         worker.progressed.connect(self._on_progressed)
         worker.finished.connect(self._on_loaded)
         worker.failed.connect(self._on_failed)
@@ -212,7 +214,6 @@ class LogAnalysisView(QWidget):
         self.progress_bar.setFormat("Opening…")
         self.cancel_button.setEnabled(True)
         self._progress_widget.show()
-        worker.start()
 
     def cancel(self) -> None:
         """Stop the load in progress; what was read stays available (see ``failed``)."""
@@ -231,7 +232,8 @@ class LogAnalysisView(QWidget):
                 sig.disconnect()
             worker.deleteLater()
 
-    def _on_progressed(self, phase: str, done: int, total: int) -> None:
+    def _on_progressed(self, progress: JobProgress) -> None:
+        phase, done, total = progress.phase, progress.done, progress.total
         now = time.monotonic()
         # Rates count from the phase's start: the open for the first phase, else its first report.
         if phase not in self._phase_started:
@@ -257,8 +259,9 @@ class LogAnalysisView(QWidget):
             self.message_label.show()
         self.loaded.emit(log)
 
-    def _on_failed(self, message: str, partial: object) -> None:
-        self._worker = None
+    def _on_failed(self, message: str) -> None:
+        worker, self._worker = self._worker, None
+        partial = worker.partial if worker is not None else None  # the frames read before it stopped
         self._progress_widget.hide()
         cancelled = self._cancelled
         self.last_error = message

@@ -2,12 +2,11 @@
 
 Four pages on one dialog: package → checks and plan → progress → result. The widgets only show
 what ``core/update/campaign.py`` returns; reading the car, verifying and flashing run off the GUI
-thread through :class:`JobWorker`, each as one job (``prepare`` then ``run``).
+thread through ``gui/workers.run_job``, each as one job (``prepare`` then ``run``).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,10 +33,11 @@ from workshop_app.core.diag.ecu_spec import VehicleSpec
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.history.audit import AuditTrail
 from workshop_app.core.history.location import default_history_path
+from workshop_app.core.jobs import CancelToken, JobProgress, ProgressFn, phase_done_total
 from workshop_app.core.update.campaign import CampaignOutcome, Plan, RateMeter, UpdateCampaign
 from workshop_app.core.update.journal import FlashJournal, JournalEntry
 from workshop_app.core.update.verify import TrustStore
-from workshop_app.gui.workers import JobWorker
+from workshop_app.gui.workers import JobHandle, run_job
 
 Link = Callable[[], tuple[can.BusABC, can.Notifier]]  # raises WorkshopError when not connected
 
@@ -96,7 +96,7 @@ class UpdateWizard(QDialog):
         self.campaign: UpdateCampaign | None = None
         self.plan: Plan | None = None
         self.outcome: CampaignOutcome | None = None
-        self.worker: JobWorker | None = None
+        self.worker: JobHandle | None = None  # the verify or flash job while it runs
         self._meter = RateMeter()
 
         self.pages = QStackedWidget()
@@ -274,7 +274,7 @@ class UpdateWizard(QDialog):
         campaign = self.campaign
         self.verify_button.setEnabled(False)
         self.verify_status.setText("Reading the car and verifying the package…")
-        self._start(lambda _progress, _cancel: campaign.prepare(), self._on_verified, "verify")
+        self._start(_verify, campaign, self._on_verified)
 
     def _on_verified(self, plan: object) -> None:
         assert isinstance(plan, Plan)
@@ -344,7 +344,7 @@ class UpdateWizard(QDialog):
         self.rate_label.clear()
         self.cancel_button.setEnabled(True)
         self.pages.setCurrentIndex(PAGE_PROGRESS)
-        self._start(campaign.run, self._on_flashed, "update")
+        self._start(_update, campaign, self._on_flashed)
 
     def cancel_flash(self) -> None:
         if self.worker is not None:
@@ -352,9 +352,10 @@ class UpdateWizard(QDialog):
             self.cancel_button.setEnabled(False)
             self.phase_label.setText("cancelling at the next safe point…")
 
-    def _on_progress(self, phase: str, done: int, total: int) -> None:
+    def _on_progress(self, progress: JobProgress) -> None:
+        phase, done, total = progress.phase, progress.done, progress.total
         self._meter.update(done, total)
-        if self.worker is not None and self.worker.cancel_requested:
+        if self.worker is not None and self.worker.cancelled:
             return  # keep saying that the cancel is under way
         self.phase_label.setText(phase)
         if total:
@@ -400,22 +401,21 @@ class UpdateWizard(QDialog):
     # --- jobs --------------------------------------------------------------------------------
     def _start(
         self,
-        job: Callable[[Callable[[str, int, int], None], threading.Event], object],
+        job: Callable[..., object],
+        campaign: UpdateCampaign,
         done: Callable[[object], None],
-        name: str,
     ) -> None:
-        worker = JobWorker(job, name=name, parent=self)
-        worker.progressed.connect(self._on_progress)
-        worker.finished.connect(lambda result: self._ended(done, result))
-        worker.failed.connect(self._on_failed)
-        self.worker = worker
-        worker.start()
+        handle = run_job(self, job, campaign)
+        handle.progressed.connect(self._on_progress)
+        handle.finished.connect(lambda result: self._ended(done, result))
+        handle.failed.connect(self._on_failed)
+        self.worker = handle
 
     def _ended(self, done: Callable[[object], None], result: object) -> None:
         self.worker = None
         done(result)
 
-    def _on_failed(self, message: str, _partial: object) -> None:
+    def _on_failed(self, message: str) -> None:
         self.worker = None
         self.verify_button.setEnabled(True)
         if self.pages.currentIndex() == PAGE_PACKAGE:
@@ -429,6 +429,16 @@ class UpdateWizard(QDialog):
             self.cancel_flash()
             return
         super().reject()
+
+
+def _verify(campaign: UpdateCampaign, *, progress: ProgressFn, cancel: CancelToken) -> Plan:
+    """Read the car and verify the package (one answer: the plan; it takes no cancel)."""
+    return campaign.prepare()
+
+
+def _update(campaign: UpdateCampaign, *, progress: ProgressFn, cancel: CancelToken) -> CampaignOutcome:
+    """Flash the verified plan; the campaign stops at its next safe point once cancelled."""
+    return campaign.run(phase_done_total(progress), cancel.event)
 
 
 def _valid(value: bool | None) -> str:

@@ -14,8 +14,11 @@ into Qt signals on a :class:`JobHandle`::
 Threads: the job runs on its own Python thread and never touches widgets. Its signals reach
 receivers on the GUI thread through queued connections. The handle joins the thread before
 it emits ``finished`` or ``failed``, so a receiver never sees a result while the thread lives.
-``JobWorker`` is the older ``(phase, done, total)`` / ``threading.Event`` shape, kept for the
-panels not yet moved over; it runs on ``run_job`` too.
+The thread is named after the job function (``_log_load`` runs on ``workshop-log-load``).
+
+This is the only GUI module that may start threads (``tests/test_layering.py`` checks it): a
+core call in the older ``(phase, done, total)`` / ``threading.Event`` shape is wrapped in a job
+function with ``core.jobs.phase_done_total`` and ``CancelToken.event``.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class JobHandle(QObject):
         self._fn, self._args, self._kwargs = fn, args, kwargs
         self._last_progress = 0.0
         self._last_phase = ""
-        name = getattr(fn, "__name__", "job").replace("<lambda>", "job")
+        name = getattr(fn, "__name__", "job").replace("<lambda>", "job").replace("_", "-").strip("-")
         self._thread: threading.Thread | None = threading.Thread(
             target=self._run, name=f"workshop-{name}", daemon=True
         )
@@ -136,60 +139,3 @@ def run_job(parent: QObject | None, fn: Callable[..., Any], *args: Any, **kwargs
     assert handle._thread is not None
     handle._thread.start()
     return handle
-
-
-# -- the older shape --------------------------------------------------------------------------
-
-# job(progress, cancel) -> result; progress(phase, done, total).
-Job = Callable[[Callable[[str, int, int], None], threading.Event], object]
-
-
-class JobWorker(QObject):
-    """A job as ``job(progress(phase, done, total), cancel_event)``, run through :func:`run_job`.
-
-    Create one worker per job.
-    """
-
-    progressed = Signal(str, int, int)  # phase, done, total
-    finished = Signal(object)  # the job's result
-    failed = Signal(str, object)  # message fit for a user, partial result (or None)
-
-    def __init__(self, job: Job, name: str = "job", parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._job = job
-        self._name = name
-        self._handle: JobHandle | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._handle is not None and self._handle.running
-
-    @property
-    def cancel_requested(self) -> bool:
-        return self._handle is not None and self._handle.cancelled
-
-    def start(self) -> None:
-        if self._handle is not None:
-            raise RuntimeError("job already started")
-        job = self._job
-
-        def adapted(*, progress: Callable[[JobProgress], None], cancel: CancelToken) -> object:
-            return job(
-                lambda phase, done, total: progress(JobProgress(phase, int(done), int(total))), cancel.event
-            )
-
-        adapted.__name__ = self._name
-        handle = run_job(self, adapted)
-        handle.progressed.connect(lambda p: self.progressed.emit(p.phase, p.done, p.total))
-        handle.finished.connect(self.finished.emit)
-        handle.failed.connect(lambda message: self.failed.emit(message, handle.partial))
-        self._handle = handle
-
-    def cancel(self) -> None:
-        """Ask the job to stop; ``failed`` follows with what it had done."""
-        if self._handle is not None:
-            self._handle.cancel()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job thread has ended (closing a window); True if it has."""
-        return self._handle is None or self._handle.wait(timeout)
