@@ -13,7 +13,7 @@ b'\\x01\\x02'
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +43,84 @@ class FrameColumns:
 
     def __len__(self) -> int:
         return len(self.timestamp)
+
+    def __getitem__(self, rows: slice) -> FrameColumns:
+        """The rows of a slice, as views on these arrays (no copy)."""
+        if not isinstance(rows, slice):
+            raise TypeError("FrameColumns takes a slice of rows; use row(i) for one frame")
+        return FrameColumns(
+            self.timestamp[rows],
+            self.can_id[rows],
+            self.flags[rows],
+            self.length[rows],
+            self.channel[rows],
+            self.data[rows],
+            self.channels,
+        )
+
+    @classmethod
+    def empty(cls) -> FrameColumns:
+        return cls(
+            np.zeros(0, np.float64),
+            np.zeros(0, np.uint32),
+            np.zeros(0, np.uint8),
+            np.zeros(0, np.uint8),
+            np.zeros(0, np.uint8),
+            np.zeros((0, 0), np.uint8),
+            (),
+        )
+
+    @classmethod
+    def concat(cls, batches: Iterable[FrameColumns]) -> FrameColumns:
+        """The batches one after the other: channel indices renumbered onto one name table,
+        payloads zero padded to the widest."""
+        parts = [b for b in batches if len(b)]
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        names: dict[str, int] = {}
+        channel_parts = []
+        for b in parts:
+            # Map this batch's channel numbers onto the joint table (most batches share one).
+            table = np.array([names.setdefault(name, len(names)) for name in b.channels] or [0], np.uint8)
+            channel_parts.append(b.channel if table.tolist() == list(range(len(table))) else table[b.channel])
+        if len(names) > 255:
+            raise ValueError("a batch holds at most 255 channels")
+        width = max(b.data.shape[1] for b in parts)
+        n = sum(len(b) for b in parts)
+        data = np.zeros((n, width), np.uint8)
+        pos = 0
+        for b in parts:
+            data[pos : pos + len(b), : b.data.shape[1]] = b.data
+            pos += len(b)
+        return cls(
+            np.concatenate([b.timestamp for b in parts]).astype(np.float64, copy=False),
+            np.concatenate([b.can_id for b in parts]).astype(np.uint32, copy=False),
+            np.concatenate([b.flags for b in parts]).astype(np.uint8, copy=False),
+            np.concatenate([b.length for b in parts]).astype(np.uint8, copy=False),
+            np.concatenate(channel_parts).astype(np.uint8, copy=False),
+            data,
+            tuple(names),
+        )
+
+    def row(self, i: int) -> Frame:
+        """Row ``i`` as one :class:`Frame` (for showing a single row without converting the batch)."""
+        fl = int(self.flags[i])
+        n = int(self.length[i])
+        return Frame(
+            float(self.timestamp[i]),
+            int(self.can_id[i]),
+            self.data[i, :n].tobytes(),
+            self.channels[int(self.channel[i])],
+            bool(fl & EXTENDED),
+            bool(fl & FD),
+            bool(fl & BRS),
+            bool(fl & ESI),
+            bool(fl & REMOTE),
+            bool(fl & ERROR),
+            bool(fl & RX),
+        )
 
     @classmethod
     def from_frames(cls, frames: Sequence[Frame]) -> FrameColumns:
