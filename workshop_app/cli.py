@@ -64,6 +64,7 @@ def _add_dtc_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     def vehicle_options(p: argparse.ArgumentParser) -> None:
         _add_source_options(p)
+        _add_capture_process_option(p)
         p.add_argument(
             "--spec", type=Path, metavar="FILE", help="ECU description file (default: the demo vehicle's)"
         )
@@ -269,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gui", help="open the workshop window (default: on the simulated vehicle)")
     _add_source_options(p)
+    p.add_argument(
+        "--capture-process",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="receive, record and reach the bus through a separate capture process (default: off)",
+    )
     p.add_argument("--quit-after", type=values.seconds, help=argparse.SUPPRESS)
     p.add_argument("--screenshot", type=Path, help=argparse.SUPPRESS)
 

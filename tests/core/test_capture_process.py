@@ -16,6 +16,7 @@ from helpers.processes import ENV
 from helpers.waiting import wait_for
 
 from workshop_app.core.capture.columns import FrameColumns
+from workshop_app.core.capture.link_bus import LinkBus
 from workshop_app.core.capture.process import ProcessCaptureSession
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import LogFileError, SourceError, WorkshopError
@@ -77,7 +78,8 @@ def test_frames_arrive_decoded_and_recorded(session: ProcessCaptureSession, tmp_
     session.start()
     assert session.source.state is SourceState.RUNNING
     assert "simulated vehicle" in session.source.describe()
-    assert session.source.bus is None  # the bus lives in the capture process
+    # The bus lives in the capture process; diagnostics get a LinkBus that goes through it.
+    assert isinstance(session.source.bus, LinkBus)
     blf = tmp_path / "drive.blf"
     session.start_recording(blf)
     series = session.decoder.subscribe("ENGINE_DATA", "EngineSpeed")

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from workshop_app.commands.common import source_spec
 from workshop_app.commands.history import history_path
+from workshop_app.core.capture.process import make_process_source
 from workshop_app.core.diag.ecu_spec import VehicleSpec, demo_vehicle_spec, load_vehicle_spec
 from workshop_app.core.errors import SourceError
 from workshop_app.core.history import HistoryStore
@@ -26,7 +27,18 @@ def open_vehicle(args: argparse.Namespace, *, inject: bool = True) -> tuple[Fram
     spec = load_vehicle_spec(args.spec) if args.spec else demo_vehicle_spec()
     # No reconnecting under a scan: answers missing during a gap would read as missing ECUs.
     # The connect itself runs under the policy's deadlines (a silent server fails in seconds).
-    source = make_source(replace(source_spec(args), reconnect=NO_RECONNECT))
+    connection = replace(source_spec(args), reconnect=NO_RECONNECT)
+    if connection.capture_process and (args.fault or getattr(args, "repair", False)):
+        raise SourceError(
+            "--fault and --repair need the simulated vehicle in this process (no --capture-process)"
+        )
+    # --capture-process: the bus lives in a capture process; diagnostics reach it through the
+    # pipe. Nobody ticks here, so its ring is small: what piles up is counted and dropped.
+    source = (
+        make_process_source(connection, ring_capacity=100_000)
+        if connection.capture_process
+        else make_source(connection)
+    )
     unknown = [f for f in args.fault if f not in available_faults()]
     if unknown:
         raise SourceError(f"unknown fault {unknown[0]!r}; see `workshop simulate --list-faults`")

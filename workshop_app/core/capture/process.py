@@ -1,21 +1,26 @@
 """Capture in its own process, behind the same interface as :class:`CaptureSession`.
 
 Receiving (python-can parsing every frame), the ring and the recorder run in a spawned capture
-process (:mod:`.process_child`); this process gets one packed batch of columns per ~20 ms and
-sends commands back (record, stop recording, send a frame, stop). So four saturated buses no
-longer hold this interpreter's lock while the window ticks.
+process (:mod:`.process_child`); it sends this process one packed batch of columns per ~20 ms
+and takes commands back (record, stop recording, send a frame, tap ids, stop). So four
+saturated buses no longer hold this interpreter's lock while the window ticks.
 
 - :class:`ProcessCaptureSession` is a :class:`CaptureSession` whose source is a
-  :class:`CaptureProcessSource` and whose ring is a :class:`LinkRing` that pulls batches from
-  the pipe when it is drained; store, decoder, stats and ``tick`` are the base class's.
+  :class:`CaptureProcessSource` and whose ring is a :class:`LinkRing`; store, decoder, stats
+  and ``tick`` are the base class's.
+- One reader thread per capture process reads the pipe all the time (``recv_bytes`` waits
+  without the interpreter lock): batches go to the LinkRing (:meth:`LinkRing.push_columns`),
+  control messages change this side's state under a Condition that ``wait_for`` sleeps on.
+- Diagnostics run here on :attr:`CaptureProcessSource.bus`, a :class:`~.link_bus.LinkBus`, and
+  its :attr:`~CaptureProcessSource.notifier`: frames they send go out through the capture
+  process; the reader thread copies the received rows they want (a numpy mask on the id column)
+  into the bus's queue. The ids they wait for are tapped in the capture process, which then
+  sends a batch as soon as such a frame arrives instead of at its next tick.
 - Loss is counted at each hop: the capture ring (receive), the queue to this process (link),
   and this process's ring (window); ``ring.dropped`` is their sum, ``drops`` each one.
 - If this process dies, the capture process stops its source, finishes the recording and
   exits. If the capture process dies, the source reports a lost link (a gap, state
   ``RECONNECTING``) and a new capture process is started; a recording it held ends there.
-
-Limitation: the python-can bus lives in the capture process, so ``source.bus`` is None and
-diagnostics (ISO-TP) cannot share it from here.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workshop_app.core.capture.columns import FrameColumns
+from workshop_app.core.capture.link_bus import LinkBus, LinkNotifier, Wanted
 from workshop_app.core.capture.process_child import ChildOptions, run
 from workshop_app.core.capture.recorder import Recorder, RecordingProgress, RecordingSummary, open_writer
 from workshop_app.core.capture.ring import FrameRing
@@ -59,17 +65,18 @@ class HopDrops:
 
 
 class LinkRing(FrameRing):
-    """The window's ring: filled from the capture process's pipe whenever it is drained."""
+    """The window's ring: the pipe reader thread pushes the capture process's batches into it."""
 
     def __init__(self, capacity: int = 1_000_000) -> None:
         super().__init__(capacity)
         self.link: CaptureProcessSource | None = None
 
-    def drain(self, max_n: int | None = None) -> list[Frame]:
-        if self.link is not None:
-            want = self.capacity if max_n is None else max_n
-            self.link.receive(max(0, want - len(self)))
-        return super().drain(max_n)
+    def push_columns(self, cols: FrameColumns) -> int:
+        """Take one received batch; returns the frames accepted (the rest are window drops).
+
+        The one way batches enter this ring, so its storage can change behind it.
+        """
+        return self.push_many(cols.to_frames())
 
     @property
     def window_dropped(self) -> int:
@@ -214,6 +221,15 @@ class CaptureProcessSource(FrameSource):
         self._send_lock = threading.Lock()  # commands may come from transmit threads too
         self._open_failed = False  # the capture process could not open its sources
         self._stopped_reply = False
+        # State the pipe reader thread changes; waiters (wait_for) sleep on it.
+        self._cond = threading.Condition()
+        self._reader: threading.Thread | None = None
+        # Diagnostics: LinkBus instances fed from the pipe, and the one ``bus``/``notifier``.
+        self._link_buses: list[LinkBus] = []
+        self._bus: LinkBus | None = None
+        self._notifier: LinkNotifier | None = None
+        self._tap: Wanted = frozenset()  # what the capture process was last told
+        self._channel_name: str | None = None  # first channel seen: where sent frames go
 
     # -- what the window reads ------------------------------------------------------------
     def describe(self) -> str:
@@ -252,6 +268,65 @@ class CaptureProcessSource(FrameSource):
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    # -- diagnostics ----------------------------------------------------------------------
+    @property
+    def bus(self) -> LinkBus:
+        """A python-can bus whose frames travel through the capture process (made on first use)."""
+        with self._cond:
+            if self._bus is None:
+                self._bus = LinkBus(self, self._channel_name or "can0")
+            return self._bus
+
+    @property
+    def notifier(self) -> LinkNotifier:
+        """The Notifier on :attr:`bus`, so ISO-TP attaches listeners as on an adapter's bus."""
+        bus = self.bus
+        with self._cond:
+            if self._notifier is None:
+                self._notifier = LinkNotifier(bus)
+            return self._notifier
+
+    def open_bus(self, **kwargs: Any) -> LinkBus:
+        """One more LinkBus of its own (filters, queue) on this capture process; the caller
+        shuts it down."""
+        return LinkBus(self, self._channel_name or "can0", **kwargs)
+
+    def transmit(self, frame: Frame) -> None:
+        """A LinkBus's send (any thread)."""
+        self.send(frame)
+
+    def retap(self) -> None:
+        """Tell the capture process which ids to send at once (what the LinkBuses want)."""
+        with self._cond:
+            ids: set[tuple[int, bool]] = set()
+            wanted: Wanted = None
+            for bus in self._link_buses:
+                wants = bus.wanted()
+                if wants is None:
+                    break
+                ids |= wants
+            else:
+                wanted = frozenset(ids)
+            if wanted == self._tap:
+                return
+            self._tap = wanted
+        with contextlib.suppress(SourceError):  # not running: told again when it is ready
+            self.command(("tap", wanted))
+
+    def attach(self, bus: LinkBus) -> None:
+        """A new LinkBus: the reader thread offers it every batch from now on."""
+        with self._cond:
+            if bus not in self._link_buses:
+                self._link_buses.append(bus)
+        self.retap()
+
+    def forget(self, bus: LinkBus) -> None:
+        """A LinkBus shut down."""
+        with self._cond:
+            if bus in self._link_buses:
+                self._link_buses.remove(bus)
+        self.retap()
+
     # -- lifecycle ----------------------------------------------------------------------
     def _open(self) -> None:
         self._stopping = False
@@ -267,13 +342,21 @@ class CaptureProcessSource(FrameSource):
             raise SourceError(self._error or "the capture process failed")
 
     def _close(self) -> None:
-        self._stopping = True
+        with self._cond:
+            self._stopping = True
         if self._conn is not None:
-            # Already gone: the reads below see the end of the pipe.
+            # Already gone: the reader sees the end of the pipe.
             with contextlib.suppress(SourceError):
                 self.command(("stop",))
-            self.wait_for(lambda: self._stopped_reply or self._conn is None, REPLY_TIMEOUT)
+            self.wait_for(lambda: self._stopped_reply, REPLY_TIMEOUT)
         self._shutdown(5.0)
+        with self._cond:
+            notifier, bus = self._notifier, self._bus
+            self._notifier = self._bus = None
+        if notifier is not None:
+            notifier.stop()
+        if bus is not None:
+            bus.shutdown()
 
     def _spawn(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -287,21 +370,30 @@ class CaptureProcessSource(FrameSource):
         )
         process.start()
         there.close()  # only the child holds its end: its death ends our reads
-        self._conn, self._process = here, process
-        self._ready = False
-        self._stopped_reply = False
-        self._open_failed = False
+        reader = threading.Thread(target=self._read, args=(here,), name="capture-link-reader", daemon=True)
+        with self._cond:
+            self._conn, self._process, self._reader = here, process, reader
+            self._ready = False
+            self._stopped_reply = False
+            self._open_failed = False
+            self._tap = frozenset()  # a new capture process starts with no tap
+        reader.start()
 
     def _shutdown(self, timeout: float) -> None:
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
-        if conn is not None:
-            conn.close()
+        """End the capture process, then its reader (which sees the pipe end), then the pipe."""
+        with self._cond:
+            process, conn, reader = self._process, self._conn, self._reader
+            self._process = self._conn = self._reader = None
+            self._cond.notify_all()
         if process is not None:
             process.join(timeout)
             if process.is_alive():
                 process.kill()
                 process.join(timeout)
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout)
+        if conn is not None:
+            conn.close()
 
     def command(self, cmd: tuple[Any, ...]) -> None:
         """Send a command; any thread (a transmit job's, the GUI's), one message at a time."""
@@ -344,39 +436,46 @@ class CaptureProcessSource(FrameSource):
 
     # -- the pipe ----------------------------------------------------------------------
     def wait_for(self, condition: Any, timeout: float) -> bool:
-        """Read messages (frames go to the ring) until ``condition()`` holds or ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            left = deadline - time.monotonic()
-            if left <= 0 or self._conn is None:
-                return bool(condition())
-            if self._conn.poll(min(left, 0.05)):
-                self.receive(None)
-            elif self._process is not None and not self._process.is_alive():
-                self.receive(None)  # reads the end of the pipe and reports the loss
-        return True
+        """Wait until ``condition()`` holds (the reader thread changes what it reads), the
+        capture process is gone, or ``timeout``; returns ``condition()``."""
+        with self._cond:
+            self._cond.wait_for(lambda: condition() or self._conn is None, timeout)
+            return bool(condition())
 
-    def receive(self, max_frames: int | None) -> int:
-        """Take what the capture process sent, frames up to ``max_frames`` (None: all)."""
-        conn = self._conn
-        taken = 0
-        if conn is None:
-            return 0
+    def _read(self, conn: Connection) -> None:
+        """The reader thread of one capture process: batches to the LinkBuses and the ring,
+        control messages to this object's state, until the pipe ends."""
+        ring = self._link_ring
         try:
-            while (max_frames is None or taken < max_frames) and conn.poll(0):
-                buf = conn.recv_bytes()
+            while True:
+                buf = conn.recv_bytes()  # blocks without holding the interpreter lock
                 if buf[:1] == b"F":
-                    frames = FrameColumns.unpack(buf[1:]).to_frames()
-                    self._link_ring.push_many(frames)
-                    taken += len(frames)
+                    cols = FrameColumns.unpack(buf[1:])
+                    if self._channel_name is None and cols.channels:
+                        self._learn_channel(cols.channels[0])
+                    for bus in tuple(self._link_buses):  # diagnostics first: they are waited on
+                        bus.offer(cols)
+                    ring.push_columns(cols)
                 else:
-                    self._control(pickle.loads(buf[1:]))
+                    msg = pickle.loads(buf[1:])
+                    with self._cond:
+                        self._control(msg)
+                        self._cond.notify_all()
+                    if msg[0] == "ready":
+                        self.retap()
         except (EOFError, OSError):
+            pass
+        with self._cond:
+            current = conn is self._conn
+        if current:
             self._lost()
-        else:
-            if self._process is not None and not self._process.is_alive() and not conn.poll(0):
-                self._lost()
-        return taken
+
+    def _learn_channel(self, name: str) -> None:
+        self._channel_name = name
+        with self._cond:
+            for bus in self._link_buses:
+                if bus.default_channel == "can0":
+                    bus.default_channel = name
 
     def _control(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -420,26 +519,31 @@ class CaptureProcessSource(FrameSource):
             self._stopped_reply = True
 
     def _lost(self) -> None:
-        """The pipe ended: expected after a stop, a lost link otherwise (and a restart)."""
+        """The pipe ended (reader thread): expected after a stop, else a lost link and a restart."""
         process = self._process
-        code = process.exitcode if process is not None else None
         self._shutdown(2.0)
-        if self._stopping:
-            return
-        if self._open_failed:  # it said why it could not open: starting it again would not help
-            self._state = SourceState.FAILED
-            return
-        reason = f"capture process ended (exit code {code})"
-        if self.recorder is not None and self.recorder.running:
-            self.recorder._ended(f"{reason}; the file holds what was written before")
-        self._error = reason
-        if not self.restart:
-            self._state = SourceState.FAILED
-            return
-        self._own_gaps.append(LinkGap(time.time(), None, reason))
-        self._state = SourceState.RECONNECTING
-        self.restarts += 1
-        self._spawn()
+        code = process.exitcode if process is not None else None
+        with self._cond:
+            try:
+                if self._stopping:
+                    return
+                if self._open_failed:  # it said why it could not open: starting again would not help
+                    self._state = SourceState.FAILED
+                    return
+                reason = f"capture process ended (exit code {code})"
+                if self.recorder is not None and self.recorder.running:
+                    self.recorder._ended(f"{reason}; the file holds what was written before")
+                self._error = reason
+                if not self.restart:
+                    self._state = SourceState.FAILED
+                    return
+                self._own_gaps.append(LinkGap(time.time(), None, reason))
+                self._state = SourceState.RECONNECTING
+                self.restarts += 1
+                # Under the lock: a stop() now waits and then stops the new process.
+                self._spawn()
+            finally:
+                self._cond.notify_all()
 
 
 class ProcessCaptureSession(CaptureSession):
@@ -515,6 +619,12 @@ class ProcessCaptureSession(CaptureSession):
         self.recorder = None
         self.capture_source.recorder = None
         return summary
+
+
+def make_process_source(spec: SourceSpec, ring_capacity: int = 1_000_000) -> CaptureProcessSource:
+    """A capture process for ``spec`` as a plain source, for callers that take a FrameSource
+    (diagnostic commands, the window); its frames go to a :class:`LinkRing` of its own."""
+    return CaptureProcessSource(LinkRing(ring_capacity), [spec])
 
 
 def make_capture_session(spec: SourceSpec, databases: DatabaseSet | None = None) -> CaptureSession:

@@ -5,14 +5,18 @@ context. Threads here:
 
 - the source's own receive threads push into the ring (as in one process);
 - the main loop drains the ring every :data:`TICK` seconds, hands the batch to the recorder
-  and queues it, packed as columns, for the window;
+  and queues it, packed as columns, for the window; it drains at once when the command thread
+  wakes it (a frame to send) or a receive thread does (a frame of an id the window tapped for
+  diagnostics, :class:`TapRing`);
 - the sender thread writes queued messages to the pipe (it may block while the window is
   busy; the queue is bounded and what does not fit is counted as dropped on the link);
 - the command thread reads the window's commands. When the window's process dies the pipe
   ends, and the recording is finished and closed here before this process exits.
 
 Wire: to the window, ``send_bytes`` of ``b"F"`` + a packed :class:`FrameColumns` or ``b"C"`` +
-a pickled control tuple; from the window, pickled command tuples (``conn.send``).
+a pickled control tuple; from the window, pickled command tuples (``conn.send``): ``record``,
+``stop_record``, ``send``, ``tap`` (ids to send at once; None: every id, at :data:`FAST_TICK`),
+``stop``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -35,9 +40,12 @@ from workshop_app.core.sources.base import FrameSource
 from workshop_app.core.sources.factory import SourceSpec, make_source
 from workshop_app.core.sources.multi import MultiSource
 from workshop_app.core.sources.opening import plain_reason
+from workshop_app.core.types import Frame
 
 # Seconds between drains of the ring: ~50 batches a second, a few hundred frames each at full load.
 TICK = 0.02
+# Tick while the window's diagnostics take every id (a discovery listener): answers within ~2 ms.
+FAST_TICK = 0.002
 # Seconds between statistics messages to the window.
 STATS_EVERY = 0.2
 
@@ -67,6 +75,39 @@ def build_source(specs: list[SourceSpec], labels: list[str | None], ring: FrameR
             )
         )
     return members[0] if len(members) == 1 else MultiSource(ring, members)
+
+
+class TapRing(FrameRing):
+    """The capture ring, waking the main loop when a frame of a tapped id arrives.
+
+    The window taps the ids its diagnostics wait for (ISO-TP answers and flow control), so
+    those frames go out at once instead of at the next tick. The test runs on the receive
+    threads: one set lookup per frame.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.wake = threading.Event()  # set by a tapped frame, a command, or the end
+        self.tap: frozenset[int] = frozenset()
+        self.tap_all = False  # every id wanted: the main loop ticks at FAST_TICK instead
+
+    def set_tap(self, wanted: frozenset[tuple[int, bool]] | None) -> None:
+        self.tap_all = wanted is None
+        self.tap = frozenset(can_id for can_id, _ in wanted) if wanted is not None else frozenset()
+
+    def push(self, frame: Frame) -> bool:
+        accepted = super().push(frame)
+        if frame.arbitration_id in self.tap:
+            self.wake.set()
+        return accepted
+
+    def push_many(self, frames: Iterable[Frame]) -> int:
+        batch = list(frames)
+        accepted = super().push_many(batch)
+        tap = self.tap
+        if tap and any(f.arbitration_id in tap for f in batch):
+            self.wake.set()
+        return accepted
 
 
 class _Link:
@@ -142,7 +183,8 @@ def run(
     # Ctrl-C in a terminal reaches the whole process group: the window's process decides what
     # happens (it sends "stop"), and if it dies instead the pipe ends and we finish up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ring = FrameRing(options.ring_capacity)
+    ring = TapRing(options.ring_capacity)
+    wake = ring.wake
     link = _Link(conn, options.link_capacity)
     recorder: Recorder | None = None
     try:
@@ -177,10 +219,13 @@ def run(
             except (EOFError, OSError):  # the window's process ended: finish up here
                 commands.append(("stop", "window gone"))
                 ended.set()
+                wake.set()
                 return
             commands.append(cmd)
             if cmd[0] == "stop":
                 ended.set()
+            wake.set()  # a frame to send or a tap to change: now, not at the next tick
+            if cmd[0] == "stop":
                 return
 
     def terminated(_signum: int, _frame: object) -> None:
@@ -188,6 +233,7 @@ def run(
         # stopping us: finish the recording all the same.
         commands.append(("stop", "terminated"))
         ended.set()
+        wake.set()
 
     signal.signal(signal.SIGTERM, terminated)
     reader = threading.Thread(target=read_commands, name="capture-commands", daemon=True)
@@ -208,6 +254,7 @@ def run(
         )
 
     while True:
+        wake.clear()  # before looking: a wake-up from here on is seen by the wait below
         while commands:
             cmd = commands.popleft()
             kind = cmd[0]
@@ -228,6 +275,8 @@ def run(
                     source.send(cmd[1])
                 except Exception as exc:
                     link.control(("send_failed", plain_reason(exc)))
+            elif kind == "tap":
+                ring.set_tap(cmd[1])
         if ended.is_set() and not commands:
             break
         _pump(ring, recorder, link)
@@ -235,7 +284,7 @@ def run(
         if now >= next_stats:
             link.control(stats())
             next_stats = now + STATS_EVERY
-        ended.wait(TICK)
+        wake.wait(FAST_TICK if ring.tap_all else TICK)
     # Stop receiving first, so everything the source delivered is recorded and sent.
     source.stop()
     _pump(ring, recorder, link)
