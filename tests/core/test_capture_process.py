@@ -86,6 +86,7 @@ def test_frames_arrive_decoded_and_recorded(session: ProcessCaptureSession, tmp_
     wait_for(lambda: session.tick() is not None and session.store.total_frames > 1500, 30, "frames")
     wait_for(lambda: session.tick() is not None and session.stats.recorded > 500, 30, "recorded frames")
     summary = session.stop()
+    assert session.source.bus is None  # stopped: its LinkBus is shut down
     assert summary is not None and summary.error is None
     assert summary.frames_written > 500
     assert sum(1 for _ in can.BLFReader(blf)) == summary.frames_written

@@ -311,7 +311,7 @@ class _End:
         self.sent: list[Frame] = []
         self.buses: list[LinkBus] = []
 
-    def transmit(self, frame: Frame) -> None:
+    def send(self, frame: Frame) -> None:
         self.sent.append(frame)
 
     def attach(self, bus: LinkBus) -> None:

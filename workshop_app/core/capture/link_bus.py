@@ -49,7 +49,7 @@ MASK_29 = 0x1FFFFFFF
 class LinkEnd(Protocol):
     """What a LinkBus needs from the capture process's window side."""
 
-    def transmit(self, frame: Frame) -> None: ...
+    def send(self, frame: Frame) -> None: ...
 
     def attach(self, bus: LinkBus) -> None: ...
 
@@ -218,7 +218,7 @@ class LinkBus(can.BusABC):
             False,
         )
         try:
-            self._link.transmit(frame)
+            self._link.send(frame)
         except WorkshopError as exc:  # python-can users (can-isotp, testers) expect CanError
             raise can.CanOperationError(str(exc)) from exc
 

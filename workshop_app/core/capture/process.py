@@ -270,34 +270,32 @@ class CaptureProcessSource(FrameSource):
 
     # -- diagnostics ----------------------------------------------------------------------
     @property
-    def bus(self) -> LinkBus:
-        """A python-can bus whose frames travel through the capture process (made on first use)."""
+    def bus(self) -> LinkBus | None:
+        """A python-can bus whose frames travel through the capture process (made on first
+        use, kept across restarts); None while stopped."""
         with self._cond:
+            if self._stopping or self._state is SourceState.STOPPED:
+                return None
             if self._bus is None:
-                self._bus = LinkBus(self, self._channel_name or "can0")
+                self._bus = self.open_bus()
             return self._bus
 
     @property
-    def notifier(self) -> LinkNotifier:
+    def notifier(self) -> LinkNotifier | None:
         """The Notifier on :attr:`bus`, so ISO-TP attaches listeners as on an adapter's bus."""
-        bus = self.bus
         with self._cond:
-            if self._notifier is None:
+            bus = self.bus
+            if bus is not None and self._notifier is None:
                 self._notifier = LinkNotifier(bus)
-            return self._notifier
+            return self._notifier if bus is not None else None
 
     def open_bus(self, **kwargs: Any) -> LinkBus:
-        """One more LinkBus of its own (filters, queue) on this capture process; the caller
-        shuts it down."""
+        """A LinkBus of its own (filters, queue) on this capture process; the caller shuts it down."""
         return LinkBus(self, self._channel_name or "can0", **kwargs)
-
-    def transmit(self, frame: Frame) -> None:
-        """A LinkBus's send (any thread)."""
-        self.send(frame)
 
     def retap(self) -> None:
         """Tell the capture process which ids to send at once (what the LinkBuses want)."""
-        with self._cond:
+        with self._cond:  # held while sending: two retaps never reach it out of order
             ids: set[tuple[int, bool]] = set()
             wanted: Wanted = None
             for bus in self._link_buses:
@@ -307,11 +305,10 @@ class CaptureProcessSource(FrameSource):
                 ids |= wants
             else:
                 wanted = frozenset(ids)
-            if wanted == self._tap:
-                return
-            self._tap = wanted
-        with contextlib.suppress(SourceError):  # not running: told again when it is ready
-            self.command(("tap", wanted))
+            if wanted != self._tap:
+                self._tap = wanted
+                with contextlib.suppress(SourceError):  # not running: told again when it is ready
+                    self.command(("tap", wanted))
 
     def attach(self, bus: LinkBus) -> None:
         """A new LinkBus: the reader thread offers it every batch from now on."""
