@@ -112,6 +112,23 @@ def test_a_recording_asked_for_before_start_holds_every_frame(
     assert sum(1 for _ in can.BLFReader(blf)) == summary.frames_written
 
 
+def test_the_pipe_is_read_without_ticks_and_a_full_window_ring_counts_its_drops() -> None:
+    session = ProcessCaptureSession(SourceSpec(sim_time_scale=10.0), ring_capacity=200)
+    session.start()
+    try:
+        # Nobody ticks: the reader thread fills the window's ring by itself, then counts.
+        wait_for(lambda: session.drops.window > 0, 30, "frames dropped at the full window ring")
+        assert len(session.link_ring) == 200
+    finally:
+        session.stop()
+    drops = session.drops
+    assert session.store.total_frames == 200
+    assert (
+        session.store.total_frames + drops.window + drops.link + drops.receive
+        == session.capture_source.received
+    )
+
+
 def test_a_sent_frame_goes_out_and_its_echo_comes_back(session: ProcessCaptureSession) -> None:
     session.start()
     channel = session.store.sorted_messages()[0].channel if session.store.messages else "can0"
