@@ -217,6 +217,8 @@ class FrameStore:
 
 # Intervals folded per pass of the closed-form EMA: weights (1 - alpha) ** -j stay below ~1e12.
 _EMA_BLOCK = 512
+_Q_POW = (1.0 - _EMA_ALPHA) ** np.arange(_EMA_BLOCK + 1, dtype=np.float64)
+_Q_INV = (1.0 - _EMA_ALPHA) ** -np.arange(_EMA_BLOCK + 1, dtype=np.float64)
 
 
 def _ema_runs(
@@ -232,28 +234,54 @@ def _ema_runs(
     """
     mean = mean.copy()
     var = var.copy()
-    q = 1.0 - _EMA_ALPHA
-    run_len = np.diff(np.r_[run_starts, len(x)])
+    if not len(x):
+        return mean, var
+    run_len = np.empty_like(run_starts)
+    run_len[:-1] = run_starts[1:] - run_starts[:-1]
+    run_len[-1] = len(x) - run_starts[-1]
     if sets.any():
         mean[sets] = x[run_starts[sets]]
     skip = sets.astype(np.intp)
     begin = run_starts + skip
     steps_left = run_len - skip
     longest = int(steps_left.max()) if len(steps_left) else 0
+    last = len(x) - 1
     for b0 in range(0, longest, _EMA_BLOCK):
-        rows = np.flatnonzero(steps_left > b0)
-        steps = np.minimum(steps_left[rows] - b0, _EMA_BLOCK)
-        j = np.arange(int(steps.max()))
+        rows: slice | np.ndarray
+        if b0 == 0 and longest <= _EMA_BLOCK and int(steps_left.min()) > 0:
+            rows = slice(None)  # the usual case: one pass over every run
+            steps = steps_left
+        else:
+            rows = np.flatnonzero(steps_left > b0)
+            steps = np.minimum(steps_left[rows] - b0, _EMA_BLOCK)
+        w = int(steps.max())
+        j = np.arange(w)
         inside = j < steps[:, None]
-        xs = np.where(inside, x[np.where(inside, begin[rows, None] + b0 + j, 0)], 0.0)
+        xs = np.where(inside, x[np.minimum(begin[rows][:, None] + (b0 + j), last)], 0.0)
         m0 = mean[rows]
-        after = q ** (j + 1.0) * (m0[:, None] + _EMA_ALPHA * np.cumsum(xs * q ** -(j + 1.0), axis=1))
-        before = np.concatenate([m0[:, None], after[:, :-1]], axis=1)
-        d = xs - before
-        folded = np.where(inside, q ** (steps[:, None] - j) * _EMA_ALPHA * d * d, 0.0).sum(axis=1)
-        var[rows] = q**steps * var[rows] + folded
-        mean[rows] = after[np.arange(len(rows)), steps - 1]
+        after = _Q_POW[1 : w + 1] * (m0[:, None] + _EMA_ALPHA * np.cumsum(xs * _Q_INV[1 : w + 1], axis=1))
+        before = np.empty_like(after)
+        before[:, 0] = m0
+        before[:, 1:] = after[:, :-1]
+        d = np.where(inside, xs - before, 0.0)
+        # var_s = q^s var_0 + a q^s sum_j q^-j d_j^2
+        decay = _Q_POW[steps]
+        var[rows] = decay * (var[rows] + _EMA_ALPHA * ((d * d) @ _Q_INV[:w]))
+        mean[rows] = after[np.arange(len(steps)), steps - 1]
     return mean, var
+
+
+def run_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the runs of equal values in ``keys`` (non-empty, grouped)."""
+    n = len(keys)
+    brk = np.empty(n, bool)
+    brk[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=brk[1:])
+    starts = np.flatnonzero(brk)
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = n
+    return starts, ends
 
 
 def _flip_counts(xor: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -287,8 +315,7 @@ def _ingest_streams(
     order = local if keep is None else keep[local]
     sc = code[local]
     n = len(sc)
-    starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
-    ends = np.r_[starts[1:], n]
+    starts, ends = run_bounds(sc)
     sizes = ends - starts
     ts = cols.timestamp[order].astype(np.float64, copy=False)
     length = cols.length[order].astype(np.intp)
@@ -350,7 +377,7 @@ def _ingest_streams(
     vrows = np.flatnonzero(valid)
     x = dt[vrows]
     group = np.repeat(np.arange(len(starts)), sizes)[vrows]
-    run_starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(x) else np.zeros(0, np.intp)
+    run_starts = run_bounds(group)[0] if len(x) else np.zeros(0, np.intp)
     run_group = group[run_starts]
     mean_runs, var_runs = _ema_runs(
         x,

@@ -14,14 +14,15 @@ import numpy as np
 
 from workshop_app.core.capture.columns import EXTENDED, FrameColumns
 from workshop_app.core.capture.series import SignalSeries
+from workshop_app.core.capture.store import run_bounds
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.decode.numbers import decode_numbers
 from workshop_app.core.decode.vectorized import (
     _invalid_mux_rows,
     _mux_masks,
-    _physical,
     _raw_values,
     _raw_values_8,
+    _scaled,
     _Unsupported,
 )
 from workshop_app.core.types import Frame
@@ -146,32 +147,27 @@ class LiveDecoder:
         code = cols.channel.astype(np.uint64) << np.uint64(33)
         code |= ((cols.flags & EXTENDED) != 0).astype(np.uint64) << np.uint64(32)
         code |= cols.can_id.astype(np.uint64)
-        streams, row_stream = np.unique(code, return_inverse=True)
+        # Stable: each stream's rows stay in arrival order.
+        order = np.argsort(code, kind="stable")
+        sorted_code = code[order]
+        starts, ends = run_bounds(sorted_code)
         # Per stream (not per frame): which subscription its rows feed, through the route cache.
         routes = self._routes
         names = cols.channels
-        entries: list[_Entry] = []
-        slot_of: dict[int, int] = {}
-        slots = np.full(len(streams), -1, np.intp)
-        for u, c in enumerate(streams.tolist()):
+        spans: dict[int, tuple[_Entry, list[tuple[int, int]]]] = {}
+        for c, start, end in zip(sorted_code[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
             key = (names[c >> 33], c & 0xFFFFFFFF, bool(c >> 32 & 1))
             entry: _Entry | Literal[False] | None = routes.get(key, False)
             if entry is False:
                 message = self.databases.lookup(*key)
                 entry = routes[key] = None if message is None else self._subs.get(id(message))
-            if entry is None:
-                continue
-            slot = slot_of.get(id(entry[0]))
-            if slot is None:
-                slot = slot_of[id(entry[0])] = len(entries)
-                entries.append(entry)
-            slots[u] = slot
-        if not entries:
-            return
-        row_slot = slots[row_stream.ravel()]
-        for slot, (message, series_by_name) in enumerate(entries):
-            # Rows of every stream feeding this message, in arrival order (as frame by frame).
-            rows = np.flatnonzero(row_slot == slot)
+            if entry is not None:
+                spans.setdefault(id(entry[0]), (entry, []))[1].append((start, end))
+        for (message, series_by_name), parts in spans.values():
+            if len(parts) == 1:
+                rows = order[parts[0][0] : parts[0][1]]
+            else:  # one message from several streams: back in arrival order, as frame by frame
+                rows = np.sort(np.concatenate([order[a:b] for a, b in parts]))
             if len(rows) >= _VECTOR_MIN_ROWS and not message.is_container:
                 try:
                     self._decode_vectorised(message, series_by_name, cols, rows)
@@ -244,10 +240,11 @@ class LiveDecoder:
             if bad is not None and bad.any():
                 keep = ~bad
                 refused = int(np.count_nonzero(bad))
-        values = {
-            name: _physical(raws[name], message.get_signal_by_name(name), np.empty(len(good)))
-            for name in series_by_name
-        }
+        with np.errstate(invalid="ignore", over="ignore"):  # float payloads may hold NaN, inf
+            values = {
+                name: _scaled(raws[name], message.get_signal_by_name(name), np.empty(len(good)))
+                for name in series_by_name
+            }
         # Nothing above touched a series: an _Unsupported layout falls back cleanly.
         self.decode_errors += short + refused
         for name, series in series_by_name.items():
