@@ -1,7 +1,7 @@
 """The window's cloud parts: the Cloud menu, the Fleet dock and the status bar's link label.
 
-Kept beside ``main_window.py`` so the window itself only creates this object, feeds it the
-tick and stops it on close. The fleet watcher starts when the Fleet dock is first shown (the
+Kept beside ``main_window.py`` so the window itself only creates this object, collects its
+subscriptions to the workshop (:meth:`CloudControls.follow`) and stops it on close. The fleet watcher starts when the Fleet dock is first shown (the
 window does not reach for a broker unless asked) and stops with the window.
 """
 
@@ -17,7 +17,9 @@ from workshop_app.core.cloud.errors import CloudError
 from workshop_app.core.cloud.fleet import FleetWatcher
 from workshop_app.core.cloud.profile import CloudProfile, default_workshop_profile
 from workshop_app.core.history.errors import HistoryError
+from workshop_app.core.session import CaptureStats
 from workshop_app.core.sources.factory import SourceSpec
+from workshop_app.core.workshop import Subscription, WorkshopSession
 from workshop_app.gui.cloud_page import CLOUD_INTERFACE
 from workshop_app.gui.fleet_panel import FleetPanel
 from workshop_app.gui.link_status import cloud_link_status
@@ -132,8 +134,15 @@ class CloudControls(QObject):
         self.window.show_connect_dialog(page=PAGE_CLOUD)
 
     # -- status bar ---------------------------------------------------------------------------
+    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
+        """Show the cloud link's state and latency on every tick of ``workshop``."""
+        return [workshop.subscribe("stats", self._on_stats)]
+
+    def _on_stats(self, _stats: CaptureStats) -> None:
+        self.update_status()
+
     def update_status(self) -> None:
-        """On the window's tick: the cloud link's state and latency, hidden for other sources."""
+        """The cloud link's state and latency, hidden for other sources (on every tick)."""
         status = cloud_link_status(self.window.session.source)
         if status is None:
             self.link_label.hide()

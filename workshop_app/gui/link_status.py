@@ -1,12 +1,19 @@
 """What the status bar says about the connection: state, the gap while reconnecting, past gaps.
 
-Pure functions of the source's state (read on the GUI tick); the source's own threads do the
+Pure functions of the source's state, and :class:`LinkStatus`, the status bar's connection
+label, which follows the workshop and reads them on every tick; the source's own threads do the
 connecting, so nothing here waits for a bus or a network.
 """
 
 from __future__ import annotations
 
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QLabel, QStatusBar
+
+from workshop_app.core.session import CaptureStats
 from workshop_app.core.sources.base import FrameSource, SourceState
+from workshop_app.core.sources.reconnect import GapWatcher
+from workshop_app.core.workshop import Subscription, WorkshopSession
 
 # States whose text changes while they last (the gap grows, the retry reason changes).
 CHANGING_STATES = frozenset({SourceState.CONNECTING, SourceState.RECONNECTING})
@@ -72,3 +79,49 @@ def cloud_link_status(source: FrameSource) -> tuple[str, str] | None:
         return f"cloud link: vehicle offline · last ping {ping}", _RED
     # "reconnecting: <why>": the why goes to the tooltip, the status bar has little room.
     return f"cloud link {state.split(':', 1)[0]}…", _AMBER
+
+
+_GAP_MESSAGE_MS = 15_000  # a link lost/back line stays this long in the status bar
+
+
+class LinkStatus(QObject):
+    """The status bar's connection label, and a line in the status bar for each link gap.
+
+    :meth:`follow` repaints it on the ticks that can change it: another source, another state,
+    or a state whose text changes while it lasts. Events the workshop does not publish (a
+    disconnect, a failure reported by the bridge) call :meth:`refresh` directly.
+    """
+
+    def __init__(self, workshop: WorkshopSession, status_bar: QStatusBar) -> None:
+        super().__init__(status_bar)
+        self._workshop = workshop
+        self._status_bar = status_bar
+        self.label = QLabel()
+        self.label.setContentsMargins(8, 0, 8, 0)
+        status_bar.addPermanentWidget(self.label)
+        self._gap_watcher = GapWatcher(workshop.source)
+        self._shown_source: FrameSource | None = None
+        self._shown_state: SourceState | None = None
+        self.refresh()
+
+    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
+        """Keep the label and the gap lines up to date on every tick of ``workshop``."""
+        return [workshop.subscribe("stats", self._on_stats)]
+
+    def refresh(self) -> None:
+        """Show the source's state now."""
+        source = self._workshop.source
+        self._shown_source, self._shown_state = source, source.state
+        text, colour = source_status(source)
+        self.label.setText(text)
+        self.label.setStyleSheet(f"color: {colour}" if colour else "")
+
+    def _on_stats(self, _stats: CaptureStats) -> None:
+        source = self._workshop.source
+        if self._gap_watcher.source is not source:
+            self._gap_watcher = GapWatcher(source)
+        for line in self._gap_watcher.poll():
+            self._status_bar.showMessage(line, _GAP_MESSAGE_MS)
+        state = source.state
+        if source is not self._shown_source or state is not self._shown_state or state in CHANGING_STATES:
+            self.refresh()

@@ -40,7 +40,6 @@ from workshop_app.core.logs.playback import PlaybackSource
 from workshop_app.core.session import CaptureSession, CaptureStats
 from workshop_app.core.sources.base import FrameSource
 from workshop_app.core.sources.factory import SourceSpec
-from workshop_app.core.sources.reconnect import GapWatcher
 from workshop_app.core.types import Frame
 from workshop_app.core.workshop import WorkshopSession
 from workshop_app.gui.bit_view import BitView
@@ -50,7 +49,7 @@ from workshop_app.gui.cloud_window import CloudControls
 from workshop_app.gui.connect_dialog import ConnectDialog
 from workshop_app.gui.data_delegate import PayloadDelegate
 from workshop_app.gui.dtc_panel import DtcPanel
-from workshop_app.gui.link_status import CHANGING_STATES, failure_message, source_status
+from workshop_app.gui.link_status import LinkStatus, failure_message
 from workshop_app.gui.log_view import LogAnalysisView
 from workshop_app.gui.playback_bar import PlaybackBar
 from workshop_app.gui.plot_panel import PlotPanel
@@ -111,12 +110,15 @@ class MainWindow(WindowFilesMixin, QMainWindow):
         self._subscriptions = [
             *self.trace_model.follow(ws),
             *self.chrono_model.follow(ws),
-            ws.subscribe("stats", lambda _stats: self.plot_panel.refresh()),
+            *self.plot_panel.follow(ws),
             *self.record_panel.follow(ws),
-            ws.subscribe("stats", lambda _stats: self.transmit_panel.refresh()),
-            ws.subscribe("stats", lambda _stats: self.playback_bar.refresh()),
+            *self.transmit_panel.follow(ws),
+            *self.playback_bar.follow(ws),
+            *self.signal_browser.follow(ws),
             ws.subscribe("frames", self._on_frames),
             ws.subscribe("stats", self._on_stats),
+            *self.link_status.follow(ws),
+            *self.cloud.follow(ws),
             ws.subscribe("source", self._on_source_switched),
         ]
 
@@ -279,15 +281,14 @@ class MainWindow(WindowFilesMixin, QMainWindow):
         self._refresh_recent_menus()
 
     def _build_status_bar(self) -> None:
-        self.source_label = QLabel()
+        self.link_status = LinkStatus(self.workshop, self.statusBar())  # the connection, first
+        self.source_label = self.link_status.label
         self.load_label = QLabel()
         self.rate_label = QLabel()
         self.dropped_label = QLabel()
-        for label in (self.source_label, self.load_label, self.rate_label, self.dropped_label):
+        for label in (self.load_label, self.rate_label, self.dropped_label):
             label.setContentsMargins(8, 0, 8, 0)
             self.statusBar().addPermanentWidget(label)
-        self._gap_watcher = GapWatcher(self.session.source)
-        self._update_source_label()
 
     # -- settings -----------------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -405,8 +406,7 @@ class MainWindow(WindowFilesMixin, QMainWindow):
         self.bridge.reset_failure()
         self._update_source_label()
 
-    def _on_source_switched(self, source: FrameSource) -> None:
-        self.playback_bar.set_source(source if isinstance(source, PlaybackSource) else None)  # --replay too
+    def _on_source_switched(self, _source: FrameSource) -> None:
         self.chrono_model.clear()
         self._update_title()
 
@@ -457,22 +457,10 @@ class MainWindow(WindowFilesMixin, QMainWindow):
             text += f" · decode errors {decode_errors:,}"
         self.dropped_label.setText(text)
         self.dropped_label.setStyleSheet("color: #d1242f" if st.dropped else "")
-        source = self.session.source
-        if self._gap_watcher.source is not source:
-            self._gap_watcher = GapWatcher(source)
-        for line in self._gap_watcher.poll():
-            self.statusBar().showMessage(line, 15000)
-        if source.state is not self._shown_state or source.state in CHANGING_STATES:
-            self._update_source_label()
-        self.cloud.update_status()
 
     def _update_source_label(self) -> None:
-        source = self.session.source
-        state = source.state
-        self._shown_state = state
-        text, colour = source_status(source)
-        self.source_label.setText(text)
-        self.source_label.setStyleSheet(f"color: {colour}" if colour else "")
+        # After what the workshop publishes no event for: a connect, a disconnect, a failure.
+        self.link_status.refresh()
 
     def _update_title(self) -> None:
         self.setWindowTitle(f"Workshop — {self.session.source.describe()}")

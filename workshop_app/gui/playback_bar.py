@@ -1,4 +1,9 @@
-"""PlaybackBar: play, pause, step, seek, speed and loop for a log playing into the trace."""
+"""PlaybackBar: play, pause, step, seek, speed and loop for a log playing into the trace.
+
+It follows the workshop (:meth:`PlaybackBar.follow`): a switch to a playback source (a log
+loaded in the window, a ``--replay``) shows the bar with that source's controls, any other
+source hides it, and every tick moves the slider.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
 from workshop_app.core.logs.playback import PlaybackSource
-from workshop_app.core.sources.base import SourceState
+from workshop_app.core.session import CaptureStats
+from workshop_app.core.sources.base import FrameSource, SourceState
+from workshop_app.core.workshop import Subscription, WorkshopSession
 
 SPEEDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 100.0)
 _STEPS = 10_000  # slider resolution
 
 
 class PlaybackBar(QWidget):
-    """Controls of one PlaybackSource; ``refresh`` (on the GUI tick) moves the slider."""
+    """Controls of one PlaybackSource; ``refresh`` (on the workshop's tick) moves the slider."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -44,6 +51,17 @@ class PlaybackBar(QWidget):
         layout.addWidget(self.position_label)
         layout.addWidget(self.loop_check)
         self.setVisible(False)
+
+    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
+        """Show the controls of the workshop's playback source, from now and at every switch."""
+        self._on_source(workshop.source)
+        return [workshop.subscribe("source", self._on_source), workshop.subscribe("stats", self._on_stats)]
+
+    def _on_source(self, source: FrameSource) -> None:
+        self.set_source(source if isinstance(source, PlaybackSource) else None)
+
+    def _on_stats(self, _stats: CaptureStats) -> None:
+        self.refresh()
 
     def set_source(self, source: PlaybackSource | None) -> None:
         """Show ``source``'s controls; the bar takes its speed and loop from the source (a

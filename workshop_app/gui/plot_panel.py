@@ -1,8 +1,9 @@
 """PlotPanel: stacked live plots of decoded signals over one shared time axis.
 
 Every curve reads a SignalSeries the session's LiveDecoder fills; the panel only subscribes,
-copies arrays and draws. ``refresh`` (connected to ``CaptureBridge.ticked``) touches only
-curves whose series grew, so an idle plot costs almost nothing per tick.
+copies arrays and draws. ``refresh`` (on every tick of the workshop it follows, :meth:`PlotPanel.follow`)
+touches only curves whose series grew, so an idle plot costs almost nothing per tick. Saving and
+restoring the plots as a layout file is ``plot_panel_layouts.py``.
 
 Time is seconds since the first frame of the session (the earliest first-seen timestamp in
 the FrameStore when the panel first finds data); the origin never moves afterwards, so a
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,19 +22,16 @@ from PySide6.QtCore import QEvent, QPointF, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
-    QMessageBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from workshop_app.core.errors import WorkshopError
-from workshop_app.core.plot_layout import PlotLayout, PlotSpec, PlotTrace
-from workshop_app.core.session import CaptureSession
+from workshop_app.core.session import CaptureSession, CaptureStats
+from workshop_app.core.workshop import Subscription, WorkshopSession
 from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item, tool_button
 from workshop_app.gui.plot_items import (
     PALETTE,
@@ -45,6 +42,7 @@ from workshop_app.gui.plot_items import (
     state_span_of,
     states_of,
 )
+from workshop_app.gui.plot_panel_layouts import PlotLayoutsMixin
 
 if TYPE_CHECKING:
     from workshop_app.gui.plot_canvas import PlotCanvas
@@ -61,7 +59,7 @@ WINDOWS: tuple[tuple[str, float | None], ...] = (
 SERIES_CAPACITY = 100_000  # samples kept per signal: ~17 min of a 10 ms message
 
 
-class PlotPanel(QWidget):
+class PlotPanel(PlotLayoutsMixin, QWidget):
     """Stacked plots of live signals sharing one time axis, with follow-live, cursor and layouts.
 
     Example::
@@ -69,7 +67,7 @@ class PlotPanel(QWidget):
         panel = PlotPanel(session)
         panel.add_signal("ENGINE_DATA", "EngineSpeed")     # a new plot at the bottom: returns 0
         panel.add_signal("ENGINE_DATA", "EngineLoad", 0)   # into the same plot
-        bridge.ticked.connect(panel.refresh)
+        subscriptions = panel.follow(workshop)             # redraws on every tick
     """
 
     live_changed = Signal(bool)  # following the newest data (True) or paused (False)
@@ -276,6 +274,13 @@ class PlotPanel(QWidget):
         """Absolute timestamp shown as 0 s (None until the first frame arrives)."""
         return self._t0
 
+    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
+        """Redraw on every tick of ``workshop`` (quiet ticks too: the live view keeps moving)."""
+        return [workshop.subscribe("stats", self._on_stats)]
+
+    def _on_stats(self, _stats: CaptureStats) -> None:
+        self.refresh()
+
     def refresh(self, _frames: int = 0) -> None:
         """Redraw curves whose series changed and follow the newest data (call once per tick)."""
         if self.session.source is not self._source:
@@ -390,51 +395,6 @@ class PlotPanel(QWidget):
         """The legend lines of a plot as shown (name, unit and the value at the cursor)."""
         legend = self._plots[plot_index].item.legend
         return [label.text for _, label in legend.items] if legend is not None else []
-
-    # --- layouts -----------------------------------------------------------------------------
-
-    def plot_layout_state(self) -> PlotLayout:
-        """The plots, their signals and colours, fixed y ranges and the time window."""
-        specs = []
-        for plot in self._plots:
-            view = plot.item.getViewBox()
-            y_range = None
-            if not view.autoRangeEnabled()[1]:
-                lo, hi = view.viewRange()[1]
-                y_range = (float(lo), float(hi))
-            traces = tuple(PlotTrace(c.message, c.signal, c.colour) for c in plot.curves)
-            specs.append(PlotSpec(traces, y_range))
-        return PlotLayout(tuple(specs), self._window)
-
-    def restore_plot_layout(self, layout: PlotLayout, *, drop_missing: bool = False) -> list[str]:
-        """Replace the plots with ``layout``; returns "message.signal" of traces not in the databases.
-
-        ``drop_missing`` leaves out a plot none of whose signals the databases know (a layout
-        remembered from another car), rather than showing it empty.
-        """
-        self.clear()
-        missing: list[str] = []
-        for spec in layout.plots:
-            index = self.add_plot()
-            for trace in spec.traces:
-                try:
-                    self.add_signal(trace.message, trace.signal, index, trace.colour)
-                except KeyError:
-                    missing.append(f"{trace.message}.{trace.signal}")
-            if drop_missing and spec.traces and not self._plots[index].curves:
-                self.remove_plot(index)
-                continue
-            if spec.y_range is not None:
-                self._plots[index].item.getViewBox().setYRange(*spec.y_range, padding=0)
-        self.set_window(layout.window_seconds)
-        return missing
-
-    def save_layout(self, path: str | Path) -> None:
-        self.plot_layout_state().save(path)
-
-    def load_layout(self, path: str | Path) -> list[str]:
-        """Load a layout file (``PlotLayoutError`` naming the file if it is unusable)."""
-        return self.restore_plot_layout(PlotLayout.load(path))
 
     # --- internals: data ---------------------------------------------------------------------
 
@@ -569,26 +529,3 @@ class PlotPanel(QWidget):
     def _on_remove_curve_chosen(self, plot: Lane, curve: Curve) -> None:
         if plot in self._plots and curve in plot.curves:
             self.remove_signal(curve.message, curve.signal, self._plots.index(plot))
-
-    def _on_save_layout_chosen(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save plot layout", "", "Plot layouts (*.json)")
-        if not path:
-            return
-        try:
-            self.save_layout(path)
-        except WorkshopError as exc:
-            QMessageBox.warning(self, "Save plot layout", str(exc))
-
-    def _on_load_layout_chosen(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load plot layout", "", "Plot layouts (*.json)")
-        if not path:
-            return
-        try:
-            missing = self.load_layout(path)
-        except WorkshopError as exc:
-            QMessageBox.warning(self, "Load plot layout", str(exc))
-            return
-        if missing:
-            QMessageBox.information(
-                self, "Load plot layout", "Not in the loaded databases:\n" + "\n".join(missing)
-            )

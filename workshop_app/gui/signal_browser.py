@@ -2,6 +2,9 @@
 
 Signals are dragged from here onto a PlotPanel (MIME type ``application/x-workshop-signal``,
 payload ``message\\tsignal`` in UTF-8) or double-clicked, which emits ``signal_activated``.
+Following a workshop (:meth:`SignalBrowser.follow`), the tree is rebuilt on the first tick after
+its databases changed, whoever changed them; the window also calls :meth:`~SignalBrowser.reload`
+right after it loads a database, so the tree does not wait for a tick then.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTreeView, QVBoxLayout, QWidget
 
 from workshop_app.core.decode.database import DatabaseSet, LoadedDatabase
+from workshop_app.core.session import CaptureStats
+from workshop_app.core.workshop import Subscription, WorkshopSession
 
 if TYPE_CHECKING:
     from cantools.database.can import Message
@@ -105,6 +110,7 @@ class SignalBrowser(QWidget):
     def __init__(self, databases: DatabaseSet, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.databases = databases
+        self._shown: list[LoadedDatabase] = []  # the databases the tree was built from
 
         self.search_edit = QLineEdit()
         self.search_edit.setPlaceholderText("Search message, signal, id, unit or comment")
@@ -140,12 +146,22 @@ class SignalBrowser(QWidget):
 
     # --- public API ------------------------------------------------------------------------
 
+    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
+        """Rebuild the tree on the first tick of ``workshop`` after its databases changed."""
+        return [workshop.subscribe("stats", self._on_stats)]
+
+    def _on_stats(self, _stats: CaptureStats) -> None:
+        # Adding or removing a database replaces the set's entries: one identity comparison a tick.
+        if list(map(id, self.databases.databases)) != list(map(id, self._shown)):
+            self.reload()
+
     def reload(self) -> None:
         """Rebuild the tree from the DatabaseSet (call after databases were added or removed)."""
+        self._shown = self.databases.databases
         self.model.clear()
         self.model.setHorizontalHeaderLabels(list(COLUMNS))
         root = self.model.invisibleRootItem()
-        for loaded in self.databases.databases:
+        for loaded in self._shown:
             root.appendRow(self._database_row(loaded))
         self._apply_expansion()
         for column, width in enumerate((180, 80, 60, 110, 90)):

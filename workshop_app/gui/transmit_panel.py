@@ -3,8 +3,9 @@
 A thin client of the core's :class:`TransmitJobs` (the same jobs ``workshop send`` runs): the
 panel edits and displays, the jobs own the frames and the one transmit thread. One-shot sends
 go through ``gui/workers.run_job`` so a stalled adapter never freezes the window.
-:meth:`TransmitPanel.refresh` re-reads the jobs; the window calls it from its tick, so the
-table follows the jobs without any signal per frame. The parts: ``transmit_jobs_table.py``
+:meth:`TransmitPanel.refresh` re-reads the jobs on every tick of the workshop the panel
+follows (:meth:`TransmitPanel.follow`), so the table follows the jobs without any signal per frame;
+the message list follows the workshop's databases the same way. The parts: ``transmit_jobs_table.py``
 (the table) and ``transmit_signal_editor.py`` (one signal's editor).
 """
 
@@ -33,12 +34,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.core.decode.database import DatabaseSet, LoadedDatabase
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.jobs import CancelToken, ProgressFn
+from workshop_app.core.session import CaptureStats
 from workshop_app.core.transmit_encode import SignalValue, frame_signals, parse_hex_data
 from workshop_app.core.transmit_jobs import JobStatus, TransmitJob, TransmitJobs
 from workshop_app.core.types import Frame
+from workshop_app.core.workshop import Subscription, WorkshopSession
 from workshop_app.gui.transmit_jobs_table import (
     COL_CONTENT,
     COL_SENT,
@@ -83,6 +86,7 @@ class TransmitPanel(QWidget):
         self.sends_done = 0  # sends finished (sent or failed), for scripts and tests to wait on
         self._editors: dict[str, SignalEditor] = {}
         self._message: Message | None = None
+        self._listed: list[LoadedDatabase] = []  # the databases the message list was filled from
 
         self.notice_label = QLabel()
         self.notice_label.setWordWrap(True)
@@ -222,10 +226,11 @@ class TransmitPanel(QWidget):
     def reload_databases(self) -> None:
         """Fill the message list again (after databases were added or removed)."""
         current = self.message_combo.currentData()
+        self._listed = self.databases.databases
         self.message_combo.blockSignals(True)
         self.message_combo.clear()
         seen: set[str] = set()
-        messages = [m for entry in self.databases.databases for m in entry.db.messages]
+        messages = [m for entry in self._listed for m in entry.db.messages]
         for message in sorted(messages, key=lambda m: m.name.lower()):
             if message.name in seen:
                 continue  # the scheduler resolves a name to the first database that has it
@@ -325,6 +330,17 @@ class TransmitPanel(QWidget):
     def scheduler(self) -> TransmitJobs:
         """The transmit jobs (the name the window used before ``jobs``)."""
         return self.jobs
+
+    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
+        """Show the jobs on every tick of ``workshop``, and its databases once they change."""
+        return [workshop.subscribe("stats", self._on_stats)]
+
+    def _on_stats(self, _stats: CaptureStats) -> None:
+        # A database added or removed (the window, a script) replaces the set's entries: one
+        # identity comparison per tick, the message list is rebuilt only then.
+        if list(map(id, self.databases.databases)) != list(map(id, self._listed)):
+            self.reload_databases()
+        self.refresh()
 
     def refresh(self) -> None:
         """Show the jobs and their notice (cheap when nothing changed)."""
