@@ -130,3 +130,36 @@ def test_a_spec_builds_its_own_source_and_the_diagnostics_are_built_once():
     assert session.databases is session.capture.databases
     assert session.diagnostics is session.diagnostics
     session.close()
+
+
+def test_columns_subscribers_get_the_batch_as_columns_built_only_when_asked(channel):
+    session = WorkshopSession(AdapterSource(FrameRing(), BusConfig("virtual", channel)))
+    sent = [_frame(0x123, b"\x01\x02", channel, 1.0), _frame(0x1ABCDEF, bytes(12), channel, 1.5)]
+    sent[1] = Frame(1.5, 0x1ABCDEF, bytes(range(12)), channel, is_extended=True, is_fd=True)
+    session.capture.ring.push_many(sent)
+    quiet = session.tick()  # nobody listens: the in-process batch stays Frame objects
+    assert quiet.batch.has_frames and quiet.batch._columns is None
+
+    got: list[object] = []
+    session.subscribe("columns", got.append)
+    session.capture.ring.push_many(sent)
+    result = session.tick()
+    (cols,) = got
+    assert cols is result.columns and cols.to_frames() == sent  # type: ignore[attr-defined]
+    assert result.frames == sent and len(result) == 2
+
+
+def test_a_columnar_ring_is_taken_in_without_frames(channel):
+    from workshop_app.core.capture.column_ring import ColumnRing
+    from workshop_app.core.capture.columns import FrameColumns
+
+    frames = [_frame(0x100 + i % 3, bytes([i % 256, 7]), channel, 0.01 * i) for i in range(300)]
+    session = WorkshopSession(AdapterSource(ColumnRing(), BusConfig("virtual", channel)), max_frames=200)
+    session.capture.ring.push_columns(FrameColumns.from_frames(frames))
+    first, second = session.tick(), session.tick()
+    assert (len(first), len(second)) == (200, 100)
+    assert not first.batch.has_frames  # the store and decoder took the columns as they are
+    assert first.changed == {(channel, 0x100 + i, False) for i in range(3)}
+    stats = session.capture.store.get(channel, 0x101)
+    assert stats is not None and stats.count == 100 and stats.last_ts == pytest.approx(0.01 * 298)
+    assert first.frames + second.frames == frames

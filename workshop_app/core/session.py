@@ -10,7 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workshop_app.core.bittiming import frame_bits
+from workshop_app.core.capture.batch import FrameBatch
+from workshop_app.core.capture.bus_time import bus_seconds, bus_seconds_columns
+from workshop_app.core.capture.column_ring import ColumnRing
 from workshop_app.core.capture.recorder import Recorder, RecordingSummary
 from workshop_app.core.capture.store import FrameStore, MessageKey
 from workshop_app.core.decode.database import DatabaseSet
@@ -84,23 +86,40 @@ class CaptureSession:
 
     def tick_changes(self, max_frames: int | None = None) -> tuple[list[Frame], set[MessageKey]]:
         """As :meth:`tick`, plus the keys of the message streams the batch touched."""
-        frames = self.ring.drain(max_frames)
+        batch, changed = self.tick_batch(max_frames)
+        return batch.frames, changed
+
+    def tick_batch(self, max_frames: int | None = None) -> tuple[FrameBatch, set[MessageKey]]:
+        """As :meth:`tick_changes`, with the batch in the form the ring holds it: a columnar
+        ring (a capture process's) is taken in as columns, without a Frame per frame."""
         bitrate = self.source.bitrate
         changed: set[MessageKey] = set()
-        if frames:
-            changed = self.store.ingest(frames)
-            self.decoder.process(frames)
-            if self.recorder is not None:
-                self.recorder.write(frames)
+        if isinstance(self.ring, ColumnRing):
+            batch = FrameBatch(columns=self.ring.drain_columns(max_frames))
+            if batch:
+                changed = self.store.ingest_columns(batch.columns)
+                self.decoder.process_columns(batch.columns)
+        else:
+            batch = FrameBatch(self.ring.drain(max_frames))
+            if batch:
+                changed = self.store.ingest(batch.frames)
+                self.decoder.process(batch.frames)
+        if batch:
+            if self.recorder is not None and self.recorder.takes_frames:
+                self.recorder.write(batch.frames)
             if bitrate:
-                self._busy_s += _bus_seconds(frames, bitrate, self.source.data_bitrate)
+                data_bitrate = self.source.data_bitrate
+                if batch.has_frames:
+                    self._busy_s += bus_seconds(batch.frames, bitrate, data_bitrate)
+                else:
+                    self._busy_s += bus_seconds_columns(batch.columns, bitrate, data_bitrate)
         now = time.monotonic()
         if now - self._rate_t0 >= 1.0:
             elapsed = now - self._rate_t0
             self._fps = (self.store.total_frames - self._rate_n0) / elapsed
             self._load = self._busy_s / elapsed / self.source.channel_count if bitrate else None
             self._rate_t0, self._rate_n0, self._busy_s = now, self.store.total_frames, 0.0
-        return frames, changed
+        return batch, changed
 
     def start_recording(self, path: str | Path) -> Recorder:
         if self.recorder is not None:
@@ -127,28 +146,3 @@ class CaptureSession:
             rec.frames_dropped if rec else 0,
             self._load,
         )
-
-
-# Frames per tick whose exact length is computed; the rest are scaled from them. Stuff bits
-# make every frame's length depend on its bits (~3 µs each): a 256-frame sample per tick keeps
-# the estimate within about a percent at a fraction of the cost.
-_LOAD_SAMPLE = 256
-
-
-def _bus_seconds(frames: list[Frame], bitrate: int, data_bitrate: int | None) -> float:
-    """Time the frames occupied the bus (ISO 11898-1 lengths with stuff bits, own tx included)."""
-    step = max(1, len(frames) // _LOAD_SAMPLE)
-    nominal = data = counted = 0
-    for f in frames[::step]:
-        if f.is_error:
-            continue
-        n, d = frame_bits(
-            f.arbitration_id, f.is_extended, f.data, is_fd=f.is_fd, bitrate_switch=f.bitrate_switch
-        )
-        nominal += n
-        data += d
-        counted += 1
-    if not counted:
-        return 0.0
-    scale = sum(1 for f in frames if not f.is_error) / counted if step > 1 else 1.0
-    return (nominal / bitrate + data / (data_bitrate or bitrate)) * scale

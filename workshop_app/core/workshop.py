@@ -8,12 +8,17 @@ its loop) and learn what happened by subscribing to events instead of polling ev
 kind     payload                                 when
 ======== ======================================= ==========================================
 frames   ``list[Frame]``, the tick's batch        a tick took frames
+columns  ``FrameColumns``, the same batch         a tick took frames
 changed  ``set[MessageKey]`` the batch touched    a tick took frames
 stats    ``CaptureStats``                         every tick (counters, rates, backlog)
 source   the new ``FrameSource``                  after :meth:`switch_source`
 recording ``Recorder`` when started,              a recording starts or stops (a source
          ``RecordingSummary`` when stopped        switch stops one too)
 ======== ======================================= ==========================================
+
+A batch is built in the form a subscriber asks for, and only if somebody asks: the window's
+panels take ``columns``, so a capture process's batches reach them without a Frame per frame;
+the fault watch's triggers take ``frames`` while they are armed.
 
 Threads: subscribers run synchronously on the thread that calls ``tick``/``switch_source``/
 ``start_recording`` — the GUI thread in the window, the main thread in the CLI — so a Qt
@@ -33,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workshop_app.core.capture.batch import FrameBatch
+from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.process import make_capture_session
 from workshop_app.core.capture.recorder import Recorder, RecordingSummary
 from workshop_app.core.capture.ring import FrameRing
@@ -53,7 +60,7 @@ from workshop_app.core.types import Frame
 # buses. A burst (a replay at full speed, a backlog after a pause) is spread over ticks.
 TICK_MAX_FRAMES = 5_000
 
-EVENT_KINDS = ("frames", "changed", "stats", "source", "recording")
+EVENT_KINDS = ("frames", "columns", "changed", "stats", "source", "recording")
 
 Subscriber = Callable[[Any], None]
 Subscription = tuple[str, Subscriber]  # what unsubscribe() takes back
@@ -61,14 +68,22 @@ Subscription = tuple[str, Subscriber]  # what unsubscribe() takes back
 
 @dataclass(frozen=True, slots=True)
 class TickResult:
-    """What one tick took: the frames, the message streams they touched, what is left."""
+    """What one tick took: the batch, the message streams it touched, what is left."""
 
-    frames: list[Frame] = field(default_factory=list)
+    batch: FrameBatch = field(default_factory=FrameBatch)
     changed: frozenset[MessageKey] = frozenset()
     backlog: int = 0  # frames still waiting in the ring (more than one tick's share arrived)
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.batch)
+
+    @property
+    def frames(self) -> list[Frame]:
+        return self.batch.frames
+
+    @property
+    def columns(self) -> FrameColumns:
+        return self.batch.columns
 
 
 class WorkshopSession:
@@ -164,10 +179,13 @@ class WorkshopSession:
     def tick(self, max_frames: int | None = None) -> TickResult:
         """Take at most ``max_frames`` (default :data:`TICK_MAX_FRAMES`) from the ring into the
         store, decoder and recorder, then tell the subscribers."""
-        frames, changed = self.capture.tick_changes(max_frames or self.max_frames)
-        result = TickResult(frames, frozenset(changed), self.capture.ring.backlog)
-        if frames:
-            self._publish("frames", frames)
+        batch, changed = self.capture.tick_batch(max_frames or self.max_frames)
+        result = TickResult(batch, frozenset(changed), self.capture.ring.backlog)
+        if batch:
+            if self._subscribers["frames"]:
+                self._publish("frames", batch.frames)
+            if self._subscribers["columns"]:
+                self._publish("columns", batch.columns)
             self._publish("changed", result.changed)
         self._publish("stats", self.capture.stats)
         return result

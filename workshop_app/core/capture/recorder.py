@@ -290,6 +290,10 @@ class Recorder:
     >>> rec.stop().frames_written              # doctest: +SKIP
     """
 
+    # False for a recording kept elsewhere (a capture process's): the tick then need not
+    # build Frame objects just to hand them to a write that ignores them.
+    takes_frames = True
+
     def __init__(self, path: str | Path, *, max_queued_frames: int = 2_000_000) -> None:
         self.path = Path(path)
         self._writer = open_writer(self.path)
