@@ -11,10 +11,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import can
+import isotp
 import numpy as np
 import pytest
+import udsoncan
 from helpers.processes import ENV, WORKSHOP
 from helpers.waiting import wait_until
+from udsoncan.client import Client
+from udsoncan.common.MemoryLocation import MemoryLocation
+from udsoncan.connections import PythonIsoTpConnection
 
 from workshop_app.cli import main
 from workshop_app.core.capture.columns import EXTENDED, RX, FrameColumns
@@ -27,11 +32,16 @@ from workshop_app.core.diag.ecu_spec import demo_vehicle_spec
 from workshop_app.core.diag.model import ScanLabel, ScanResult
 from workshop_app.core.diag.scan import ScanOptions
 from workshop_app.core.history import HistoryStore
+from workshop_app.core.sim.demo_vehicle import DemoVehicle
+from workshop_app.core.sim.ecus import EcuNetwork
+from workshop_app.core.sim.ecus.flash_memory import FLASH_LAYOUTS
+from workshop_app.core.sim.socketcand_server import SocketcandServer
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.reconnect import NO_RECONNECT
 from workshop_app.core.sources.simulator import SimulatorSource
 from workshop_app.core.types import Frame
+from workshop_app.core.update import protocol as proto
 from workshop_app.core.workshop import WorkshopSession
 
 SPEC = demo_vehicle_spec()
@@ -182,6 +192,70 @@ def test_the_window_opens_on_a_capture_process_when_asked(tmp_path: Path) -> Non
             proc.communicate()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+@pytest.fixture
+def parked_car(tmp_path: Path) -> Iterator[tuple[SourceSpec, EcuNetwork]]:
+    """The car parked (engine off, time all but still) with its bootloaders, over socketcand."""
+    channel = f"cp-flash-{os.getpid()}-{tmp_path.name}"
+    buses = [can.Bus(interface="virtual", channel=channel) for _ in range(3)]
+    car = DemoVehicle(buses[0], time_scale=1e-6)
+    net = EcuNetwork(buses[1], car, flash_dir=tmp_path / "flash")
+    server = SocketcandServer(buses[2], host="127.0.0.1", port=0, channel="can0")
+    try:
+        net.ecu("ECM").bootloader.timing.erase_seconds = 0.1  # type: ignore[union-attr]
+        car.start()
+        net.start()
+        server.start()
+        host, port = server.address
+        yield (
+            SourceSpec(interface="socketcand", host=host, port=port, channel="can0", capture_process=True),
+            net,
+        )
+    finally:
+        server.stop()
+        net.stop()
+        car.stop()
+        for b in buses:
+            b.shutdown()
+
+
+def test_an_ecu_is_programmed_through_the_capture_process(parked_car: tuple[SourceSpec, EcuNetwork]) -> None:
+    spec, net = parked_car
+    ecm = SPEC.ecu("ECM")
+    layout = FLASH_LAYOUTS["ECM"]
+    image = bytes((i * 131 + (i >> 8)) & 0xFF for i in range(48 * 1024))
+    session = ProcessCaptureSession(spec)
+    session.start()
+    try:
+        source = session.capture_source
+        assert source.bus is not None and source.notifier is not None
+        address = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=ecm.request_id, rxid=ecm.response_id)
+        stack = isotp.NotifierBasedCanStack(
+            source.bus, source.notifier, address=address, params={"tx_padding": 0xAA}
+        )
+        config = dict(udsoncan.configs.default_client_config)
+        config.update({"use_server_timing": False, "request_timeout": 30, "p2_timeout": 2.0})
+        with Client(PythonIsoTpConnection(stack), config=config) as client:  # type: ignore[arg-type]
+            client.change_session(proto.EXTENDED_SESSION)
+            client.control_dtc_setting(0x02)
+            client.communication_control(0x03, 0x01)
+            client.change_session(proto.PROGRAMMING_SESSION)
+            seed = client.request_seed(proto.PROGRAMMING_SECURITY_LEVEL).service_data.seed
+            client.send_key(proto.PROGRAMMING_SECURITY_LEVEL + 1, proto.demo_programming_key(seed))
+            record = bytes((proto.ADDRESS_AND_LENGTH_FORMAT,)) + layout.start.to_bytes(4, "big")
+            client.start_routine(proto.ROUTINE_ERASE_MEMORY, record + layout.size.to_bytes(4, "big"))
+            location = MemoryLocation(layout.start, len(image), address_format=32, memorysize_format=32)
+            block = int(client.request_download(location).service_data.max_length) - 2
+            for n, offset in enumerate(range(0, len(image), block)):
+                client.transfer_data((n + 1) & 0xFF, image[offset : offset + block])
+            client.request_transfer_exit()
+        flash = net.ecu("ECM").flash
+        assert flash is not None and flash.read(layout.start, len(image)) == image
+        # Every frame of the transfer passed the capture process, and none was lost on the way.
+        assert session.drops.link == session.drops.receive == 0
+    finally:
+        session.stop()
 
 
 # -- the LinkBus --------------------------------------------------------------------------------

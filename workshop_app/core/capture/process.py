@@ -30,6 +30,7 @@ import multiprocessing
 import pickle
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -219,6 +220,12 @@ class CaptureProcessSource(FrameSource):
         self._recording_reply: tuple[Any, ...] | None = None
         self._initial_record: Path | None = None  # asked for before the capture process started
         self._send_lock = threading.Lock()  # commands may come from transmit threads too
+        # Frames to send, written to the pipe in batches by one writer thread: a sender (an
+        # ISO-TP transfer's thousands of frames) never waits for the capture process to read.
+        self._outbox: deque[Frame] = deque()
+        self._outbox_cond = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._writer_closing = False
         self._open_failed = False  # the capture process could not open its sources
         self._stopped_reply = False
         # State the pipe reader thread changes; waiters (wait_for) sleep on it.
@@ -341,6 +348,7 @@ class CaptureProcessSource(FrameSource):
     def _close(self) -> None:
         with self._cond:
             self._stopping = True
+        self._stop_writer()  # frames sent before the stop go out before it
         if self._conn is not None:
             # Already gone: the reader sees the end of the pipe.
             with contextlib.suppress(SourceError):
@@ -409,8 +417,40 @@ class CaptureProcessSource(FrameSource):
             raise SourceError(f"{self.describe()} cannot transmit")
         if self.state is not SourceState.RUNNING:
             raise SourceError(f"{self.describe()} is not connected")
-        self.command(("send", frame))
+        with self._outbox_cond:
+            if self._writer is None:
+                self._writer_closing = False
+                self._writer = threading.Thread(
+                    target=self._write_frames, name="capture-link-writer", daemon=True
+                )
+                self._writer.start()
+            self._outbox.append(frame)
+            self._outbox_cond.notify()
         self.frames_sent += 1
+
+    def _write_frames(self) -> None:
+        """The writer thread: every frame queued since its last write, in one command."""
+        while True:
+            with self._outbox_cond:
+                while not self._outbox and not self._writer_closing:
+                    self._outbox_cond.wait()
+                frames = tuple(self._outbox)
+                self._outbox.clear()
+                if not frames:
+                    return  # closing, and everything was written
+            try:
+                self.command(("send", *frames))
+            except SourceError as exc:  # the capture process is gone: a restart does not resend
+                self.send_error = f"{len(frames)} frame(s) not sent: {exc}"
+
+    def _stop_writer(self) -> None:
+        """Write what is queued, then end the writer thread."""
+        with self._outbox_cond:
+            writer, self._writer = self._writer, None
+            self._writer_closing = True
+            self._outbox_cond.notify()
+        if writer is not None:
+            writer.join(REPLY_TIMEOUT)
 
     def start_recording(self, path: Path) -> RemoteRecorder:
         """Record in the capture process; before :meth:`start`, from its first frame on."""

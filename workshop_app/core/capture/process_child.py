@@ -5,17 +5,19 @@ context. Threads here:
 
 - the source's own receive threads push into the ring (as in one process);
 - the main loop drains the ring every :data:`TICK` seconds, hands the batch to the recorder
-  and queues it, packed as columns, for the window; it drains at once when the command thread
-  wakes it (a frame to send) or a receive thread does (a frame of an id the window tapped for
-  diagnostics, :class:`TapRing`);
+  and queues it, packed as columns, for the window; it drains at once when a receive thread
+  wakes it (a frame of an id the window tapped for diagnostics, :class:`TapRing`) or the command
+  thread does (a command for it);
 - the sender thread writes queued messages to the pipe (it may block while the window is
   busy; the queue is bounded and what does not fit is counted as dropped on the link);
-- the command thread reads the window's commands. When the window's process dies the pipe
-  ends, and the recording is finished and closed here before this process exits.
+- the command thread reads the window's commands; it sends the frames it is given itself (a
+  source's send is safe beside its receive threads) and sets the tap, the rest go to the main
+  loop. When the window's process dies the pipe ends, and the recording is finished and
+  closed here before this process exits.
 
 Wire: to the window, ``send_bytes`` of ``b"F"`` + a packed :class:`FrameColumns` or ``b"C"`` +
 a pickled control tuple; from the window, pickled command tuples (``conn.send``): ``record``,
-``stop_record``, ``send``, ``tap`` (ids to send at once; None: every id, at :data:`FAST_TICK`),
+``stop_record``, ``send`` (one or more frames), ``tap`` (ids to send at once; None: every id, at :data:`FAST_TICK`),
 ``stop``.
 """
 
@@ -221,11 +223,25 @@ def run(
                 ended.set()
                 wake.set()
                 return
+            kind = cmd[0]
+            if kind == "send":  # ("send", frame, ...): the frames queued in the window meanwhile
+                # Sent from this thread, at once: an ISO-TP transfer sends thousands of frames
+                # back to back, and a hop through the main loop would cost a wake-up each.
+                for frame in cmd[1:]:
+                    try:
+                        source.send(frame)
+                    except Exception as exc:
+                        link.control(("send_failed", plain_reason(exc)))
+                continue
+            if kind == "tap":
+                ring.set_tap(cmd[1])
+                wake.set()  # the new tick applies now
+                continue
             commands.append(cmd)
-            if cmd[0] == "stop":
+            if kind == "stop":
                 ended.set()
-            wake.set()  # a frame to send or a tap to change: now, not at the next tick
-            if cmd[0] == "stop":
+            wake.set()
+            if kind == "stop":
                 return
 
     def terminated(_signum: int, _frame: object) -> None:
@@ -266,17 +282,9 @@ def run(
                     link.control(("recording", str(recorder.path), recorder.started, None))
                 except Exception as exc:
                     link.control(("recording", str(cmd[1]), time.time(), plain_reason(exc)))
-            elif kind == "stop_record":
-                if recorder is not None:
-                    link.control(("recorded", recorder.stop()))
-                    recorder = None
-            elif kind == "send":
-                try:
-                    source.send(cmd[1])
-                except Exception as exc:
-                    link.control(("send_failed", plain_reason(exc)))
-            elif kind == "tap":
-                ring.set_tap(cmd[1])
+            elif kind == "stop_record" and recorder is not None:
+                link.control(("recorded", recorder.stop()))
+                recorder = None
         if ended.is_set() and not commands:
             break
         _pump(ring, recorder, link)
