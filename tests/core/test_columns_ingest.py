@@ -288,3 +288,21 @@ def test_frame_columns_slices_concat_rows_and_empty():
     assert FrameColumns.concat([ca]) is ca
     with pytest.raises(TypeError):
         joined[0]  # one row is row(0)
+
+
+def test_batch_changes_are_folded_on_read_and_never_pile_up():
+    rng = random.Random(5)
+    streams = _streams(rng)
+    by_frames, by_columns = FrameStore(), FrameStore()
+    t = 0.0
+    for i in range(40):
+        frames = _random_frames(rng, 50, t, streams)
+        t = frames[-1].timestamp
+        by_frames.ingest(frames)
+        by_columns.ingest_columns(FrameColumns.from_frames(frames))
+        if i % 7 == 0:  # a view reading some streams now and then
+            first = next(iter(by_columns.messages.values()))
+            assert first.bit_flips == by_frames.messages[first.key].bit_flips
+        # Unread streams fold every few batches: old batches are not kept alive.
+        assert all(len(s._pending_cols) <= 16 for s in by_columns.messages.values())
+    assert_same_store(by_frames, by_columns)

@@ -57,6 +57,8 @@ class MessageStats:
     _pending_xor: list[int] = field(default_factory=list)
     _flips: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _changed_at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    # From ingest_columns: (batch, row) whose changes are folded in before any XOR record.
+    _pending_cols: list[tuple[_BatchChanges, int]] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, int, bool]:
@@ -140,6 +142,12 @@ class MessageStats:
         self._changed_at = np.concatenate([self._changed_at, np.full(n_bytes - old, ts)])
 
     def _fold(self) -> None:
+        if self._pending_cols:
+            for batch, g in self._pending_cols:
+                k = min(len(self._changed_at), batch.width)  # bytes past either did not change
+                self._flips[: 8 * k] += batch.flips[g, : 8 * k]
+                np.copyto(self._changed_at[:k], batch.last_ts[g, :k], where=batch.has[g, :k])
+            self._pending_cols.clear()
         if not self._pending_xor:
             return
         n = len(self._changed_at)
@@ -156,6 +164,24 @@ class MessageStats:
         self._pending_xor.clear()
 
 
+class _BatchChanges:
+    """Per-stream results of one ``ingest_columns`` batch, folded into a stream when it is read:
+    bit flip counts, and the time of each byte's last change where ``has`` is set."""
+
+    __slots__ = ("flips", "has", "last_ts", "width")
+
+    def __init__(self, flips: np.ndarray, last_ts: np.ndarray, has: np.ndarray) -> None:
+        self.flips = flips
+        self.last_ts = last_ts
+        self.has = has
+        self.width = has.shape[1]
+
+
+# ingest_columns folds every stream's pending batches after this many batches: a rarely read
+# stream must not keep old batches' arrays alive.
+_FOLD_BATCHES = 16
+
+
 class FrameStore:
     """Per-stream statistics plus totals; fed by batches from the ring."""
 
@@ -164,6 +190,7 @@ class FrameStore:
         self.total_frames = 0
         self.error_frames = 0
         self.last_ts = 0.0
+        self._column_batches = 0
 
     def ingest(self, frames: list[Frame]) -> set[MessageKey]:
         """Fold a batch into the statistics; returns the keys of streams that changed."""
@@ -200,7 +227,13 @@ class FrameStore:
             if n_err == n:
                 return set()
             keep = np.flatnonzero(~errors)
-        return _ingest_streams(self.messages, cols, keep)
+        touched = _ingest_streams(self.messages, cols, keep)
+        self._column_batches += 1
+        if self._column_batches % _FOLD_BATCHES == 0:
+            for stats in self.messages.values():
+                if stats._pending_cols:
+                    stats._fold()
+        return touched
 
     def get(self, channel: str, arbitration_id: int, is_extended: bool = False) -> MessageStats | None:
         return self.messages.get((channel, arbitration_id, is_extended))
@@ -245,7 +278,6 @@ def _ema_runs(
     begin = run_starts + skip
     steps_left = run_len - skip
     longest = int(steps_left.max()) if len(steps_left) else 0
-    last = len(x) - 1
     for b0 in range(0, longest, _EMA_BLOCK):
         rows: slice | np.ndarray
         if b0 == 0 and longest <= _EMA_BLOCK and int(steps_left.min()) > 0:
@@ -254,21 +286,43 @@ def _ema_runs(
         else:
             rows = np.flatnonzero(steps_left > b0)
             steps = np.minimum(steps_left[rows] - b0, _EMA_BLOCK)
-        w = int(steps.max())
-        j = np.arange(w)
-        inside = j < steps[:, None]
-        xs = np.where(inside, x[np.minimum(begin[rows][:, None] + (b0 + j), last)], 0.0)
-        m0 = mean[rows]
-        after = _Q_POW[1 : w + 1] * (m0[:, None] + _EMA_ALPHA * np.cumsum(xs * _Q_INV[1 : w + 1], axis=1))
-        before = np.empty_like(after)
-        before[:, 0] = m0
-        before[:, 1:] = after[:, :-1]
-        d = np.where(inside, xs - before, 0.0)
-        # var_s = q^s var_0 + a q^s sum_j q^-j d_j^2
-        decay = _Q_POW[steps]
-        var[rows] = decay * (var[rows] + _EMA_ALPHA * ((d * d) @ _Q_INV[:w]))
-        mean[rows] = after[np.arange(len(steps)), steps - 1]
+        # A pass costs about as much in fixed numpy overhead as ~4,000 padded cells.
+        if len(steps) * int(steps.max()) <= 2 * int(steps.sum()) + 16_384:
+            _ema_pass(x, begin[rows] + b0, steps, mean, var, rows)
+            continue
+        # Run lengths far apart (a busy stream among many slow ones): pad each run only up to
+        # four times its length by passing runs of similar lengths together.
+        rows = np.arange(len(steps_left))[rows]
+        octave = np.log2(steps).astype(np.intp) // 2
+        for o in np.unique(octave).tolist():
+            pick = octave == o
+            _ema_pass(x, begin[rows[pick]] + b0, steps[pick], mean, var, rows[pick])
     return mean, var
+
+
+def _ema_pass(
+    x: np.ndarray,
+    begin: np.ndarray,
+    steps: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    rows: slice | np.ndarray,
+) -> None:
+    """Fold ``steps[r]`` intervals from ``x[begin[r]:]`` into ``mean[rows][r]``, ``var[rows][r]``
+    (at most ``_EMA_BLOCK`` each), as one padded (runs, longest) matrix."""
+    w = int(steps.max())
+    j = np.arange(w)
+    inside = j < steps[:, None]
+    xs = np.where(inside, x[np.minimum(begin[:, None] + j, len(x) - 1)], 0.0)
+    m0 = mean[rows]
+    after = _Q_POW[1 : w + 1] * (m0[:, None] + _EMA_ALPHA * np.cumsum(xs * _Q_INV[1 : w + 1], axis=1))
+    before = np.empty_like(after)
+    before[:, 0] = m0
+    before[:, 1:] = after[:, :-1]
+    d = np.where(inside, xs - before, 0.0)
+    # var_s = q^s var_0 + a q^s sum_j q^-j d_j^2
+    var[rows] = _Q_POW[steps] * (var[rows] + _EMA_ALPHA * ((d * d) @ _Q_INV[:w]))
+    mean[rows] = after[np.arange(len(steps)), steps - 1]
 
 
 def run_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -285,7 +339,7 @@ def run_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _flip_counts(xor: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """How often each bit flipped in each run of rows: (runs, 8 * width) int64.
+    """How often each bit flipped in each run of rows: (runs, 8 * width) int32.
 
     The unpacked bits are summed eight at a time as uint64 words (one byte lane per bit), which
     is several times faster than summing bytes; a lane holds 255 at most, so runs are summed in
@@ -294,10 +348,10 @@ def _flip_counts(xor: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.n
     n = len(xor)
     lanes = np.unpackbits(xor, axis=1, bitorder="little").view(np.uint64)
     if int(sizes.max()) <= 255:
-        return np.add.reduceat(lanes, starts, axis=0).view(np.uint8).astype(np.int64)
+        return np.add.reduceat(lanes, starts, axis=0).view(np.uint8).astype(np.int32)
     pos = np.arange(n) - np.repeat(starts, sizes)
     pieces = np.flatnonzero(pos % 255 == 0)
-    partial = np.add.reduceat(lanes, pieces, axis=0).view(np.uint8).astype(np.int64)
+    partial = np.add.reduceat(lanes, pieces, axis=0).view(np.uint8).astype(np.int32)
     first_piece = np.searchsorted(pieces, starts)
     return np.add.reduceat(partial, first_piece, axis=0)
 
@@ -331,7 +385,7 @@ def _ingest_streams(
         if stats is None:
             stats = messages[key] = MessageStats(*key)
         elif stats._pending_xor:
-            stats._fold()
+            stats._fold()  # XOR records are older than this batch: fold them first
         keys.append(key)
         stats_list.append(stats)
     prev_count = np.array([s.count for s in stats_list], np.int64)
@@ -358,7 +412,7 @@ def _ingest_streams(
     flips = _flip_counts(xor, starts, sizes)
     changed = xor != 0
     last_row = np.maximum.reduceat(changed * np.arange(1, n + 1, dtype=np.int32)[:, None], starts, axis=0) - 1
-    last_ts = ts[np.maximum(last_row, 0)]
+    changes = _BatchChanges(flips, ts[np.maximum(last_row, 0)], last_row >= 0)
     ever = np.bitwise_or.reduceat(xor_words, starts, axis=0).tobytes()
     last_xor = xor_words[ends - 1].tobytes()
     widest = np.maximum.reduceat(length, starts).tolist()
@@ -416,9 +470,8 @@ def _ingest_streams(
             stats._flips = np.concatenate([stats._flips, np.zeros(8 * (widest[g] - grown), np.int64)])
             grown = widest[g]
         if any_change[g]:
-            k = min(grown, width)  # bytes past the batch's width did not change
-            stats._flips[: 8 * k] += flips[g, : 8 * k]
-            np.copyto(stats._changed_at[:k], last_ts[g, :k], where=last_row[g, :k] >= 0)
+            # Folded when someone reads the stream's bits (numpy per stream costs more than the rest).
+            stats._pending_cols.append((changes, g))
         r = run_of.get(g)
         if r is not None:
             stats.mean_interval = mean_final[r]
