@@ -23,10 +23,12 @@ reader), ``send`` on any thread.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import can
@@ -274,3 +276,147 @@ class LinkNotifier(can.Notifier):
                 return
             demand.extend(wants)
         self._link_bus.set_demand(demand)
+
+
+class FrameWriter:
+    """Frames to send, handed to ``write`` in batches by a thread of its own (started on the
+    first frame): a sender never waits for the capture process to read each frame, and
+    frames queued while one batch is written go together in the next."""
+
+    def __init__(self, write: Callable[[tuple[Frame, ...]], None]) -> None:
+        self._write = write
+        self._frames: deque[Frame] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._closing = False
+                self._thread = threading.Thread(target=self._run, name="capture-link-writer", daemon=True)
+                self._thread.start()
+            self._frames.append(frame)
+            self._cond.notify()
+
+    def close(self, timeout: float) -> None:
+        """Write what is queued, then end the thread (a later ``put`` starts another)."""
+        with self._cond:
+            thread, self._thread = self._thread, None
+            self._closing = True
+            self._cond.notify()
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._frames and not self._closing:
+                    self._cond.wait()
+                frames = tuple(self._frames)
+                self._frames.clear()
+            if not frames:
+                return  # closing, and everything was written
+            self._write(frames)
+
+
+class LinkBusHost:
+    """The diagnostics' side of a capture process's window end (mixed into
+    ``CaptureProcessSource``): its LinkBuses, the one :attr:`bus` and :attr:`notifier`, and the
+    ids tapped in the capture process.
+
+    The host provides ``_cond`` (the Condition guarding its state), ``command`` (to the capture
+    process) and ``_link_open`` (False while stopped or stopping).
+    """
+
+    _cond: threading.Condition
+
+    def command(self, cmd: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    def _link_open(self) -> bool:
+        raise NotImplementedError
+
+    def _init_link_buses(self) -> None:
+        self._link_buses: list[LinkBus] = []
+        self._bus: LinkBus | None = None
+        self._notifier: LinkNotifier | None = None
+        self._tap: Wanted = frozenset()  # what the capture process was last told
+        self._channel_name: str | None = None  # first channel seen: where sent frames go
+
+    @property
+    def bus(self) -> LinkBus | None:
+        """A python-can bus whose frames travel through the capture process (made on first
+        use, kept across restarts); None while stopped."""
+        with self._cond:
+            if not self._link_open():
+                return None
+            if self._bus is None:
+                self._bus = self.open_bus()
+            return self._bus
+
+    @property
+    def notifier(self) -> LinkNotifier | None:
+        """The Notifier on :attr:`bus`, so ISO-TP attaches listeners as on an adapter's bus."""
+        with self._cond:
+            bus = self.bus
+            if bus is not None and self._notifier is None:
+                self._notifier = LinkNotifier(bus)
+            return self._notifier if bus is not None else None
+
+    def open_bus(self, **kwargs: Any) -> LinkBus:
+        """A LinkBus of its own (filters, queue) on this capture process; the caller shuts it down."""
+        return LinkBus(self, self._channel_name or "can0", **kwargs)  # type: ignore[arg-type]
+
+    def retap(self) -> None:
+        """Tell the capture process which ids to send at once (what the LinkBuses want)."""
+        with self._cond:  # held while sending: two retaps never reach it out of order
+            ids: set[tuple[int, bool]] = set()
+            wanted: Wanted = None
+            for bus in self._link_buses:
+                wants = bus.wanted()
+                if wants is None:
+                    break
+                ids |= wants
+            else:
+                wanted = frozenset(ids)
+            if wanted != self._tap:
+                self._tap = wanted
+                with contextlib.suppress(WorkshopError):  # not running: told again when it is ready
+                    self.command(("tap", wanted))
+
+    def attach(self, bus: LinkBus) -> None:
+        """A new LinkBus: the reader thread offers it every batch from now on."""
+        with self._cond:
+            if bus not in self._link_buses:
+                self._link_buses.append(bus)
+        self.retap()
+
+    def forget(self, bus: LinkBus) -> None:
+        """A LinkBus shut down."""
+        with self._cond:
+            if bus in self._link_buses:
+                self._link_buses.remove(bus)
+        self.retap()
+
+    def _offer_link_buses(self, cols: FrameColumns) -> None:
+        """The reader thread: a received batch to every LinkBus."""
+        if self._channel_name is None and cols.channels:
+            with self._cond:
+                self._channel_name = cols.channels[0]
+                for bus in self._link_buses:
+                    if bus.default_channel == "can0":
+                        bus.default_channel = self._channel_name
+        for bus in tuple(self._link_buses):
+            bus.offer(cols)
+
+    def _close_link_buses(self) -> None:
+        """The source stopped: the notifier and the bus go (anyone holding them is told by
+        errors on send); buses opened with :meth:`open_bus` are their owners'."""
+        with self._cond:
+            notifier, bus = self._notifier, self._bus
+            self._notifier = self._bus = None
+        if notifier is not None:
+            notifier.stop()
+        if bus is not None:
+            bus.shutdown()

@@ -30,7 +30,6 @@ import multiprocessing
 import pickle
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workshop_app.core.capture.columns import FrameColumns
-from workshop_app.core.capture.link_bus import LinkBus, LinkNotifier, Wanted
+from workshop_app.core.capture.link_bus import FrameWriter, LinkBusHost
 from workshop_app.core.capture.process_child import ChildOptions, run
 from workshop_app.core.capture.recorder import Recorder, RecordingProgress, RecordingSummary, open_writer
 from workshop_app.core.capture.ring import FrameRing
@@ -174,7 +173,7 @@ class RemoteRecorder(Recorder):
         )
 
 
-class CaptureProcessSource(FrameSource):
+class CaptureProcessSource(LinkBusHost, FrameSource):
     """The sources inside a capture process, seen from the window's process.
 
     ``specs`` are opened in the capture process: one spec as :func:`make_source` opens it, or
@@ -220,23 +219,14 @@ class CaptureProcessSource(FrameSource):
         self._recording_reply: tuple[Any, ...] | None = None
         self._initial_record: Path | None = None  # asked for before the capture process started
         self._send_lock = threading.Lock()  # commands may come from transmit threads too
-        # Frames to send, written to the pipe in batches by one writer thread: a sender (an
-        # ISO-TP transfer's thousands of frames) never waits for the capture process to read.
-        self._outbox: deque[Frame] = deque()
-        self._outbox_cond = threading.Condition()
-        self._writer: threading.Thread | None = None
-        self._writer_closing = False
+        # Frames to send go to the pipe in batches: an ISO-TP transfer never waits on each one.
+        self._writer = FrameWriter(self._write_frames)
         self._open_failed = False  # the capture process could not open its sources
         self._stopped_reply = False
         # State the pipe reader thread changes; waiters (wait_for) sleep on it.
         self._cond = threading.Condition()
         self._reader: threading.Thread | None = None
-        # Diagnostics: LinkBus instances fed from the pipe, and the one ``bus``/``notifier``.
-        self._link_buses: list[LinkBus] = []
-        self._bus: LinkBus | None = None
-        self._notifier: LinkNotifier | None = None
-        self._tap: Wanted = frozenset()  # what the capture process was last told
-        self._channel_name: str | None = None  # first channel seen: where sent frames go
+        self._init_link_buses()
 
     # -- what the window reads ------------------------------------------------------------
     def describe(self) -> str:
@@ -275,61 +265,8 @@ class CaptureProcessSource(FrameSource):
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    # -- diagnostics ----------------------------------------------------------------------
-    @property
-    def bus(self) -> LinkBus | None:
-        """A python-can bus whose frames travel through the capture process (made on first
-        use, kept across restarts); None while stopped."""
-        with self._cond:
-            if self._stopping or self._state is SourceState.STOPPED:
-                return None
-            if self._bus is None:
-                self._bus = self.open_bus()
-            return self._bus
-
-    @property
-    def notifier(self) -> LinkNotifier | None:
-        """The Notifier on :attr:`bus`, so ISO-TP attaches listeners as on an adapter's bus."""
-        with self._cond:
-            bus = self.bus
-            if bus is not None and self._notifier is None:
-                self._notifier = LinkNotifier(bus)
-            return self._notifier if bus is not None else None
-
-    def open_bus(self, **kwargs: Any) -> LinkBus:
-        """A LinkBus of its own (filters, queue) on this capture process; the caller shuts it down."""
-        return LinkBus(self, self._channel_name or "can0", **kwargs)
-
-    def retap(self) -> None:
-        """Tell the capture process which ids to send at once (what the LinkBuses want)."""
-        with self._cond:  # held while sending: two retaps never reach it out of order
-            ids: set[tuple[int, bool]] = set()
-            wanted: Wanted = None
-            for bus in self._link_buses:
-                wants = bus.wanted()
-                if wants is None:
-                    break
-                ids |= wants
-            else:
-                wanted = frozenset(ids)
-            if wanted != self._tap:
-                self._tap = wanted
-                with contextlib.suppress(SourceError):  # not running: told again when it is ready
-                    self.command(("tap", wanted))
-
-    def attach(self, bus: LinkBus) -> None:
-        """A new LinkBus: the reader thread offers it every batch from now on."""
-        with self._cond:
-            if bus not in self._link_buses:
-                self._link_buses.append(bus)
-        self.retap()
-
-    def forget(self, bus: LinkBus) -> None:
-        """A LinkBus shut down."""
-        with self._cond:
-            if bus in self._link_buses:
-                self._link_buses.remove(bus)
-        self.retap()
+    def _link_open(self) -> bool:
+        return not self._stopping and self._state is not SourceState.STOPPED
 
     # -- lifecycle ----------------------------------------------------------------------
     def _open(self) -> None:
@@ -348,20 +285,14 @@ class CaptureProcessSource(FrameSource):
     def _close(self) -> None:
         with self._cond:
             self._stopping = True
-        self._stop_writer()  # frames sent before the stop go out before it
+        self._writer.close(REPLY_TIMEOUT)  # frames sent before the stop go out before it
         if self._conn is not None:
             # Already gone: the reader sees the end of the pipe.
             with contextlib.suppress(SourceError):
                 self.command(("stop",))
             self.wait_for(lambda: self._stopped_reply, REPLY_TIMEOUT)
         self._shutdown(5.0)
-        with self._cond:
-            notifier, bus = self._notifier, self._bus
-            self._notifier = self._bus = None
-        if notifier is not None:
-            notifier.stop()
-        if bus is not None:
-            bus.shutdown()
+        self._close_link_buses()
 
     def _spawn(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -417,40 +348,14 @@ class CaptureProcessSource(FrameSource):
             raise SourceError(f"{self.describe()} cannot transmit")
         if self.state is not SourceState.RUNNING:
             raise SourceError(f"{self.describe()} is not connected")
-        with self._outbox_cond:
-            if self._writer is None:
-                self._writer_closing = False
-                self._writer = threading.Thread(
-                    target=self._write_frames, name="capture-link-writer", daemon=True
-                )
-                self._writer.start()
-            self._outbox.append(frame)
-            self._outbox_cond.notify()
+        self._writer.put(frame)
         self.frames_sent += 1
 
-    def _write_frames(self) -> None:
-        """The writer thread: every frame queued since its last write, in one command."""
-        while True:
-            with self._outbox_cond:
-                while not self._outbox and not self._writer_closing:
-                    self._outbox_cond.wait()
-                frames = tuple(self._outbox)
-                self._outbox.clear()
-                if not frames:
-                    return  # closing, and everything was written
-            try:
-                self.command(("send", *frames))
-            except SourceError as exc:  # the capture process is gone: a restart does not resend
-                self.send_error = f"{len(frames)} frame(s) not sent: {exc}"
-
-    def _stop_writer(self) -> None:
-        """Write what is queued, then end the writer thread."""
-        with self._outbox_cond:
-            writer, self._writer = self._writer, None
-            self._writer_closing = True
-            self._outbox_cond.notify()
-        if writer is not None:
-            writer.join(REPLY_TIMEOUT)
+    def _write_frames(self, frames: tuple[Frame, ...]) -> None:
+        try:
+            self.command(("send", *frames))
+        except SourceError as exc:  # the capture process is gone: a restart does not resend
+            self.send_error = f"{len(frames)} frame(s) not sent: {exc}"
 
     def start_recording(self, path: Path) -> RemoteRecorder:
         """Record in the capture process; before :meth:`start`, from its first frame on."""
@@ -488,10 +393,7 @@ class CaptureProcessSource(FrameSource):
                 buf = conn.recv_bytes()  # blocks without holding the interpreter lock
                 if buf[:1] == b"F":
                     cols = FrameColumns.unpack(buf[1:])
-                    if self._channel_name is None and cols.channels:
-                        self._learn_channel(cols.channels[0])
-                    for bus in tuple(self._link_buses):  # diagnostics first: they are waited on
-                        bus.offer(cols)
+                    self._offer_link_buses(cols)  # diagnostics first: they are waited on
                     ring.push_columns(cols)
                 else:
                     msg = pickle.loads(buf[1:])
@@ -506,13 +408,6 @@ class CaptureProcessSource(FrameSource):
             current = conn is self._conn
         if current:
             self._lost()
-
-    def _learn_channel(self, name: str) -> None:
-        self._channel_name = name
-        with self._cond:
-            for bus in self._link_buses:
-                if bus.default_channel == "can0":
-                    bus.default_channel = name
 
     def _control(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
