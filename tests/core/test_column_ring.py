@@ -103,3 +103,19 @@ def test_concurrent_producers_lose_nothing_that_is_not_counted():
     for p in range(producers):
         mine = got[(got >= p * 1_000_000) & (got < (p + 1) * 1_000_000)]
         assert np.all(np.diff(mine) > 0)  # each producer's frames stay in order
+
+
+def test_frames_pushed_one_by_one_keep_their_order_among_batches():
+    ring = ColumnRing(100)
+    for f in _frames(0, 3):
+        assert ring.push(f)
+    ring.push_columns(_cols(3, 2))  # the loose frames become a batch before this one
+    assert ring.push_many(_frames(5, 3)) == 3
+    first = ring.drain_columns(4)
+    assert first.timestamp.tolist() == [0.0, 1.0, 2.0, 3.0]
+    for f in _frames(8, 2):
+        ring.push(f)
+    assert [f.timestamp for f in ring.drain()] == [float(i) for i in range(4, 10)]
+    full = ColumnRing(5)
+    assert full.push_many(_frames(0, 7)) == 5 and not full.push(Frame(9.0, 1, b""))
+    assert full.dropped == 3 and len(full.drain_columns()) == 5

@@ -2,7 +2,7 @@
 
 The rows come from a Qt-free :class:`~workshop_app.core.cloud.fleet.FleetWatcher`. Its
 ``on_change`` runs on paho's network thread, so :class:`FleetBridge` turns it into a Qt signal
-(queued to the GUI thread, as ``JobWorker`` does for jobs); the panel then re-reads the sorted
+(queued to the GUI thread, as ``run_job`` does for jobs); the panel then re-reads the sorted
 rows. A one-second timer asks the watcher to re-check silence (a quiet car sends nothing) and
 keeps the "last seen" ages current. Double-click (or Enter, or Connect) emits
 ``vehicle_activated(vin)``; the window opens the cloud connection.

@@ -40,7 +40,6 @@ from workshop_app.core.logs.playback import PlaybackSource
 from workshop_app.core.session import CaptureSession, CaptureStats
 from workshop_app.core.sources.base import FrameSource
 from workshop_app.core.sources.factory import SourceSpec
-from workshop_app.core.types import Frame
 from workshop_app.core.workshop import WorkshopSession
 from workshop_app.gui.bit_view import BitView
 from workshop_app.gui.bridge import CaptureBridge
@@ -115,7 +114,7 @@ class MainWindow(WindowFilesMixin, QMainWindow):
             *self.transmit_panel.follow(ws),
             *self.playback_bar.follow(ws),
             *self.signal_browser.follow(ws),
-            ws.subscribe("frames", self._on_frames),
+            ws.subscribe("columns", self._on_frames),
             ws.subscribe("stats", self._on_stats),
             *self.link_status.follow(ws),
             *self.cloud.follow(ws),
@@ -430,7 +429,7 @@ class MainWindow(WindowFilesMixin, QMainWindow):
                 QMessageBox.information(self, f"{path.name} loaded with warnings", text)
 
     # -- tick and events ----------------------------------------------------------------------
-    def _on_frames(self, _frames: list[Frame]) -> None:
+    def _on_frames(self, _batch: object) -> None:  # a tick's columns; only its arrival matters
         if self.chrono_model.paused:
             self.paused_label.setText(f"paused — {self.chrono_model.skipped_while_paused:,} frames not shown")
         elif self.chrono_view.isVisible():
