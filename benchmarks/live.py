@@ -35,7 +35,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import can
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
-from workshop_app.core.capture.process import ProcessCaptureSession
+from workshop_app.core.capture.process_session import ProcessCaptureSession
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.session import CaptureSession

@@ -17,7 +17,7 @@ from helpers.waiting import wait_for
 
 from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.link_bus import LinkBus
-from workshop_app.core.capture.process import ProcessCaptureSession
+from workshop_app.core.capture.process_session import ProcessCaptureSession
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import LogFileError, SourceError, WorkshopError
 from workshop_app.core.sim.socketcand_server import SocketcandServer

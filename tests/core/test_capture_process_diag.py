@@ -24,8 +24,8 @@ from udsoncan.connections import PythonIsoTpConnection
 from workshop_app.cli import main
 from workshop_app.core.capture.columns import EXTENDED, RX, FrameColumns
 from workshop_app.core.capture.link_bus import LinkBus, LinkNotifier
-from workshop_app.core.capture.process import ProcessCaptureSession
 from workshop_app.core.capture.process_child import TapRing
+from workshop_app.core.capture.process_session import ProcessCaptureSession
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.diag.client import EcuAddress, EcuClient
 from workshop_app.core.diag.ecu_spec import demo_vehicle_spec

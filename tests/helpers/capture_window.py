@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from workshop_app.core.capture.process import ProcessCaptureSession
+from workshop_app.core.capture.process_session import ProcessCaptureSession
 from workshop_app.core.sources.factory import SourceSpec
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from workshop_app.commands.common import source_spec
 from workshop_app.commands.history import history_path
-from workshop_app.core.capture.process import make_process_source
+from workshop_app.core.capture.process_session import make_process_source
 from workshop_app.core.diag.ecu_spec import VehicleSpec, demo_vehicle_spec, load_vehicle_spec
 from workshop_app.core.errors import SourceError
 from workshop_app.core.history import HistoryStore

@@ -6,9 +6,7 @@ import argparse
 from dataclasses import replace
 
 from workshop_app.commands.common import load_databases, source_spec
-from workshop_app.core.capture.process import make_process_source
-from workshop_app.core.sources.base import FrameSource
-from workshop_app.core.sources.factory import make_source
+from workshop_app.core.capture.process_session import make_capture_session
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,6 +14,8 @@ def run(args: argparse.Namespace) -> int:
 
     # The window opens at once; a live source connects (and reconnects) on its own thread.
     spec = replace(source_spec(args), connect_in_background=True)
-    # --capture-process: receiving and the bus in a capture process; diagnostics go through it.
-    source: FrameSource = make_process_source(spec) if spec.capture_process else make_source(spec)
-    return run_gui(source, load_databases(args.dbc), quit_after=args.quit_after, screenshot=args.screenshot)
+    # --capture-process: receiving, recording and the bus in a capture process (diagnostics go
+    # through it); the session keeps it for every live connection made in the window.
+    databases = load_databases(args.dbc)
+    session = make_capture_session(spec, databases)
+    return run_gui(session, databases, quit_after=args.quit_after, screenshot=args.screenshot)

@@ -40,7 +40,7 @@ from typing import Any
 
 from workshop_app.core.capture.batch import FrameBatch
 from workshop_app.core.capture.columns import FrameColumns
-from workshop_app.core.capture.process import make_capture_session
+from workshop_app.core.capture.process_session import make_capture_session
 from workshop_app.core.capture.recorder import Recorder, RecordingSummary
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.capture.store import MessageKey

@@ -65,7 +65,7 @@ class StopSignalCloser:
 
 
 def run_gui(
-    source: FrameSource,
+    source: FrameSource | CaptureSession,
     databases: DatabaseSet,
     *,
     quit_after: float | None = None,
@@ -79,7 +79,8 @@ def run_gui(
     except WorkshopError as exc:  # a damaged history must not keep the window from opening
         print(f"workshop: history disabled: {exc}", file=sys.stderr)
         history = None
-    window = MainWindow(CaptureSession(source, databases), history=history)
+    session = source if isinstance(source, CaptureSession) else CaptureSession(source, databases)
+    window = MainWindow(session, history=history)
     closer.window = window
     window.show()
     window.start()  # returns at once: a live source connects on its own thread

@@ -456,6 +456,13 @@ class MainWindow(WindowFilesMixin, QMainWindow):
             text += f" · decode errors {decode_errors:,}"
         self.dropped_label.setText(text)
         self.dropped_label.setStyleSheet("color: #d1242f" if st.dropped else "")
+        drops = getattr(self.session, "drops", None)  # a capture process counts each hop
+        self.dropped_label.setToolTip(
+            "Frames lost: none is the aim"
+            if drops is None
+            else f"Frames lost — receiving in the capture process: {drops.receive:,}; on the way to "
+            f"the window: {drops.link:,}; in the window: {drops.window:,}"
+        )
 
     def _update_source_label(self) -> None:
         # After what the workshop publishes no event for: a connect, a disconnect, a failure.

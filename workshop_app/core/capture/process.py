@@ -5,9 +5,9 @@ process (:mod:`.process_child`); it sends this process one packed batch of colum
 and takes commands back (record, stop recording, send a frame, tap ids, stop). So four
 saturated buses no longer hold this interpreter's lock while the window ticks.
 
-- :class:`ProcessCaptureSession` is a :class:`CaptureSession` whose source is a
-  :class:`CaptureProcessSource` and whose ring is a :class:`LinkRing`; store, decoder, stats
-  and ``tick`` are the base class's.
+- :class:`~.process_session.ProcessCaptureSession` is a :class:`CaptureSession` whose source
+  is a :class:`CaptureProcessSource` and whose ring is a :class:`LinkRing` (a columnar ring:
+  the batches are ingested as columns); store, decoder, stats and ``tick`` are the base class's.
 - One reader thread per capture process reads the pipe all the time (``recv_bytes`` waits
   without the interpreter lock): batches go to the LinkRing (:meth:`LinkRing.push_columns`),
   control messages change this side's state under a Condition that ``wait_for`` sleeps on.
@@ -37,16 +37,14 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from workshop_app.core.capture.column_ring import ColumnRing
 from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.link_bus import FrameWriter, LinkBusHost
 from workshop_app.core.capture.process_child import ChildOptions, run
 from workshop_app.core.capture.recorder import Recorder, RecordingProgress, RecordingSummary, open_writer
-from workshop_app.core.capture.ring import FrameRing
-from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.errors import SourceError, WorkshopError
-from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import FrameSource, SourceState
-from workshop_app.core.sources.factory import SourceSpec, make_source
+from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.reconnect import LinkGap
 from workshop_app.core.types import Frame, SourceCaps
 
@@ -64,19 +62,13 @@ class HopDrops:
     window: int
 
 
-class LinkRing(FrameRing):
-    """The window's ring: the pipe reader thread pushes the capture process's batches into it."""
+class LinkRing(ColumnRing):
+    """The window's ring: the pipe reader thread pushes the capture process's batches into it
+    as they came (columns: the window's process never builds a Frame per frame for them)."""
 
     def __init__(self, capacity: int = 1_000_000) -> None:
         super().__init__(capacity)
         self.link: CaptureProcessSource | None = None
-
-    def push_columns(self, cols: FrameColumns) -> int:
-        """Take one received batch; returns the frames accepted (the rest are window drops).
-
-        The one way batches enter this ring, so its storage can change behind it.
-        """
-        return self.push_many(cols.to_frames())
 
     @property
     def window_dropped(self) -> int:
@@ -94,6 +86,8 @@ class LinkRing(FrameRing):
 
 class RemoteRecorder(Recorder):
     """A recording running in the capture process; progress comes with its statistics."""
+
+    takes_frames = False  # the capture process writes every frame itself
 
     def __init__(self, source: CaptureProcessSource, path: Path, started: float) -> None:
         # The base class would open the file here; the capture process owns it instead.
@@ -476,91 +470,3 @@ class CaptureProcessSource(LinkBusHost, FrameSource):
                 self._spawn()
             finally:
                 self._cond.notify_all()
-
-
-class ProcessCaptureSession(CaptureSession):
-    """A :class:`CaptureSession` whose receiving and recording run in a capture process.
-
-    >>> session = ProcessCaptureSession(SourceSpec(interface="socketcand", port=29536))  # doctest: +SKIP
-    >>> session.start(); session.tick()                                                 # doctest: +SKIP
-    """
-
-    def __init__(
-        self,
-        specs: SourceSpec | Sequence[SourceSpec],
-        databases: DatabaseSet | None = None,
-        *,
-        labels: Sequence[str | None] | None = None,
-        options: ChildOptions | None = None,
-        ring_capacity: int = 1_000_000,
-        restart: bool = True,
-    ) -> None:
-        spec_list = [specs] if isinstance(specs, SourceSpec) else list(specs)
-        self.link_ring = LinkRing(ring_capacity)
-        self.capture_source = CaptureProcessSource(
-            self.link_ring, spec_list, labels, options=options, restart=restart
-        )
-        super().__init__(self.capture_source, databases)
-
-    @property
-    def drops(self) -> HopDrops:
-        return self.capture_source.drops
-
-    def set_source(self, source: FrameSource) -> None:
-        raise WorkshopError("the capture process opens its own sources: use set_source_spec")
-
-    def set_source_spec(
-        self, specs: SourceSpec | Sequence[SourceSpec], labels: Sequence[str | None] | None = None
-    ) -> None:
-        """Stop the capture process and start one for ``specs``; the store starts afresh."""
-        old = self.capture_source
-        running = old.state is not SourceState.STOPPED
-        if self.recorder is not None:
-            self.stop_recording()
-        old.stop()
-        self.link_ring.drain()
-        spec_list = [specs] if isinstance(specs, SourceSpec) else list(specs)
-        self.capture_source = CaptureProcessSource(
-            self.link_ring, spec_list, labels, options=old.options, restart=old.restart
-        )
-        self.source = self.capture_source
-        self.store.clear()
-        self._rate_n0 = 0
-        self._fps = 0.0
-        self._busy_s = 0.0
-        self._load = None
-        if running:
-            self.start()
-
-    def stop(self) -> RecordingSummary | None:
-        """Stop the capture process (it finishes the recording), then take in what it sent."""
-        self.source.stop()
-        self.tick()
-        return self.stop_recording()
-
-    def start_recording(self, path: str | Path) -> Recorder:
-        if self.recorder is not None:
-            raise WorkshopError(f"already recording to {self.recorder.path}")
-        self.recorder = self.capture_source.start_recording(Path(path).absolute())
-        return self.recorder
-
-    def stop_recording(self) -> RecordingSummary | None:
-        if self.recorder is None:
-            return None
-        summary = self.recorder.stop()
-        self.recorder = None
-        self.capture_source.recorder = None
-        return summary
-
-
-def make_process_source(spec: SourceSpec, ring_capacity: int = 1_000_000) -> CaptureProcessSource:
-    """A capture process for ``spec`` as a plain source, for callers that take a FrameSource
-    (diagnostic commands, the window); its frames go to a :class:`LinkRing` of its own."""
-    return CaptureProcessSource(LinkRing(ring_capacity), [spec])
-
-
-def make_capture_session(spec: SourceSpec, databases: DatabaseSet | None = None) -> CaptureSession:
-    """The session for ``spec``: in a capture process when ``spec.capture_process``, else here."""
-    if spec.capture_process:
-        return ProcessCaptureSession(spec, databases)
-    return CaptureSession(make_source(spec), databases)

@@ -47,8 +47,8 @@ class SourceSpec:
     connect_in_background: bool = False
     # interface "workshop-cloud": the workshop's cloud profile (None: the default one).
     cloud_profile: Path | None = None
-    # Receive, count and record in a capture process (core/capture/process.py); sessions built
-    # by make_capture_session honour it. The bus then lives there: no diagnostics on it.
+    # Receive, count and record live sources in a capture process (core/capture/process.py);
+    # sessions built by make_capture_session honour it. Diagnostics reach the bus through it.
     capture_process: bool = False
 
     @property
