@@ -89,6 +89,10 @@ def test_the_window_closes_and_saves_its_layout_on_a_stop_signal(signum, tmp_pat
     try:
         # The history file is opened after the handlers are in place, just before the window.
         wait_for(lambda: (tmp_path / "history.db").exists(), 60, "the window to start")
+        # The simulated car is received in a capture process (the default): it ends with the window.
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        wait_for(lambda: children.read_text().split(), 60, "the capture process to start")
+        capture = [int(pid) for pid in children.read_text().split()]
         code, _out, err = _stop(proc, signum, 10)
     finally:
         if proc.poll() is None:
@@ -96,6 +100,9 @@ def test_the_window_closes_and_saves_its_layout_on_a_stop_signal(signum, tmp_pat
             proc.communicate()
     assert code == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    wait_for(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in capture), 10, "the capture process to end"
+    )
     settings = tmp_path / "config" / "workshop_app" / "Workshop.conf"
     assert settings.exists()
     assert "state=" in settings.read_text()  # the window layout, saved by the close

@@ -273,8 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--capture-process",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="receive, record and reach the bus through a separate capture process (default: off)",
+        default=True,
+        help="receive, record and reach a live bus (the simulated car included) through a separate "
+        "capture process, so a busy bus cannot stall the window (default: on; a log plays in the "
+        "window's process either way)",
     )
     p.add_argument("--quit-after", type=values.seconds, help=argparse.SUPPRESS)
     p.add_argument("--screenshot", type=Path, help=argparse.SUPPRESS)

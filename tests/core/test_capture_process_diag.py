@@ -173,18 +173,30 @@ def _spawned_children(pid: int) -> list[str]:
     return found
 
 
-def test_the_window_opens_on_a_capture_process_when_asked(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", [[], ["--capture-process"], ["--no-capture-process"]])
+def test_the_window_opens_on_a_capture_process_unless_told_not_to(tmp_path: Path, option: list[str]) -> None:
     env = {**ENV, "WORKSHOP_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     env["QT_QPA_PLATFORM"] = "offscreen"
     proc = subprocess.Popen(
-        [*WORKSHOP, "gui", "--capture-process", "--quit-after", "6"],
+        [*WORKSHOP, "gui", *option, "--quit-after", "6"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    spawned: list[str] = []
     try:
-        wait_until(lambda: _spawned_children(proc.pid), 60, "the window's capture process")
+        # Until the history file exists the window is not up; then look for its capture process.
+        wait_until(lambda: (tmp_path / "history.db").exists(), 60, "the window to start")
+        if option != ["--no-capture-process"]:
+            wait_until(lambda: _spawned_children(proc.pid), 60, "the window's capture process")
+        else:
+
+            def quit_without_spawning() -> bool:
+                spawned.extend(_spawned_children(proc.pid))  # looked at while the window runs
+                return proc.poll() is not None
+
+            wait_until(quit_without_spawning, 120, "the window to quit")
         _, err = proc.communicate(timeout=120)  # a bound on the window's life, not a measurement
     finally:
         if proc.poll() is None:
@@ -192,6 +204,7 @@ def test_the_window_opens_on_a_capture_process_when_asked(tmp_path: Path) -> Non
             proc.communicate()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+    assert spawned == []  # --no-capture-process: nothing spawned while the window ran
 
 
 @pytest.fixture

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers.waiting import wait_until
 
 from workshop_app.core.capture.process import RemoteRecorder
 from workshop_app.core.capture.process_session import ProcessCaptureSession, make_capture_session
 from workshop_app.core.capture.recorder import Recorder
+from workshop_app.core.diag.scan import ScanOptions
+from workshop_app.core.errors import SourceError
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec
@@ -65,3 +68,31 @@ def test_without_the_option_the_session_is_in_process() -> None:
     # A log file is local whatever the option says: the window drives its playback.
     replay = make_capture_session(SourceSpec(replay=LOG, capture_process=True))
     assert type(replay) is CaptureSession
+
+
+def test_the_simulated_car_in_a_capture_process_takes_faults_and_parks() -> None:
+    capture = make_capture_session(SourceSpec(sim_time_scale=20.0, capture_process=True))
+    workshop = WorkshopSession(capture)
+    workshop.start()
+    try:
+        _frames_arrive(workshop, "frames from the simulated car in the capture process")
+        vehicle = workshop.source.vehicle  # type: ignore[attr-defined]
+        assert vehicle is not None and not vehicle.parked
+        vehicle.inject_fault("misfire_cyl2")
+
+        def misfire_reported() -> bool:
+            workshop.tick()
+            result = workshop.diagnostics.scan_and_store(ScanOptions())
+            ecm = next(e for e in result.ecus if e.name == "ECM")
+            return any(d.sae == "P0302" for d in ecm.dtcs)
+
+        wait_until(misfire_reported, 60, "the ECM in the capture process to report the injected misfire")
+        vehicle.inject_fault("no_such_fault")
+        wait_until(lambda: capture.capture_source.vehicle_error is not None, 30, "the refusal to come back")
+        assert "no_such_fault" in str(capture.capture_source.vehicle_error)
+        vehicle.park(True)
+        assert vehicle.parked
+    finally:
+        workshop.close()
+    with pytest.raises(SourceError, match="not running"):
+        vehicle.clear_faults()  # the car went with its capture process

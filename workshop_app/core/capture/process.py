@@ -42,6 +42,7 @@ from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.link_bus import FrameWriter, LinkBusHost
 from workshop_app.core.capture.process_child import ChildOptions, run
 from workshop_app.core.capture.recorder import Recorder, RecordingProgress, RecordingSummary, open_writer
+from workshop_app.core.capture.remote_vehicle import RemoteVehicle
 from workshop_app.core.errors import SourceError, WorkshopError
 from workshop_app.core.sources.base import FrameSource, SourceState
 from workshop_app.core.sources.factory import SourceSpec
@@ -194,6 +195,8 @@ class CaptureProcessSource(LinkBusHost, FrameSource):
         self.restart = restart
         self.restarts = 0  # capture processes started again after one died
         self.send_error: str | None = None  # the last frame the capture process could not send
+        self.vehicle_error: str | None = None  # the last simulated-car control that could not run
+        self._vehicle: RemoteVehicle | None = None
         self.recorder: RemoteRecorder | None = None
         self._link_ring = ring
         ring.link = self
@@ -258,6 +261,16 @@ class CaptureProcessSource(LinkBusHost, FrameSource):
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
+
+    @property
+    def vehicle(self) -> RemoteVehicle | None:
+        """The simulated car's controls when this capture process runs the built-in car (a call
+        while the capture process is not running raises SourceError, as a send does)."""
+        if len(self.specs) != 1 or not self.specs[0].is_simulator:
+            return None
+        if self._vehicle is None:
+            self._vehicle = RemoteVehicle(self.command)
+        return self._vehicle
 
     def _link_open(self) -> bool:
         return not self._stopping and self._state is not SourceState.STOPPED
@@ -439,6 +452,8 @@ class CaptureProcessSource(LinkBusHost, FrameSource):
                 self.recorder._finished(msg[1])
         elif kind == "send_failed":
             self.send_error = msg[1]
+        elif kind == "vehicle_failed":
+            self.vehicle_error = msg[1]
         elif kind == "stopped":
             if msg[1] is not None and self.recorder is not None:
                 self.recorder._finished(msg[1])

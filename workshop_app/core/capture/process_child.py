@@ -35,6 +35,7 @@ from typing import Any
 
 from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.recorder import Recorder
+from workshop_app.core.capture.remote_vehicle import call_vehicle
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.errors import WorkshopError
 from workshop_app.core.sources.adapter import AdapterSource
@@ -232,6 +233,11 @@ def run(
                         source.send(frame)
                     except Exception as exc:
                         link.control(("send_failed", plain_reason(exc)))
+                continue
+            if kind == "vehicle":  # the simulated car's controls (remote_vehicle.py), in order
+                problem = call_vehicle(source, cmd[1], cmd[2])
+                if problem is not None:
+                    link.control(("vehicle_failed", problem))
                 continue
             if kind == "tap":
                 ring.set_tap(cmd[1])
