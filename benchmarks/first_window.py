@@ -2,7 +2,8 @@
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/first_window.py
 
-1. A fresh MainWindow (empty settings) on the simulated car: seconds from ``start()`` to the
+1. A fresh MainWindow (empty settings) on the simulated car, received in the window's process and
+   in a capture process (the window's default): seconds from ``start()`` to the
    first frame in the store (the baseline: nothing can be drawn earlier), and to three of the
    default plots holding data, in the same run.
 2. ``TraceModel.refresh`` on a store of N streams (N = 200 and 5,000): the whole refresh per
@@ -23,9 +24,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
+from workshop_app.core.capture.process_session import ProcessCaptureSession
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.decode.database import DatabaseSet
 from workshop_app.core.session import CaptureSession
+from workshop_app.core.sources.factory import SourceSpec
 from workshop_app.core.sources.simulator import SimulatorSource
 from workshop_app.core.types import Frame
 from workshop_app.gui.app import make_app
@@ -44,12 +47,17 @@ def _curves_with_data(window: MainWindow) -> int:
     return count
 
 
-def first_plots(app: QApplication) -> None:
+def first_plots(app: QApplication, capture_process: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "fresh.ini"), QSettings.Format.IniFormat)
         dbs = DatabaseSet()
         dbs.add(demo_dbc_path())
-        window = MainWindow(CaptureSession(SimulatorSource(FrameRing()), dbs), settings=settings)
+        session = (
+            ProcessCaptureSession(SourceSpec(connect_in_background=True), dbs)
+            if capture_process
+            else CaptureSession(SimulatorSource(FrameRing()), dbs)
+        )
+        window = MainWindow(session, settings=settings)
         window.show()
         t0 = time.perf_counter()
         window.start()
@@ -62,7 +70,8 @@ def first_plots(app: QApplication) -> None:
                 plotted = time.perf_counter() - t0
             time.sleep(0.002)
         window.close()
-    print("first window on the simulated car (fresh settings)")
+    way = "in a capture process (the default)" if capture_process else "in the window's process"
+    print(f"first window on the simulated car (fresh settings), received {way}")
     print(f"  first frame in the store     {first_frame or float('nan'):6.3f} s   (baseline)")
     print(f"  3 default plots with data    {plotted or float('nan'):6.3f} s")
 
@@ -95,7 +104,8 @@ def trace_refresh(streams: int) -> None:
 
 def main() -> None:
     app = make_app()
-    first_plots(app)
+    first_plots(app, capture_process=False)
+    first_plots(app, capture_process=True)
     print("TraceModel.refresh (once per ~33 ms tick)")
     for streams in (200, 5_000):
         trace_refresh(streams)
