@@ -70,6 +70,7 @@ def _log(path: Path, n: int = 40, gap: float = 0.5) -> Path:
 def test_plot_panel_draws_on_the_ticks_it_follows(qtbot, workshop):
     panel = PlotPanel(workshop.capture)
     qtbot.addWidget(panel)
+    panel.show()  # a hidden panel skips its redraws (test_plot_redraws)
     panel.add_signal("ENGINE_DATA", "EngineSpeed")
     curve = panel._plots[0].curves[0]
 

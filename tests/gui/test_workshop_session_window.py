@@ -31,7 +31,7 @@ def _frame(ident: int, data: bytes, channel: str) -> Frame:
 def test_trace_repaints_only_the_rows_a_tick_changed(qtbot):
     channel = f"trace-{uuid.uuid4().hex[:8]}"
     session = WorkshopSession(AdapterSource(FrameRing(), BusConfig("virtual", channel)))
-    model = TraceModel(session)
+    model = TraceModel(session, repaint_interval=0.0)  # every tick (the wall-clock hold: test_trace_repaint)
     model.follow(session)
     chrono = ChronoModel(session)
     chrono.follow(session)

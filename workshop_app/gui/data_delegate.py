@@ -1,9 +1,16 @@
-"""Paints a message's payload byte by byte, recently changed bytes highlighted and fading."""
+"""Paints a message's payload byte by byte, recently changed bytes highlighted and fading.
+
+The trace repaints its data column several times a second for every visible row, so the
+painting is kept to a few Qt calls per cell: one highlight rectangle per fading byte and one
+text run for the whole payload (a fixed-width font puts each byte in its own cell).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, Qt
-from PySide6.QtGui import QColor, QFontDatabase, QPainter
+from PySide6.QtGui import QColor, QFontDatabase, QFontMetrics, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from workshop_app.core.capture.store import MessageStats
@@ -11,6 +18,7 @@ from workshop_app.gui.trace_model import STATS_ROLE
 
 FADE_SECONDS = 2.0
 PEAK_ALPHA = 0.85  # a byte that just changed: strong, but the digits stay readable
+FADE_STEPS = 32  # highlight shades: finer steps would not be seen at a few repaints a second
 
 
 def fade_alpha(age: float) -> float:
@@ -29,11 +37,29 @@ def fade_alpha(age: float) -> float:
 class PayloadDelegate(QStyledItemDelegate):
     """Highlights each byte by how recently it changed (in the capture's own clock)."""
 
-    def __init__(self, now_fn, highlight: QColor | None = None) -> None:  # noqa: ANN001 - Callable[[], float]
+    def __init__(self, now_fn: Callable[[], float], highlight: QColor | None = None) -> None:
         super().__init__()
         self._now = now_fn
-        self.highlight = highlight or QColor(255, 170, 0)
         self._font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        metrics = QFontMetrics(self._font)
+        self._cell = metrics.horizontalAdvance("00 ")
+        self._mark_width = self._cell - metrics.horizontalAdvance(" ") + 2
+        self._shades: list[QColor] = []
+        self.highlight = highlight or QColor(255, 170, 0)
+
+    @property
+    def highlight(self) -> QColor:
+        return self._highlight
+
+    @highlight.setter
+    def highlight(self, colour: QColor) -> None:
+        # One QColor per shade, made once: a paint only picks them.
+        self._highlight = QColor(colour)
+        self._shades = []
+        for step in range(FADE_STEPS + 1):
+            shade = QColor(colour)
+            shade.setAlphaF(PEAK_ALPHA * step / FADE_STEPS)
+            self._shades.append(shade)
 
     def paint(
         self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
@@ -42,41 +68,41 @@ class PayloadDelegate(QStyledItemDelegate):
         if not isinstance(stats, MessageStats) or not stats.data:
             super().paint(painter, option, index)
             return
-        style = option.widget.style() if option.widget is not None else None
-        if style is not None:  # background, selection and focus as the style draws them
-            opt = QStyleOptionViewItem(option)
-            self.initStyleOption(opt, index)
-            opt.text = ""
-            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, option.widget)
-        painter.save()
-        painter.setFont(self._font)
-        metrics = painter.fontMetrics()
-        cell = metrics.horizontalAdvance("00 ")
-        now = self._now()
+        widget = option.widget
+        style = widget.style() if widget is not None else None
+        if style is not None:
+            # Background, selection and focus as the style draws them. The view's option
+            # already carries state, palette and alternation; the cell's own text (the
+            # model's hex string) is not wanted here, so initStyleOption is not asked for it.
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, widget)
+        data = stats.data
         rect: QRect = option.rect
-        x = rect.left() + 4
+        cell = self._cell
+        left, top, height = rect.left() + 4, rect.top(), rect.height()
+        shown = max(0, min(len(data), (rect.right() - left) // cell))  # whole cells that fit
+        painter.save()
+        if stats.count > 1:
+            changed_at = stats.byte_changed_at  # folds pending changes: read once per paint
+            now = self._now()
+            shades = self._shades
+            for i in range(min(shown, len(changed_at))):
+                age = now - changed_at[i]
+                if age < FADE_SECONDS:
+                    step = round(fade_alpha(age) / PEAK_ALPHA * FADE_STEPS)
+                    if step:
+                        painter.fillRect(
+                            QRect(left + i * cell - 1, top + 2, self._mark_width, height - 4), shades[step]
+                        )
+        painter.setFont(self._font)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        text_colour = option.palette.highlightedText().color() if selected else option.palette.text().color()
-        for i, byte in enumerate(stats.data):
-            if x + cell > rect.right():
-                painter.setPen(text_colour)
-                painter.drawText(
-                    QRect(x, rect.top(), cell, rect.height()), Qt.AlignmentFlag.AlignVCenter, "…"
-                )
-                break
-            age = now - stats.byte_changed_at[i] if i < len(stats.byte_changed_at) else FADE_SECONDS
-            if stats.count > 1 and age < FADE_SECONDS:
-                colour = QColor(self.highlight)
-                colour.setAlphaF(fade_alpha(age))
-                painter.fillRect(
-                    QRect(
-                        x - 1, rect.top() + 2, cell - metrics.horizontalAdvance(" ") + 2, rect.height() - 4
-                    ),
-                    colour,
-                )
-            painter.setPen(text_colour)
-            painter.drawText(
-                QRect(x, rect.top(), cell, rect.height()), Qt.AlignmentFlag.AlignVCenter, f"{byte:02X}"
-            )
-            x += cell
+        palette = option.palette
+        painter.setPen(palette.highlightedText().color() if selected else palette.text().color())
+        text = data[:shown].hex(" ").upper()
+        if shown < len(data):
+            text = f"{text} …" if text else "…"
+        painter.drawText(
+            QRect(left, top, rect.right() - left + 1, height),
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+            text,
+        )
         painter.restore()

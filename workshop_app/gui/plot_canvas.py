@@ -38,9 +38,51 @@ class MarkLine:
     style: Qt.PenStyle = Qt.PenStyle.DashLine
 
 
-def new_curve_item(colour: str, title: str, *, steps: bool) -> pg.PlotDataItem:
+class CurveItem(pg.PlotDataItem):
+    """A PlotDataItem that skips re-reducing its data where the result could not differ.
+
+    pyqtgraph clips and downsamples a curve's data again on every change of the view's
+    range. Two such passes are wasted on a live plot, several times a second per curve:
+    - while ``hold`` is set: the caller is about to give the curve new data (``setData``
+      reduces it for the new range anyway), e.g. when following live data moves time;
+    - when only y moved and the data span less than ``dynamicRangeLimit`` view heights
+      in both the old and the new range: nothing was clipped then, nothing is now.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.hold = False
+        self._shown_height = 0.0  # the view's height when the data were last reduced
+        super().__init__(*args, **kwargs)
+
+    def updateItems(self, styleUpdate: bool = True) -> None:
+        super().updateItems(styleUpdate)
+        view = self.getViewBox()
+        self._shown_height = float(view.viewRect().height()) if view is not None else 0.0
+
+    def viewRangeChanged(
+        self, vb: object = None, ranges: object = None, changed: list[bool] | None = None
+    ) -> None:
+        if self.hold:
+            return
+        if changed is not None and not changed[0] and not self._may_clip_y():
+            return
+        super().viewRangeChanged(vb, ranges, changed)
+
+    def _may_clip_y(self) -> bool:
+        limit = self.opts["dynamicRangeLimit"]
+        rect = self.dataRect()
+        view = self.getViewBox()
+        if limit is None or rect is None or view is None:
+            return limit is not None
+        # pyqtgraph clips only data spanning more than 2 * hysteresis * limit view heights.
+        reach = 2.0 * float(self.opts["dynamicRangeHyst"]) * float(limit)
+        span = abs(float(rect.height()))
+        return span > reach * float(view.viewRect().height()) or span > reach * self._shown_height
+
+
+def new_curve_item(colour: str, title: str, *, steps: bool) -> CurveItem:
     """A curve drawn the same way in every view; ``steps`` for values that hold until the next frame."""
-    return pg.PlotDataItem(
+    return CurveItem(
         pen=pg.mkPen(colour, width=1),
         name=title,
         stepMode="right" if steps else None,

@@ -49,6 +49,7 @@ class Curve:
     state_span: tuple[float, float] | None  # y extent of the states worth showing at all times
     label: str  # the signal's name, "Message.Signal" when another message has one so named
     seen_total: int = -1  # series.total at the last setData
+    tick_total: int = -1  # series.total after the latest tick, drawn or not
     t: np.ndarray = field(default_factory=lambda: np.empty(0))
     v: np.ndarray = field(default_factory=lambda: np.empty(0))
 

@@ -13,13 +13,16 @@ saved cursor time or a paused view keeps pointing at the same moment.
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -57,6 +60,9 @@ WINDOWS: tuple[tuple[str, float | None], ...] = (
     ("All", None),
 )
 SERIES_CAPACITY = 100_000  # samples kept per signal: ~17 min of a 10 ms message
+# Least seconds between two redraws on ticks: ~25 frames a second look fluid, and every
+# redraw costs the window a repaint of every plot.
+REDRAW_INTERVAL = 0.04
 
 
 class PlotPanel(PlotLayoutsMixin, QWidget):
@@ -74,9 +80,20 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
     cursor_moved = Signal(float)  # cursor time in seconds since the session's first frame
     plots_changed = Signal()  # plots or signals were added or removed
 
-    def __init__(self, session: CaptureSession, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        session: CaptureSession,
+        parent: QWidget | None = None,
+        redraw_interval: float = REDRAW_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(parent)
         self.session = session
+        self.redraw_interval = redraw_interval  # on ticks (follow); refresh() always redraws
+        self._clock = clock
+        self._last_redraw = -math.inf
+        self._stale = False  # ticks went by without a redraw (hidden or too soon)
+        self.redraws = 0  # refreshes that drew, for tests and benchmarks
         self._t0: float | None = None
         self._live = True
         self._window: float | None = 30.0
@@ -275,16 +292,35 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
         return self._t0
 
     def follow(self, workshop: WorkshopSession) -> list[Subscription]:
-        """Redraw on every tick of ``workshop`` (quiet ticks too: the live view keeps moving)."""
+        """Redraw on the ticks of ``workshop`` (quiet ticks too: the live view keeps moving), at
+        most once per ``redraw_interval`` and only while the panel is shown."""
         return [workshop.subscribe("stats", self._on_stats)]
 
     def _on_stats(self, _stats: CaptureStats) -> None:
-        self.refresh()
+        if self.session.source is not self._source:
+            self._restart_time_axis()  # on the tick of the switch, shown or not
+        now = self._clock()
+        if self.isVisible() and now - self._last_redraw >= self.redraw_interval:
+            self._last_redraw = now
+            self.refresh()
+        else:
+            self._stale = True
+        for plot in self._plots:
+            for curve in plot.curves:
+                curve.tick_total = curve.series.total
+
+    def showEvent(self, event: QShowEvent) -> None:
+        # Hidden (a closed or tabbed-away dock), the panel skipped its redraws: catch up.
+        super().showEvent(event)
+        if self._stale:
+            self.refresh()
 
     def refresh(self, _frames: int = 0) -> None:
         """Redraw curves whose series changed and follow the newest data (call once per tick)."""
         if self.session.source is not self._source:
             self._restart_time_axis()
+        self._stale = False
+        self.redraws += 1
         moved = [c for p in self._plots for c in p.curves if c.series.total != c.seen_total]
         copies = [(c, c.series.total, *c.series.arrays()) for c in moved]
         if self._t0 is None:
@@ -294,8 +330,15 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
             self._draw_markers()
         for curve, total, t, v in copies:
             self._take(curve, total, t, v)
-        # Follow first: setData then reduces each curve once, for the view it will be drawn in.
-        self._apply_x_range()
+        # Follow first: setData then reduces each curve once, for the view it will be drawn in
+        # (held, the moved curves do not reduce their old data for the new range first).
+        for curve in moved:
+            curve.item.hold = True
+        try:
+            self._apply_x_range()
+        finally:
+            for curve in moved:
+                curve.item.hold = False
         for curve in moved:
             curve.item.setData(curve.t, curve.v)
         if copies and self._stack.cursor is not None:
@@ -317,12 +360,14 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
                 series = curve.series
                 if id(series) not in done:
                     done.add(id(series))
-                    fresh = min(max(series.total - max(curve.seen_total, 0), 0), len(series))
+                    # Samples up to the previous tick are the old source's (seen or skipped).
+                    seen = max(curve.seen_total, curve.tick_total, 0)
+                    fresh = min(max(series.total - seen, 0), len(series))
                     t, v = series.arrays()
                     series.clear()
                     if fresh:
                         series.extend(t[-fresh:], v[-fresh:])
-                curve.seen_total = -1
+                curve.seen_total = curve.tick_total = -1
                 curve.t, curve.v = np.empty(0), np.empty(0)
                 curve.item.setData(curve.t, curve.v)
         self._markers.clear()  # event times of the previous source

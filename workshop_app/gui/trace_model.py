@@ -4,6 +4,9 @@ Rows come from the FrameStore and are refreshed once per tick, never per frame: 
 repaints the rows whose streams took frames (the keys ``FrameStore.ingest`` reports), and
 every ``SWEEP_TICKS``-th tick repaints them all, so rates of silent streams fall and payload
 highlights fade without every row being asked for every cell thirty times a second.
+Repaints are also held to ``REPAINT_INTERVAL`` by the wall clock: a stream that changes on
+every tick is repainted ten times a second (more is not readable, and each repaint asks for
+every cell of every visible row), and what changed meanwhile is repainted at the next one.
 Top-level rows have internal id 0; a signal row's internal id is 1 + a stable number given to
 its message when first seen, so expanded rows stay expanded while new ids are inserted above.
 """
@@ -11,7 +14,9 @@ its message when first seen, so expanded rows stay expanded while new ids are in
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection
+import math
+import time
+from collections.abc import Callable, Collection
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
@@ -31,13 +36,39 @@ _UNKNOWN = QColor("#b26a00")
 # Every row is repainted on this tick of each run of ticks (~5 Hz at 30 ticks/s): rates decay
 # and highlights fade (data_delegate.FADE_SECONDS = 2 s) in steps of a tenth of the fade.
 SWEEP_TICKS = 6
+REPAINT_INTERVAL = 0.1  # seconds between repaints of the rows (0: on every tick)
+# The roles data() answers; the view asks for many more per cell (decoration, check state,
+# background...), which are turned away before any index is looked at.
+_TOP_ROLES = frozenset(
+    {
+        Qt.ItemDataRole.DisplayRole,
+        STATS_ROLE,
+        Qt.ItemDataRole.ForegroundRole,
+        Qt.ItemDataRole.FontRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+        Qt.ItemDataRole.ToolTipRole,
+    }
+)
+_ANSWERED = frozenset({int(role) for role in _TOP_ROLES} | _TOP_ROLES)
 
 
 class TraceModel(QAbstractItemModel):
-    def __init__(self, session: CaptureSession | WorkshopSession) -> None:
+    """``repaint_interval``: least seconds between two repaints of changed rows (by ``clock``)."""
+
+    def __init__(
+        self,
+        session: CaptureSession | WorkshopSession,
+        repaint_interval: float = REPAINT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.session = session.capture if isinstance(session, WorkshopSession) else session
         self._ticks = 0
+        self.repaint_interval = repaint_interval
+        self._clock = clock
+        self._last_repaint = -math.inf
+        self._pending: set[MessageKey] = set()  # changed streams not repainted yet
+        self._sweep_due = False
         self.last_repainted: Collection[int] = ()  # rows repainted by the latest refresh
         self._rows: list[MessageStats] = []
         self._keys: list[tuple[str, int, bool]] = []  # row order: sorted by _sort_key
@@ -121,7 +152,7 @@ class TraceModel(QAbstractItemModel):
         return result
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        if role not in _ANSWERED or not index.isValid():
             return None
         if index.internalId() != 0:
             return self._signal_data(index, role)
@@ -219,19 +250,32 @@ class TraceModel(QAbstractItemModel):
             for key in [k for k in messages if k not in self._stable or self._missing(k)]:
                 self._insert(key, messages[key])
         self._ticks += 1
+        if self._ticks % SWEEP_TICKS == 0:
+            self._sweep_due = True
+        if changed is not None:
+            for key in changed:  # a cell painted for any reason shows the newest values
+                self._values.pop(key, None)
+            self._pending.update(changed)
+            now = self._clock()
+            if now - self._last_repaint < self.repaint_interval:
+                self.last_repainted = ()  # held back: repainted with the next repaint
+                return self.last_repainted
+            self._last_repaint = now
         if not self._rows:
             self.last_repainted = ()
-        elif changed is None or self._ticks % SWEEP_TICKS == 0:
+        elif changed is None or self._sweep_due:
             # The MessageStats objects update in place, so only repaint.
             self._values.clear()
             self.dataChanged.emit(self.index(0, COL_NAME), self.index(len(self._rows) - 1, COL_DATA))
             self.last_repainted = range(len(self._rows))
+            self._sweep_due = False
         else:
-            for key in changed:
-                self._values.pop(key, None)
-            rows = sorted(self._row_of(k) for k in changed if k in self._stable and not self._missing(k))
+            rows = sorted(
+                self._row_of(k) for k in self._pending if k in self._stable and not self._missing(k)
+            )
             self.last_repainted = rows
             self._repaint_runs(rows)
+        self._pending.clear()
         return self.last_repainted
 
     def _repaint_runs(self, rows: list[int]) -> None:
