@@ -191,7 +191,8 @@ def test_a_hidden_plot_panel_is_not_redrawn_until_it_is_shown(qtbot, car):
     assert panel.redraws == 0 and _drawn(panel) == 0
     with qtbot.waitExposed(panel):
         panel.show()  # catches up at once, before any further tick
-    assert panel.redraws == 1 and _drawn(panel) >= 5
+    # Every sample taken; fewer may be drawn (one min/max pair per pixel column).
+    assert panel.redraws == 1 and curve.seen_total == curve.series.total >= 5 and _drawn(panel) > 0
     _tick_until(car, lambda: panel.redraws >= 3, "redraws on ticks while shown")
     panel.hide()
     redraws = panel.redraws

@@ -66,7 +66,8 @@ class TraceModel(QAbstractItemModel):
         self._ticks = 0
         self.repaint_interval = repaint_interval
         self._clock = clock
-        self._last_repaint = -math.inf
+        self._repaint_due = -math.inf
+        self._child_ends: dict[tuple[str, int, bool], tuple[QModelIndex, QModelIndex]] = {}
         self._pending: set[MessageKey] = set()  # changed streams not repainted yet
         self._sweep_due = False
         self.last_repainted: Collection[int] = ()  # rows repainted by the latest refresh
@@ -257,10 +258,12 @@ class TraceModel(QAbstractItemModel):
                 self._values.pop(key, None)
             self._pending.update(changed)
             now = self._clock()
-            if now - self._last_repaint < self.repaint_interval:
+            if now < self._repaint_due:
                 self.last_repainted = ()  # held back: repainted with the next repaint
                 return self.last_repainted
-            self._last_repaint = now
+            # One repaint per interval on average, though ticks do not fall on its multiples.
+            interval = self.repaint_interval
+            self._repaint_due = max(self._repaint_due + interval, now + 0.75 * interval)
         if not self._rows:
             self.last_repainted = ()
         elif changed is None or self._sweep_due:
@@ -304,10 +307,19 @@ class TraceModel(QAbstractItemModel):
 
     def repaint_children(self, parent_row: int) -> None:
         """Repaint the signal rows of an expanded message."""
-        parent = self.index(parent_row, 0)
-        n = self.rowCount(parent)
-        if n:
-            self.dataChanged.emit(self.index(0, COL_DATA, parent), self.index(n - 1, COL_DATA, parent))
+        # Called for every repainted row that is expanded: the ends of each message's signal
+        # rows are made once (a signal row's index does not move when rows are inserted above:
+        # its internal id names its message).
+        key = self._keys[parent_row]
+        ends = self._child_ends.get(key)
+        if ends is None:
+            parent = self.index(parent_row, 0)
+            n = self.rowCount(parent)
+            if not n:
+                return
+            ends = (self.index(0, COL_DATA, parent), self.index(n - 1, COL_DATA, parent))
+            self._child_ends[key] = ends
+        self.dataChanged.emit(*ends)
 
     def forget_databases(self) -> None:
         """Names and signal lists change when databases are added or removed."""
@@ -315,4 +327,5 @@ class TraceModel(QAbstractItemModel):
         self._names.clear()
         self._signal_names.clear()
         self._values.clear()
+        self._child_ends.clear()
         self.endResetModel()
