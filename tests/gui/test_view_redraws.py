@@ -89,6 +89,31 @@ def test_a_trace_row_repaints_at_most_once_per_interval_and_then_shows_the_lates
     assert repainted == [(0, 0), (0, 1)]
 
 
+def test_siblings_are_the_indexes_of_the_same_parent(bus_session):
+    session, channel = bus_session
+    dbs = session.capture.databases
+    dbs.add(demo_dbc_path())
+    message = next(m for loaded in dbs.databases for m in loaded.db.messages if len(m.signals) > 2)
+    model = TraceModel(session)
+    session.ring.push_many(
+        [
+            _frame(0x001, b"\x00", channel),
+            Frame(time.time(), message.frame_id, bytes(message.length), channel, message.is_extended_frame),
+        ]
+    )
+    session.tick()
+    model.refresh(None)
+    assert model.rowCount() == 2
+    top = model.index(1, 0)
+    assert model.rowCount(top) == len(message.signals)
+    assert model.sibling(0, COL_DATA, top) == model.index(0, COL_DATA)
+    child = model.index(1, 0, top)
+    assert model.sibling(2, COL_DATA, child) == model.index(2, COL_DATA, top)
+    assert model.sibling(2, COL_DATA, child).parent() == top
+    assert not model.sibling(len(message.signals), 0, child).isValid()
+    assert not model.sibling(2, 0, model.index(0, 0)).isValid()
+
+
 def test_rows_outside_the_view_are_not_painted_but_show_the_latest_when_scrolled_to(qtbot, bus_session):
     session, channel = bus_session
     model = TraceModel(session, repaint_interval=0.0)

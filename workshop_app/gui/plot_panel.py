@@ -60,9 +60,9 @@ WINDOWS: tuple[tuple[str, float | None], ...] = (
     ("All", None),
 )
 SERIES_CAPACITY = 100_000  # samples kept per signal: ~17 min of a 10 ms message
-# Seconds per redraw on ticks: ~25 frames a second look fluid, and every redraw costs the
+# Seconds per redraw on ticks: 20 frames a second look fluid, and every redraw costs the
 # window a repaint of every plot. Two redraws are at least 3/4 of it apart (see _on_stats).
-REDRAW_INTERVAL = 0.04
+REDRAW_INTERVAL = 0.05
 
 
 class PlotPanel(PlotLayoutsMixin, QWidget):

@@ -98,6 +98,18 @@ class TraceModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(self._row_of(self._by_stable[child.internalId() - 1]), 0, 0)
 
+    def sibling(self, row: int, column: int, idx: _Index) -> QModelIndex:
+        # The tree view asks for siblings of every index it repaints: answered from the
+        # internal id alone, rather than by Qt's default (parent(), then index() under it).
+        if not idx.isValid():
+            return QModelIndex()
+        internal = idx.internalId()
+        siblings = self._rows if internal == 0 else self._signals_of(self._by_stable[internal - 1])
+        count = len(siblings)
+        if 0 <= row < count and 0 <= column < len(COLUMNS):
+            return self.createIndex(row, column, internal)
+        return QModelIndex()
+
     def _row_of(self, key: tuple[str, int, bool]) -> int:
         return bisect.bisect_left(self._sort, (key[0], key[2], key[1]))
 
