@@ -270,3 +270,35 @@ def test_a_curve_reduces_its_data_again_for_time_but_not_for_y_alone(qtbot):
     item.setData(t, np.cos(t))
     x = item.getData()[0]
     assert x is not None and x[0] >= 29.9 and x[-1] <= 40.1
+
+
+def test_the_automatic_y_range_moves_only_when_the_data_need_it(qtbot):
+    import pyqtgraph as pg
+
+    from workshop_app.gui.plot_items import new_plot_item
+
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    item = new_plot_item()
+    widget.addItem(item)
+    view = item.getViewBox()
+    curve = new_curve_item("#3b82f6", "x", steps=False)
+    item.addItem(curve)
+    view.setXRange(0.0, 10.0, padding=0)
+    t = np.linspace(0.0, 10.0, 101)
+
+    def fitted(values: np.ndarray) -> tuple[float, float]:
+        curve.setData(t, values)
+        view.updateAutoRange()
+        lo, hi = view.viewRange()[1]
+        return float(lo), float(hi)
+
+    lo, hi = fitted(np.sin(t))
+    assert lo < -1.0 and hi > 1.0
+    assert fitted(0.9 * np.sin(t)) == (lo, hi)  # still fits well: the axis stays
+    grown = fitted(3.0 * np.sin(t))
+    assert grown[0] < -3.0 and grown[1] > 3.0  # beyond the range: refitted at once
+    shrunk = fitted(0.5 * np.sin(t))
+    assert -1.0 < shrunk[0] < -0.5 and 0.5 < shrunk[1] < 1.0  # fills under half: refitted
+    view.setYRange(-10.0, 10.0, padding=0)  # a range set by the user is taken as it is
+    assert [float(v) for v in view.viewRange()[1]] == [-10.0, 10.0]

@@ -181,9 +181,47 @@ def state_span_of(definition: DbcSignal) -> tuple[float, float] | None:
     return (min(ends), max(ends))
 
 
+class SteadyViewBox(pg.ViewBox):
+    """A ViewBox whose automatic y range moves only when the data need it to.
+
+    pyqtgraph fits y to the visible data on every repaint, so on a live plot the y axis, its
+    grid and every curve's bounds were redone each frame as peaks scrolled in and out. Here
+    an automatic fit is taken only when the data leave the shown range or fill less than
+    ``SHRINK_BELOW`` of it, and then with ``HEADROOM`` more on each side; a steady axis is
+    also easier to read. Ranges set by the user or by code are taken as they are.
+    """
+
+    SHRINK_BELOW = 0.5
+    HEADROOM = 0.1
+
+    def setRange(
+        self,
+        rect: object = None,
+        xRange: tuple[float, float] | None = None,
+        yRange: tuple[float, float] | None = None,
+        padding: float | None = None,
+        update: bool = True,
+        disableAutoRange: bool = True,
+    ) -> None:
+        if not disableAutoRange and rect is None and yRange is not None:
+            yRange = self._steady_y(float(yRange[0]), float(yRange[1]))
+            if yRange is None and xRange is None:
+                return
+        super().setRange(rect, xRange, yRange, padding, update, disableAutoRange)
+
+    def _steady_y(self, lo: float, hi: float) -> tuple[float, float] | None:
+        shown_lo, shown_hi = (float(v) for v in self.viewRange()[1])
+        shown = shown_hi - shown_lo
+        span = hi - lo
+        if shown > 0 and shown_lo <= lo and hi <= shown_hi and span >= self.SHRINK_BELOW * shown:
+            return None  # the data still fit well: keep the axis where it is
+        margin = span * self.HEADROOM
+        return (lo - margin, hi + margin)
+
+
 def new_plot_item() -> pg.PlotItem:
     """One empty time plot styled like its neighbours: grid, legend, fixed axis width."""
-    item = pg.PlotItem()
+    item = pg.PlotItem(viewBox=SteadyViewBox())
     item.setMenuEnabled(enableMenu=False, enableViewBoxMenu=True)  # no FFT/log options for a time plot
     item.hideButtons()  # the auto-range button would fight follow-live
     item.setMinimumHeight(MIN_PLOT_HEIGHT)
