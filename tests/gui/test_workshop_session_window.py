@@ -49,13 +49,13 @@ def test_trace_repaints_only_the_rows_a_tick_changed(qtbot):
     session.ring.push_many([_frame(0x200, b"\x09", channel), _frame(0x400, b"\x09", channel)])
     session.tick()
     assert model.last_repainted == [1, 3]
-    assert repainted == [(1, 1, COL_NAME, COL_DATA), (3, 3, COL_NAME, COL_DATA)]
+    assert repainted == [(1, 1, COL_DATA, COL_DATA), (3, 3, COL_DATA, COL_DATA)]  # counts at sweeps
     assert model.index(1, COL_DATA).data() == "09" and chrono.rowCount() == 6
 
     repainted.clear()
     session.ring.push_many([_frame(0x100, b"\x05", channel), _frame(0x200, b"\x05", channel)])
     session.tick()
-    assert repainted == [(0, 1, COL_NAME, COL_DATA)]  # adjacent rows: one signal
+    assert repainted == [(0, 1, COL_DATA, COL_DATA)]  # adjacent rows: one signal
 
     repainted.clear()
     for _ in range(SWEEP_TICKS - 3):

@@ -3,7 +3,9 @@
 Rows come from the FrameStore and are refreshed once per tick, never per frame: a tick
 repaints the rows whose streams took frames (the keys ``FrameStore.ingest`` reports), and
 every ``SWEEP_TICKS``-th tick repaints them all, so rates of silent streams fall and payload
-highlights fade without every row being asked for every cell thirty times a second.
+highlights fade without every row being asked for every cell thirty times a second. Between
+sweeps only the data column of a changed row is repainted; counts and rates follow at the
+sweeps (a few times a second).
 Repaints are also held to ``REPAINT_INTERVAL`` by the wall clock: a stream that changes on
 every tick is repainted ten times a second (more is not readable, and each repaint asks for
 every cell of every visible row), and what changed meanwhile is repainted at the next one.
@@ -295,10 +297,12 @@ class TraceModel(QAbstractItemModel):
 
     def _repaint_runs(self, rows: list[int]) -> None:
         # One signal per run of adjacent rows: the view repaints the union of their rectangles.
+        # Only the data column: counts, rates and jitter change with every frame too, but
+        # cannot be read at this rate; the sweeps (every SWEEP_TICKS ticks) repaint them.
         start = 0
         for i in range(1, len(rows) + 1):
             if i == len(rows) or rows[i] != rows[i - 1] + 1:
-                self.dataChanged.emit(self.index(rows[start], COL_NAME), self.index(rows[i - 1], COL_DATA))
+                self.dataChanged.emit(self.index(rows[start], COL_DATA), self.index(rows[i - 1], COL_DATA))
                 start = i
 
     def _missing(self, key: tuple[str, int, bool]) -> bool:
