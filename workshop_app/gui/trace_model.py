@@ -5,7 +5,7 @@ repaints the rows whose streams took frames (the keys ``FrameStore.ingest`` repo
 every ``SWEEP_TICKS``-th tick repaints them all, so rates of silent streams fall and payload
 highlights fade without every row being asked for every cell thirty times a second. Between
 sweeps only the data column of a changed row is repainted; counts and rates follow at the
-sweeps (a few times a second).
+sweeps (about twice a second).
 Repaints are also held to ``REPAINT_INTERVAL`` by the wall clock: a stream that changes on
 every tick is repainted ten times a second (more is not readable, and each repaint asks for
 every cell of every visible row), and what changed meanwhile is repainted at the next one.
@@ -35,9 +35,11 @@ COL_CHANNEL, COL_ID, COL_NAME, COL_COUNT, COL_RATE, COL_JITTER, COL_DLC, COL_DAT
 STATS_ROLE = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex
 _UNKNOWN = QColor("#b26a00")
-# Every row is repainted on this tick of each run of ticks (~5 Hz at 30 ticks/s): rates decay
-# and highlights fade (data_delegate.FADE_SECONDS = 2 s) in steps of a tenth of the fade.
-SWEEP_TICKS = 6
+# Every row is repainted on this tick of each run of ticks (~2 Hz at 30 ticks/s): counts and
+# rates follow, rates of silent streams fall, and highlights of bytes that no longer change
+# fade (data_delegate.FADE_SECONDS = 2 s) in four steps. A sweep asks for every cell of every
+# visible row and of their expanded signals: at 6 (~5 Hz) it made the slowest ticks.
+SWEEP_TICKS = 15
 REPAINT_INTERVAL = 0.1  # seconds between repaints of the rows (0: on every tick)
 # The roles data() answers; the view asks for many more per cell (decoration, check state,
 # background...), which are turned away before any index is looked at.
