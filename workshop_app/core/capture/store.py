@@ -177,8 +177,9 @@ class _BatchChanges:
         self.width = has.shape[1]
 
 
-# ingest_columns folds every stream's pending batches after this many batches: a rarely read
-# stream must not keep old batches' arrays alive.
+# ingest_columns folds each stream's pending batches once every this many batches (a rarely read
+# stream must not keep old batches' arrays alive), a different 1/16 of the streams each batch:
+# folding all at once made every 16th tick ~10 ms longer at four busy buses.
 _FOLD_BATCHES = 16
 
 
@@ -229,10 +230,10 @@ class FrameStore:
             keep = np.flatnonzero(~errors)
         touched = _ingest_streams(self.messages, cols, keep)
         self._column_batches += 1
-        if self._column_batches % _FOLD_BATCHES == 0:
-            for stats in self.messages.values():
-                if stats._pending_cols:
-                    stats._fold()
+        phase = self._column_batches % _FOLD_BATCHES
+        for stats in list(self.messages.values())[phase::_FOLD_BATCHES]:  # insertion order: stable
+            if stats._pending_cols:
+                stats._fold()
         return touched
 
     def get(self, channel: str, arbitration_id: int, is_extended: bool = False) -> MessageStats | None:
