@@ -22,6 +22,7 @@ import uuid
 from dataclasses import replace
 
 import can
+from plotted_signals import PLOTTED
 
 from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.store import FrameStore
@@ -30,26 +31,6 @@ from workshop_app.core.decode.live import LiveDecoder
 from workshop_app.core.sim.demo_vehicle import DemoVehicle
 from workshop_app.core.types import Frame
 from workshop_app.paths import demo_dbc_path
-
-# The signals benchmarks/live.py plots (16 curves).
-PLOTTED = [
-    ("ENGINE_DATA", "EngineSpeed"),
-    ("ENGINE_DATA", "AccelPedalPosition"),
-    ("ENGINE_DATA", "ThrottlePosition"),
-    ("ENGINE_DATA", "EngineLoad"),
-    ("WHEEL_SPEEDS", "WheelSpeedFL"),
-    ("WHEEL_SPEEDS", "WheelSpeedFR"),
-    ("WHEEL_SPEEDS", "WheelSpeedRL"),
-    ("WHEEL_SPEEDS", "WheelSpeedRR"),
-    ("ABS_STATUS", "VehicleSpeed"),
-    ("ABS_STATUS", "LongitudinalAccel"),
-    ("STEERING", "SteeringAngle"),
-    ("BRAKE_STATUS", "BrakePressure"),
-    ("TRANSMISSION", "GearSelector"),
-    ("BATTERY_STATUS", "BatteryVoltage"),
-    ("ENGINE_TEMPS", "CoolantTemp"),
-    ("CLIMATE_STATUS", "CabinTemp"),
-]
 
 
 def record_demo_car(n: int) -> list[Frame]:

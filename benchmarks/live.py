@@ -33,6 +33,7 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import can
+from plotted_signals import PLOTTED
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
 from workshop_app.core.capture.process_session import ProcessCaptureSession
@@ -52,24 +53,6 @@ from workshop_app.paths import demo_dbc_path
 SETUPS = {"1x1M": ["1M"], "4x1M": ["1M"] * 4, "2xFD": ["FD", "FD"]}
 WAYS = ("bare", "in-process", "capture-process")
 FD_FILL_RATE = 2_800  # 64-byte BRS frames/s on a 500k/2M bus: just under its ~2,920
-PLOTTED = [
-    ("ENGINE_DATA", "EngineSpeed"),
-    ("ENGINE_DATA", "AccelPedalPosition"),
-    ("ENGINE_DATA", "ThrottlePosition"),
-    ("ENGINE_DATA", "EngineLoad"),
-    ("WHEEL_SPEEDS", "WheelSpeedFL"),
-    ("WHEEL_SPEEDS", "WheelSpeedFR"),
-    ("WHEEL_SPEEDS", "WheelSpeedRL"),
-    ("WHEEL_SPEEDS", "WheelSpeedRR"),
-    ("ABS_STATUS", "VehicleSpeed"),
-    ("ABS_STATUS", "LongitudinalAccel"),
-    ("STEERING", "SteeringAngle"),
-    ("BRAKE_STATUS", "BrakePressure"),
-    ("TRANSMISSION", "GearSelector"),
-    ("BATTERY_STATUS", "BatteryVoltage"),
-    ("ENGINE_TEMPS", "CoolantTemp"),
-    ("CLIMATE_STATUS", "CabinTemp"),
-]
 
 
 def proc_rss_mb(pid: int) -> float:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from plotted_signals import PLOTTED
 from PySide6.QtCore import QSettings
 
 from workshop_app.core.capture.ring import FrameRing
@@ -35,25 +36,6 @@ from workshop_app.core.types import Frame
 from workshop_app.gui.app import make_app
 from workshop_app.gui.main_window import MainWindow
 from workshop_app.paths import demo_dbc_path
-
-PLOTTED = [
-    ("ENGINE_DATA", "EngineSpeed"),
-    ("ENGINE_DATA", "AccelPedalPosition"),
-    ("ENGINE_DATA", "ThrottlePosition"),
-    ("ENGINE_DATA", "EngineLoad"),
-    ("WHEEL_SPEEDS", "WheelSpeedFL"),
-    ("WHEEL_SPEEDS", "WheelSpeedFR"),
-    ("WHEEL_SPEEDS", "WheelSpeedRL"),
-    ("WHEEL_SPEEDS", "WheelSpeedRR"),
-    ("ABS_STATUS", "VehicleSpeed"),
-    ("ABS_STATUS", "LongitudinalAccel"),
-    ("STEERING", "SteeringAngle"),
-    ("BRAKE_STATUS", "BrakePressure"),
-    ("TRANSMISSION", "GearSelector"),
-    ("BATTERY_STATUS", "BatteryVoltage"),
-    ("ENGINE_TEMPS", "CoolantTemp"),
-    ("CLIMATE_STATUS", "CabinTemp"),
-]
 
 
 def pct(values: list[float], q: float) -> float:

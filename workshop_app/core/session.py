@@ -60,6 +60,10 @@ class CaptureSession:
         self.source.stop()
         self.ring.drain()
         self.source = source
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        """A new source: an empty store and rates measured from zero."""
         self.store.clear()
         self._rate_n0 = 0
         self._fps = 0.0

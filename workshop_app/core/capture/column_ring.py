@@ -116,15 +116,3 @@ class ColumnRing(FrameRing):
     @property
     def backlog(self) -> int:
         return self._count
-
-    @property
-    def pushed(self) -> int:
-        return self._pushed
-
-    @property
-    def dropped(self) -> int:
-        return self._dropped
-
-    @property
-    def high_water(self) -> int:
-        return self._high_water

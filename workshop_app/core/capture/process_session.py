@@ -91,11 +91,7 @@ class ProcessCaptureSession(CaptureSession):
             self.link_ring, spec_list, labels, options=options, restart=self.capture_source.restart
         )
         self.source = self.capture_source
-        self.store.clear()
-        self._rate_n0 = 0
-        self._fps = 0.0
-        self._busy_s = 0.0
-        self._load = None
+        self._start_afresh()
         if running:
             self.start()
 
@@ -114,10 +110,7 @@ class ProcessCaptureSession(CaptureSession):
         return self.recorder
 
     def stop_recording(self) -> RecordingSummary | None:
-        if self.recorder is None:
-            return None
-        summary = self.recorder.stop()
-        self.recorder = None
+        summary = super().stop_recording()
         self.capture_source.recorder = None
         return summary
 
