@@ -71,13 +71,17 @@ def test_scan_the_simulator_of_another_process_over_socketcand():
         assert scan.returncode == 0, scan.stderr
         result = json.loads(scan.stdout)
         ecm = next(e for e in result["ecus"] if e["name"] == "ECM")
-        return result if any(d["status"] & CONFIRMED for d in ecm["dtcs"]) else None
+        # On a loaded machine the simulator, running 20 times faster than the car, may answer
+        # one ECU's request late on one pass: that pass reports it missing and the next is taken.
+        answered = all(e["state"] != "missing" for e in result["ecus"])
+        return result if answered and any(d["status"] & CONFIRMED for d in ecm["dtcs"]) else None
 
     # At 20 times the simulated pace the engine starts and the misfire confirms in well under a
-    # second; the scan is repeated until the ECM reports it confirmed.
+    # second; the scan is repeated until every ECU answers and the ECM reports it confirmed.
     with simulator_process(port, "--fault", "misfire_cyl2", "--time-scale", "20") as sim:
-        result = wait_until(confirmed_misfire, 120, "the ECM to report P0302 confirmed")
-    assert all(e["state"] != "missing" for e in result["ecus"])
+        result = wait_until(
+            confirmed_misfire, 120, "every ECU to answer and the ECM to report P0302 confirmed"
+        )
     ecm = next(e for e in result["ecus"] if e["name"] == "ECM")
     assert [d["code"] for d in ecm["dtcs"]] == ["P0302"]
     assert result["connection"].startswith("socketcand")
