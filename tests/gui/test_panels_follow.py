@@ -8,17 +8,15 @@ widgets offscreen. Ticks are driven by the test (the window's bridge would drive
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.waiting import wait_until
+from helpers.sim_workshop import simulated_workshop
+from helpers.sim_workshop import tick_until as _tick_until
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QStatusBar
 
-from workshop_app.core.capture.ring import FrameRing
-from workshop_app.core.decode.database import DatabaseSet
-from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.adapter import AdapterSource
 from workshop_app.core.sources.base import SourceState
 from workshop_app.core.sources.factory import SourceSpec
@@ -32,7 +30,6 @@ from workshop_app.gui.playback_bar import PlaybackBar
 from workshop_app.gui.plot_panel import PlotPanel
 from workshop_app.gui.signal_browser import SignalBrowser
 from workshop_app.gui.transmit_panel import TransmitPanel
-from workshop_app.paths import demo_dbc_path
 
 pytestmark = pytest.mark.gui
 
@@ -41,25 +38,13 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 @pytest.fixture
 def workshop() -> Iterator[WorkshopSession]:
-    dbs = DatabaseSet()
-    dbs.add(demo_dbc_path())
-    session = WorkshopSession(CaptureSession(SimulatorSource(FrameRing()), dbs))
-    session.start()
-    yield session
-    session.close()
+    with simulated_workshop() as session:
+        yield session
 
 
 def _drop(workshop: WorkshopSession, subscriptions: list[Subscription]) -> None:
     for kind, fn in subscriptions:  # what MainWindow.closeEvent does with every panel's
         workshop.unsubscribe(kind, fn)
-
-
-def _tick_until(workshop: WorkshopSession, condition: Callable[[], object], what: str) -> None:
-    def ticked() -> object:
-        workshop.tick()
-        return condition()
-
-    wait_until(ticked, timeout=20, what=what)
 
 
 def _log(path: Path, n: int = 40, gap: float = 0.5) -> Path:

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from helpers.waiting import wait_until
+from helpers.sim_workshop import simulated_workshop
+from helpers.sim_workshop import tick_until as _tick_until
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QStyleOptionViewItem, QTreeView
 
 from workshop_app.core.capture.ring import FrameRing
-from workshop_app.core.decode.database import DatabaseSet
-from workshop_app.core.session import CaptureSession
 from workshop_app.core.sources.adapter import AdapterSource
-from workshop_app.core.sources.simulator import SimulatorSource
 from workshop_app.core.types import BusConfig, Frame
 from workshop_app.core.workshop import WorkshopSession
 from workshop_app.gui.data_delegate import PayloadDelegate
@@ -185,25 +183,13 @@ def test_the_payload_paints_fresh_bytes_highlighted_and_a_cut_payload_with_an_el
 
 @pytest.fixture
 def car() -> Iterator[WorkshopSession]:
-    dbs = DatabaseSet()
-    dbs.add(demo_dbc_path())
-    session = WorkshopSession(CaptureSession(SimulatorSource(FrameRing()), dbs))
-    session.start()
-    yield session
-    session.close()
+    with simulated_workshop() as session:
+        yield session
 
 
 def _drawn(panel: PlotPanel) -> int:
     x, _ = panel.curve_item("ENGINE_DATA", "EngineSpeed").getData()
     return 0 if x is None else len(x)
-
-
-def _tick_until(workshop: WorkshopSession, condition: Callable[[], object], what: str) -> None:
-    def ticked() -> object:
-        workshop.tick()
-        return condition()
-
-    wait_until(ticked, timeout=20, what=what)
 
 
 def test_a_hidden_plot_panel_is_not_redrawn_until_it_is_shown(qtbot, car):

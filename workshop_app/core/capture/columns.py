@@ -106,21 +106,10 @@ class FrameColumns:
 
     def row(self, i: int) -> Frame:
         """Row ``i`` as one :class:`Frame` (for showing a single row without converting the batch)."""
-        fl = int(self.flags[i])
-        n = int(self.length[i])
-        return Frame(
-            float(self.timestamp[i]),
-            int(self.can_id[i]),
-            self.data[i, :n].tobytes(),
-            self.channels[int(self.channel[i])],
-            bool(fl & EXTENDED),
-            bool(fl & FD),
-            bool(fl & BRS),
-            bool(fl & ESI),
-            bool(fl & REMOTE),
-            bool(fl & ERROR),
-            bool(fl & RX),
-        )
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"row {i} of a batch of {n}")
+        return self[i : i + 1 or None].to_frames()[0]
 
     @classmethod
     def from_frames(cls, frames: Sequence[Frame]) -> FrameColumns:
