@@ -33,3 +33,30 @@ def test_extend_matches_appending_one_by_one(chunks):
 def test_extend_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
         SignalSeries("x").extend([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize("capacity", [5, 7, 16])
+@pytest.mark.parametrize("n", [0, 1, 4, 5, 6, 13, 30])
+def test_arrays_since_starts_at_the_sample_held_at_that_time(capacity, n):
+    s = SignalSeries("x", capacity=capacity)
+    s.extend(np.arange(n, dtype=float), np.arange(n, dtype=float) * 2)
+    every_t, every_v = s.arrays()
+    for since in np.arange(-2.0, n + 2.0, 0.5):
+        t, v = s.arrays_since(float(since))
+        # From the newest sample at or before ``since`` (the value a plot holds at its left
+        # edge), or from the oldest kept when none is that old.
+        before = [i for i, x in enumerate(every_t) if x <= since]
+        start = before[-1] if before else 0
+        assert t.tolist() == every_t[start:].tolist()
+        assert v.tolist() == every_v[start:].tolist()
+
+
+def test_arrays_since_returns_copies():
+    s = SignalSeries("x", capacity=4)
+    s.extend([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0])  # wrapped
+    t, _ = s.arrays_since(2.5)
+    t += 100.0
+    assert s.arrays()[0].tolist() == [2.0, 3.0, 4.0, 5.0]
+    t, _ = s.arrays_since(4.5)  # within the newer segment only
+    t += 100.0
+    assert s.arrays()[0].tolist() == [2.0, 3.0, 4.0, 5.0]

@@ -413,3 +413,44 @@ def test_a_plot_repaints_thousands_of_times(qtbot):
     assert counter.paints >= 5000  # every repaint really painted the plot
     if sys.version_info < (3, 12):  # None is immortal from 3.12 on: its count says nothing
         assert sys.getrefcount(None) > none_refs - 1000
+
+
+def test_a_long_live_history_is_drawn_from_the_window_and_kept_whole_when_paused(qtbot):
+    # Series filled directly (as a decoder would over minutes), the session never started.
+    session = _session()
+    widget = PlotPanel(session)
+    qtbot.addWidget(widget)
+    widget.resize(900, 600)
+    with qtbot.waitExposed(widget):
+        widget.show()
+    widget.add_signal("ENGINE_DATA", "EngineSpeed")
+    series = session.decoder.subscribe("ENGINE_DATA", "EngineSpeed")
+    t = np.arange(0.0, 200.0, 0.0025)  # 200 s at 400 samples/s: 80,000 samples
+    v = 1000.0 + 500.0 * np.sin(t)
+    v[len(v) // 2] = 9000.0  # a spike 100 s ago, outside the live window
+    v[-2_000] = -300.0  # a dip 5 s ago, inside it
+    series.extend(t, v)
+    widget.set_window(10.0)
+    widget.refresh()
+    item = widget.curve_item("ENGINE_DATA", "EngineSpeed")
+    x, y = curve_data(widget, "ENGINE_DATA", "EngineSpeed")
+    newest = float(t[-1])
+    assert widget.x_range() == pytest.approx((newest - 10.0, newest))
+    # Following: only what the window shows (and the value held at its left edge), as a
+    # min/max envelope of a few points per pixel column, not pyqtgraph's own downsampling.
+    assert x[0] <= newest - 10.0 < x[1] and x[-1] == newest
+    assert len(x) < 0.6 * 4_000 and not item.opts["autoDownsample"]  # 4,000 samples shown
+    assert y.min() == -300.0 and 9000.0 not in y
+    # A cursor before the window still reads the value held there.
+    widget.set_cursor(100.0)
+    assert widget.cursor_values()[("ENGINE_DATA", "EngineSpeed")] == 9000.0
+    widget.set_cursor(None)
+
+    widget.set_live(False)  # paused: the whole history, for panning and zooming anywhere
+    x, y = curve_data(widget, "ENGINE_DATA", "EngineSpeed")
+    assert len(x) == len(t) and y.max() == 9000.0 and item.opts["autoDownsample"]
+    widget.set_live(True)
+    assert len(curve_data(widget, "ENGINE_DATA", "EngineSpeed")[0]) < 0.6 * 4_000
+    widget.set_window(300.0)  # wider than the history: every sample's envelope, spike included
+    x, y = curve_data(widget, "ENGINE_DATA", "EngineSpeed")
+    assert x[0] < 0.2 and y.max() == 9000.0  # the first block, drawn at its middle sample

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDragMoveEvent, QDropEvent, QPalette
@@ -53,6 +54,12 @@ class CurveItem(pg.PlotDataItem):
         self.hold = False
         self._shown_height = 0.0  # the view's height when the data were last reduced
         super().__init__(*args, **kwargs)
+
+    def show_data(self, x: np.ndarray, y: np.ndarray, *, reduced: bool) -> None:
+        """Draw ``x``/``y``; ``reduced``: already an envelope (curve_envelope.py), not to be
+        downsampled again (pyqtgraph would take its pairs for samples and halve them)."""
+        self.opts["autoDownsample"] = not reduced
+        self.setData(x, y)
 
     def updateItems(self, styleUpdate: bool = True) -> None:
         super().updateItems(styleUpdate)

@@ -50,8 +50,10 @@ class Curve:
     label: str  # the signal's name, "Message.Signal" when another message has one so named
     seen_total: int = -1  # series.total at the last setData
     tick_total: int = -1  # series.total after the latest tick, drawn or not
-    t: np.ndarray = field(default_factory=lambda: np.empty(0))
+    t: np.ndarray = field(default_factory=lambda: np.empty(0))  # canvas times: series time - origin
     v: np.ndarray = field(default_factory=lambda: np.empty(0))
+    origin: float = 0.0
+    partial: bool = False  # t/v hold only the newest samples (what a live window shows)
 
     @property
     def title(self) -> str:
@@ -60,6 +62,10 @@ class Curve:
     def value_at(self, t: float) -> float | None:
         """Sample-and-hold: the newest sample at or before ``t`` (a CAN value holds until the next frame)."""
         i = int(np.searchsorted(self.t, t, side="right")) - 1
+        if i < 0 and self.partial:  # before the samples held: ask the whole series
+            times, values = self.series.arrays()
+            i = int(np.searchsorted(times, t + self.origin, side="right")) - 1
+            return None if i < 0 else float(values[i])
         return None if i < 0 else float(self.v[i])
 
     def describe(self, value: float) -> str:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from workshop_app.core.session import CaptureSession, CaptureStats
 from workshop_app.core.workshop import Subscription, WorkshopSession
+from workshop_app.gui.curve_envelope import peak_envelope
 from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item, tool_button
 from workshop_app.gui.plot_items import (
     PALETTE,
@@ -325,14 +326,14 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
         self._stale = False
         self.redraws += 1
         moved = [c for p in self._plots for c in p.curves if c.series.total != c.seen_total]
-        copies = [(c, c.series.total, *c.series.arrays()) for c in moved]
         if self._t0 is None:
-            self._t0 = self._first_frame_time(copies)
+            self._t0 = self._first_frame_time(moved)
             if self._t0 is None:
                 return
             self._draw_markers()
-        for curve, total, t, v in copies:
-            self._take(curve, total, t, v)
+        since = self._left_edge()
+        for curve in moved:
+            self._take(curve, since)
         # Follow first: setData then reduces each curve once, for the view it will be drawn in
         # (held, the moved curves do not reduce their old data for the new range first).
         for curve in moved:
@@ -342,9 +343,8 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
         finally:
             for curve in moved:
                 curve.item.hold = False
-        for curve in moved:
-            curve.item.setData(curve.t, curve.v)
-        if copies and self._stack.cursor is not None:
+        self._draw(moved)
+        if moved and self._stack.cursor is not None:
             self._update_readouts()
 
     def _restart_time_axis(self) -> None:
@@ -391,6 +391,7 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
         if live:
             self._applied_x = None  # the user may have moved the view since the last apply
             self._apply_x_range(force=True)
+        self._retake_all()  # paused: the whole series; following: the window's envelope
         self.live_changed.emit(live)
 
     @property
@@ -412,6 +413,7 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
         self._applied_x = None
         self.set_live(True)
         self._apply_x_range(force=True)
+        self._retake_all()  # a wider window needs older samples
 
     def x_range(self) -> tuple[float, float]:
         """The visible time span (seconds since the first frame), shared by every plot."""
@@ -446,31 +448,75 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
 
     # --- internals: data ---------------------------------------------------------------------
 
-    def _first_frame_time(self, copies: list[tuple[Curve, int, np.ndarray, np.ndarray]]) -> float | None:
+    def _first_frame_time(self, curves: list[Curve]) -> float | None:
         """The session's first frame time; from the series themselves if the store has none."""
         firsts = [s.first_ts for s in self.session.store.messages.values() if s.count]
         if not firsts:  # series filled without the store (scripts, benchmarks)
-            firsts = [float(t[0]) for _, _, t, _ in copies if len(t)]
+            firsts = [float(c.series.arrays()[0][0]) for c in curves if len(c.series)]
         return float(min(firsts)) if firsts else None
 
     def _update_curve(self, curve: Curve) -> None:
         if self._t0 is not None and curve.series.total != curve.seen_total:
-            self._take(curve, curve.series.total, *curve.series.arrays())
-            curve.item.setData(curve.t, curve.v)
+            self._take(curve, self._left_edge())
+            self._draw([curve])
 
-    def _take(self, curve: Curve, total: int, t: np.ndarray, v: np.ndarray) -> None:
+    def _retake_all(self) -> None:
+        """Take and draw every curve again (what a curve holds depends on live and the window)."""
+        if self._t0 is None:
+            return
+        curves = [c for p in self._plots for c in self._curves(p)]
+        since = self._left_edge()
+        for curve in curves:
+            self._take(curve, since)
+        self._draw(curves)
+
+    def _left_edge(self) -> float | None:
+        """The series time of the left edge of the live window (None: take whole series).
+
+        Following a window, a curve needs only the samples it shows; paused, the user may pan
+        or zoom anywhere, so the curves hold their whole series.
+        """
+        if not self._live or self._window is None or self._t0 is None:
+            return None
+        return self._t0 + max(self._newest_time(), self._window) - self._window
+
+    def _take(self, curve: Curve, since: float | None) -> None:
         assert self._t0 is not None
-        t -= self._t0  # arrays() returned fresh copies: shift in place
-        curve.seen_total = total
+        curve.seen_total = curve.series.total
+        t, v = curve.series.arrays() if since is None else curve.series.arrays_since(since)
+        t -= self._t0  # fresh copies: shift in place
         curve.t, curve.v = t, v
+        curve.origin, curve.partial = self._t0, since is not None
+
+    def _draw(self, curves: list[Curve]) -> None:
+        """Hand the curves' samples to their items: while following, as a min/max envelope of
+        a few points per pixel column (curve_envelope.py), else whole for pyqtgraph to reduce
+        as the user zooms."""
+        if not curves:
+            return
+        wanted = {id(c) for c in curves}
+        for plot in self._plots:
+            width = float(plot.item.getViewBox().width())
+            for curve in plot.curves:
+                if id(curve) not in wanted or not isinstance(curve, Curve):
+                    continue
+                if self._live:
+                    first = curve.seen_total - len(curve.t)
+                    x, y, reduced = peak_envelope(curve.t, curve.v, first, width)
+                else:
+                    x, y, reduced = curve.t, curve.v, False
+                curve.item.show_data(x, y, reduced=reduced)
 
     def _newest_time(self) -> float:
-        newest = self.session.store.last_ts - self._t0 if self._t0 is not None else 0.0
+        if self._t0 is None:
+            return 0.0
+        newest = self.session.store.last_ts
         for plot in self._plots:
             for curve in plot.curves:
-                if len(curve.t):
-                    newest = max(newest, float(curve.t[-1]))
-        return max(newest, 0.0)
+                last = curve.series.last() if isinstance(curve, Curve) else None
+                if last is not None:
+                    newest = max(newest, last[0])
+        return max(newest - self._t0, 0.0)
 
     def _apply_x_range(self, force: bool = False) -> None:
         # Paused views stay where the user put them; a structural change may still need a

@@ -63,6 +63,30 @@ class SignalSeries:
             return self._t[: self._size].copy(), self._v[: self._size].copy()
         return np.roll(self._t, -self._head), np.roll(self._v, -self._head)
 
+    def arrays_since(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(times, values) from the newest sample at or before ``t`` onwards, as new arrays.
+
+        A live plot needs only what its time window shows (and the value held at its left
+        edge), not the whole history; times are taken as ascending, as frames arrive.
+        """
+        if self._size < self.capacity:
+            times = self._t[: self._size]
+            start = max(int(np.searchsorted(times, t, side="right")) - 1, 0)
+            return times[start:].copy(), self._v[start : self._size].copy()
+        older, newer = self._t[self._head :], self._t[: self._head]
+        at_or_before = int(np.searchsorted(older, t, side="right"))
+        if at_or_before == len(older) and len(newer):
+            at_or_before += int(np.searchsorted(newer, t, side="right"))
+        start = max(at_or_before - 1, 0)
+        if start >= len(older):
+            start -= len(older)
+            return newer[start:].copy(), self._v[start : self._head].copy()
+        physical = self._head + start
+        return (
+            np.concatenate((self._t[physical:], newer)),
+            np.concatenate((self._v[physical:], self._v[: self._head])),
+        )
+
     def last(self) -> tuple[float, float] | None:
         if not self._size:
             return None
