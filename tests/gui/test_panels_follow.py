@@ -177,3 +177,27 @@ def test_cloud_controls_show_a_cloud_link_on_the_windows_ticks(qtbot, tmp_path, 
         assert not label.isHidden() and label.text() == "cloud link —"
     finally:
         window.close()
+
+
+def test_the_windows_trace_and_plots_never_redraw_in_the_same_tick(qtbot, tmp_path, workshop):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(workshop, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    panel, trace = window.plot_panel, window.trace_model
+    panel.add_signal("ENGINE_DATA", "EngineSpeed")
+    # Both due on every tick: they take turns (gui/redraw_turns.py) instead of sharing ticks.
+    panel.redraw_interval = trace.repaint_interval = 0.0
+    both = plots = repaints = 0
+    try:
+        deadline = time.monotonic() + 20.0
+        while (plots < 10 or repaints < 10) and time.monotonic() < deadline:
+            before = panel.redraws
+            workshop.tick()
+            drew, repainted = panel.redraws > before, bool(trace.last_repainted)
+            plots, repaints, both = plots + drew, repaints + repainted, both + (drew and repainted)
+            time.sleep(0.01)  # the car sends between ticks
+        assert plots >= 10 and repaints >= 10
+        assert both == 0
+    finally:
+        window.close()

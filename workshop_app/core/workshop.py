@@ -115,6 +115,7 @@ class WorkshopSession:
         self.transmit = TransmitJobs(capture.source, capture.databases)
         self._subscribers: dict[str, list[Subscriber]] = {kind: [] for kind in EVENT_KINDS}
         self._diagnostics: DiagJobs | None = None
+        self.ticks = 0  # ticks so far; subscribers tell one tick from the next by it
 
     # -- the parts --------------------------------------------------------------------------
     @property
@@ -179,6 +180,7 @@ class WorkshopSession:
     def tick(self, max_frames: int | None = None) -> TickResult:
         """Take at most ``max_frames`` (default :data:`TICK_MAX_FRAMES`) from the ring into the
         store, decoder and recorder, then tell the subscribers."""
+        self.ticks += 1
         batch, changed = self.capture.tick_batch(max_frames or self.max_frames)
         result = TickResult(batch, frozenset(changed), self.capture.ring.backlog)
         if batch:

@@ -53,6 +53,7 @@ from workshop_app.gui.log_view import LogAnalysisView
 from workshop_app.gui.playback_bar import PlaybackBar
 from workshop_app.gui.plot_panel import PlotPanel
 from workshop_app.gui.record_panel import RecordPanel
+from workshop_app.gui.redraw_turns import RedrawTurns
 from workshop_app.gui.signal_browser import SignalBrowser
 from workshop_app.gui.theme import THEMES, apply_theme
 from workshop_app.gui.trace_model import COL_DATA, COL_NAME, STATS_ROLE, TraceModel
@@ -106,10 +107,11 @@ class MainWindow(WindowFilesMixin, QMainWindow):
         # expanded rows and filter. Subscribers run in this order on the GUI thread, per tick.
         # All of them end with the window (closeEvent): the session may outlive it.
         ws = self.workshop
+        turns = RedrawTurns()  # the trace and the plots do not redraw in the same tick
         self._subscriptions = [
-            *self.trace_model.follow(ws),
+            *self.trace_model.follow(ws, turns),
             *self.chrono_model.follow(ws),
-            *self.plot_panel.follow(ws),
+            *self.plot_panel.follow(ws, turns),
             *self.record_panel.follow(ws),
             *self.transmit_panel.follow(ws),
             *self.playback_bar.follow(ws),

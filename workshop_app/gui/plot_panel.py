@@ -47,6 +47,7 @@ from workshop_app.gui.plot_items import (
     states_of,
 )
 from workshop_app.gui.plot_panel_layouts import PlotLayoutsMixin
+from workshop_app.gui.redraw_turns import RedrawTurns
 
 if TYPE_CHECKING:
     from workshop_app.gui.plot_canvas import PlotCanvas
@@ -95,6 +96,7 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
         self._redraw_due = -math.inf
         self._stale = False  # ticks went by without a redraw (hidden or too soon)
         self.redraws = 0  # refreshes that drew, for tests and benchmarks
+        self._may_redraw: Callable[[], bool] = lambda: True  # asks the window's RedrawTurns (follow)
         self._t0: float | None = None
         self._live = True
         self._window: float | None = 30.0
@@ -292,16 +294,19 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
         """Absolute timestamp shown as 0 s (None until the first frame arrives)."""
         return self._t0
 
-    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
+    def follow(self, workshop: WorkshopSession, turns: RedrawTurns | None = None) -> list[Subscription]:
         """Redraw on the ticks of ``workshop`` (quiet ticks too: the live view keeps moving), at
-        most once per ``redraw_interval`` and only while the panel is shown."""
+        most once per ``redraw_interval`` and only while the panel is shown; with ``turns``,
+        only in ticks where no other heavy view redraws (a refused redraw waits a tick)."""
+        if turns is not None:
+            self._may_redraw = lambda: turns.claim(self, workshop.ticks)
         return [workshop.subscribe("stats", self._on_stats)]
 
     def _on_stats(self, _stats: CaptureStats) -> None:
         if self.session.source is not self._source:
             self._restart_time_axis()  # on the tick of the switch, shown or not
         now = self._clock()
-        if self.isVisible() and now >= self._redraw_due:
+        if self.isVisible() and now >= self._redraw_due and self._may_redraw():
             # On average one redraw per interval, though ticks do not fall on its multiples
             # (on a 33 ms tick a plain "40 ms since the last one" would redraw every other tick).
             interval = self.redraw_interval

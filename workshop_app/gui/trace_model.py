@@ -28,6 +28,7 @@ from workshop_app.core.capture.store import MessageKey, MessageStats
 from workshop_app.core.decode.live import SignalValue, decode_payload
 from workshop_app.core.session import CaptureSession
 from workshop_app.core.workshop import Subscription, WorkshopSession
+from workshop_app.gui.redraw_turns import RedrawTurns
 
 COLUMNS = ("Channel", "ID", "Message / signal", "Count", "Rate (Hz)", "Jitter (ms)", "DLC", "Data / value")
 COL_CHANNEL, COL_ID, COL_NAME, COL_COUNT, COL_RATE, COL_JITTER, COL_DLC, COL_DATA = range(len(COLUMNS))
@@ -71,6 +72,7 @@ class TraceModel(QAbstractItemModel):
         self.repaint_interval = repaint_interval
         self._clock = clock
         self._repaint_due = -math.inf
+        self._may_repaint: Callable[[], bool] = lambda: True  # asks the window's RedrawTurns (follow)
         self._child_ends: dict[tuple[str, int, bool], tuple[QModelIndex, QModelIndex]] = {}
         self._pending: set[MessageKey] = set()  # changed streams not repainted yet
         self._sweep_due = False
@@ -236,9 +238,12 @@ class TraceModel(QAbstractItemModel):
         return "\n".join(lines)
 
     # -- refresh ----------------------------------------------------------------------------
-    def follow(self, workshop: WorkshopSession) -> list[Subscription]:
-        """Refresh on every tick (quiet ticks too: rates fall), repainting the streams it changed."""
+    def follow(self, workshop: WorkshopSession, turns: RedrawTurns | None = None) -> list[Subscription]:
+        """Refresh on every tick (quiet ticks too: rates fall), repainting the streams it changed;
+        with ``turns``, only in ticks where no other heavy view redraws (else a tick later)."""
         pending: set[MessageKey] = set()
+        if turns is not None:
+            self._may_repaint = lambda: turns.claim(self, workshop.ticks)
 
         def on_stats(_stats: object) -> None:
             self.refresh(frozenset(pending))
@@ -274,7 +279,7 @@ class TraceModel(QAbstractItemModel):
                 self._values.pop(key, None)
             self._pending.update(changed)
             now = self._clock()
-            if now < self._repaint_due:
+            if now < self._repaint_due or not self._may_repaint():
                 self.last_repainted = ()  # held back: repainted with the next repaint
                 return self.last_repainted
             # One repaint per interval on average, though ticks do not fall on its multiples.
