@@ -57,8 +57,10 @@ class MessageStats:
     _pending_xor: list[int] = field(default_factory=list)
     _flips: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _changed_at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
-    # From ingest_columns: (batch, row) whose changes are folded in before any XOR record.
-    _pending_cols: list[tuple[_BatchChanges, int]] = field(default_factory=list)
+    # From ingest_columns: the store's accumulated batch changes and this stream's row there,
+    # folded in before any XOR record (they are older).
+    _batches: _BatchChanges | None = None
+    _slot: int = -1
 
     @property
     def key(self) -> tuple[str, int, bool]:
@@ -142,12 +144,8 @@ class MessageStats:
         self._changed_at = np.concatenate([self._changed_at, np.full(n_bytes - old, ts)])
 
     def _fold(self) -> None:
-        if self._pending_cols:
-            for batch, g in self._pending_cols:
-                k = min(len(self._changed_at), batch.width)  # bytes past either did not change
-                self._flips[: 8 * k] += batch.flips[g, : 8 * k]
-                np.copyto(self._changed_at[:k], batch.last_ts[g, :k], where=batch.has[g, :k])
-            self._pending_cols.clear()
+        if self._batches is not None and self._batches.pending[self._slot]:
+            self._batches.take(self._slot, self._flips, self._changed_at)
         if not self._pending_xor:
             return
         n = len(self._changed_at)
@@ -165,22 +163,59 @@ class MessageStats:
 
 
 class _BatchChanges:
-    """Per-stream results of one ``ingest_columns`` batch, folded into a stream when it is read:
-    bit flip counts, and the time of each byte's last change where ``has`` is set."""
+    """What ``ingest_columns`` batches changed in each stream, not yet folded into the streams:
+    bit flip counts, and the time of each byte's latest change (NaN: none), one row a stream.
 
-    __slots__ = ("flips", "has", "last_ts", "width")
+    A batch adds its streams' rows with one numpy operation each; a stream takes its row when
+    someone reads its bits (``MessageStats._fold``). Per-stream folding on every batch cost a
+    tenth of a tick at four busy buses.
+    """
 
-    def __init__(self, flips: np.ndarray, last_ts: np.ndarray, has: np.ndarray) -> None:
-        self.flips = flips
-        self.last_ts = last_ts
-        self.has = has
-        self.width = has.shape[1]
+    __slots__ = ("changed_at", "flips", "pending", "streams")
 
+    def __init__(self) -> None:
+        self.flips = np.zeros((0, 0), np.int64)
+        self.changed_at = np.zeros((0, 0), np.float64)
+        self.pending = np.zeros(0, bool)
+        self.streams = 0  # rows handed out
 
-# ingest_columns folds each stream's pending batches once every this many batches (a rarely read
-# stream must not keep old batches' arrays alive), a different 1/16 of the streams each batch:
-# folding all at once made every 16th tick ~10 ms longer at four busy buses.
-_FOLD_BATCHES = 16
+    def new_slot(self) -> int:
+        self.streams += 1
+        return self.streams - 1
+
+    def ensure(self, streams: int, width: int) -> None:
+        """Room for ``streams`` rows of ``width`` payload bytes."""
+        rows, cols = self.changed_at.shape
+        if streams <= rows and width <= cols:
+            return
+        rows, cols = max(streams, 2 * rows, 64), max(width, cols)
+        flips = np.zeros((rows, 8 * cols), np.int64)
+        changed_at = np.full((rows, cols), np.nan)
+        old_rows, old_cols = self.changed_at.shape
+        flips[:old_rows, : 8 * old_cols] = self.flips
+        changed_at[:old_rows, :old_cols] = self.changed_at
+        pending = np.zeros(rows, bool)
+        pending[:old_rows] = self.pending
+        self.flips, self.changed_at, self.pending = flips, changed_at, pending
+
+    def add(self, slots: np.ndarray, flips: np.ndarray, last_ts: np.ndarray, has: np.ndarray) -> None:
+        """One batch: ``flips``/``last_ts``/``has`` hold a row per stream of ``slots`` (no repeats)."""
+        width = has.shape[1]
+        self.flips[slots, : 8 * width] += flips
+        rows = self.changed_at[slots, :width]
+        np.copyto(rows, last_ts, where=has)
+        self.changed_at[slots, :width] = rows
+        self.pending[slots] = True
+
+    def take(self, slot: int, flips: np.ndarray, changed_at: np.ndarray) -> None:
+        """Fold row ``slot`` into one stream's counts and change times, and clear it."""
+        k = min(len(changed_at), self.changed_at.shape[1])  # bytes past either did not change
+        flips[: 8 * k] += self.flips[slot, : 8 * k]
+        times = self.changed_at[slot, :k]
+        np.copyto(changed_at[:k], times, where=~np.isnan(times))
+        self.flips[slot] = 0
+        self.changed_at[slot] = np.nan
+        self.pending[slot] = False
 
 
 class FrameStore:
@@ -191,7 +226,7 @@ class FrameStore:
         self.total_frames = 0
         self.error_frames = 0
         self.last_ts = 0.0
-        self._column_batches = 0
+        self._batches = _BatchChanges()
 
     def ingest(self, frames: list[Frame]) -> set[MessageKey]:
         """Fold a batch into the statistics; returns the keys of streams that changed."""
@@ -228,13 +263,7 @@ class FrameStore:
             if n_err == n:
                 return set()
             keep = np.flatnonzero(~errors)
-        touched = _ingest_streams(self.messages, cols, keep)
-        self._column_batches += 1
-        phase = self._column_batches % _FOLD_BATCHES
-        for stats in list(self.messages.values())[phase::_FOLD_BATCHES]:  # insertion order: stable
-            if stats._pending_cols:
-                stats._fold()
-        return touched
+        return _ingest_streams(self.messages, cols, keep, self._batches)
 
     def get(self, channel: str, arbitration_id: int, is_extended: bool = False) -> MessageStats | None:
         return self.messages.get((channel, arbitration_id, is_extended))
@@ -244,6 +273,7 @@ class FrameStore:
 
     def clear(self) -> None:
         self.messages.clear()
+        self._batches = _BatchChanges()  # the streams that pointed at the old one are gone too
         self.total_frames = 0
         self.error_frames = 0
         self.last_ts = 0.0
@@ -358,7 +388,10 @@ def _flip_counts(xor: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.n
 
 
 def _ingest_streams(
-    messages: dict[MessageKey, MessageStats], cols: FrameColumns, keep: np.ndarray | None
+    messages: dict[MessageKey, MessageStats],
+    cols: FrameColumns,
+    keep: np.ndarray | None,
+    batches: _BatchChanges,
 ) -> set[MessageKey]:
     """Fold the rows ``keep`` (all when None) of a batch into ``messages``; see ``ingest_columns``."""
     flags_all = cols.flags if keep is None else cols.flags[keep]
@@ -387,6 +420,8 @@ def _ingest_streams(
             stats = messages[key] = MessageStats(*key)
         elif stats._pending_xor:
             stats._fold()  # XOR records are older than this batch: fold them first
+        if stats._batches is None:
+            stats._batches, stats._slot = batches, batches.new_slot()
         keys.append(key)
         stats_list.append(stats)
     prev_count = np.array([s.count for s in stats_list], np.int64)
@@ -409,11 +444,13 @@ def _ingest_streams(
     xor = xor_words.view(np.uint8)
 
     # Bit flips, last change of each byte, bits ever changed and the last change, per stream.
-    any_change = np.logical_or.reduceat((xor_words != 0).any(axis=1), starts).tolist()
     flips = _flip_counts(xor, starts, sizes)
     changed = xor != 0
     last_row = np.maximum.reduceat(changed * np.arange(1, n + 1, dtype=np.int32)[:, None], starts, axis=0) - 1
-    changes = _BatchChanges(flips, ts[np.maximum(last_row, 0)], last_row >= 0)
+    # Folded when someone reads the stream's bits (numpy per stream costs more than the rest).
+    batches.ensure(batches.streams, width)
+    slots = np.fromiter((st._slot for st in stats_list), np.intp, len(stats_list))
+    batches.add(slots, flips, ts[np.maximum(last_row, 0)], last_row >= 0)
     ever = np.bitwise_or.reduceat(xor_words, starts, axis=0).tobytes()
     last_xor = xor_words[ends - 1].tobytes()
     widest = np.maximum.reduceat(length, starts).tolist()
@@ -470,9 +507,6 @@ def _ingest_streams(
             stats._changed_at = np.concatenate([stats._changed_at, ts[starts[g] + first]])
             stats._flips = np.concatenate([stats._flips, np.zeros(8 * (widest[g] - grown), np.int64)])
             grown = widest[g]
-        if any_change[g]:
-            # Folded when someone reads the stream's bits (numpy per stream costs more than the rest).
-            stats._pending_cols.append((changes, g))
         r = run_of.get(g)
         if r is not None:
             stats.mean_interval = mean_final[r]
