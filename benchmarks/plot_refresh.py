@@ -5,8 +5,8 @@ Run: QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/plot_refresh.py [redr
 16 curves in 4 plots (1440×900 window) follow a 30 s live window while each series holds 30 s,
 120 s or 250 s of samples at 400 samples/s (a 100 Hz message on four buses; 250 s fills the
 panel's 100,000-sample series). Every redraw appends 50 ms of samples to each series, then:
-- ``PlotPanel.refresh``: copies the samples the window shows and hands pyqtgraph their min/max
-  envelope (gui/curve_envelope.py);
+- ``PlotPanel.refresh``: hands pyqtgraph the window's min/max envelope, kept from redraw to
+  redraw so that only the samples new since the last one are reduced (gui/curve_envelope.py);
 - baseline, same run: the same curves and plots given the whole series every redraw with
   pyqtgraph's own peak downsampling and clip-to-view (what the panel did before).
 Printed: CPU per redraw (p50/p95, ms) without the paint, and the paint that follows.

@@ -60,3 +60,20 @@ def test_arrays_since_returns_copies():
     t, _ = s.arrays_since(4.5)  # within the newer segment only
     t += 100.0
     assert s.arrays()[0].tolist() == [2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize("capacity", [5, 16])
+@pytest.mark.parametrize("n", [0, 3, 5, 12, 30])
+def test_tail_count_since_and_value_at_agree_with_the_whole_arrays(capacity, n):
+    s = SignalSeries("x", capacity=capacity)
+    s.extend(np.arange(n, dtype=float), np.arange(n, dtype=float) * 3)
+    every_t, every_v = s.arrays()
+    for count in range(-1, capacity + 2):
+        t, v = s.tail(count)
+        keep = min(max(count, 0), len(every_t))
+        assert t.tolist() == every_t[len(every_t) - keep :].tolist()
+        assert v.tolist() == every_v[len(every_v) - keep :].tolist()
+    for at in np.arange(-2.0, n + 2.0, 0.5):
+        assert s.count_since(float(at)) == len(s.arrays_since(float(at))[0])
+        held = [value for time, value in zip(every_t, every_v, strict=True) if time <= at]
+        assert s.value_at(float(at)) == (held[-1] if held else None)

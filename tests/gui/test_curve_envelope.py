@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from workshop_app.gui.curve_envelope import block_size, peak_envelope
+from workshop_app.core.capture.series import SignalSeries
+from workshop_app.gui.curve_envelope import LiveEnvelope, block_size, peak_envelope
 
 
 def test_few_samples_per_pixel_column_are_drawn_as_they_are():
@@ -54,3 +55,49 @@ def test_a_block_keeps_its_extremes_as_samples_arrive():
     shared = set(before) & set(after)
     assert len(shared) > 1_000
     assert all(before[k] == after[k] for k in shared)
+
+
+def _in_window(x: np.ndarray, y: np.ndarray, left: float) -> list[tuple[float, float]]:
+    return [(a, b) for a, b in zip(x.tolist(), y.tolist(), strict=True) if a >= left]
+
+
+@pytest.mark.parametrize("capacity", [100_000, 9_000])  # the second overwrites while it runs
+def test_the_live_envelope_reduces_only_new_samples_and_draws_what_a_fresh_one_would(capacity):
+    rng = np.random.default_rng(11)
+    series = SignalSeries("x", capacity)
+    live = LiveEnvelope()
+    origin, window, width, now = 1000.0, 10.0, 800.0, 0.0
+    for step in range(60):
+        n = int(rng.integers(1, 400))
+        t = origin + now + np.sort(rng.uniform(0.0, 0.25, n))
+        now = float(t[-1] - origin)
+        v = rng.normal(0.0, 1.0, n)
+        if step == 30:
+            v[n // 2] = 99.0  # a spike that must show while it is in the window
+        series.extend(t, v)
+        left = max(now, window) - window
+        x, y, _ = live.update(series, origin, left, width)
+        # The same window reduced from scratch (blocks share their alignment).
+        fresh_x, fresh_y, _ = LiveEnvelope().update(series, origin, left, width)
+        ds = live.ds
+        margin = left + (ds + 1) * 0.25 / 100 if ds > 1 else left  # past the first blocks
+        assert _in_window(x, y, margin) == _in_window(fresh_x, fresh_y, margin)
+        assert x[-1] == now and np.all(np.diff(x) >= 0)
+        oldest = float(series.arrays()[0][0]) - origin
+        assert x[0] <= max(left, oldest) + 0.25 * (ds + 1) / 100  # reaches the window's left edge
+    assert 99.0 in y if left < 30 * 0.25 else True
+
+
+def test_the_live_envelope_starts_over_when_the_block_size_or_origin_changes():
+    series = SignalSeries("x", 100_000)
+    t = np.arange(0.0, 100.0, 0.001)
+    series.extend(t, np.sin(t))
+    live = LiveEnvelope()
+    live.update(series, 0.0, 90.0, 1_000)
+    assert live.ds == 8  # 10,000 samples on 1,000 pixels
+    x, _, _ = live.update(series, 0.0, 0.0, 1_000)  # the whole history: bigger blocks
+    assert live.ds == 64 and x[0] < 0.1
+    x, _, _ = live.update(series, 50.0, -50.0, 1_000)  # another origin shifts every x
+    assert live.ds == 64 and -50.0 < x[0] < -49.9
+    x, _, reduced = live.update(series, 50.0, 49.99, 1_000)  # ten samples: drawn as they are
+    assert not reduced and live.ds == 0 and len(x) in (10, 11)

@@ -55,10 +55,11 @@ class CurveItem(pg.PlotDataItem):
         self._shown_height = 0.0  # the view's height when the data were last reduced
         super().__init__(*args, **kwargs)
 
-    def show_data(self, x: np.ndarray, y: np.ndarray, *, reduced: bool) -> None:
-        """Draw ``x``/``y``; ``reduced``: already an envelope (curve_envelope.py), not to be
-        downsampled again (pyqtgraph would take its pairs for samples and halve them)."""
-        self.opts["autoDownsample"] = not reduced
+    def show_data(self, x: np.ndarray, y: np.ndarray, *, downsample: bool) -> None:
+        """Draw ``x``/``y``, downsampled by pyqtgraph for the view or (``downsample`` False)
+        as they are: an envelope (curve_envelope.py) would lose its pairs, and a few samples
+        spread wider than pyqtgraph's block size would not be drawn at all."""
+        self.opts["autoDownsample"] = downsample
         self.setData(x, y)
 
     def updateItems(self, styleUpdate: bool = True) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
 from workshop_app.core.capture.series import SignalSeries
 from workshop_app.core.decode.database import DatabaseSet
+from workshop_app.gui.curve_envelope import LiveEnvelope
 
 if TYPE_CHECKING:
     from cantools.database.can import Signal as DbcSignal
@@ -50,10 +50,8 @@ class Curve:
     label: str  # the signal's name, "Message.Signal" when another message has one so named
     seen_total: int = -1  # series.total at the last setData
     tick_total: int = -1  # series.total after the latest tick, drawn or not
-    t: np.ndarray = field(default_factory=lambda: np.empty(0))  # canvas times: series time - origin
-    v: np.ndarray = field(default_factory=lambda: np.empty(0))
-    origin: float = 0.0
-    partial: bool = False  # t/v hold only the newest samples (what a live window shows)
+    origin: float = 0.0  # the series time of canvas time 0
+    envelope: LiveEnvelope = field(default_factory=LiveEnvelope)  # what is drawn while following
 
     @property
     def title(self) -> str:
@@ -61,12 +59,7 @@ class Curve:
 
     def value_at(self, t: float) -> float | None:
         """Sample-and-hold: the newest sample at or before ``t`` (a CAN value holds until the next frame)."""
-        i = int(np.searchsorted(self.t, t, side="right")) - 1
-        if i < 0 and self.partial:  # before the samples held: ask the whole series
-            times, values = self.series.arrays()
-            i = int(np.searchsorted(times, t + self.origin, side="right")) - 1
-            return None if i < 0 else float(values[i])
-        return None if i < 0 else float(self.v[i])
+        return self.series.value_at(t + self.origin)
 
     def describe(self, value: float) -> str:
         """A value as the legend shows it: state name and number, or number and unit."""
@@ -244,8 +237,10 @@ def new_plot_item() -> pg.PlotItem:
         item.getAxis(name).setZValue(-1000)  # opaque grid lines go under curves and legend
     left = item.getAxis("left")
     left.setWidth(AXIS_WIDTH)
-    left.enableAutoSIPrefix(False)
-    item.getAxis("bottom").enableAutoSIPrefix(False)
+    # No automatic SI prefixes, on the hidden top and right axes too: with one, every change of
+    # the range re-typesets the axis label (a QGraphicsTextItem.setHtml), though none is shown.
+    for name in ("left", "bottom", "top", "right"):
+        item.getAxis(name).enableAutoSIPrefix(False)
     view = item.getViewBox()
     view.setAutoVisible(y=True)  # y fits what is in the time window, not the whole history
     view.enableAutoRange(axis=pg.ViewBox.YAxis)

@@ -35,7 +35,6 @@ from PySide6.QtWidgets import (
 
 from workshop_app.core.session import CaptureSession, CaptureStats
 from workshop_app.core.workshop import Subscription, WorkshopSession
-from workshop_app.gui.curve_envelope import peak_envelope
 from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item, tool_button
 from workshop_app.gui.plot_items import (
     PALETTE,
@@ -336,9 +335,6 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
             if self._t0 is None:
                 return
             self._draw_markers()
-        since = self._left_edge()
-        for curve in moved:
-            self._take(curve, since)
         # Follow first: setData then reduces each curve once, for the view it will be drawn in
         # (held, the moved curves do not reduce their old data for the new range first).
         for curve in moved:
@@ -376,8 +372,8 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
                     if fresh:
                         series.extend(t[-fresh:], v[-fresh:])
                 curve.seen_total = curve.tick_total = -1
-                curve.t, curve.v = np.empty(0), np.empty(0)
-                curve.item.setData(curve.t, curve.v)
+                curve.envelope.reset()
+                curve.item.setData(np.empty(0), np.empty(0))
         self._markers.clear()  # event times of the previous source
         self._t0 = None
         self._draw_markers()
@@ -462,55 +458,47 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
 
     def _update_curve(self, curve: Curve) -> None:
         if self._t0 is not None and curve.series.total != curve.seen_total:
-            self._take(curve, self._left_edge())
             self._draw([curve])
 
     def _retake_all(self) -> None:
-        """Take and draw every curve again (what a curve holds depends on live and the window)."""
-        if self._t0 is None:
-            return
-        curves = [c for p in self._plots for c in self._curves(p)]
-        since = self._left_edge()
-        for curve in curves:
-            self._take(curve, since)
-        self._draw(curves)
+        """Draw every curve anew (what a curve is drawn from depends on live and the window)."""
+        if self._t0 is not None:
+            self._draw([c for p in self._plots for c in self._curves(p)])
 
     def _left_edge(self) -> float | None:
-        """The series time of the left edge of the live window (None: take whole series).
+        """The canvas time of the live window's left edge (-inf: everything; None: paused).
 
         Following a window, a curve needs only the samples it shows; paused, the user may pan
-        or zoom anywhere, so the curves hold their whole series.
+        or zoom anywhere, so the curves are given their whole series.
         """
-        if not self._live or self._window is None or self._t0 is None:
+        if not self._live:
             return None
-        return self._t0 + max(self._newest_time(), self._window) - self._window
-
-    def _take(self, curve: Curve, since: float | None) -> None:
-        assert self._t0 is not None
-        curve.seen_total = curve.series.total
-        t, v = curve.series.arrays() if since is None else curve.series.arrays_since(since)
-        t -= self._t0  # fresh copies: shift in place
-        curve.t, curve.v = t, v
-        curve.origin, curve.partial = self._t0, since is not None
+        if self._window is None:
+            return -math.inf
+        return max(self._newest_time(), self._window) - self._window
 
     def _draw(self, curves: list[Curve]) -> None:
-        """Hand the curves' samples to their items: while following, as a min/max envelope of
-        a few points per pixel column (curve_envelope.py), else whole for pyqtgraph to reduce
-        as the user zooms."""
-        if not curves:
+        """Hand the curves' samples to their items: while following, the window's min/max
+        envelope of a few points per pixel column, kept from redraw to redraw
+        (curve_envelope.py), else the whole series for pyqtgraph to reduce as the user zooms."""
+        if not curves or self._t0 is None:
             return
+        t0 = self._t0
+        left = self._left_edge()
         wanted = {id(c) for c in curves}
         for plot in self._plots:
             width = float(plot.item.getViewBox().width())
             for curve in plot.curves:
                 if id(curve) not in wanted or not isinstance(curve, Curve):
                     continue
-                if self._live:
-                    first = curve.seen_total - len(curve.t)
-                    x, y, reduced = peak_envelope(curve.t, curve.v, first, width)
+                curve.seen_total, curve.origin = curve.series.total, t0
+                if left is not None:
+                    x, y, _ = curve.envelope.update(curve.series, t0, left, width)
                 else:
-                    x, y, reduced = curve.t, curve.v, False
-                curve.item.show_data(x, y, reduced=reduced)
+                    curve.envelope.reset()
+                    x, y = curve.series.arrays()
+                    x -= t0  # a fresh copy: shifted in place
+                curve.item.show_data(x, y, downsample=left is None)
 
     def _newest_time(self) -> float:
         if self._t0 is None:

@@ -69,23 +69,41 @@ class SignalSeries:
         A live plot needs only what its time window shows (and the value held at its left
         edge), not the whole history; times are taken as ascending, as frames arrive.
         """
+        return self.tail(self.count_since(t))
+
+    def tail(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(times, values) of the newest ``count`` samples (all kept, if fewer), as new arrays."""
+        count = min(max(count, 0), self._size)
+        start = (self._head - count) % self.capacity
+        if start + count <= self.capacity:
+            return self._t[start : start + count].copy(), self._v[start : start + count].copy()
+        return (
+            np.concatenate((self._t[start:], self._t[: self._head])),
+            np.concatenate((self._v[start:], self._v[: self._head])),
+        )
+
+    def count_since(self, t: float) -> int:
+        """How many samples :meth:`arrays_since` would return for ``t``, without copying any."""
+        return self._size - self._held_at(t)
+
+    def value_at(self, t: float) -> float | None:
+        """The value held at time ``t``: the newest sample at or before it (None: none that old)."""
+        if not self._size:
+            return None
+        i = self._held_at(t)
+        if i == 0 and self._t[(self._head - self._size) % self.capacity] > t:
+            return None
+        return float(self._v[(self._head - self._size + i) % self.capacity])
+
+    def _held_at(self, t: float) -> int:
+        """Logical index (0 = oldest kept) of the newest sample at or before ``t``, else 0."""
         if self._size < self.capacity:
-            times = self._t[: self._size]
-            start = max(int(np.searchsorted(times, t, side="right")) - 1, 0)
-            return times[start:].copy(), self._v[start : self._size].copy()
+            return max(int(np.searchsorted(self._t[: self._size], t, side="right")) - 1, 0)
         older, newer = self._t[self._head :], self._t[: self._head]
         at_or_before = int(np.searchsorted(older, t, side="right"))
         if at_or_before == len(older) and len(newer):
             at_or_before += int(np.searchsorted(newer, t, side="right"))
-        start = max(at_or_before - 1, 0)
-        if start >= len(older):
-            start -= len(older)
-            return newer[start:].copy(), self._v[start : self._head].copy()
-        physical = self._head + start
-        return (
-            np.concatenate((self._t[physical:], newer)),
-            np.concatenate((self._v[physical:], self._v[: self._head])),
-        )
+        return max(at_or_before - 1, 0)
 
     def last(self) -> tuple[float, float] | None:
         if not self._size:
