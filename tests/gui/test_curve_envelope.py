@@ -24,7 +24,8 @@ def test_blocks_keep_every_extreme_and_the_newest_sample(first_index):
     v[7_777] = -40.0
     x, y, reduced = peak_envelope(t, v, first_index, width_px=1_000)
     ds = block_size(len(t), 1_000)
-    assert reduced and ds == 8  # 12 samples per column: the power of two below
+    assert reduced and ds == 16  # 12 samples per column: the power of two above
+    assert len(x) <= 2 * 1_000 + 2 * ds  # two points a column at most, besides the raw ends
     assert len(x) <= 2 * len(t) // ds + 2 * ds
     assert y.max() == 40.0 and y.min() == -40.0
     assert (x[-1], y[-1]) == (t[-1], v[-1])  # the newest sample is drawn as it is
@@ -53,7 +54,7 @@ def test_a_block_keeps_its_extremes_as_samples_arrive():
 
     before, after = blocks(0, 10_000), blocks(3, 10_002)  # three dropped, five new
     shared = set(before) & set(after)
-    assert len(shared) > 1_000
+    assert len(shared) > 500
     assert all(before[k] == after[k] for k in shared)
 
 
@@ -94,10 +95,10 @@ def test_the_live_envelope_starts_over_when_the_block_size_or_origin_changes():
     series.extend(t, np.sin(t))
     live = LiveEnvelope()
     live.update(series, 0.0, 90.0, 1_000)
-    assert live.ds == 8  # 10,000 samples on 1,000 pixels
+    assert live.ds == 16  # 10,000 samples on 1,000 pixels
     x, _, _ = live.update(series, 0.0, 0.0, 1_000)  # the whole history: bigger blocks
-    assert live.ds == 64 and x[0] < 0.1
+    assert live.ds == 128 and x[0] < 0.1
     x, _, _ = live.update(series, 50.0, -50.0, 1_000)  # another origin shifts every x
-    assert live.ds == 64 and -50.0 < x[0] < -49.9
+    assert live.ds == 128 and -50.0 < x[0] < -49.9
     x, _, reduced = live.update(series, 50.0, 49.99, 1_000)  # ten samples: drawn as they are
     assert not reduced and live.ds == 0 and len(x) in (10, 11)

@@ -19,10 +19,14 @@ from workshop_app.core.capture.series import SignalSeries
 
 
 def block_size(samples: int, width_px: float) -> int:
-    """Samples per block: the power of two nearest below ``samples / width_px`` (1: draw every sample)."""
+    """Samples per block: the power of two at or above ``samples / width_px`` (1: draw every sample).
+
+    Two points a block make at most two points a pixel column, as many as any sample drawn
+    as it is would (more only cost the paint: each point is a segment of the curve's path).
+    """
     if width_px <= 0 or samples <= 2 * width_px:
         return 1
-    return 1 << (int(samples // width_px).bit_length() - 1)
+    return 1 << (math.ceil(samples / width_px) - 1).bit_length()
 
 
 def peak_envelope(

@@ -42,17 +42,13 @@ class FrameRing:
 
     def push_many(self, frames: Iterable[Frame]) -> int:
         """Append frames in one lock round trip; returns how many were accepted."""
-        accepted = 0
+        batch = frames if isinstance(frames, list) else list(frames)
         with self._lock:
             items = self._items
-            room = self.capacity - len(items)
-            for frame in frames:
-                if room > 0:
-                    items.append(frame)
-                    room -= 1
-                    accepted += 1
-                else:
-                    self._dropped += 1
+            room = max(self.capacity - len(items), 0)
+            accepted = min(len(batch), room)
+            items.extend(batch if accepted == len(batch) else batch[:accepted])
+            self._dropped += len(batch) - accepted
             self._pushed += accepted
             self._high_water = max(self._high_water, len(items))
         return accepted

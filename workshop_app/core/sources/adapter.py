@@ -1,6 +1,7 @@
 """AdapterSource: a live python-can bus (any interface python-can supports).
 
-Threads: python-can's Notifier thread receives (convert + append to the ring, nothing else);
+Threads: a python-can Notifier thread receives (convert + append to the ring, nothing else;
+whole batches where the bus hands them out, see batch_notifier.py);
 one ``adapter-watch`` thread per started source notices a lost connection, closes the dead bus
 and, with ``auto_reconnect``, reopens it every ``retry_interval`` seconds until it is back.
 With ``connect_in_background`` the first connect also runs on that thread, so a caller on the
@@ -13,6 +14,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Sequence
 
 import can
 from can.notifier import MessageRecipient
@@ -20,6 +22,7 @@ from can.notifier import MessageRecipient
 from workshop_app.core.capture.ring import FrameRing
 from workshop_app.core.errors import SourceError
 from workshop_app.core.sources.base import FrameSource, SourceState
+from workshop_app.core.sources.batch_notifier import BatchNotifier
 from workshop_app.core.sources.opening import open_bus, plain_reason
 from workshop_app.core.sources.reconnect import LinkGap, ReconnectPolicy
 from workshop_app.core.types import BusConfig, Frame, SourceCaps
@@ -72,10 +75,16 @@ class _RingListener(can.Listener):
         self._source = source
         self._generation = generation
         self._push = source.ring.push
+        self._push_many = source.ring.push_many
         self._channel = source.channel_label
 
     def on_message_received(self, msg: can.Message) -> None:
         self._push(Frame.from_message(msg, self._channel))
+
+    def on_messages(self, messages: Sequence[can.Message]) -> None:
+        """A whole batch (BatchNotifier): one hand-over to the ring."""
+        channel = self._channel
+        self._push_many([Frame.from_message(msg, channel) for msg in messages])
 
     def on_error(self, exc: Exception) -> None:
         # Only flag it: the watch thread closes the bus (stopping the Notifier from its own
@@ -218,7 +227,7 @@ class AdapterSource(FrameSource):
             halt=self._halt,
         )
         try:
-            notifier = can.Notifier(
+            notifier = BatchNotifier(
                 bus, [_RingListener(self, generation), *listeners], timeout=NOTIFIER_TIMEOUT
             )
         except Exception:

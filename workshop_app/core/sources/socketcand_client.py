@@ -412,6 +412,21 @@ class SocketcandBus(can.BusABC):
         self._pos = 1
         return item[0], False
 
+    def recv_batch(self, timeout: float | None = None) -> list[can.Message]:
+        """Every frame received and not yet read, at once (waiting up to ``timeout`` for one);
+        ``[]`` when none came. Raises as :meth:`recv` does. A reader taking whole batches
+        (see ``sources/batch_notifier.py``) skips a call and a queue look per frame."""
+        pos, current = self._pos, self._current
+        if pos >= len(current):
+            if self._recv_internal(timeout)[0] is None:
+                return []
+            pos, current = 0, self._current
+        self._pos = len(current)
+        batch = current[pos:] if pos else current
+        if self._filters is not None:
+            batch = [msg for msg in batch if self._matches_filters(msg)]
+        return batch
+
     # -- sending --------------------------------------------------------------------------------
 
     def send(self, msg: can.Message, timeout: float | None = None) -> None:
