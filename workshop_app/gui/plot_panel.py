@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from workshop_app.core.session import CaptureSession, CaptureStats
 from workshop_app.core.workshop import Subscription, WorkshopSession
-from workshop_app.gui.plot_canvas import MarkLine, PlotStack, new_curve_item, tool_button
+from workshop_app.gui.plot_canvas import PlotStack, new_curve_item, tool_button
 from workshop_app.gui.plot_items import (
     PALETTE,
     Curve,
@@ -46,6 +46,7 @@ from workshop_app.gui.plot_items import (
     states_of,
 )
 from workshop_app.gui.plot_panel_layouts import PlotLayoutsMixin
+from workshop_app.gui.plot_panel_marks import PlotMarksMixin
 from workshop_app.gui.redraw_turns import RedrawTurns
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ SERIES_CAPACITY = 100_000  # samples kept per signal: ~17 min of a 10 ms message
 REDRAW_INTERVAL = 0.05
 
 
-class PlotPanel(PlotLayoutsMixin, QWidget):
+class PlotPanel(PlotMarksMixin, PlotLayoutsMixin, QWidget):
     """Stacked plots of live signals sharing one time axis, with follow-live, cursor and layouts.
 
     Example::
@@ -267,25 +268,6 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
         """The value-table ticks on a plot's y axis (empty when it shows plain numbers)."""
         return list(self._plots[plot_index].ticks)
 
-    # --- event markers -------------------------------------------------------------------------
-
-    def add_event_marker(self, timestamp: float, text: str, colour: str = "#d1242f") -> None:
-        """A labelled vertical line at ``timestamp`` (absolute, like frame times) on every plot,
-        e.g. a fault code seen by a scan; kept for plots added later."""
-        self._markers.append((timestamp, text, colour))
-        self._draw_markers()
-
-    @property
-    def event_markers(self) -> list[tuple[float, str]]:
-        return [(t, text) for t, text, _ in self._markers]
-
-    def _draw_markers(self) -> None:
-        # Drawn once the time origin is known (refresh).
-        t0 = self._t0
-        self._stack.set_marks(
-            [] if t0 is None else [MarkLine(t - t0, text, c) for t, text, c in self._markers]
-        )
-
     # --- live data ---------------------------------------------------------------------------
 
     @property
@@ -420,33 +402,6 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
         """The visible time span (seconds since the first frame), shared by every plot."""
         return self._stack.x_range() or (0.0, 0.0)
 
-    # --- cursor ------------------------------------------------------------------------------
-
-    def cursor_time(self) -> float | None:
-        return self._stack.cursor
-
-    def set_cursor(self, t: float | None) -> None:
-        """Show the cursor at ``t`` seconds (None hides it); the legends then show values there."""
-        self._stack.set_cursor(t)
-        self.cursor_button.blockSignals(True)
-        self.cursor_button.setChecked(t is not None)
-        self.cursor_button.blockSignals(False)
-        self._update_readouts()
-        if t is not None:
-            self.cursor_moved.emit(float(t))
-
-    def cursor_values(self) -> dict[tuple[str, str], float | None]:
-        """Each curve's value at the cursor (the last sample at or before it); {} without a cursor."""
-        t = self._stack.cursor
-        if t is None:
-            return {}
-        return {(c.message, c.signal): c.value_at(t) for plot in self._plots for c in self._curves(plot)}
-
-    def legend_texts(self, plot_index: int) -> list[str]:
-        """The legend lines of a plot as shown (name, unit and the value at the cursor)."""
-        legend = self._plots[plot_index].item.legend
-        return [label.text for _, label in legend.items] if legend is not None else []
-
     # --- internals: data ---------------------------------------------------------------------
 
     def _first_frame_time(self, curves: list[Curve]) -> float | None:
@@ -539,11 +494,6 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
 
     # --- internals: drawing --------------------------------------------------------------------
 
-    def _update_readouts(self) -> None:
-        self._stack.update_readouts()
-        t = self._stack.cursor
-        self.cursor_label.setText("" if t is None else f"t = {t:.3f} s")
-
     def _apply_theme(self) -> None:
         self._stack.apply_theme(self.palette())
 
@@ -593,18 +543,6 @@ class PlotPanel(PlotLayoutsMixin, QWidget):
 
     def _on_window_chosen(self, position: int) -> None:
         self.set_window(self.window_combo.itemData(position))
-
-    def _on_cursor_toggled(self, checked: bool) -> None:
-        if not checked:
-            self.set_cursor(None)
-            return
-        lo, hi = self.x_range()
-        self.set_cursor((lo + hi) / 2)
-
-    def _on_plot_clicked(self, t: float) -> None:
-        # A left click in a plot moves a shown cursor there.
-        if self._stack.cursor is not None:
-            self.set_cursor(t)
 
     def _on_add_plot_clicked(self) -> None:
         self.add_plot()
