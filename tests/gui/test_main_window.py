@@ -187,3 +187,30 @@ def test_open_log_analyses_it_and_plays_it_into_the_trace(qtbot, window, shared_
     qtbot.waitUntil(lambda: window.trace_model.rowCount() == 180, timeout=3000)
     names = {window.trace_model.index(r, COL_NAME).data() for r in range(window.trace_model.rowCount())}
     assert "DI_torque2" in names
+
+
+def test_expanded_messages_repaint_their_signal_rows_only_while_on_screen(qtbot, window):
+    model, view = window.trace_model, window.trace_view
+    qtbot.waitUntil(lambda: model.rowCount() >= 14, timeout=5000)
+    view.expandAll()  # every message's signals open: the last messages are far below the fold
+    first, last = window._shown_messages()
+    assert first == 0 and last < model.rowCount() - 1
+    repainted: set[int] = set()
+
+    def on_changed(top_left, _bottom_right, _roles=()) -> None:
+        if top_left.parent().isValid():
+            repainted.add(top_left.parent().row())
+
+    model.dataChanged.connect(on_changed)
+    try:
+        qtbot.waitUntil(lambda: bool(repainted & set(range(first, last + 1))), timeout=5000)
+        # Signal rows scrolled away are not repainted (they are painted afresh when shown).
+        assert not repainted & set(range(last + 1, model.rowCount()))
+        view.scrollToBottom()
+        repainted.clear()
+        first, last = window._shown_messages()
+        assert last == model.rowCount() - 1 and first > 0
+        qtbot.waitUntil(lambda: bool(repainted & set(range(first, last + 1))), timeout=5000)
+        assert not repainted & set(range(first))
+    finally:
+        model.dataChanged.disconnect(on_changed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt
+from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -440,13 +440,29 @@ class MainWindow(WindowFilesMixin, QMainWindow):
     def _on_stats(self, stats: CaptureStats) -> None:
         # After the trace model's refresh (it subscribed first): its repainted rows are known.
         view, model = self.trace_view, self.trace_model
-        for row in model.last_repainted:
-            if view.isExpanded(model.index(row, 0)):
-                model.repaint_children(row)
+        if model.last_repainted:
+            # Only messages on screen: rows scrolled away are painted afresh when they come back,
+            # and a repaint per expanded message cost ~70 µs (7 ms a tick with 96 expanded).
+            first, last = self._shown_messages()
+            for row in model.last_repainted:
+                if first <= row <= last and view.isExpanded(model.index(row, 0)):
+                    model.repaint_children(row)
         if self.bit_view.isVisible():
             self.bit_view.update()  # its highlights fade between frames too
         self._apply_filter(only_new=True)
         self._update_status(stats)
+
+    def _shown_messages(self) -> tuple[int, int]:
+        """The first and last message rows of the trace with any row on screen."""
+        view = self.trace_view
+
+        def message_row(y: int, default: int) -> int:
+            index = view.indexAt(QPoint(0, y))
+            if not index.isValid():
+                return default
+            return index.parent().row() if index.parent().isValid() else index.row()
+
+        return message_row(0, 0), message_row(view.viewport().height() - 1, self.trace_model.rowCount() - 1)
 
     def _update_status(self, st: CaptureStats | None = None) -> None:
         st = st if st is not None else self.session.stats
