@@ -96,6 +96,7 @@ class TransmitPanel(QWidget):
         self.table = TransmitJobsTable()
         self.table.cellClicked.connect(self._on_row_clicked)
         self.table.itemSelectionChanged.connect(self._update_buttons)
+        self._button_states: list[tuple[int, JobStatus, bool]] | None = None  # as at the last update
 
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume")
@@ -348,8 +349,14 @@ class TransmitPanel(QWidget):
         if notice:
             self.notice_label.setText(f"⚠ {notice}. Reconnect, then select the jobs and press Resume.")
         self.notice_label.setVisible(bool(notice))
-        self.table.show_jobs(self.jobs.jobs())
-        self._update_buttons()
+        jobs = self.jobs.jobs()
+        self.table.show_jobs(jobs)
+        # The buttons follow the selection (their own signal) and the jobs' states: asking the
+        # selection on every tick of a busy window cost more than the rest of the panel.
+        states = [(j.job_id, j.status, j.is_periodic) for j in jobs]
+        if states != self._button_states:
+            self._button_states = states
+            self._update_buttons()
 
     def selected_job_ids(self) -> list[int]:
         return self.table.selected_job_ids()
