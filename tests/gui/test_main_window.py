@@ -195,17 +195,23 @@ def test_expanded_messages_repaint_their_signal_rows_only_while_on_screen(qtbot,
     view.expandAll()  # every message's signals open: the last messages are far below the fold
     first, last = window._shown_messages()
     assert first == 0 and last < model.rowCount() - 1
-    repainted: set[int] = set()
+    repainted: set[int] = set()  # messages whose signal rows were repainted
+    rows: set[int] = set()  # message rows repainted
 
-    def on_changed(top_left, _bottom_right, _roles=()) -> None:
+    def on_changed(top_left, bottom_right, _roles=()) -> None:
         if top_left.parent().isValid():
             repainted.add(top_left.parent().row())
+        else:
+            rows.update(range(top_left.row(), bottom_right.row() + 1))
 
     model.dataChanged.connect(on_changed)
     try:
         qtbot.waitUntil(lambda: bool(repainted & set(range(first, last + 1))), timeout=5000)
-        # Signal rows scrolled away are not repainted (they are painted afresh when shown).
+        # Rows scrolled away are not repainted (they are painted afresh when shown).
         assert not repainted & set(range(last + 1, model.rowCount()))
+        rows.clear()
+        qtbot.waitUntil(lambda: bool(rows), timeout=5000)
+        assert max(rows) <= last
         view.scrollToBottom()
         repainted.clear()
         first, last = window._shown_messages()

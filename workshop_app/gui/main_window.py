@@ -440,13 +440,13 @@ class MainWindow(WindowFilesMixin, QMainWindow):
     def _on_stats(self, stats: CaptureStats) -> None:
         # After the trace model's refresh (it subscribed first): its repainted rows are known.
         view, model = self.trace_view, self.trace_model
-        if model.last_repainted:
-            # Only messages on screen: rows scrolled away are painted afresh when they come back,
-            # and a repaint per expanded message cost ~70 µs (7 ms a tick with 96 expanded).
-            first, last = self._shown_messages()
-            for row in model.last_repainted:
-                if first <= row <= last and view.isExpanded(model.index(row, 0)):
-                    model.repaint_children(row)
+        # Only messages on screen are repainted on ticks (the trace model's next refresh too):
+        # rows scrolled away are painted afresh when they come back, and a repaint per expanded
+        # message cost ~70 µs (7 ms a tick with 96 expanded).
+        first, last = model.shown_rows = self._shown_messages()
+        for row in model.last_repainted:
+            if first <= row <= last and view.isExpanded(model.index(row, 0)):
+                model.repaint_children(row)
         if self.bit_view.isVisible():
             self.bit_view.update()  # its highlights fade between frames too
         self._apply_filter(only_new=True)

@@ -77,6 +77,9 @@ class TraceModel(QAbstractItemModel):
         self._pending: set[MessageKey] = set()  # changed streams not repainted yet
         self._sweep_due = False
         self.last_repainted: Collection[int] = ()  # rows repainted by the latest refresh
+        # The first and last rows on screen, as the view last told (None: all). A row scrolled
+        # away is not repainted on ticks: the view paints it afresh when it comes back.
+        self.shown_rows: tuple[int, int] | None = None
         self._rows: list[MessageStats] = []
         self._keys: list[tuple[str, int, bool]] = []  # row order: sorted by _sort_key
         self._sort: list[tuple[str, bool, int]] = []
@@ -290,17 +293,29 @@ class TraceModel(QAbstractItemModel):
         elif changed is None or self._sweep_due:
             # The MessageStats objects update in place, so only repaint.
             self._values.clear()
-            self.dataChanged.emit(self.index(0, COL_NAME), self.index(len(self._rows) - 1, COL_DATA))
-            self.last_repainted = range(len(self._rows))
+            first, last = (0, len(self._rows) - 1) if changed is None else self._shown()
+            if first <= last:
+                self.dataChanged.emit(self.index(first, COL_NAME), self.index(last, COL_DATA))
+            self.last_repainted = range(first, last + 1)
             self._sweep_due = False
         else:
+            first, last = self._shown()
             rows = sorted(
-                self._row_of(k) for k in self._pending if k in self._stable and not self._missing(k)
+                row
+                for k in self._pending
+                if k in self._stable and not self._missing(k) and first <= (row := self._row_of(k)) <= last
             )
             self.last_repainted = rows
             self._repaint_runs(rows)
         self._pending.clear()
         return self.last_repainted
+
+    def _shown(self) -> tuple[int, int]:
+        """The rows a tick repaints: those the view shows (``shown_rows``), else every row."""
+        last = len(self._rows) - 1
+        if self.shown_rows is None:
+            return 0, last
+        return max(self.shown_rows[0], 0), min(self.shown_rows[1], last)
 
     def _repaint_runs(self, rows: list[int]) -> None:
         # One signal per run of adjacent rows: the view repaints the union of their rectangles.
