@@ -35,6 +35,7 @@ import can
 from can.io.logger import MESSAGE_WRITERS
 
 from workshop_app.core.capture import gzip_members
+from workshop_app.core.capture.blf_frames import BlfBatches
 from workshop_app.core.capture.mf4_writer import Mf4FrameWriter, channel_number
 from workshop_app.core.capture.sqlite_log import SqliteFrameWriter
 from workshop_app.core.errors import LogFileError
@@ -128,6 +129,7 @@ class MessageFrameWriter:
         self._flushed = 0
         self._failed = False
         self._closed = False
+        self._blf = BlfBatches(listener) if isinstance(listener, can.BLFWriter) and numeric_channels else None
         # python-can's writers keep their open file as ``file``; our SQLite writer has none.
         self._file = getattr(listener, "file", None)
         if self._file is not None:
@@ -146,25 +148,31 @@ class MessageFrameWriter:
         if self._rejects is not None:
             rejects = self._rejects
             frames = [f for f in frames if not rejects(f)]
-        on_message = self._listener.on_message_received
-        channels = self._channels
-        numeric = self._numeric
         try:
-            for frame in frames:
-                msg = frame.to_message()
-                if numeric:
-                    # Binary and numbered formats store channels as numbers: "can1" -> 1.
-                    label = frame.channel
-                    number = channels.get(label)
-                    if number is None:
-                        number = channels[label] = channel_number(label)
-                    msg.channel = number
-                on_message(msg)
+            if self._blf is not None:
+                self._blf.write(frames, self._write_messages)  # classic frames packed in bulk
+            else:
+                self._write_messages(frames)
         except BaseException:
             self._failed = True
             raise
         self._written += len(frames)
         return len(frames)
+
+    def _write_messages(self, frames: Sequence[Frame]) -> None:
+        on_message = self._listener.on_message_received
+        channels = self._channels
+        numeric = self._numeric
+        for frame in frames:
+            msg = frame.to_message()
+            if numeric:
+                # Binary and numbered formats store channels as numbers: "can1" -> 1.
+                label = frame.channel
+                number = channels.get(label)
+                if number is None:
+                    number = channels[label] = channel_number(label)
+                msg.channel = number
+            on_message(msg)
 
     def flush(self) -> None:
         if self._failed or self._closed:
@@ -273,6 +281,10 @@ def open_writer(path: Path) -> FrameWriter:
             writer_class: Any = MESSAGE_WRITERS[suffix]
             listener = writer_class(file=gzip_members.open_text(path))
             return MessageFrameWriter(listener, path, numeric_channels=suffix != ".log")
+        if suffix == ".blf" and plain:
+            # zlib's fastest level: at 30,000 frames/s the default level took half the recorder's
+            # time (BlfBatches packs the frames) for files a few per cent smaller.
+            return MessageFrameWriter(can.BLFWriter(path, compression_level=1), path, numeric_channels=True)
         return MessageFrameWriter(can.Logger(path), path, numeric_channels=suffix != ".log")
     except LogFileError:
         raise
