@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import can
 import pytest
@@ -34,29 +35,30 @@ class Batches:
         self.on_message_received(msg)
 
 
-@pytest.fixture
-def channel() -> str:
-    return f"batch-notifier-{uuid.uuid4().hex}"
+@dataclass
+class Rig:
+    channel: str  # the car's virtual bus
+    car: can.BusABC
+    server: SocketcandServer  # serving that bus on 127.0.0.1
 
 
 @pytest.fixture
-def car(channel: str) -> Iterator[can.BusABC]:
-    bus = can.Bus(interface="virtual", channel=channel)
-    yield bus
-    bus.shutdown()
+def rig() -> Iterator[Rig]:
+    channel = f"batch-notifier-{uuid.uuid4().hex}"
+    car = can.Bus(interface="virtual", channel=channel)
+    served = can.Bus(interface="virtual", channel=channel)
+    server = SocketcandServer(served, port=0)
+    server.start()
+    try:
+        yield Rig(channel, car, server)
+    finally:
+        server.stop()
+        served.shutdown()
+        car.shutdown()
 
 
-@pytest.fixture
-def server(channel: str) -> Iterator[SocketcandServer]:
-    bus = can.Bus(interface="virtual", channel=channel)
-    srv = SocketcandServer(bus, port=0)
-    srv.start()
-    yield srv
-    srv.stop()
-    bus.shutdown()
-
-
-def test_batches_go_whole_and_per_frame_listeners_see_every_frame_in_order(server, car):
+def test_batches_go_whole_and_per_frame_listeners_see_every_frame_in_order(rig):
+    server, car = rig.server, rig.car
     host, port = server.address
     client = can.Bus(interface="workshop-socketcand", host=host, port=port, channel="can0")
     batches, each = Batches(), can.BufferedReader()
@@ -77,7 +79,8 @@ def test_batches_go_whole_and_per_frame_listeners_see_every_frame_in_order(serve
         client.shutdown()
 
 
-def test_a_lost_link_reaches_the_listeners_error_handler(server, car):
+def test_a_lost_link_reaches_the_listeners_error_handler(rig):
+    server = rig.server
     host, port = server.address
     client = can.Bus(interface="workshop-socketcand", host=host, port=port, channel="can0")
     errors: list[Exception] = []
@@ -102,8 +105,9 @@ def test_a_lost_link_reaches_the_listeners_error_handler(server, car):
         client.shutdown()
 
 
-def test_a_bus_without_batches_is_read_frame_by_frame(channel, car):
-    bus = can.Bus(interface="virtual", channel=channel)
+def test_a_bus_without_batches_is_read_frame_by_frame(rig):
+    car = rig.car
+    bus = can.Bus(interface="virtual", channel=rig.channel)
     each = can.BufferedReader()
     notifier = BatchNotifier(bus, [each], timeout=0.05)
     try:
