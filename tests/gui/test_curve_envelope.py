@@ -4,14 +4,23 @@ import numpy as np
 import pytest
 
 from workshop_app.core.capture.series import SignalSeries
-from workshop_app.gui.curve_envelope import LiveEnvelope, block_size, peak_envelope
+from workshop_app.gui.curve_envelope import LiveEnvelope, block_size
+
+
+def _series(t: np.ndarray, v: np.ndarray, first_index: int = 0) -> SignalSeries:
+    """A series holding ``t``/``v``, the first of them its sample number ``first_index``."""
+    series = SignalSeries("x", len(t))
+    if first_index:
+        series.extend(np.full(first_index, t[0] - 1.0), np.zeros(first_index))  # overwritten
+    series.extend(t, v)
+    return series
 
 
 def test_few_samples_per_pixel_column_are_drawn_as_they_are():
     t = np.arange(100, dtype=float)
     v = np.sin(t)
-    x, y, reduced = peak_envelope(t, v, 0, width_px=60)
-    assert not reduced and x is t and y is v
+    x, y, reduced = LiveEnvelope().update(_series(t, v), 0.0, -np.inf, 60)
+    assert not reduced and x.tolist() == t.tolist() and y.tolist() == v.tolist()
     assert block_size(100, 0) == 1  # a plot not laid out yet: nothing to size blocks by
 
 
@@ -22,11 +31,10 @@ def test_blocks_keep_every_extreme_and_the_newest_sample(first_index):
     v = rng.normal(0, 1, len(t))
     v[5_000] = 40.0  # a one-sample spike must survive the reduction
     v[7_777] = -40.0
-    x, y, reduced = peak_envelope(t, v, first_index, width_px=1_000)
+    x, y, reduced = LiveEnvelope().update(_series(t, v, first_index), 0.0, -np.inf, 1_000)
     ds = block_size(len(t), 1_000)
     assert reduced and ds == 16  # 12 samples per column: the power of two above
     assert len(x) <= 2 * 1_000 + 2 * ds  # two points a column at most, besides the raw ends
-    assert len(x) <= 2 * len(t) // ds + 2 * ds
     assert y.max() == 40.0 and y.min() == -40.0
     assert (x[-1], y[-1]) == (t[-1], v[-1])  # the newest sample is drawn as it is
     assert np.all(np.diff(x) >= 0)  # still in time order for clipping to the view
@@ -46,7 +54,8 @@ def test_a_block_keeps_its_extremes_as_samples_arrive():
     ds = block_size(10_000, 1_000)
 
     def blocks(first: int, n: int) -> dict[float, tuple[float, float]]:
-        x, y, reduced = peak_envelope(t[first : first + n], v[first : first + n], first, 1_000)
+        series = _series(t[first : first + n], v[first : first + n], first)
+        x, y, reduced = LiveEnvelope().update(series, 0.0, -np.inf, 1_000)
         assert reduced and block_size(n, 1_000) == ds
         head = (-first) % ds
         pairs = range(head, len(x) - 2 * ds, 2)  # before the raw samples at the end

@@ -1,12 +1,13 @@
 """The min/max envelope a live curve is drawn from: a few points per pixel column, not every sample.
 
-pyqtgraph's peak downsampling reduces a curve's data on every ``setData`` with a per-row
-``max``/``min`` over a (columns, samples per column) matrix, which numpy does slowly for short
-rows; a live plot of 16 curves spent most of its redraw there. ``peak_envelope`` gives the same
-picture from one ``reduceat`` per extreme. Its blocks are aligned to the series' absolute
-sample count and their size is a power of two, so a block's extremes do not change from one
-redraw to the next as samples arrive: the drawn envelope does not shimmer while it scrolls.
-Pure numpy (no Qt), so it can be tested and measured on its own.
+pyqtgraph's peak downsampling reduces a curve's whole data again on every ``setData``, with a
+per-row ``max``/``min`` over a (columns, samples per column) matrix that numpy does slowly for
+short rows; a live plot of 16 curves spent most of its redraw there. :class:`LiveEnvelope`
+keeps the envelope of the blocks reduced so far and reduces only the samples new since the last
+redraw. Its blocks are aligned to the series' absolute sample count and their size is a power
+of two, so a block's extremes do not change from one redraw to the next as samples arrive: the
+drawn envelope does not shimmer while it scrolls. Pure numpy (no Qt), so it can be tested and
+measured on its own.
 """
 
 from __future__ import annotations
@@ -27,41 +28,6 @@ def block_size(samples: int, width_px: float) -> int:
     if width_px <= 0 or samples <= 2 * width_px:
         return 1
     return 1 << (math.ceil(samples / width_px) - 1).bit_length()
-
-
-def peak_envelope(
-    t: np.ndarray, v: np.ndarray, first_index: int, width_px: float
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(x, y, reduced): ``t``/``v`` as at most ~2 points per pixel column of ``width_px``.
-
-    ``first_index`` is the absolute number of ``t[0]`` in its series (blocks start at its
-    multiples of the block size). Samples before the first whole block and after the last one
-    are kept as they are, and the newest one never goes into a block: it is always drawn. Each block becomes two points
-    at its middle sample's time, its maximum then its minimum, as pyqtgraph's peak mode draws.
-    ``reduced`` is False when the data were returned unchanged (few samples per column).
-    """
-    n = len(t)
-    ds = block_size(n, width_px)
-    if ds == 1:
-        return t, v, False
-    head = (-first_index) % ds  # samples before the first block boundary
-    blocks = (n - 1 - head) // ds  # the newest sample stays out of the blocks
-    if blocks <= 0:
-        return t, v, False
-    end = head + blocks * ds
-    starts = np.arange(head, end, ds)
-    top, bottom = _extremes(v[head:end], ds)
-    tail = n - end
-    x = np.empty(head + 2 * blocks + tail)
-    y = np.empty_like(x)
-    x[:head], y[:head] = t[:head], v[:head]
-    middle = t[starts + ds // 2]
-    x[head : head + 2 * blocks : 2] = middle
-    x[head + 1 : head + 2 * blocks : 2] = middle
-    y[head : head + 2 * blocks : 2] = top
-    y[head + 1 : head + 2 * blocks : 2] = bottom
-    x[head + 2 * blocks :], y[head + 2 * blocks :] = t[end:], v[end:]
-    return x, y, True
 
 
 def _extremes(v: np.ndarray, ds: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +73,11 @@ class LiveEnvelope:
         self, series: SignalSeries, origin: float, left: float, width_px: float
     ) -> tuple[np.ndarray, np.ndarray, bool]:
         """(x, y, reduced) for the samples from canvas time ``left`` on (``origin``: the series
-        time of canvas time 0); as :func:`peak_envelope`, with the same blocks."""
+        time of canvas time 0). Blocks start at multiples of the block size in the series'
+        sample count; samples before the first block and after the last one are drawn as they
+        are, the newest never in a block; each block is two points at its middle sample's time,
+        its maximum then its minimum, as pyqtgraph's peak mode draws. ``reduced`` is False
+        when the samples are returned as they are (few a pixel column)."""
         total = series.total
         shown = series.count_since(left + origin)
         ds = block_size(shown, width_px)
