@@ -35,33 +35,6 @@ def test_extend_rejects_mismatched_shapes():
         SignalSeries("x").extend([1.0, 2.0], [1.0])
 
 
-@pytest.mark.parametrize("capacity", [5, 7, 16])
-@pytest.mark.parametrize("n", [0, 1, 4, 5, 6, 13, 30])
-def test_arrays_since_starts_at_the_sample_held_at_that_time(capacity, n):
-    s = SignalSeries("x", capacity=capacity)
-    s.extend(np.arange(n, dtype=float), np.arange(n, dtype=float) * 2)
-    every_t, every_v = s.arrays()
-    for since in np.arange(-2.0, n + 2.0, 0.5):
-        t, v = s.arrays_since(float(since))
-        # From the newest sample at or before ``since`` (the value a plot holds at its left
-        # edge), or from the oldest kept when none is that old.
-        before = [i for i, x in enumerate(every_t) if x <= since]
-        start = before[-1] if before else 0
-        assert t.tolist() == every_t[start:].tolist()
-        assert v.tolist() == every_v[start:].tolist()
-
-
-def test_arrays_since_returns_copies():
-    s = SignalSeries("x", capacity=4)
-    s.extend([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0])  # wrapped
-    t, _ = s.arrays_since(2.5)
-    t += 100.0
-    assert s.arrays()[0].tolist() == [2.0, 3.0, 4.0, 5.0]
-    t, _ = s.arrays_since(4.5)  # within the newer segment only
-    t += 100.0
-    assert s.arrays()[0].tolist() == [2.0, 3.0, 4.0, 5.0]
-
-
 @pytest.mark.parametrize("capacity", [5, 16])
 @pytest.mark.parametrize("n", [0, 3, 5, 12, 30])
 def test_tail_count_since_and_value_at_agree_with_the_whole_arrays(capacity, n):
@@ -74,6 +47,9 @@ def test_tail_count_since_and_value_at_agree_with_the_whole_arrays(capacity, n):
         assert t.tolist() == every_t[len(every_t) - keep :].tolist()
         assert v.tolist() == every_v[len(every_v) - keep :].tolist()
     for at in np.arange(-2.0, n + 2.0, 0.5):
-        assert s.count_since(float(at)) == len(s.arrays_since(float(at))[0])
+        # From the newest sample at or before ``at`` (the value a plot holds at its left edge),
+        # or from the oldest kept when none is that old.
+        before = [i for i, time in enumerate(every_t) if time <= at]
+        assert s.count_since(float(at)) == len(every_t) - (before[-1] if before else 0)
         held = [value for time, value in zip(every_t, every_v, strict=True) if time <= at]
         assert s.value_at(float(at)) == (held[-1] if held else None)

@@ -63,14 +63,6 @@ class SignalSeries:
             return self._t[: self._size].copy(), self._v[: self._size].copy()
         return np.roll(self._t, -self._head), np.roll(self._v, -self._head)
 
-    def arrays_since(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """(times, values) from the newest sample at or before ``t`` onwards, as new arrays.
-
-        A live plot needs only what its time window shows (and the value held at its left
-        edge), not the whole history; times are taken as ascending, as frames arrive.
-        """
-        return self.tail(self.count_since(t))
-
     def tail(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(times, values) of the newest ``count`` samples (all kept, if fewer), as new arrays."""
         count = min(max(count, 0), self._size)
@@ -83,7 +75,11 @@ class SignalSeries:
         )
 
     def count_since(self, t: float) -> int:
-        """How many samples :meth:`arrays_since` would return for ``t``, without copying any."""
+        """How many samples from the newest at or before ``t`` (the value held then) onwards.
+
+        A live plot needs only what its time window shows, and the value held at its left
+        edge: ``tail(count_since(left))``. Times are taken as ascending, as frames arrive.
+        """
         return self._size - self._held_at(t)
 
     def value_at(self, t: float) -> float | None:
