@@ -7,6 +7,7 @@ from pathlib import Path
 
 import can
 
+from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.recorder import MessageFrameWriter, open_writer
 from workshop_app.core.types import Frame
 
@@ -50,13 +51,13 @@ def _frames(n: int) -> list[Frame]:
     return out
 
 
-def _write(path: Path, batches: list[list[Frame]], *, bulk: bool) -> bytes:
+def _write(path: Path, batches: list[list[Frame]], *, bulk: bool, columns: bool = False) -> bytes:
     writer = open_writer(path)
     assert isinstance(writer, MessageFrameWriter)
     if not bulk:
         writer._blf = None  # python-can's own path, one message at a time
     for i, batch in enumerate(batches):
-        writer.write_frames(batch)
+        writer.write_frames(batch, FrameColumns.from_frames(batch) if columns else None)
         if i % 3 == 2:
             writer.flush()  # as the recorder does every half second: a short container
     writer.close()
@@ -70,6 +71,8 @@ def test_batches_write_the_same_bytes_as_python_can_and_read_back(tmp_path):
     ours = _write(tmp_path / "bulk.blf", batches, bulk=True)
     theirs = _write(tmp_path / "one_by_one.blf", batches, bulk=False)
     assert ours == theirs
+    # Columns the caller built already (the capture process's, for the window) pack the same.
+    assert _write(tmp_path / "columns.blf", batches, bulk=True, columns=True) == theirs
     back = list(can.BLFReader(tmp_path / "bulk.blf"))
     assert len(back) == len(frames)
     got = [(m.arbitration_id, bytes(m.data), m.is_fd, m.is_remote_frame, m.is_rx) for m in back]

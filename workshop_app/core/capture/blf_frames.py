@@ -92,9 +92,15 @@ class BlfBatches:
         self._writer = writer
         self._channels: dict[str, int] = {}
 
-    def write(self, frames: Sequence[Frame], one_by_one: Callable[[Sequence[Frame]], None]) -> None:
-        """Write ``frames`` in order; ``one_by_one(frames)`` for what only python-can packs."""
-        cols = FrameColumns.from_frames(frames)
+    def write(
+        self,
+        frames: Sequence[Frame],
+        one_by_one: Callable[[Sequence[Frame]], None],
+        columns: FrameColumns | None = None,
+    ) -> None:
+        """Write ``frames`` in order (``columns``: the same frames as columns, if the caller has
+        them); ``one_by_one(frames)`` for what only python-can packs."""
+        cols = FrameColumns.from_frames(frames) if columns is None else columns
         channels = np.array([self._channel(name) for name in cols.channels] or [0], np.int64)
         if not len(cols) or (channels > 0xFFFF).any():
             one_by_one(frames)  # python-can raises for such a channel, as it always did

@@ -237,8 +237,8 @@ class Mf4FrameWriter:
         """Frames a reader finds in the file now (what a crash would leave)."""
         return sum(group.cycles for group in self._groups)
 
-    def write_frames(self, frames: Sequence[Frame]) -> int:
-        self._pending.extend(frames)
+    def write_frames(self, frames: Sequence[Frame], columns: object = None) -> int:
+        self._pending.extend(frames)  # columns unused: blocks are built from many batches
         if (
             len(self._pending) >= self._flush_frames
             or time.monotonic() - self._last_flush >= self._flush_seconds

@@ -129,7 +129,7 @@ class RemoteRecorder(Recorder):
             )
         return self._progress
 
-    def write(self, frames: list[Frame]) -> None:
+    def write(self, frames: list[Frame], columns: FrameColumns | None = None) -> None:
         """Nothing to do: the capture process records every frame before it is sent here."""
 
     def stop(self) -> RecordingSummary:

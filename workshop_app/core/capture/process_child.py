@@ -313,6 +313,7 @@ def _pump(ring: FrameRing, recorder: Recorder | None, link: _Link) -> None:
     frames = ring.drain()
     if not frames:
         return
+    columns = FrameColumns.from_frames(frames)  # for the window, and for a BLF recording too
     if recorder is not None:
-        recorder.write(frames)
-    link.frames(FrameColumns.from_frames(frames))
+        recorder.write(frames, columns)
+    link.frames(columns)

@@ -36,6 +36,7 @@ from can.io.logger import MESSAGE_WRITERS
 
 from workshop_app.core.capture import gzip_members
 from workshop_app.core.capture.blf_frames import BlfBatches
+from workshop_app.core.capture.columns import FrameColumns
 from workshop_app.core.capture.mf4_writer import Mf4FrameWriter, channel_number
 from workshop_app.core.capture.sqlite_log import SqliteFrameWriter
 from workshop_app.core.errors import LogFileError
@@ -91,7 +92,9 @@ class FrameWriter(Protocol):
     @property
     def flushed(self) -> int: ...
 
-    def write_frames(self, frames: Sequence[Frame]) -> int: ...
+    def write_frames(self, frames: Sequence[Frame], columns: FrameColumns | None = None) -> int:
+        """``columns``: the same frames as columns, when the caller has them already."""
+        ...
 
     def flush(self) -> None: ...
 
@@ -144,13 +147,14 @@ class MessageFrameWriter:
             return self._listener.committed  # it also commits on its own every 10,000 frames
         return self._flushed
 
-    def write_frames(self, frames: Sequence[Frame]) -> int:
+    def write_frames(self, frames: Sequence[Frame], columns: FrameColumns | None = None) -> int:
         if self._rejects is not None:
             rejects = self._rejects
             frames = [f for f in frames if not rejects(f)]
+            columns = None  # the rows no longer match
         try:
             if self._blf is not None:
-                self._blf.write(frames, self._write_messages)  # classic frames packed in bulk
+                self._blf.write(frames, self._write_messages, columns)  # packed in bulk
             else:
                 self._write_messages(frames)
         except BaseException:
@@ -363,15 +367,16 @@ class Recorder:
             self._warning_text(),
         )
 
-    def write(self, frames: list[Frame]) -> None:
-        """Queue a batch (called from the consumer thread)."""
+    def write(self, frames: list[Frame], columns: FrameColumns | None = None) -> None:
+        """Queue a batch (called from the consumer thread); ``columns``: the same frames as
+        columns, when the caller built them anyway (a BLF writer then packs them as they are)."""
         if not frames or self._stopped_at is not None:
             return
         if self.error is not None or self.queued + len(frames) > self._max_queued:
             self._dropped_on_write += len(frames)
             return
         self._enqueued += len(frames)
-        self._queue.put(frames)
+        self._queue.put(frames if columns is None else (frames, columns))
 
     def stop(self) -> RecordingSummary:
         """Write what is queued, close the file, and summarise. Idempotent."""
@@ -413,13 +418,16 @@ class Recorder:
                     item = None
                 if item is _STOP:
                     break
+                columns = None
+                if isinstance(item, tuple):
+                    item, columns = item
                 if isinstance(item, list):
                     self._dequeued += len(item)
                     if self.error is not None:
                         self._dropped_by_writer += len(item)
                         continue
                     try:
-                        stored = writer.write_frames(item)
+                        stored = writer.write_frames(item, columns)
                     except Exception as exc:
                         self._fail(exc, len(item))
                         closed = True
